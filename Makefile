@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SOURCES := workflow_orchestrator tests $(wildcard benchmarks)
 
 .PHONY: run test lint format install clean schema
 
@@ -19,13 +20,13 @@ run: $(STAMP)
 	$(BIN)/workflow-orchestrator serve --profile development
 
 lint: $(STAMP)
-	$(BIN)/ruff check workflow_orchestrator tests benchmarks
-	$(BIN)/ruff format --check workflow_orchestrator tests benchmarks
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format workflow_orchestrator tests benchmarks
-	$(BIN)/ruff check --fix workflow_orchestrator tests benchmarks
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

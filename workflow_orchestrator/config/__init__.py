@@ -1,1 +1,76 @@
-"""config package."""
+"""Configuration: ``application.yaml`` with profiles, ``${VAR}`` interpolation and env overrides.
+
+``load_config()`` returns a ``LoadedConfig`` whose ``settings`` is the typed, frozen ``Settings``
+tree, or raises ``ConfigError`` listing every problem with its file, key path and fix.
+"""
+
+from workflow_orchestrator.config._database_url import (
+    DatabaseLocation,
+    InvalidDatabaseURL,
+    mask_url,
+    parse_database_url,
+)
+from workflow_orchestrator.config._errors import ConfigError, ConfigProblem
+from workflow_orchestrator.config._loader import (
+    ENVIRONMENT_OVERRIDES,
+    PROFILES,
+    LoadedConfig,
+    load_config,
+)
+from workflow_orchestrator.config._settings import (
+    ConsoleAppenderSettings,
+    DatabaseEndpoint,
+    DatabaseSettings,
+    DefinitionsSettings,
+    DistributedSchedulerSettings,
+    EmbeddedDatabaseSettings,
+    EventProcessingSettings,
+    FileAppenderSettings,
+    KafkaSettings,
+    LoggingAppenders,
+    LoggingSettings,
+    MetricsSettings,
+    PrometheusSettings,
+    RabbitMQSettings,
+    RollingPolicy,
+    SchedulerSettings,
+    ServerSettings,
+    Settings,
+    SyslogAppenderSettings,
+)
+from workflow_orchestrator.config._show import MASK, effective_rows, effective_tree
+
+__all__ = [
+    "ENVIRONMENT_OVERRIDES",
+    "MASK",
+    "PROFILES",
+    "ConfigError",
+    "ConfigProblem",
+    "ConsoleAppenderSettings",
+    "DatabaseEndpoint",
+    "DatabaseLocation",
+    "DatabaseSettings",
+    "DefinitionsSettings",
+    "DistributedSchedulerSettings",
+    "EmbeddedDatabaseSettings",
+    "EventProcessingSettings",
+    "FileAppenderSettings",
+    "InvalidDatabaseURL",
+    "KafkaSettings",
+    "LoadedConfig",
+    "LoggingAppenders",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PrometheusSettings",
+    "RabbitMQSettings",
+    "RollingPolicy",
+    "SchedulerSettings",
+    "ServerSettings",
+    "Settings",
+    "SyslogAppenderSettings",
+    "effective_rows",
+    "effective_tree",
+    "load_config",
+    "mask_url",
+    "parse_database_url",
+]

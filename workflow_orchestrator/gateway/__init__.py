@@ -1,1 +1,23 @@
-"""gateway package."""
+"""Gateway: the API app (8080, under ``/api``) and the management app (8081) on hypercorn."""
+
+from workflow_orchestrator.gateway._api_app import create_api_app
+from workflow_orchestrator.gateway._health import HealthReporter, format_duration_ms, format_uptime
+from workflow_orchestrator.gateway._management_app import create_management_app
+from workflow_orchestrator.gateway._problems import (
+    PROBLEM_BASE,
+    PROBLEM_CONTENT_TYPE,
+    problem_response,
+)
+from workflow_orchestrator.gateway._server import serve_app
+
+__all__ = [
+    "PROBLEM_BASE",
+    "PROBLEM_CONTENT_TYPE",
+    "HealthReporter",
+    "create_api_app",
+    "create_management_app",
+    "format_duration_ms",
+    "format_uptime",
+    "problem_response",
+    "serve_app",
+]

@@ -1,0 +1,25 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.services import create_database, drop_database, url_for
+
+
+@pytest.fixture
+def database_name() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = create_database()
+    try:
+        yield name
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def database_url(database_name: str) -> str:
+    """The libpq URL of the test's own database."""
+    return url_for(database_name)

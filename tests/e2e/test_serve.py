@@ -1,0 +1,131 @@
+"""The real `workflow-orchestrator serve` process: endpoints, health shape, graceful stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.process import RunningService, run_service
+
+pytestmark = pytest.mark.e2e
+
+GRACE_SECONDS = 5
+
+
+def check_guide_endpoints(service: RunningService) -> None:
+    """Every management endpoint and the definitions list answer as the guide shows."""
+    for path in ("/health", "/health/live", "/health/ready"):
+        response = httpx.get(service.management + path, timeout=10)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["status"] == "UP"
+
+    detailed = httpx.get(service.management + "/health/detailed", timeout=10)
+    assert detailed.status_code == 200
+    body = detailed.json()
+    assert set(body) == {"status", "components", "version", "uptime"}
+    assert body["status"] == "UP"
+    assert re.fullmatch(r"\d+d \d+h \d+m", body["uptime"])
+    database = body["components"]["database"]
+    assert database["status"] == "UP"
+    assert re.fullmatch(r"\d+/\d+", database["details"]["connectionPool"])
+    assert re.fullmatch(r"\d+ms", database["details"]["latency"])
+    events = body["components"]["eventProcessing"]["details"]
+    assert {"subscriptionCount", "processingDelay"} <= set(events)
+    scheduler = body["components"]["scheduler"]["details"]
+    assert {"pendingTasks", "lastExecutionTime"} <= set(scheduler)
+
+    metrics = httpx.get(service.management + "/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert "process_resident_memory_bytes" in text
+    assert 'workflow_orchestrator_db_pool_connections{pool="primary",state="used"}' in text
+    assert re.search(
+        r'workflow_orchestrator_http_requests_total\{app="management",method="GET",'
+        r'route="/health/detailed",status="200"\} 1\.0',
+        text,
+    )
+
+    definitions = httpx.get(service.api + "/api/v1/workflow-definitions", timeout=10)
+    assert definitions.status_code == 200
+    assert definitions.json() == {"items": [], "nextCursor": None}
+
+    missing = httpx.get(service.api + "/api/v1/nothing-here", timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["detail"] == (
+        "no route matches GET /api/v1/nothing-here; see /api/openapi.json"
+    )
+
+
+def stop_gracefully(service: RunningService) -> None:
+    code, seconds = service.stop(signal.SIGTERM)
+    assert code == 0, service.log()
+    assert seconds < GRACE_SECONDS + 10, f"stop took {seconds:.1f}s"
+    assert "workflow-orchestrator stopped" in service.log()
+
+
+def test_serve_against_postgresql(tmp_path: Path, database_url: str) -> None:
+    """Against the real PostgreSQL: every endpoint answers, SIGTERM exits 0 within the grace."""
+    with run_service(
+        tmp_path,
+        args=("--url", database_url),
+        env={"LOG_LEVEL": "INFO"},
+    ) as service:
+        check_guide_endpoints(service)
+        stop_gracefully(service)
+
+
+def test_readiness_fails_when_schema_is_not_current(tmp_path: Path, database_url: str) -> None:
+    """With migrateOnStartup off and an empty database, /health/ready is 503 and says why."""
+    config = tmp_path / "app.yaml"
+    config.write_text("database:\n  migrateOnStartup: false\n")
+    with run_service(
+        tmp_path, args=("--url", database_url, "--config", str(config)), ready_path="/health/live"
+    ) as service:
+        ready = httpx.get(service.management + "/health/ready", timeout=10)
+        assert ready.status_code == 503
+        database = ready.json()["components"]["database"]
+        assert database["status"] == "DOWN"
+        assert database["details"]["schema"] == "outdated"
+        assert database["details"]["pendingMigrations"] == [1]
+        assert httpx.get(service.management + "/health", timeout=10).status_code == 503
+        assert "the database schema is not current (pending [1])" in service.log()
+        stop_gracefully(service)
+
+
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A data directory the embedded server's system user can reach (not under /root)."""
+    folder = Path(tempfile.mkdtemp(prefix="wo-embedded-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_serve_with_embedded_database(tmp_path: Path, embedded_dir: Path) -> None:
+    """Without a database URL an embedded PostgreSQL is started, used, stopped and reused."""
+    env = {"XDG_STATE_HOME": str(embedded_dir)}
+    with run_service(tmp_path, env=env) as service:
+        check_guide_endpoints(service)
+        assert "embedded PostgreSQL is running; connect with: psql postgresql://postgres@" in (
+            service.log()
+        )
+        stop_gracefully(service)
+    data_dir = embedded_dir / "workflow-orchestrator" / "postgres"
+    assert (data_dir / "PG_VERSION").is_file()
+    assert not (data_dir / "postmaster.pid").exists(), "the embedded server was not stopped"
+    with run_service(tmp_path, env=env) as again:
+        assert "initialising the embedded PostgreSQL" not in again.log()
+        stop_gracefully(again)
+    assert os.listdir(data_dir)

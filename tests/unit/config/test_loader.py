@@ -1,0 +1,325 @@
+"""Configuration loading: files, profiles, interpolation, environment overrides, error texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workflow_orchestrator.config import (
+    ENVIRONMENT_OVERRIDES,
+    ConfigError,
+    effective_rows,
+    effective_tree,
+    load_config,
+)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / "config" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def problems(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
+    return [str(p) for p in exc.value.problems]
+
+
+def test_defaults_apply_without_a_file(tmp_path: Path) -> None:
+    """With no file and no environment the documented defaults are used."""
+    loaded = load_config(cwd=tmp_path, environ={})
+    settings = loaded.settings
+    assert (settings.server.port, settings.server.management_port) == (8080, 8081)
+    assert settings.server.context_path == "/api"
+    assert settings.database.url == ""
+    assert settings.database.pool_size == 20
+    assert settings.event_processing.rabbitmq.exchanges == ("business-events", "system-events")
+    assert loaded.files == ()
+    assert loaded.source_of("server.port") == "default"
+
+
+def test_default_file_is_read_from_the_config_folder(tmp_path: Path) -> None:
+    """./config/application.yaml is found without being named."""
+    path = write(tmp_path, "application.yaml", "server:\n  port: 9090\n")
+    loaded = load_config(cwd=tmp_path, environ={})
+    assert loaded.settings.server.port == 9090
+    assert loaded.source_of("server.port") == str(path)
+
+
+def test_config_option_wins_over_workflow_config(tmp_path: Path) -> None:
+    """--config beats $WORKFLOW_CONFIG, which beats ./config/application.yaml."""
+    write(tmp_path, "application.yaml", "server:\n  port: 1111\n")
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text("server:\n  port: 2222\n")
+    option_file = tmp_path / "option.yaml"
+    option_file.write_text("server:\n  port: 3333\n")
+    environ = {"WORKFLOW_CONFIG": str(env_file)}
+    assert load_config(cwd=tmp_path, environ=environ).settings.server.port == 2222
+    loaded = load_config(cwd=tmp_path, environ=environ, config_path=option_file)
+    assert loaded.settings.server.port == 3333
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "read"),
+    [
+        ("SERVER_PORT", "9001", lambda s: s.server.port == 9001),
+        ("MANAGEMENT_PORT", "9002", lambda s: s.server.management_port == 9002),
+        (
+            "DATABASE_URL",
+            "jdbc:postgresql://db:5432/wf",
+            lambda s: s.database.url == "jdbc:postgresql://db:5432/wf",
+        ),
+        ("DATABASE_USERNAME", "alice", lambda s: s.database.username == "alice"),
+        ("DATABASE_PASSWORD", "s3cret", lambda s: s.database.password == "s3cret"),
+        ("DATABASE_POOL_SIZE", "7", lambda s: s.database.pool_size == 7),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "k1:9092,k2:9092",
+            lambda s: s.event_processing.kafka.bootstrap_servers == "k1:9092,k2:9092",
+        ),
+        (
+            "RABBITMQ_URL",
+            "amqp://u:p@mq:5672/",
+            lambda s: s.event_processing.rabbitmq.url == "amqp://u:p@mq:5672/",
+        ),
+        ("LOG_LEVEL", "debug", lambda s: s.logging.level == "DEBUG"),
+        ("METRICS_ENABLED", "false", lambda s: s.metrics.enabled is False),
+    ],
+)
+def test_every_environment_variable_overrides_the_file(
+    tmp_path: Path, variable: str, value: str, read: object
+) -> None:
+    """Each of the guide's environment variables wins over the file and is reported as its source."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "server:\n  port: 1\n  managementPort: 2\ndatabase:\n  poolSize: 3\n"
+        "logging:\n  level: ERROR\nmetrics:\n  enabled: true\n",
+    )
+    loaded = load_config(cwd=tmp_path, environ={variable: value})
+    assert callable(read) and read(loaded.settings)
+    assert loaded.source_of(ENVIRONMENT_OVERRIDES[variable]) == f"env {variable}"
+
+
+def test_the_override_list_is_the_guides() -> None:
+    """The supported environment variables are exactly the documented ones."""
+    assert set(ENVIRONMENT_OVERRIDES) == {
+        "SERVER_PORT",
+        "MANAGEMENT_PORT",
+        "DATABASE_URL",
+        "DATABASE_USERNAME",
+        "DATABASE_PASSWORD",
+        "DATABASE_POOL_SIZE",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "RABBITMQ_URL",
+        "LOG_LEVEL",
+        "METRICS_ENABLED",
+    }
+
+
+def test_interpolation_with_and_without_default(tmp_path: Path) -> None:
+    """${VAR} takes the variable; ${VAR:-default} falls back when it is unset or empty."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  url: jdbc:postgresql://${DB_HOST}:5432/${DB_NAME:-workflows}\n"
+        "  poolSize: ${POOL:-12}\n  username: ${DB_USER:-app}\n",
+    )
+    loaded = load_config(cwd=tmp_path, environ={"DB_HOST": "db.internal", "DB_USER": ""})
+    database = loaded.settings.database
+    assert database.url == "jdbc:postgresql://db.internal:5432/workflows"
+    assert database.pool_size == 12
+    assert database.username == "app"
+
+
+def test_unset_variable_without_default_names_file_key_and_fix(tmp_path: Path) -> None:
+    """A ${VAR} with nothing to take says which file, key and variable, and how to fix it."""
+    path = write(tmp_path, "application.yaml", "database:\n  password: ${DB_PASSWORD}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: database.password: environment variable DB_PASSWORD is not set; set it, or "
+        "write ${DB_PASSWORD:-default} to give a default"
+    ]
+
+
+def test_profile_overlays_the_base_file(tmp_path: Path) -> None:
+    """--profile NAME overlays config/NAME.yaml; untouched keys keep the base file's values."""
+    write(tmp_path, "application.yaml", "server:\n  port: 8000\ndatabase:\n  poolSize: 5\n")
+    profile = write(tmp_path, "production.yaml", "database:\n  poolSize: 50\n")
+    loaded = load_config(cwd=tmp_path, environ={}, profile="production")
+    assert loaded.settings.server.port == 8000
+    assert loaded.settings.database.pool_size == 50
+    assert loaded.source_of("database.poolSize") == str(profile)
+    assert loaded.profile == "production"
+
+
+def test_profile_from_environment(tmp_path: Path) -> None:
+    """WORKFLOW_PROFILE selects the profile when --profile is absent."""
+    write(tmp_path, "staging.yaml", "logging:\n  level: DEBUG\n")
+    loaded = load_config(cwd=tmp_path, environ={"WORKFLOW_PROFILE": "staging"})
+    assert loaded.settings.logging.level == "DEBUG"
+
+
+def test_missing_profile_file_lists_the_profiles(tmp_path: Path) -> None:
+    """An unknown profile says which file is missing and which profiles exist."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={}, profile="prod")
+    expected = tmp_path / "config" / "prod.yaml"
+    assert problems(exc) == [
+        f"--profile: profile 'prod' has no file {expected}; create it or choose one of: "
+        "development, staging, production"
+    ]
+
+
+def test_shipped_profiles_load(tmp_path: Path) -> None:
+    """The example file and the three shipped profiles are valid together."""
+    shipped = Path(__file__).resolve().parents[3] / "config"
+    for name in ("development", "staging", "production"):
+        loaded = load_config(
+            config_path=shipped / "application.yaml.example", profile=name, environ={}
+        )
+        assert loaded.profile == name
+
+
+def test_typo_suggests_the_closest_key(tmp_path: Path) -> None:
+    """An unknown key names the file and key path and suggests the closest valid key."""
+    path = write(tmp_path, "application.yaml", "server:\n  prot: 8080\ndatabse:\n  url: x\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: server.prot: unknown key; did you mean 'server.port'?",
+        f"{path}: databse: unknown key; did you mean 'database'?",
+    ]
+
+
+def test_wrong_type_says_what_is_expected(tmp_path: Path) -> None:
+    """A value of the wrong type names the key and the expected kind of value."""
+    path = write(
+        tmp_path,
+        "application.yaml",
+        "server:\n  port: eighty\nmetrics:\n  enabled: maybe\ndatabase:\n  poolSize: 0\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: server.port: expected a TCP port number between 1 and 65535, got 'eighty'",
+        f"{path}: metrics.enabled: expected true or false, got 'maybe'",
+        f"{path}: database.poolSize: expected a number of connections >= 1, got 0 (out of range)",
+    ]
+    assert str(exc.value).startswith("invalid configuration (3 problems):\n  - ")
+
+
+def test_environment_value_errors_name_the_variable(tmp_path: Path) -> None:
+    """A bad value from the environment is reported against that variable."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={"SERVER_PORT": "http"})
+    assert problems(exc) == [
+        "env SERVER_PORT: server.port: expected a TCP port number between 1 and 65535, got 'http'"
+    ]
+
+
+def test_choice_suggests_the_closest(tmp_path: Path) -> None:
+    """An enumerated value lists the choices and suggests the closest one."""
+    write(tmp_path, "application.yaml", "database:\n  readPreference: PREFER_REPLCA\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc)[0].endswith(
+        "database.readPreference: expected one of PRIMARY, PREFER_REPLICA, got 'PREFER_REPLCA'; "
+        "did you mean 'PREFER_REPLICA'?"
+    )
+
+
+def test_durations_and_sizes(tmp_path: Path) -> None:
+    """'30s', '5m' and '100MB' style values are understood."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "server:\n  shutdownGracePeriod: 5m\nscheduler:\n  distributed:\n"
+        "    leaderElectionInterval: 500ms\nlogging:\n  appenders:\n    file:\n"
+        "      rollingPolicy:\n        maxSize: 100MB\n",
+    )
+    settings = load_config(cwd=tmp_path, environ={}).settings
+    assert settings.server.shutdown_grace_period == 300.0
+    assert settings.scheduler.distributed.leader_election_interval == 0.5
+    assert settings.logging.appenders.file.rolling_policy.max_size == 100 * 1024 * 1024
+
+
+def test_replicas_and_read_preference(tmp_path: Path) -> None:
+    """Both replica spellings are read; PREFER_REPLICA without any replica is rejected."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  primary:\n    url: jdbc:postgresql://p:5432/wf\n"
+        "  replicas:\n    - url: jdbc:postgresql://r1:5432/wf\n"
+        "  readReplicas:\n    - url: jdbc:postgresql://r2:5432/wf\n"
+        "  readPreference: PREFER_REPLICA\n",
+    )
+    database = load_config(cwd=tmp_path, environ={}).settings.database
+    assert database.primary_url == "jdbc:postgresql://p:5432/wf"
+    assert database.replica_urls == ("jdbc:postgresql://r1:5432/wf", "jdbc:postgresql://r2:5432/wf")
+    path = write(tmp_path, "application.yaml", "database:\n  readPreference: PREFER_REPLICA\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: database.readPreference: PREFER_REPLICA needs at least one "
+        "database.replicas[].url (or database.readReplicas[].url); add one or use PRIMARY"
+    ]
+
+
+def test_bad_database_url_is_rejected(tmp_path: Path) -> None:
+    """A URL that is neither JDBC nor libpq PostgreSQL is rejected at load time."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={"DATABASE_URL": "mysql://db/wf"})
+    assert problems(exc) == [
+        "env DATABASE_URL: database.url: expected a URL starting with jdbc:postgresql:// or "
+        "postgresql://, got one starting with 'mysql':"
+    ]
+
+
+def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
+    """A YAML syntax error names the file and the position."""
+    path = write(tmp_path, "application.yaml", "server:\n  port: [8080\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    (message,) = problems(exc)
+    assert message.startswith(f"{path}: not valid YAML at line 3")
+
+
+def test_secrets_never_appear_in_errors_or_show(tmp_path: Path) -> None:
+    """Passwords are masked in `config show` output and absent from error text."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  password: hunter2\n  poolSize: nope\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert "hunter2" not in str(exc.value)
+    loaded = load_config(
+        cwd=tmp_path,
+        environ={
+            "DATABASE_POOL_SIZE": "4",
+            "RABBITMQ_URL": "amqp://user:hunter2@mq:5672/",
+            "DATABASE_URL": "jdbc:postgresql://db:5432/wf?user=a&password=hunter2",
+        },
+    )
+    rows = effective_rows(loaded)
+    assert "hunter2" not in repr(rows)
+    assert "hunter2" not in repr(effective_tree(loaded))
+    assert ("database.password", '"******"', str(tmp_path / "config" / "application.yaml")) in rows
+    tree = effective_tree(loaded)
+    assert tree["eventProcessing"]["rabbitmq"]["url"] == "amqp://user:******@mq:5672/"
+
+
+def test_command_line_overrides_win(tmp_path: Path) -> None:
+    """--url/--username/--password beat the environment and are reported as options."""
+    loaded = load_config(
+        cwd=tmp_path,
+        environ={"DATABASE_URL": "jdbc:postgresql://env:5432/wf"},
+        overrides={"database.url": "jdbc:postgresql://cli:5432/wf", "database.username": "bob"},
+    )
+    assert loaded.settings.database.url == "jdbc:postgresql://cli:5432/wf"
+    assert loaded.source_of("database.url") == "--url"
+    assert loaded.source_of("database.username") == "--username"

@@ -1,0 +1,284 @@
+"""The ``workflow-orchestrator`` command.
+
+Exit codes: 0 success; 1 the work failed (database unreachable, migration failed, invalid
+definition); 2 the command line or the configuration is wrong. Errors are one readable paragraph
+on standard error, never a traceback, unless ``LOG_LEVEL`` is DEBUG or TRACE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+import trio_asyncio
+import yaml
+
+from workflow_orchestrator._version import __version__
+from workflow_orchestrator.config import (
+    ENVIRONMENT_OVERRIDES,
+    PROFILES,
+    ConfigError,
+    LoadedConfig,
+    effective_rows,
+    effective_tree,
+    load_config,
+)
+from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.observability import configure_logging
+from workflow_orchestrator.service import Service, open_configured_database
+from workflow_orchestrator.storage import migrate, schema_status
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("workflow_orchestrator")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_EPILOG = (
+    "The configuration is read from --config PATH, else $WORKFLOW_CONFIG, else "
+    "./config/application.yaml; with none, built-in defaults apply (and `serve` starts an embedded "
+    "PostgreSQL). Environment variables override the file: "
+    + ", ".join(ENVIRONMENT_OVERRIDES)
+    + ". `workflow-orchestrator config show` prints the result and where each value came from."
+)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the application.yaml to read (default: $WORKFLOW_CONFIG, ./config/application.yaml)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help=f"overlay config/NAME.yaml, e.g. {', '.join(PROFILES)} (default: $WORKFLOW_PROFILE)",
+    )
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("database (override database.* settings)")
+    group.add_argument(
+        "--url",
+        metavar="URL",
+        help="PostgreSQL URL, JDBC (jdbc:postgresql://host:5432/db) or postgresql:// form",
+    )
+    group.add_argument("--username", metavar="USER", help="PostgreSQL user name")
+    group.add_argument("--password", metavar="PASSWORD", help="PostgreSQL password")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="workflow-orchestrator",
+        description="Durable workflow orchestration for the CNCF Serverless Workflow DSL 1.0.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the service (API on 8080, management on 8081)",
+        description="Run the service until SIGTERM or SIGINT. Without a configured database an "
+        "embedded PostgreSQL is started in the user's state directory and reused next time.",
+        epilog=_EPILOG,
+    )
+    _common(serve)
+    _database_options(serve)
+    serve.add_argument("--port", type=int, metavar="N", help="API port (server.port)")
+    serve.add_argument(
+        "--management-port", type=int, metavar="N", help="management port (server.managementPort)"
+    )
+
+    init_schema = commands.add_parser(
+        "init-schema",
+        help="create the database schema on a new database",
+        description="Create every table, index and required extension on an empty database. "
+        "On a database that already has the schema this changes nothing (use `migrate` to "
+        "upgrade it).",
+        epilog=_EPILOG,
+    )
+    _common(init_schema)
+    _database_options(init_schema)
+
+    migrate_cmd = commands.add_parser(
+        "migrate",
+        help="apply pending schema migrations",
+        description="Apply the schema migrations this release has and the database lacks. Safe "
+        "to run from several replicas at once (an advisory lock serialises them).",
+        epilog=_EPILOG,
+    )
+    _common(migrate_cmd)
+    _database_options(migrate_cmd)
+    migrate_cmd.add_argument(
+        "--status", action="store_true", help="only report applied and pending migrations"
+    )
+
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    show = config_commands.add_parser(
+        "show",
+        help="print the effective configuration with the source of each value",
+        description="Print every setting after the file, profile and environment are applied, "
+        "with where each value came from. Secrets are masked.",
+        epilog=_EPILOG,
+    )
+    _common(show)
+    show.add_argument(
+        "--format", choices=("table", "yaml", "json"), default="table", help="output format"
+    )
+
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for option, key in (
+        ("url", "database.url"),
+        ("username", "database.username"),
+        ("password", "database.password"),
+        ("port", "server.port"),
+        ("management_port", "server.managementPort"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    return load_config(config_path=args.config, profile=args.profile, overrides=_overrides(args))
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if args.format == "json":
+        print(json.dumps(effective_tree(loaded), indent=2))
+    elif args.format == "yaml":
+        print(yaml.safe_dump(effective_tree(loaded), sort_keys=False), end="")
+    else:
+        rows = effective_rows(loaded)
+        width = max(len(key) for key, _, _ in rows)
+        value_width = min(max(len(value) for _, value, _ in rows), 48)
+        print(f"# files: {', '.join(loaded.files) or '(none: built-in defaults)'}")
+        print(f"# profile: {loaded.profile or '(none)'}")
+        for key, value, source in rows:
+            print(f"{key:<{width}}  {value:<{value_width}}  {source}")
+    return EXIT_OK
+
+
+async def _serve(loaded: LoadedConfig) -> None:
+    service = Service(loaded)
+    grace = loaded.settings.server.shutdown_grace_period
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    if service_stopping.is_set():
+                        logger.warning("second %s: stopping now", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return
+                    logger.info("received %s", signal.Signals(signum).name)
+                    service_stopping.set()
+                    service.request_shutdown()
+                    # Bound the whole stop: grace period for requests, then a margin for pools.
+                    nursery.cancel_scope.deadline = trio.current_time() + grace + 15.0
+
+            service_stopping = trio.Event()
+            nursery.start_soon(watch_signals)
+            await service.run()
+            nursery.cancel_scope.cancel()
+    logger.info("workflow-orchestrator stopped")
+
+
+async def _schema(loaded: LoadedConfig, action: str) -> int:
+    async with trio_asyncio.open_loop(), open_configured_database(loaded) as database:
+        where = database.location.display()
+        if action == "status":
+            status = await schema_status(database)
+            print(f"database: {where}")
+            print(f"applied: {list(status.applied)}")
+            print(f"pending: {list(status.pending)}")
+            if status.mismatched:
+                print(f"changed after being applied: {list(status.mismatched)}")
+            if status.unknown:
+                print(f"from a newer release: {list(status.unknown)}")
+            return EXIT_OK if status.current else EXIT_FAILED
+        before = await schema_status(database)
+        if action == "init" and before.applied:
+            print(
+                f"the schema already exists in {where} (version {max(before.applied)}); nothing "
+                "to do. Use `workflow-orchestrator migrate` to apply newer migrations."
+            )
+            return EXIT_OK
+        report = await migrate(database)
+        if report.applied:
+            print(f"applied migrations {list(report.applied)} to {where}")
+        else:
+            print(f"the schema of {where} is current (version {report.current_version})")
+        return EXIT_OK
+
+
+def _run_async(fn: Callable[[], Any]) -> Any:
+    return trio.run(fn)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        print(f"workflow-orchestrator {__version__}")
+        return EXIT_OK
+    code = EXIT_OK
+    try:
+        code = _dispatch(args)
+    except* BrokenPipeError:
+        # The reader went away (`config show | head`); not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except* ConfigError as group:
+        _report(group)
+        code = EXIT_USAGE
+    except* OrchestratorError as group:
+        _report(group)
+        code = EXIT_FAILED
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "config":
+        return _show_config(args)
+    loaded = _load(args)
+    configure_logging(loaded.settings.logging)
+    if args.command == "serve":
+        _run_async(lambda: _serve(loaded))
+        return EXIT_OK
+    action = "init" if args.command == "init-schema" else "status" if args.status else "migrate"
+    code: int = _run_async(lambda: _schema(loaded, action))
+    return code
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _report(group: BaseExceptionGroup[OrchestratorError]) -> None:
+    for exc in _leaves(group):
+        logger.debug("failure details", exc_info=exc)
+        print(f"workflow-orchestrator: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Typed, immutable settings: the shape of ``application.yaml``.
+
+Every class here mirrors one mapping of the YAML file. Python names are snake_case; the YAML key
+of a field is its camelCase spelling (``management_port`` is ``managementPort``) unless the field's
+metadata names another. Field metadata also carries the value kind used by the converter
+(``duration`` such as ``"30s"``, ``size`` such as ``"100MB"``, ``secret`` for values never shown)
+and the allowed choices of enumerated strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ConsoleAppenderSettings",
+    "DatabaseEndpoint",
+    "DatabaseSettings",
+    "DefinitionsSettings",
+    "DistributedSchedulerSettings",
+    "EmbeddedDatabaseSettings",
+    "EventProcessingSettings",
+    "FileAppenderSettings",
+    "KafkaSettings",
+    "LoggingAppenders",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PrometheusSettings",
+    "RabbitMQSettings",
+    "RollingPolicy",
+    "SchedulerSettings",
+    "ServerSettings",
+    "Settings",
+    "SyslogAppenderSettings",
+]
+
+
+def _meta(
+    *,
+    kind: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    help: str = "",
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "choices": choices,
+        "secret": secret,
+        "minimum": minimum,
+        "maximum": maximum,
+        "help": help,
+    }
+
+
+_PORT = _meta(minimum=1, maximum=65535, help="a TCP port number between 1 and 65535")
+
+
+@attrs.frozen(kw_only=True)
+class ServerSettings:
+    """The two HTTP listeners: the API and the management port."""
+
+    host: str = attrs.field(default="0.0.0.0", metadata=_meta(help="the address to listen on"))
+    port: int = attrs.field(default=8080, metadata=_PORT)
+    management_port: int = attrs.field(default=8081, metadata=_PORT)
+    context_path: str = attrs.field(
+        default="/api", metadata=_meta(help="a URL path prefix starting with '/', e.g. /api")
+    )
+    shutdown_grace_period: float = attrs.field(
+        default=30.0,
+        metadata=_meta(kind="duration", minimum=0, help="a duration such as 30s"),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseEndpoint:
+    """One PostgreSQL server (a read replica or the primary)."""
+
+    url: str = attrs.field(
+        default="", metadata=_meta(help="a PostgreSQL URL such as jdbc:postgresql://host:5432/db")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class EmbeddedDatabaseSettings:
+    """The private PostgreSQL started when no ``database.url`` is configured."""
+
+    enabled: bool = attrs.field(default=True, metadata=_meta(help="true or false"))
+    data_dir: str = attrs.field(
+        default="",
+        metadata=_meta(help="a directory; empty means the user's state directory"),
+    )
+    port: int = attrs.field(
+        default=0, metadata=_meta(minimum=0, maximum=65535, help="a TCP port; 0 picks a free one")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseSettings:
+    """PostgreSQL: the primary, optional read replicas, and the pool."""
+
+    url: str = attrs.field(
+        default="",
+        metadata=_meta(
+            help="a PostgreSQL URL such as jdbc:postgresql://host:5432/db; empty starts the "
+            "embedded database",
+        ),
+    )
+    username: str = attrs.field(default="", metadata=_meta(help="a PostgreSQL role name"))
+    password: str = attrs.field(default="", metadata=_meta(secret=True, help="a password"))
+    pool_size: int = attrs.field(
+        default=20, metadata=_meta(minimum=1, maximum=1000, help="a number of connections >= 1")
+    )
+    connect_timeout: float = attrs.field(
+        default=10.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s")
+    )
+    migrate_on_startup: bool = attrs.field(default=True, metadata=_meta(help="true or false"))
+    primary: DatabaseEndpoint = attrs.field(factory=DatabaseEndpoint)
+    replicas: tuple[DatabaseEndpoint, ...] = ()
+    read_replicas: tuple[DatabaseEndpoint, ...] = ()
+    read_preference: str = attrs.field(
+        default="PRIMARY", metadata=_meta(choices=("PRIMARY", "PREFER_REPLICA"))
+    )
+    embedded: EmbeddedDatabaseSettings = attrs.field(factory=EmbeddedDatabaseSettings)
+
+    @property
+    def primary_url(self) -> str:
+        """The primary's URL: ``database.primary.url`` when set, else ``database.url``."""
+        return self.primary.url or self.url
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """Read replicas from ``database.replicas`` and ``database.readReplicas``, in that order."""
+        return tuple(r.url for r in (*self.replicas, *self.read_replicas) if r.url)
+
+
+@attrs.frozen(kw_only=True)
+class KafkaSettings:
+    """Kafka source settings (the source itself is not available yet)."""
+
+    bootstrap_servers: str = "localhost:9092"
+    consumer_group: str = "workflow-orchestrator"
+    topics: tuple[str, ...] = ("business-events", "system-events")
+
+
+@attrs.frozen(kw_only=True)
+class RabbitMQSettings:
+    """RabbitMQ source settings."""
+
+    url: str = attrs.field(
+        default="amqp://guest:guest@localhost:5672/",
+        metadata=_meta(help="an AMQP URL such as amqp://user:password@host:5672/vhost"),
+    )
+    exchanges: tuple[str, ...] = ("business-events", "system-events")
+    queue: str = "workflow-orchestrator"
+    prefetch: int = attrs.field(
+        default=100, metadata=_meta(minimum=1, maximum=65535, help="a message count >= 1")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class EventProcessingSettings:
+    """Where business events come from."""
+
+    source: str = attrs.field(
+        default="database", metadata=_meta(choices=("database", "rabbitmq", "kafka"))
+    )
+    kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    rabbitmq: RabbitMQSettings = attrs.field(factory=RabbitMQSettings)
+
+
+@attrs.frozen(kw_only=True)
+class DistributedSchedulerSettings:
+    """Leader election of the schedule-firing loop across replicas."""
+
+    enabled: bool = False
+    locking_mechanism: str = attrs.field(default="database", metadata=_meta(choices=("database",)))
+    leader_election_interval: float = attrs.field(
+        default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerSettings:
+    """Durable timers and schedules."""
+
+    enabled: bool = True
+    thread_pool_size: int = attrs.field(
+        default=10, metadata=_meta(minimum=1, maximum=10_000, help="a number >= 1")
+    )
+    distributed: DistributedSchedulerSettings = attrs.field(factory=DistributedSchedulerSettings)
+
+
+@attrs.frozen(kw_only=True)
+class ConsoleAppenderSettings:
+    """Log lines on standard error."""
+
+    enabled: bool = True
+    format: str = attrs.field(default="text", metadata=_meta(choices=("text", "json")))
+
+
+@attrs.frozen(kw_only=True)
+class RollingPolicy:
+    """When a log file rolls over and how many old files are kept."""
+
+    max_size: int = attrs.field(
+        default=100 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 100MB"),
+    )
+    max_history: int = attrs.field(
+        default=30, metadata=_meta(minimum=0, maximum=10_000, help="a number of files >= 0")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class FileAppenderSettings:
+    """Log lines in a size-rolling file."""
+
+    enabled: bool = False
+    path: str = "logs/workflow-orchestrator.log"
+    format: str = attrs.field(default="text", metadata=_meta(choices=("text", "json")))
+    rolling_policy: RollingPolicy = attrs.field(factory=RollingPolicy)
+
+
+@attrs.frozen(kw_only=True)
+class SyslogAppenderSettings:
+    """Log lines sent to a syslog server."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = attrs.field(default=514, metadata=_PORT)
+    protocol: str = attrs.field(default="udp", metadata=_meta(choices=("udp", "tcp")))
+    facility: str = "user"
+
+
+@attrs.frozen(kw_only=True)
+class LoggingAppenders:
+    """All log destinations."""
+
+    console: ConsoleAppenderSettings = attrs.field(factory=ConsoleAppenderSettings)
+    file: FileAppenderSettings = attrs.field(factory=FileAppenderSettings)
+    syslog: SyslogAppenderSettings = attrs.field(factory=SyslogAppenderSettings)
+
+
+@attrs.frozen(kw_only=True)
+class LoggingSettings:
+    """Log level and destinations."""
+
+    level: str = attrs.field(
+        default="INFO",
+        metadata=_meta(choices=("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")),
+    )
+    appenders: LoggingAppenders = attrs.field(factory=LoggingAppenders)
+
+
+@attrs.frozen(kw_only=True)
+class PrometheusSettings:
+    """The Prometheus exposition endpoint."""
+
+    enabled: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class MetricsSettings:
+    """Metrics collection."""
+
+    enabled: bool = True
+    prometheus: PrometheusSettings = attrs.field(factory=PrometheusSettings)
+
+
+@attrs.frozen(kw_only=True)
+class DefinitionsSettings:
+    """Workflow definitions registered at startup."""
+
+    paths: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The whole effective configuration of one service process."""
+
+    server: ServerSettings = attrs.field(factory=ServerSettings)
+    database: DatabaseSettings = attrs.field(factory=DatabaseSettings)
+    event_processing: EventProcessingSettings = attrs.field(factory=EventProcessingSettings)
+    scheduler: SchedulerSettings = attrs.field(factory=SchedulerSettings)
+    logging: LoggingSettings = attrs.field(factory=LoggingSettings)
+    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
+    definitions: DefinitionsSettings = attrs.field(factory=DefinitionsSettings)

@@ -1,0 +1,62 @@
+"""The management app (port 8081): health endpoints, Prometheus metrics, supervision tree."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Response
+from quart_trio import QuartTrio
+
+from workflow_orchestrator.gateway._health import HealthReporter
+from workflow_orchestrator.gateway._http_metrics import install_request_metrics
+from workflow_orchestrator.gateway._problems import install_problem_handlers, problem_response
+from workflow_orchestrator.observability import CONTENT_TYPE, ServiceMetrics
+
+__all__ = ["create_management_app"]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def create_management_app(
+    *, health: HealthReporter, metrics: ServiceMetrics, metrics_enabled: bool
+) -> QuartTrio:
+    """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off."""
+    app = QuartTrio("workflow_orchestrator.management")
+    install_problem_handlers(app)
+    if metrics_enabled:
+        install_request_metrics(app, metrics, "management")
+
+    @app.get("/health")
+    async def overall() -> Response:
+        ready, body = await health.detailed()
+        return _json({"status": body["status"]}, 200 if ready else 503)
+
+    @app.get("/health/live")
+    async def live() -> Response:
+        return _json(await health.live())
+
+    @app.get("/health/ready")
+    async def ready() -> Response:
+        is_ready, body = await health.ready()
+        return _json(body, 200 if is_ready else 503)
+
+    @app.get("/health/detailed")
+    async def detailed() -> Response:
+        is_ready, body = await health.detailed()
+        return _json(body, 200 if is_ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        if not metrics_enabled:
+            return problem_response(
+                404,
+                "metrics-disabled",
+                "Metrics Disabled",
+                "metrics are disabled; set metrics.enabled: true (or METRICS_ENABLED=true)",
+            )
+        return Response(metrics.exposition(), content_type=CONTENT_TYPE)
+
+    return app

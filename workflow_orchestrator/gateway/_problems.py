@@ -1,0 +1,69 @@
+"""RFC 9457 ``application/problem+json`` responses and the error handlers that produce them.
+
+Every error a client sees has a stable ``type`` URI under ``PROBLEM_BASE``, a short ``title``,
+the HTTP ``status`` and a ``detail`` sentence saying what was wrong and what to do. Unexpected
+exceptions become a 500 whose detail never contains internals; the exception is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+__all__ = ["PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "install_problem_handlers", "problem_response"]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://workflow-orchestrator.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def problem_response(
+    status: int, kind: str, title: str, detail: str, **extensions: Any
+) -> Response:
+    """A problem+json response; ``kind`` is the last segment of the ``type`` URI."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path if request else None,
+    }
+    body.update(extensions)
+    return Response(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _kind_of(exc: HTTPException) -> str:
+    name = (exc.name or "error").lower().replace(" ", "-")
+    return "".join(ch for ch in name if ch.isalnum() or ch == "-")
+
+
+def install_problem_handlers(app: Quart) -> None:
+    """Turn HTTP errors (404, 405, ...) and unhandled exceptions into problem+json."""
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        detail = exc.description or exc.name
+        if status == 404:
+            detail = f"no route matches {request.method} {request.path}; see /api/openapi.json"
+        elif status == 405:
+            allowed = exc.valid_methods if hasattr(exc, "valid_methods") else None
+            detail = f"{request.method} is not allowed on {request.path}" + (
+                f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
+            )
+        return problem_response(status, _kind_of(exc), exc.name or "Error", str(detail))
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal Server Error",
+            "the server failed to handle the request; the error is in its log",
+        )

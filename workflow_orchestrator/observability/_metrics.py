@@ -1,0 +1,103 @@
+"""Prometheus metrics of one service: HTTP requests per route, database pool gauges.
+
+Each service owns a ``ServiceMetrics`` with its own registry (so tests can build several apps in
+one process); the exposition joins it with prometheus-client's default registry, which holds the
+process metrics and the process-wide counters (actor restarts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import attrs
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "PoolReading", "ServiceMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "workflow_orchestrator"
+
+# ``*_created`` series double the exposition for no use on a dashboard.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+@attrs.frozen(kw_only=True)
+class PoolReading:
+    """One pool's connections: open, in use, configured maximum."""
+
+    pool: str
+    size: int
+    used: int
+    max_size: int
+
+
+class _PoolCollector(Collector):
+    def __init__(self, read: Callable[[], list[PoolReading]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            f"{PREFIX}_db_pool_connections",
+            "Database pool connections by state",
+            labels=["pool", "state"],
+        )
+        maximum = GaugeMetricFamily(
+            f"{PREFIX}_db_pool_max_connections",
+            "Configured maximum connections of the pool",
+            labels=["pool"],
+        )
+        for reading in self._read():
+            connections.add_metric([reading.pool, "used"], reading.used)
+            connections.add_metric([reading.pool, "idle"], reading.size - reading.used)
+            maximum.add_metric([reading.pool], reading.max_size)
+        yield connections
+        yield maximum
+
+
+class ServiceMetrics:
+    """The metrics a service records; ``exposition()`` renders them with the process metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests handled, by app, method, route template and status code",
+            ["app", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_request_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "HTTP request latency by app, method and route template",
+            ["app", "method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self._pool_readers: list[Callable[[], list[PoolReading]]] = []
+        self.registry.register(_PoolCollector(self._read_pools))
+
+    def add_pool_reader(self, read: Callable[[], list[PoolReading]]) -> None:
+        """Report the pools returned by ``read`` (called at every scrape, must not block)."""
+        self._pool_readers.append(read)
+
+    def _read_pools(self) -> list[PoolReading]:
+        return [reading for read in self._pool_readers for reading in read()]
+
+    def observe_request(
+        self, *, app: str, method: str, route: str, status: int, seconds: float
+    ) -> None:
+        """Count one finished request under its route template (never its concrete path)."""
+        self.http_requests.labels(app, method, route, str(status)).inc()
+        self.http_request_duration.labels(app, method, route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of the default registry and this service's metrics."""
+        return generate_latest(REGISTRY) + generate_latest(self.registry)

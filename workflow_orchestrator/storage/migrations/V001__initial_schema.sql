@@ -1,0 +1,80 @@
+-- Workflow definitions, workflow instances and the partition leases that spread instances over
+-- replicas. Instances carry their partition and lease fencing data from the start so that many
+-- replicas can share the work later without rewriting the table.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+DO $$
+BEGIN
+    -- Optional: nothing depends on pgcrypto (gen_random_uuid() is built in since PostgreSQL 13).
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
+        CREATE EXTENSION IF NOT EXISTS pgcrypto;
+    END IF;
+END
+$$;
+
+CREATE TABLE workflow_definitions (
+    definition_id  text        NOT NULL CHECK (definition_id ~ '^[A-Za-z0-9_.-]{1,200}$'),
+    version        text        NOT NULL,
+    namespace      text        NOT NULL,
+    name           text        NOT NULL,
+    document       jsonb       NOT NULL,
+    source_text    text        NOT NULL,
+    content_hash   text        NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    deleted_at     timestamptz,
+    PRIMARY KEY (definition_id, version)
+);
+
+CREATE INDEX workflow_definitions_by_namespace_name
+    ON workflow_definitions (namespace, name);
+CREATE INDEX workflow_definitions_by_text
+    ON workflow_definitions USING gin ((definition_id || ' ' || namespace || ' ' || name) gin_trgm_ops);
+
+CREATE TABLE partition_leases (
+    partition   integer     PRIMARY KEY,
+    owner_id    text,
+    epoch       bigint      NOT NULL DEFAULT 0,
+    expires_at  timestamptz
+);
+
+INSERT INTO partition_leases (partition) SELECT generate_series(0, 63);
+
+CREATE TABLE workflow_instances (
+    instance_id         uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    definition_id       text        NOT NULL,
+    definition_version  text        NOT NULL,
+    status              text        NOT NULL CHECK (status IN
+        ('pending', 'running', 'waiting', 'suspended', 'cancelled', 'faulted', 'completed')),
+    business_key        text,
+    idempotency_key     text        UNIQUE,
+    input               jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    output              jsonb,
+    error               jsonb,
+    context             jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    partition           integer     NOT NULL CHECK (partition >= 0),
+    lease_owner         text,
+    lease_epoch         bigint      NOT NULL DEFAULT 0,
+    snapshot            jsonb,
+    snapshot_version    bigint      NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    started_at          timestamptz,
+    completed_at        timestamptz,
+    FOREIGN KEY (definition_id, definition_version)
+        REFERENCES workflow_definitions (definition_id, version)
+);
+
+CREATE INDEX workflow_instances_by_definition_status
+    ON workflow_instances (definition_id, status, created_at);
+CREATE INDEX workflow_instances_active_by_partition
+    ON workflow_instances (partition)
+    WHERE status NOT IN ('completed', 'cancelled', 'faulted');
+CREATE INDEX workflow_instances_by_created_at ON workflow_instances (created_at);
+CREATE INDEX workflow_instances_by_updated_at ON workflow_instances (updated_at);
+CREATE INDEX workflow_instances_by_business_key
+    ON workflow_instances USING gin (business_key gin_trgm_ops);
+CREATE INDEX workflow_instances_by_input
+    ON workflow_instances USING gin (definition_id, input jsonb_path_ops);
+CREATE INDEX workflow_instances_by_context
+    ON workflow_instances USING gin (context jsonb_path_ops);
