@@ -157,7 +157,7 @@ async def test_init_sql_applied_with_psql_gives_a_current_schema(database_url: s
     """`psql -f schema/init.sql` leaves a schema that migrate recognises as current."""
     await trio.run_process(
         [
-            "psql",
+            psql_binary(),
             database_url,
             "-v",
             "ON_ERROR_STOP=1",
