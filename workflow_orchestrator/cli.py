@@ -136,6 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("table", "yaml", "json"), default="table", help="output format"
     )
 
+    definitions = commands.add_parser("definitions", help="work with workflow definitions")
+    definition_commands = definitions.add_subparsers(
+        dest="definitions_command", metavar="COMMAND", required=True
+    )
+    validate = definition_commands.add_parser(
+        "validate",
+        help="check definition files against the DSL schema and its rules",
+        description="Validate Serverless Workflow DSL 1.0 definitions (YAML or JSON) against the "
+        "official schema and the semantic rules (task references, declared functions, errors, "
+        "secrets, expressions). Prints every problem as `FILE: POINTER: message (rule)` and exits "
+        "1 when any file has a problem.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="definition files to check")
+    validate.add_argument(
+        "--allow-shell", action="store_true", help="accept run.shell tasks (off in the service)"
+    )
+    validate.add_argument(
+        "--allow-script", action="store_true", help="accept run.script tasks (off in the service)"
+    )
+    validate.add_argument(
+        "--container-runtime",
+        action="store_true",
+        help="accept run.container tasks (as when a container runtime is configured)",
+    )
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -255,9 +280,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _validate_definitions(args: argparse.Namespace) -> int:
+    from workflow_orchestrator.dsl.validation import ValidationOptions, validate_file
+
+    options = ValidationOptions(
+        container_runtime=args.container_runtime,
+        allow_shell=args.allow_shell,
+        allow_script=args.allow_script,
+    )
+    failed = 0
+    for path in args.files:
+        problems = validate_file(path, options)
+        for problem in problems:
+            print(f"{path}: {problem}")
+        if problems:
+            failed += 1
+        else:
+            print(f"{path}: valid")
+    if failed:
+        print(f"{failed} of {len(args.files)} files have problems", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         return _show_config(args)
+    if args.command == "definitions":
+        return _validate_definitions(args)
     loaded = _load(args)
     configure_logging(loaded.settings.logging)
     if args.command == "serve":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.spec import require_spec
 from workflow_orchestrator import __version__
 from workflow_orchestrator.cli import main
 
@@ -68,3 +69,33 @@ def test_config_errors_exit_2_with_every_problem(
     assert err.startswith("workflow-orchestrator: invalid configuration (2 problems):\n")
     assert "server.prot: unknown key; did you mean 'server.port'?" in err
     assert "server.port: expected a TCP port number between 1 and 65535, got 'x'" in err
+
+
+def test_definitions_validate_prints_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`definitions validate` prints each problem with its JSON pointer and exits 1."""
+    require_spec()
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "document: {dsl: '1.0.0', namespace: test, name: good, version: '0.1.0'}\n"
+        "do:\n  - greet:\n      set:\n        message: hello\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "document: {dsl: '1.0.0', namespace: test, name: bad, version: '0.1.0'}\n"
+        "do:\n  - first:\n      set:\n        a: ${ .x | }\n      then: nowhere\n"
+    )
+    assert main(["definitions", "validate", str(good), str(bad)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == f"{good}: valid"
+    assert lines[1].startswith(
+        f"{bad}: /do/0/first/set/a: expression '${{ .x | }}': is not valid jq"
+    )
+    assert lines[2] == (
+        f"{bad}: /do/0/first/then: then refers to task 'nowhere', which is not in the same task "
+        "list; use one of ['first'] or continue, exit, end (then-target)"
+    )
+    assert captured.err == "1 of 2 files have problems\n"
+    assert main(["definitions", "validate", str(good)]) == 0

@@ -1,0 +1,214 @@
+"""The expression sandbox: forbidden builtins, runaway programs, the event loop stays free."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from workflow_orchestrator.dsl.expressions import (
+    ExpressionEngine,
+    ExpressionError,
+    ExpressionLimits,
+    open_expression_engine,
+)
+
+BUDGET = ExpressionLimits(cpu_seconds=0.2)
+CPU_MESSAGE = (
+    "used more than 0.2 s of CPU time; simplify the expression or raise the expression CPU budget"
+)
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[ExpressionEngine]:
+    async with open_expression_engine(BUDGET) as engine:
+        yield engine
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("${ env }", "env"),
+        ("${ $ENV.HOME }", "$ENV"),
+        ("${ env.PATH }", "env"),
+        ("${ input }", "input"),
+        ("${ [inputs] }", "inputs"),
+        ('${ import "a" as a; . }', "import"),
+        ('${ include "a"; . }', "include"),
+        ("${ halt }", "halt"),
+        ('${ "bye" | halt_error }', "halt_error"),
+        ("${ input_filename }", "input_filename"),
+        ("${ debug }", "debug"),
+        ("${ stderr }", "stderr"),
+        ("${ get_search_list }", "get_search_list"),
+        ('${ "\\(env.HOME)" }', "env"),
+        ("${ {a: (1, env)} }", "env"),
+        ("${ [1, env, 2] }", "env"),
+        ("${ input, env }", "input, env"),
+    ],
+)
+def test_forbidden_builtins_are_rejected(source: str, names: str) -> None:
+    """Builtins that read the host or the process are rejected at compile time."""
+    with pytest.raises(ExpressionError) as caught:
+        ExpressionEngine().compile(source)
+    assert caught.value.detail == (
+        f"uses {names}, which runtime expressions may not use "
+        "(no environment, input, module, halt or debug builtins); remove it"
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "${ .env }",
+        '${ ."input" }',
+        "${ {env: 1} }",
+        "${ {a: 1, env} }",
+        '${ "env input halt" }',
+        "${ .input as $env | $env }",
+        "${ $input }",
+        "# env\n.a",
+    ],
+)
+def test_lookalikes_are_allowed(source: str) -> None:
+    """Fields, keys, variables, strings and comments named like forbidden builtins are fine."""
+    ExpressionEngine().compile(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "${ def f: f; f }",
+        "${ [range(1e10)] }",
+        "${ [repeat(1)] }",
+        '${ [limit(1e9; repeat("xxxxxxxxxx"))] | add | length }',
+        "${ last(range(1e12)) }",
+        "${ 0 | [recurse(. + 1)] }",
+        '${ "x" * 100000000 | length }',
+        "${ 0 | until(. < 0; . + 1) }",
+    ],
+)
+async def test_runaway_expressions_end_within_the_budget(
+    engine: ExpressionEngine, source: str
+) -> None:
+    """A runaway evaluation ends with the spec's expression error after its CPU budget."""
+    with trio.fail_after(5), pytest.raises(ExpressionError) as caught:
+        await engine.evaluate(source, {}, {})
+    assert caught.value.detail == CPU_MESSAGE
+    assert caught.value.status == 400
+
+
+async def test_event_loop_keeps_running_during_a_runaway(engine: ExpressionEngine) -> None:
+    """Other Trio tasks make progress while a runaway expression burns its budget."""
+    ticks = 0
+    done = trio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await trio.sleep(0.01)
+            ticks += 1
+
+    async def runaway() -> None:
+        with pytest.raises(ExpressionError):
+            await engine.evaluate("${ def f: f; f }", {}, {})
+        done.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            nursery.start_soon(runaway)
+    assert ticks >= 5
+
+
+async def test_other_evaluations_proceed_during_a_runaway() -> None:
+    """Cheap and sandboxed evaluations complete while another worker runs away."""
+    async with open_expression_engine(ExpressionLimits(cpu_seconds=30)) as engine:
+        runaway_ended = False
+
+        async def runaway() -> None:
+            nonlocal runaway_ended
+            with pytest.raises(ExpressionError):
+                await engine.evaluate("${ def f: f; f }", {}, {})
+            runaway_ended = True
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(runaway)
+                await trio.sleep(0.05)
+                results = [
+                    await engine.evaluate("${ .a + 1 }", {"a": 1}, {}),
+                    await engine.evaluate("${ reduce .[] as $x (0; . + $x) }", [1, 2], {}),
+                ]
+                assert not runaway_ended
+                nursery.cancel_scope.cancel()
+        assert results == [2, 3]
+        assert await engine.evaluate("${ [range(2)] | length }", {}, {}) == 2
+
+
+async def test_worker_is_replaced_after_a_kill(engine: ExpressionEngine) -> None:
+    """The next sandboxed evaluation after a runaway works (a fresh worker)."""
+    with pytest.raises(ExpressionError):
+        await engine.evaluate("${ def f: f; f }", {}, {})
+    assert await engine.evaluate("${ [range(3)] }", {}, {}) == [0, 1, 2]
+
+
+async def test_output_size_cap() -> None:
+    """A result larger than max_output_bytes is an expression error naming both sizes."""
+    limits = ExpressionLimits(cpu_seconds=2, max_output_bytes=1000)
+    async with open_expression_engine(limits) as engine:
+        with pytest.raises(ExpressionError) as caught:
+            await engine.evaluate('${ "x" * 2000 }', {}, {})
+        assert caught.value.detail == (
+            "produced 2002 bytes of output, more than the limit of 1000; make the result smaller"
+        )
+        assert await engine.evaluate('${ "x" * 10 }', {}, {}) == "x" * 10
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory cap reads /proc/self/status")
+async def test_memory_cap() -> None:
+    """An evaluation that allocates past max_memory_bytes is an expression error."""
+    limits = ExpressionLimits(cpu_seconds=5, max_memory_bytes=64 * 1024 * 1024)
+    async with open_expression_engine(limits) as engine:
+        with trio.fail_after(10), pytest.raises(ExpressionError) as caught:
+            await engine.evaluate('${ "x" * 100000000 | length }', {}, {})
+        assert caught.value.detail == (
+            "needed more than 67108864 bytes of memory; "
+            "simplify the expression or reduce the data it builds"
+        )
+
+
+async def test_more_concurrent_evaluations_than_workers(engine: ExpressionEngine) -> None:
+    """Evaluations beyond the pool size wait their turn and all complete."""
+    results: dict[int, object] = {}
+
+    async def one(number: int) -> None:
+        results[number] = await engine.evaluate("${ [range(.)] | length }", number, {})
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for number in range(10):
+                nursery.start_soon(one, number)
+    assert results == {number: number for number in range(10)}
+
+
+async def test_cancelled_evaluation_does_not_poison_the_pool(engine: ExpressionEngine) -> None:
+    """Cancelling a caller mid-evaluation kills its worker; later evaluations are right."""
+    with trio.move_on_after(0.05):
+        await engine.evaluate("${ [repeat(1)] }", {}, {})
+    assert await engine.evaluate("${ [range(2)] | length }", {}, {}) == 2
+
+
+async def test_aclose_stops_the_workers() -> None:
+    """aclose ends the worker processes and later sandboxed evaluations are refused."""
+    engine = ExpressionEngine(BUDGET)
+    await engine.evaluate("${ [range(2)] }", {}, {})
+    started = time.monotonic()
+    await engine.aclose()
+    assert time.monotonic() - started < 2
+    with pytest.raises(RuntimeError, match="the expression engine is closed; open a new one"):
+        await engine.evaluate("${ [range(2)] }", {}, {})
+    assert await engine.evaluate("${ .a }", {"a": 1}, {}) == 1

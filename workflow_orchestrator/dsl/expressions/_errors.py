@@ -1,0 +1,52 @@
+"""The expression error and the evaluation limits.
+
+An ``ExpressionError`` is the spec's expression error: every problem with a runtime expression
+(syntax, a forbidden builtin, a jq runtime error, a blown budget) surfaces as one, so the
+interpreter can turn it into the error object ``{type: EXPRESSION_ERROR_TYPE, status: 400}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.errors import OrchestratorError
+
+EXPRESSION_ERROR_TYPE = "https://serverlessworkflow.io/spec/1.0.0/errors/expression"
+EXPRESSION_ERROR_STATUS = 400
+
+
+@attrs.frozen(kw_only=True)
+class ExpressionLimits:
+    """Budget of one evaluation that is not proven cheap.
+
+    ``cpu_seconds`` is CPU time of the sandbox worker; ``max_output_bytes`` bounds the JSON text
+    of the result; ``max_memory_bytes`` bounds the address space the worker may add while it
+    evaluates (0: no bound). ``max_workers`` worker processes serve evaluations concurrently.
+    The defaults fit a service; tests use ``cpu_seconds=0.2``.
+    """
+
+    cpu_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    max_output_bytes: int = attrs.field(default=10_000_000, validator=attrs.validators.gt(0))
+    max_memory_bytes: int = attrs.field(default=512 * 1024 * 1024, validator=attrs.validators.ge(0))
+    max_workers: int = attrs.field(default=2, validator=attrs.validators.ge(1))
+
+
+class ExpressionError(OrchestratorError, ValueError):
+    """A runtime expression could not be compiled or evaluated.
+
+    ``expression`` is the source text as written in the definition; ``detail`` says what went
+    wrong. ``type`` and ``status`` are the spec's expression error.
+    """
+
+    type: str = EXPRESSION_ERROR_TYPE
+    status: int = EXPRESSION_ERROR_STATUS
+
+    def __init__(self, expression: str, detail: str) -> None:
+        super().__init__(f"expression {expression!r}: {detail}")
+        self.expression = expression
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (type(self), (self.expression, self.detail))

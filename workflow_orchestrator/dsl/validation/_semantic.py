@@ -1,0 +1,442 @@
+"""Semantic checks the schema cannot express.
+
+- ``then`` (and switch cases' ``then``) name a task of the same task list, or ``continue``,
+  ``exit``, ``end`` (rule ``then-target``); task names are unique in their list
+  (``unique-task-name``).
+- References to reusable components are declared in ``use``: functions (``function-reference``),
+  errors (``error-reference``), retry policies (``retry-reference``), authentication policies
+  (``authentication-reference``), timeouts (``timeout-reference``), catalogs
+  (``catalog-reference``) and secrets, by secret-based policies and by ``$secrets.name`` in
+  expressions (``secret-reference``).
+- Every runtime expression compiles (``expression``): every string written ``${ ... }``
+  anywhere, and the fields the DSL evaluates in loose mode too (``if``, ``input.from``,
+  ``output.as``, ``export.as``, switch ``when``, ``for.in``/``while``, catch ``when``/
+  ``exceptWhen``, listen ``until``, correlation ``from``).
+- Features this runtime does not have or has switched off: ``call`` of ``grpc``, ``asyncapi``,
+  ``a2a`` and ``mcp`` (``unsupported-call``), ``run.container`` without a container runtime
+  (``container-runtime``), ``run.shell``/``run.script`` unless enabled (``shell-disabled``,
+  ``script-disabled``).
+
+The walk tolerates any shape (the schema problems are reported separately), so a broken
+definition still gets every semantic problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.dsl.expressions import (
+    ARGUMENT_NAMES,
+    ExpressionEngine,
+    ExpressionError,
+    is_runtime_expression,
+)
+
+from ._problems import DefinitionProblem
+from ._schema import json_pointer
+
+FLOW_DIRECTIVES = ("continue", "exit", "end")
+UNSUPPORTED_CALLS = frozenset({"grpc", "asyncapi", "a2a", "mcp"})
+BUILTIN_CALLS = frozenset({"http", "openapi"}) | UNSUPPORTED_CALLS
+_SCHEMES = ("basic", "bearer", "digest", "oauth2", "oidc")
+_SECRET_USE = re.compile(
+    r"\$secrets\s*(?:\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[\s*\"(?P<quoted>[^\"\\]*)\"\s*\])"
+)
+_CATALOG_REFERENCE = re.compile(r"^(?P<name>[^:@/]+):(?P<version>[^@]+)@(?P<catalog>[^@]+)$")
+
+Path = tuple[str | int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class _Declared:
+    functions: frozenset[str]
+    errors: frozenset[str]
+    retries: frozenset[str]
+    authentications: frozenset[str]
+    timeouts: frozenset[str]
+    catalogs: frozenset[str]
+    secrets: frozenset[str]
+
+
+def _names(value: Any) -> frozenset[str]:
+    if isinstance(value, Mapping):
+        return frozenset(str(key) for key in value)
+    if isinstance(value, list):
+        return frozenset(str(item) for item in value if isinstance(item, str))
+    return frozenset()
+
+
+def _declared(document: Mapping[str, Any]) -> _Declared:
+    use = document.get("use")
+    use = use if isinstance(use, Mapping) else {}
+    return _Declared(
+        functions=_names(use.get("functions")),
+        errors=_names(use.get("errors")),
+        retries=_names(use.get("retries")),
+        authentications=_names(use.get("authentications")),
+        timeouts=_names(use.get("timeouts")),
+        catalogs=_names(use.get("catalogs")),
+        secrets=_names(use.get("secrets")),
+    )
+
+
+def _listing(names: frozenset[str]) -> str:
+    return f"declared: {sorted(names)}" if names else "none are declared"
+
+
+@attrs.define(eq=False)
+class SemanticChecker:
+    """Collects the semantic problems of one document (see the module doc)."""
+
+    document: Mapping[str, Any]
+    engine: ExpressionEngine
+    container_runtime: bool
+    allow_shell: bool
+    allow_script: bool
+    problems: list[DefinitionProblem] = attrs.field(factory=list)
+    declared: _Declared = attrs.field(init=False)
+    variables: frozenset[str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.declared = _declared(self.document)
+        self.variables = ARGUMENT_NAMES | _task_variables(self.document)
+
+    def _add(self, path: Path, message: str, rule: str) -> None:
+        self.problems.append(
+            DefinitionProblem(pointer=json_pointer(path), message=message, rule=rule)
+        )
+
+    def run(self) -> list[DefinitionProblem]:
+        """Check the whole document; return the problems in walk order."""
+        document = self.document
+        self._expressions(document, ())
+        self._loose_at(document, (), ("input", "from"))
+        self._loose_at(document, (), ("output", "as"))
+        self._timeout_reference(document.get("timeout"), ("timeout",))
+        use = document.get("use")
+        if isinstance(use, Mapping):
+            for name, function in _items(use.get("functions")):
+                if isinstance(function, Mapping):
+                    self._task(function, ("use", "functions", name), siblings=None)
+        self._authentications(document, ())
+        self._task_list(document.get("do"), ("do",))
+        schedule = document.get("schedule")
+        if isinstance(schedule, Mapping):
+            self._listen_strategy(schedule.get("on"), ("schedule", "on"))
+        return self.problems
+
+    # expressions -------------------------------------------------------------------------
+
+    def _compile(self, source: str, path: Path) -> None:
+        try:
+            compiled = self.engine.compile(source)
+        except ExpressionError as error:
+            self._add(path, str(error), "expression")
+            return
+        for name in sorted(compiled.arguments - self.variables):
+            self._add(
+                path,
+                f"the expression reads ${name}, which is neither a runtime argument "
+                f"({', '.join('$' + known for known in sorted(ARGUMENT_NAMES))}) nor a variable "
+                "declared by for.each, for.at, catch.as or foreach.item/at; fix the name",
+                "expression-variable",
+            )
+        for match in _SECRET_USE.finditer(compiled.program):
+            name = match.group("name") or match.group("quoted")
+            if name not in self.declared.secrets:
+                self._add(
+                    path,
+                    f"the expression reads secret {name!r}, which is not declared in use.secrets "
+                    f"({_listing(self.declared.secrets)}); declare it or fix the name",
+                    "secret-reference",
+                )
+
+    def _expressions(self, value: Any, path: Path) -> None:
+        """Compile every strict ``${ ... }`` string anywhere below ``value``."""
+        if isinstance(value, str):
+            if is_runtime_expression(value):
+                self._compile(value, path)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                self._expressions(item, (*path, str(key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._expressions(item, (*path, index))
+
+    def _loose_at(self, container: Any, base: Path, keys: Path) -> None:
+        """Compile the loose-mode expression at ``keys`` under ``container``, if a string."""
+        value = container
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                return
+            value = value[key]
+        if isinstance(value, str) and not is_runtime_expression(value):
+            self._compile(value, (*base, *keys))
+
+    # tasks -------------------------------------------------------------------------------
+
+    def _task_list(self, tasks: Any, path: Path) -> None:
+        if not isinstance(tasks, list):
+            return
+        names: list[str] = []
+        for index, item in enumerate(tasks):
+            if isinstance(item, Mapping) and len(item) == 1:
+                name = str(next(iter(item)))
+                if name in names:
+                    self._add(
+                        (*path, index, name),
+                        f"task name {name!r} is already used in this task list; "
+                        "give each task a unique name",
+                        "unique-task-name",
+                    )
+                names.append(name)
+        siblings = frozenset(names)
+        for index, item in enumerate(tasks):
+            if isinstance(item, Mapping) and len(item) == 1:
+                name, task = next(iter(item.items()))
+                if isinstance(task, Mapping):
+                    self._task(task, (*path, index, str(name)), siblings=siblings)
+
+    def _then(self, target: Any, path: Path, siblings: frozenset[str] | None) -> None:
+        if not isinstance(target, str) or target in FLOW_DIRECTIVES or siblings is None:
+            return
+        if target not in siblings:
+            self._add(
+                path,
+                f"then refers to task {target!r}, which is not in the same task list; "
+                f"use one of {sorted(siblings)} or continue, exit, end",
+                "then-target",
+            )
+
+    def _task(self, task: Mapping[str, Any], path: Path, siblings: frozenset[str] | None) -> None:
+        self._then(task.get("then"), (*path, "then"), siblings)
+        for keys in (("if",), ("input", "from"), ("output", "as"), ("export", "as")):
+            self._loose_at(task, path, keys)
+        self._timeout_reference(task.get("timeout"), (*path, "timeout"))
+        if "call" in task:
+            self._call(task, path)
+        if "do" in task:
+            self._task_list(task.get("do"), (*path, "do"))
+        if "fork" in task and isinstance(task["fork"], Mapping):
+            self._task_list(task["fork"].get("branches"), (*path, "fork", "branches"))
+        if "for" in task:
+            self._loose_at(task, path, ("for", "in"))
+            self._loose_at(task, path, ("while",))
+        if "try" in task:
+            self._try(task, path)
+        if "raise" in task:
+            self._raise(task.get("raise"), (*path, "raise"))
+        if "listen" in task:
+            self._listen(task.get("listen"), (*path, "listen"))
+        if "run" in task:
+            self._run(task.get("run"), (*path, "run"))
+        if "switch" in task:
+            self._switch(task.get("switch"), (*path, "switch"), siblings)
+
+    def _call(self, task: Mapping[str, Any], path: Path) -> None:
+        call = task.get("call")
+        if not isinstance(call, str):
+            return
+        if call in UNSUPPORTED_CALLS:
+            self._add(
+                (*path, "call"),
+                f"call: {call} is not supported yet; use call: http or call: openapi, "
+                "or a function declared in use.functions",
+                "unsupported-call",
+            )
+        elif call in BUILTIN_CALLS or "://" in call:
+            return
+        elif (catalog := _CATALOG_REFERENCE.match(call)) is not None:
+            name = catalog.group("catalog")
+            if name not in self.declared.catalogs and name != "default":
+                self._add(
+                    (*path, "call"),
+                    f"calls a function of catalog {name!r}, which is not declared in "
+                    f"use.catalogs ({_listing(self.declared.catalogs)}); declare it",
+                    "catalog-reference",
+                )
+        elif call not in self.declared.functions:
+            self._add(
+                (*path, "call"),
+                f"calls function {call!r}, which is not declared in use.functions "
+                f"({_listing(self.declared.functions)}); declare it or fix the name",
+                "function-reference",
+            )
+
+    def _try(self, task: Mapping[str, Any], path: Path) -> None:
+        self._task_list(task.get("try"), (*path, "try"))
+        catch = task.get("catch")
+        if not isinstance(catch, Mapping):
+            return
+        base = (*path, "catch")
+        self._loose_at(catch, base, ("when",))
+        self._loose_at(catch, base, ("exceptWhen",))
+        retry = catch.get("retry")
+        if isinstance(retry, str) and retry not in self.declared.retries:
+            self._add(
+                (*base, "retry"),
+                f"retry policy {retry!r} is not declared in use.retries "
+                f"({_listing(self.declared.retries)}); declare it or fix the name",
+                "retry-reference",
+            )
+        self._task_list(catch.get("do"), (*base, "do"))
+
+    def _raise(self, spec: Any, path: Path) -> None:
+        if not isinstance(spec, Mapping):
+            return
+        error = spec.get("error")
+        if isinstance(error, str) and error not in self.declared.errors:
+            self._add(
+                (*path, "error"),
+                f"error {error!r} is not declared in use.errors "
+                f"({_listing(self.declared.errors)}); declare it or fix the name",
+                "error-reference",
+            )
+
+    def _listen(self, spec: Any, path: Path) -> None:
+        if not isinstance(spec, Mapping):
+            return
+        self._listen_strategy(spec.get("to"), (*path, "to"))
+        foreach = spec.get("foreach")
+        if isinstance(foreach, Mapping):
+            self._task_list(foreach.get("do"), (*path, "foreach", "do"))
+            self._loose_at(foreach, (*path, "foreach"), ("output", "as"))
+            self._loose_at(foreach, (*path, "foreach"), ("export", "as"))
+
+    def _listen_strategy(self, strategy: Any, path: Path) -> None:
+        if not isinstance(strategy, Mapping):
+            return
+        self._loose_at(strategy, path, ("until",))
+        for kind in ("all", "any"):
+            for index, event_filter in enumerate(_list(strategy.get(kind))):
+                self._event_filter(event_filter, (*path, kind, index))
+        self._event_filter(strategy.get("one"), (*path, "one"))
+
+    def _event_filter(self, event_filter: Any, path: Path) -> None:
+        if not isinstance(event_filter, Mapping):
+            return
+        for key, correlation in _items(event_filter.get("correlate")):
+            self._loose_at(correlation, (*path, "correlate", key), ("from",))
+
+    def _run(self, spec: Any, path: Path) -> None:
+        if not isinstance(spec, Mapping):
+            return
+        if "container" in spec and not self.container_runtime:
+            self._add(
+                (*path, "container"),
+                "run.container needs a container runtime and none is configured; "
+                "configure one for the service or remove this task",
+                "container-runtime",
+            )
+        if "shell" in spec and not self.allow_shell:
+            self._add(
+                (*path, "shell"),
+                "run.shell is disabled; enable shell tasks in the service configuration "
+                "(off by default) or remove this task",
+                "shell-disabled",
+            )
+        if "script" in spec and not self.allow_script:
+            self._add(
+                (*path, "script"),
+                "run.script is disabled; enable script tasks in the service configuration "
+                "(off by default) or remove this task",
+                "script-disabled",
+            )
+
+    def _switch(self, cases: Any, path: Path, siblings: frozenset[str] | None) -> None:
+        for index, item in enumerate(_list(cases)):
+            if isinstance(item, Mapping) and len(item) == 1:
+                name, case = next(iter(item.items()))
+                if isinstance(case, Mapping):
+                    base = (*path, index, str(name))
+                    self._loose_at(case, base, ("when",))
+                    self._then(case.get("then"), (*base, "then"), siblings)
+
+    # references --------------------------------------------------------------------------
+
+    def _timeout_reference(self, timeout: Any, path: Path) -> None:
+        if isinstance(timeout, str) and timeout not in self.declared.timeouts:
+            self._add(
+                path,
+                f"timeout {timeout!r} is not declared in use.timeouts "
+                f"({_listing(self.declared.timeouts)}); declare it or fix the name",
+                "timeout-reference",
+            )
+
+    def _authentications(self, value: Any, path: Path) -> None:
+        """Check every ``authentication`` reference and secret-based policy in the document."""
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                item_path = (*path, str(key))
+                if key == "authentication" and isinstance(item, Mapping):
+                    self._authentication(item, item_path)
+                elif path == ("use",) and key == "authentications":
+                    for name, policy in _items(item):
+                        self._policy_secrets(policy, (*item_path, name))
+                self._authentications(item, item_path)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._authentications(item, (*path, index))
+
+    def _authentication(self, policy: Mapping[str, Any], path: Path) -> None:
+        name = policy.get("use")
+        if isinstance(name, str):
+            if name not in self.declared.authentications:
+                self._add(
+                    (*path, "use"),
+                    f"authentication policy {name!r} is not declared in use.authentications "
+                    f"({_listing(self.declared.authentications)}); declare it or fix the name",
+                    "authentication-reference",
+                )
+            return
+        self._policy_secrets(policy, path)
+
+    def _policy_secrets(self, policy: Any, path: Path) -> None:
+        if not isinstance(policy, Mapping):
+            return
+        for scheme in _SCHEMES:
+            settings = policy.get(scheme)
+            if isinstance(settings, Mapping) and isinstance(settings.get("use"), str):
+                secret = settings["use"]
+                if secret not in self.declared.secrets:
+                    self._add(
+                        (*path, scheme, "use"),
+                        f"secret {secret!r} is not declared in use.secrets "
+                        f"({_listing(self.declared.secrets)}); declare it or fix the name",
+                        "secret-reference",
+                    )
+
+
+def _task_variables(value: Any) -> frozenset[str]:
+    """Variable names tasks declare anywhere in the document, with the DSL's defaults."""
+    names = {"item", "index", "error"}
+    declaring = {"for": ("each", "at"), "catch": ("as",), "foreach": ("item", "at")}
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                if key in declaring and isinstance(item, Mapping):
+                    names.update(
+                        str(item[field])
+                        for field in declaring[key]
+                        if isinstance(item.get(field), str)
+                    )
+                stack.append(item)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(names)
+
+
+def _items(value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key), item
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
