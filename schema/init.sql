@@ -18,9 +18,14 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 DO $$
 BEGIN
-    -- Optional: nothing depends on pgcrypto (gen_random_uuid() is built in since PostgreSQL 13).
+    -- Optional: nothing depends on pgcrypto (gen_random_uuid() is built in since PostgreSQL 13),
+    -- so a server without it, or a role that may not create it, is fine.
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
-        CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pgcrypto not created (insufficient privilege); it is optional';
+        END;
     END IF;
 END
 $$;
@@ -90,5 +95,5 @@ CREATE INDEX workflow_instances_by_input
     ON workflow_instances USING gin (definition_id, input jsonb_path_ops);
 CREATE INDEX workflow_instances_by_context
     ON workflow_instances USING gin (context jsonb_path_ops);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (1, 'initial_schema', '5f8367ee12be47ee5b86b3899db06379732a63bb77591a5c6263e089cc7c8b36', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (1, 'initial_schema', '9e33d65471092599904655fa288f7a325a09a102ff2b76bcdc01242d6a292a73', 0);
 COMMIT;

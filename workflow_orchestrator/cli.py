@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
-import trio_asyncio
 import yaml
 
 from workflow_orchestrator._version import __version__
+from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import (
     ENVIRONMENT_OVERRIDES,
     PROFILES,
@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
+def _overrides(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
+    overrides: dict[str, tuple[str, Any]] = {}
     for option, key in (
         ("url", "database.url"),
         ("username", "database.username"),
@@ -176,7 +176,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     ):
         value = getattr(args, option, None)
         if value is not None:
-            overrides[key] = value
+            overrides[key] = ("--" + option.replace("_", "-"), value)
     return overrides
 
 
@@ -227,7 +227,7 @@ async def _serve(loaded: LoadedConfig) -> None:
 
 
 async def _schema(loaded: LoadedConfig, action: str) -> int:
-    async with trio_asyncio.open_loop(), open_configured_database(loaded) as database:
+    async with open_asyncio_bridge(), open_configured_database(loaded) as database:
         where = database.location.display()
         if action == "status":
             status = await schema_status(database)

@@ -16,8 +16,8 @@ from functools import partial
 
 import attrs
 import trio
-import trio_asyncio
 
+from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.gateway import (
     HealthReporter,
@@ -52,7 +52,7 @@ class ServiceAddresses:
 async def open_configured_database(loaded: LoadedConfig) -> AsyncIterator[Database]:
     """The configured database, or the embedded one when ``database.url`` is empty.
 
-    Must run inside ``trio_asyncio.open_loop()``. A connection failure names the setting (and
+    Must run inside ``open_asyncio_bridge()``. A connection failure names the setting (and
     where it came from) that points at the unreachable server.
     """
     settings = loaded.settings.database
@@ -100,7 +100,7 @@ class Service:
         self, *, task_status: trio.TaskStatus[ServiceAddresses] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run until ``request_shutdown``; readiness is reported once both ports are bound."""
-        async with trio_asyncio.open_loop(), open_configured_database(self.loaded) as database:
+        async with open_asyncio_bridge(), open_configured_database(self.loaded) as database:
             await self._prepare_schema(database)
             await self._serve(database, task_status)
 
@@ -124,7 +124,7 @@ class Service:
         settings = self.settings
         metrics_enabled = settings.metrics.enabled and settings.metrics.prometheus.enabled
         metrics = ServiceMetrics()
-        metrics.add_pool_reader(lambda: [_pool_reading(database)])
+        metrics.add_pool_reader(lambda: _pool_readings(database))
         health = HealthReporter(database=database)
         api = create_api_app(
             database=database,
@@ -141,10 +141,22 @@ class Service:
                 serve_app, host=settings.server.host, shutdown=self._shutdown, grace_period=grace
             )
             api_binds: list[str] = await nursery.start(
-                partial(listen, api, name="API", port=settings.server.port)
+                partial(
+                    listen,
+                    api,
+                    name="API",
+                    port=settings.server.port,
+                    port_setting="server.port (SERVER_PORT)",
+                )
             )
             management_binds: list[str] = await nursery.start(
-                partial(listen, management, name="management", port=settings.server.management_port)
+                partial(
+                    listen,
+                    management,
+                    name="management listener",
+                    port=settings.server.management_port,
+                    port_setting="server.managementPort (MANAGEMENT_PORT)",
+                )
             )
             task_status.started(
                 ServiceAddresses(api=tuple(api_binds), management=tuple(management_binds))
@@ -157,6 +169,8 @@ class Service:
             nursery.cancel_scope.deadline = trio.current_time() + grace + 1.0
 
 
-def _pool_reading(database: Database) -> PoolReading:
-    stats = database.statistics()
-    return PoolReading(pool="primary", size=stats.size, used=stats.used, max_size=stats.max_size)
+def _pool_readings(database: Database) -> list[PoolReading]:
+    return [
+        PoolReading(pool=name, size=stats.size, used=stats.used, max_size=stats.max_size)
+        for name, stats in database.all_statistics().items()
+    ]

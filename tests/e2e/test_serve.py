@@ -6,7 +6,11 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.process import RunningService, run_service
+from tests.support.services import free_port, psql, url_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +67,7 @@ def check_guide_endpoints(service: RunningService) -> None:
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["detail"] == (
-        "no route matches GET /api/v1/nothing-here; see /api/openapi.json"
+        "no route matches GET /api/v1/nothing-here; check the path and method"
     )
 
 
@@ -129,3 +134,44 @@ def test_serve_with_embedded_database(tmp_path: Path, embedded_dir: Path) -> Non
         assert "initialising the embedded PostgreSQL" not in again.log()
         stop_gracefully(again)
     assert os.listdir(data_dir)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path, database_url: str) -> None:
+    """A taken API port stops startup with exit 1 and a sentence naming the setting to change."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "workflow_orchestrator.cli", "serve", "--url", database_url],
+            env={**os.environ, "SERVER_PORT": str(port), "MANAGEMENT_PORT": str(free_port())},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"workflow-orchestrator: cannot listen on 0.0.0.0:{port} for the API: address already in "
+        "use; set server.port (SERVER_PORT) to a free port or stop what uses this one"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_survives_terminated_database_connections(tmp_path: Path, database_name: str) -> None:
+    """Connections killed by PostgreSQL (restart, failover) do not stop the service."""
+    with run_service(tmp_path, args=("--url", url_for(database_name))) as service:
+        killed = psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{database_name}' AND application_name = 'workflow-orchestrator'"
+        )
+        assert int(killed) >= 1
+        time.sleep(0.5)
+        for _ in range(3):
+            response = httpx.get(service.management + "/health/ready", timeout=10)
+            if response.status_code == 200:
+                break
+            time.sleep(0.5)
+        assert response.status_code == 200, response.text
+        assert service.process.poll() is None, service.log()
+        stop_gracefully(service)

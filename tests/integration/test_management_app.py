@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-import trio_asyncio
 
+from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import DatabaseSettings
 from workflow_orchestrator.gateway import (
     HealthReporter,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 @asynccontextmanager
 async def migrated(url: str) -> AsyncIterator[Database]:
-    async with trio_asyncio.open_loop(), open_database(DatabaseSettings(url=url)) as database:
+    async with open_asyncio_bridge(), open_database(DatabaseSettings(url=url)) as database:
         await migrate(database)
         yield database
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio_asyncio
 
 from tests.support.services import POSTGRES_URL, psql, psql_binary, url_for
+from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import DatabaseSettings
 from workflow_orchestrator.storage import (
     Database,
@@ -35,7 +35,7 @@ CLI = [sys.executable, "-m", "workflow_orchestrator.cli"]
 async def connect(url: str) -> AsyncIterator[Database]:
     from workflow_orchestrator.storage import open_database
 
-    async with trio_asyncio.open_loop(), open_database(DatabaseSettings(url=url)) as database:
+    async with open_asyncio_bridge(), open_database(DatabaseSettings(url=url)) as database:
         yield database
 
 

@@ -73,6 +73,7 @@ SURFACE = {
         "PROBLEM_BASE",
         "PROBLEM_CONTENT_TYPE",
         "HealthReporter",
+        "ListenerError",
         "create_api_app",
         "create_management_app",
         "format_duration_ms",

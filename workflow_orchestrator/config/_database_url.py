@@ -67,9 +67,9 @@ def parse_database_url(url: str) -> DatabaseLocation:
         text = text[5:]
     parsed = urllib.parse.urlsplit(text)
     if parsed.scheme.lower() not in _SCHEMES:
+        got = f"one starting with '{parsed.scheme}:'" if parsed.scheme else "one without a scheme"
         raise InvalidDatabaseURL(
-            f"expected a URL starting with jdbc:postgresql:// or postgresql://, "
-            f"got one starting with {parsed.scheme or text[:12]!r}:"
+            f"expected a URL starting with jdbc:postgresql:// or postgresql://, got {got}"
         )
     try:
         port = parsed.port or 5432

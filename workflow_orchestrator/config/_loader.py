@@ -43,6 +43,7 @@ ENVIRONMENT_OVERRIDES: Mapping[str, str] = {
     "METRICS_ENABLED": "metrics.enabled",
 }
 
+_UNSET = "\x00unset\x00"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -144,9 +145,20 @@ def _interpolate(
                 f"${{{name}:-default}} to give a default",
             )
         )
-        return ""
+        return _UNSET
 
-    return _INTERPOLATION.sub(replace, value)
+    result = _INTERPOLATION.sub(replace, value)
+    # A value that needed a missing variable is dropped: its problem is already reported, and
+    # converting what is left of it would report the same cause again.
+    return None if _UNSET in result else result
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop keys whose value is null: an empty value (or one whose ``${VAR}`` was missing)
+    keeps the value of the layer below."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _merge(
@@ -156,7 +168,7 @@ def _merge(
     sources: dict[str, str],
     prefix: str,
 ) -> None:
-    for key, value in overlay.items():
+    for key, value in _without_nulls(overlay).items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value, source, sources, path)
@@ -168,7 +180,7 @@ def _merge(
 
 
 def _record(value: Any, path: str, source: str, sources: dict[str, str]) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value:
         for k, v in value.items():
             _record(v, f"{path}.{k}", source, sources)
     else:
@@ -185,6 +197,15 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
             node[part] = child
         node = child
     node[leaf] = value
+
+
+def _get_path(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
 
 
 def _find_file(
@@ -204,12 +225,12 @@ def load_config(
     profile: str | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, tuple[str, Any]] | None = None,
 ) -> LoadedConfig:
     """Load and validate the effective configuration, or raise ``ConfigError`` with every problem.
 
-    ``overrides`` maps dotted keys to values given on the command line (``--url`` and friends);
-    they win over everything and are reported as ``--option``.
+    ``overrides`` maps dotted keys to ``(option, value)`` given on the command line
+    (``("--url", "jdbc:...")``); they win over everything and are reported as that option.
     """
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
@@ -234,6 +255,7 @@ def load_config(
             _merge(raw, data, str(path), sources, "")
             files.append(str(path))
 
+    profile_source = "--profile" if profile else "env WORKFLOW_PROFILE"
     profile = profile or environ.get("WORKFLOW_PROFILE") or None
     if profile:
         folder = path.parent if path is not None else cwd / DEFAULT_CONFIG_PATH.parent
@@ -241,7 +263,7 @@ def load_config(
         if not profile_path.is_file():
             problems.append(
                 ConfigProblem(
-                    source="--profile",
+                    source=profile_source,
                     key="",
                     message=f"profile {profile!r} has no file {profile_path}; create it or "
                     f"choose one of: {', '.join(PROFILES)}",
@@ -258,9 +280,13 @@ def load_config(
         if name in environ:
             _set_path(raw, dotted, environ[name])
             sources[dotted] = f"env {name}"
-    for dotted, value in (overrides or {}).items():
+    if "DATABASE_URL" in environ and _get_path(raw, "database.primary.url"):
+        # The variable names "the database"; a primary written in a file must not hide it.
+        _set_path(raw, "database.primary.url", environ["DATABASE_URL"])
+        sources["database.primary.url"] = "env DATABASE_URL"
+    for dotted, (option, value) in (overrides or {}).items():
         _set_path(raw, dotted, value)
-        sources[dotted] = f"--{dotted.rpartition('.')[2]}"
+        sources[dotted] = option
 
     settings, conversion_problems = convert(Settings, raw, lambda key: _source_of(sources, key))
     problems.extend(conversion_problems)

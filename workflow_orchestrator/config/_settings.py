@@ -9,6 +9,7 @@ and the allowed choices of enumerated strings.
 
 from __future__ import annotations
 
+import logging.handlers
 from typing import Any
 
 import attrs
@@ -55,6 +56,7 @@ def _meta(
     }
 
 
+_SYSLOG_FACILITIES = tuple(sorted(logging.handlers.SysLogHandler.facility_names))
 _PORT = _meta(minimum=1, maximum=65535, help="a TCP port number between 1 and 65535")
 
 
@@ -210,7 +212,7 @@ class RollingPolicy:
         metadata=_meta(kind="size", minimum=1024, help="a size such as 100MB"),
     )
     max_history: int = attrs.field(
-        default=30, metadata=_meta(minimum=0, maximum=10_000, help="a number of files >= 0")
+        default=30, metadata=_meta(minimum=1, maximum=10_000, help="a number of old files >= 1")
     )
 
 
@@ -232,7 +234,7 @@ class SyslogAppenderSettings:
     host: str = "localhost"
     port: int = attrs.field(default=514, metadata=_PORT)
     protocol: str = attrs.field(default="udp", metadata=_meta(choices=("udp", "tcp")))
-    facility: str = "user"
+    facility: str = attrs.field(default="user", metadata=_meta(choices=_SYSLOG_FACILITIES))
 
 
 @attrs.frozen(kw_only=True)

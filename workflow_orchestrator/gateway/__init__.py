@@ -8,12 +8,13 @@ from workflow_orchestrator.gateway._problems import (
     PROBLEM_CONTENT_TYPE,
     problem_response,
 )
-from workflow_orchestrator.gateway._server import serve_app
+from workflow_orchestrator.gateway._server import ListenerError, serve_app
 
 __all__ = [
     "PROBLEM_BASE",
     "PROBLEM_CONTENT_TYPE",
     "HealthReporter",
+    "ListenerError",
     "create_api_app",
     "create_management_app",
     "format_duration_ms",

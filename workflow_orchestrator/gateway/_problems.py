@@ -50,7 +50,7 @@ def install_problem_handlers(app: Quart) -> None:
         status = exc.code or 500
         detail = exc.description or exc.name
         if status == 404:
-            detail = f"no route matches {request.method} {request.path}; see /api/openapi.json"
+            detail = f"no route matches {request.method} {request.path}; check the path and method"
         elif status == 405:
             allowed = exc.valid_methods if hasattr(exc, "valid_methods") else None
             detail = f"{request.method} is not allowed on {request.path}" + (

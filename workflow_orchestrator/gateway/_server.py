@@ -7,15 +7,38 @@ On the event hypercorn stops accepting connections and lets in-flight requests f
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-__all__ = ["serve_app"]
+from workflow_orchestrator.errors import OrchestratorError
+
+__all__ = ["ListenerError", "serve_app"]
 
 logger = logging.getLogger(__name__)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
+
+
+class ListenerError(OrchestratorError, OSError):
+    """A listener could not bind its address."""
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 async def serve_app(
@@ -26,24 +49,33 @@ async def serve_app(
     port: int,
     shutdown: trio.Event,
     grace_period: float,
+    port_setting: str = "the port setting",
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``app`` on ``host:port``; ``task_status.started`` gets the bound URLs."""
+    """Run ``app`` on ``host:port``; ``task_status.started`` gets the bound URLs.
+
+    Raises ``ListenerError`` (naming ``port_setting``) when the address cannot be bound.
+    """
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = [address]
     config.graceful_timeout = grace_period
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 30
 
-    async def started(binds: list[str]) -> None:
-        logger.info("%s listening on %s", name, ", ".join(binds))
-
-    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
-        await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
-
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(run)
-        await started(binds)
+        try:
+            binds: list[str] = await nursery.start(
+                partial(serve, app, config, shutdown_trigger=shutdown.wait)
+            )
+        except* OSError as group:
+            reasons = sorted({_reason(exc) for exc in _leaves(group)})
+            raise ListenerError(
+                f"cannot listen on {address} for the {name}: {'; '.join(reasons)}; set "
+                f"{port_setting} to a free port or stop what uses this one",
+                address=address,
+            ) from group
+        logger.info("%s listening on %s", name, ", ".join(binds))
         task_status.started(binds)
     logger.info("%s stopped", name)

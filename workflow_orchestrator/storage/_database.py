@@ -59,6 +59,15 @@ async def _init_connection(connection: Connection) -> None:
         )
 
 
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+)
+
+
 def describe_connect_error(exc: BaseException) -> str:
     """A short, password-free reason for a failed connection attempt."""
     if isinstance(
@@ -71,9 +80,12 @@ def describe_connect_error(exc: BaseException) -> str:
         return "connection refused (is PostgreSQL running and listening on that host and port?)"
     if isinstance(exc, TimeoutError | trio.TooSlowError):
         return "no answer within the connect timeout"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    detail = str(exc).strip()
+    return (
+        f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (no detail given)"
+    )
 
 
 @attrs.define(eq=False)
@@ -89,21 +101,46 @@ class Database:
     _replicas: Sequence[Any]
     _prefer_replica: bool
     _max_size: int
+    _replica_turn: int = -1
 
     async def run(self, work: Work[T], *, read_only: bool = False) -> T:
-        """Run ``work(connection)`` on the asyncio loop with a pooled connection: one crossing."""
-        pool = (
-            self._replicas[0]
-            if read_only and self._prefer_replica and self._replicas
-            else self._primary
-        )
+        """Run ``work(connection)`` on the asyncio loop with a pooled connection: one crossing.
+
+        ``read_only`` work goes to the replicas in turn when ``readPreference`` is
+        ``PREFER_REPLICA``; if the replica's connection fails, it runs again on the primary.
+        """
+        replica = self._next_replica() if read_only else None
 
         async def unit() -> T:
-            async with pool.acquire() as connection:
+            if replica is not None:
+                try:
+                    connection = await replica.acquire()
+                except Exception as exc:  # any failure to get a replica connection
+                    logger.warning(
+                        "read replica unavailable (%s); reading from the primary",
+                        describe_connect_error(exc),
+                    )
+                else:
+                    try:
+                        return await work(connection)
+                    except _CONNECTION_ERRORS as exc:
+                        logger.warning(
+                            "read replica connection failed (%s); reading from the primary",
+                            describe_connect_error(exc),
+                        )
+                    finally:
+                        await replica.release(connection)
+            async with self._primary.acquire() as connection:
                 return await work(connection)
 
         result: T = await trio_asyncio.aio_as_trio(unit)()
         return result
+
+    def _next_replica(self) -> Any:
+        if not (self._prefer_replica and self._replicas):
+            return None
+        self._replica_turn = (self._replica_turn + 1) % len(self._replicas)
+        return self._replicas[self._replica_turn]
 
     async def run_in_transaction(self, work: Work[T]) -> T:
         """Run ``work(connection)`` inside one transaction on the primary: one crossing."""
@@ -135,10 +172,17 @@ class Database:
 
     def statistics(self) -> PoolStatistics:
         """The primary pool's current size and use (no I/O)."""
-        size = self._primary.get_size()
-        return PoolStatistics(
-            size=size, used=size - self._primary.get_idle_size(), max_size=self._max_size
-        )
+        return self._pool_statistics(self._primary)
+
+    def all_statistics(self) -> dict[str, PoolStatistics]:
+        """Every pool by name: ``primary``, ``replica-0``, ``replica-1``, ... (no I/O)."""
+        pools = {"primary": self._primary}
+        pools.update({f"replica-{i}": pool for i, pool in enumerate(self._replicas)})
+        return {name: self._pool_statistics(pool) for name, pool in pools.items()}
+
+    def _pool_statistics(self, pool: Any) -> PoolStatistics:
+        size = pool.get_size()
+        return PoolStatistics(size=size, used=size - pool.get_idle_size(), max_size=self._max_size)
 
 
 async def _create_pool(

@@ -48,7 +48,12 @@ def test_separate_credentials_win() -> None:
         (
             "mysql://h/db",
             "expected a URL starting with jdbc:postgresql:// or postgresql://, got one starting "
-            "with 'mysql':",
+            "with 'mysql:'",
+        ),
+        (
+            "//user:pw@h/db",
+            "expected a URL starting with jdbc:postgresql:// or postgresql://, got one without "
+            "a scheme",
         ),
         (
             "jdbc:postgresql://h:5432/",

@@ -274,7 +274,7 @@ def test_bad_database_url_is_rejected(tmp_path: Path) -> None:
         load_config(cwd=tmp_path, environ={"DATABASE_URL": "mysql://db/wf"})
     assert problems(exc) == [
         "env DATABASE_URL: database.url: expected a URL starting with jdbc:postgresql:// or "
-        "postgresql://, got one starting with 'mysql':"
+        "postgresql://, got one starting with 'mysql:'"
     ]
 
 
@@ -318,8 +318,56 @@ def test_command_line_overrides_win(tmp_path: Path) -> None:
     loaded = load_config(
         cwd=tmp_path,
         environ={"DATABASE_URL": "jdbc:postgresql://env:5432/wf"},
-        overrides={"database.url": "jdbc:postgresql://cli:5432/wf", "database.username": "bob"},
+        overrides={
+            "database.url": ("--url", "jdbc:postgresql://cli:5432/wf"),
+            "database.username": ("--username", "bob"),
+            "server.managementPort": ("--management-port", 9191),
+        },
     )
     assert loaded.settings.database.url == "jdbc:postgresql://cli:5432/wf"
     assert loaded.source_of("database.url") == "--url"
     assert loaded.source_of("database.username") == "--username"
+    assert loaded.source_of("server.managementPort") == "--management-port"
+
+
+def test_unknown_empty_mapping_is_blamed_on_its_file(tmp_path: Path) -> None:
+    """An unknown key holding an empty mapping is reported against the file it is in."""
+    path = write(tmp_path, "application.yaml", "schedular: {}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [f"{path}: schedular: unknown key; did you mean 'scheduler'?"]
+
+
+def test_missing_profile_from_environment_names_the_variable(tmp_path: Path) -> None:
+    """A profile chosen by WORKFLOW_PROFILE is reported as coming from that variable."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={"WORKFLOW_PROFILE": "qa"})
+    assert problems(exc)[0].startswith("env WORKFLOW_PROFILE: profile 'qa' has no file ")
+
+
+def test_database_url_variable_overrides_a_primary_in_the_file(tmp_path: Path) -> None:
+    """DATABASE_URL wins even when the file names the primary under database.primary.url."""
+    write(tmp_path, "application.yaml", "database:\n  primary:\n    url: jdbc:postgresql://p/wf\n")
+    loaded = load_config(cwd=tmp_path, environ={"DATABASE_URL": "jdbc:postgresql://env/wf"})
+    assert loaded.settings.database.primary_url == "jdbc:postgresql://env/wf"
+    assert loaded.source_of("database.primary.url") == "env DATABASE_URL"
+
+
+def test_logging_values_are_checked(tmp_path: Path) -> None:
+    """An unknown syslog facility and a history of 0 files are rejected at startup."""
+    path = write(
+        tmp_path,
+        "application.yaml",
+        "logging:\n  appenders:\n    syslog:\n      facility: local9\n"
+        "    file:\n      rollingPolicy:\n        maxHistory: 0\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    found = problems(exc)
+    assert found[0].startswith(f"{path}: logging.appenders.syslog.facility: expected one of ")
+    assert "local0, local1" in found[0]
+    assert found[0].endswith("got 'local9'; did you mean 'local7'?")
+    assert found[1] == (
+        f"{path}: logging.appenders.file.rollingPolicy.maxHistory: expected a number of old "
+        "files >= 1, got 0 (out of range)"
+    )

@@ -6,9 +6,14 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 DO $$
 BEGIN
-    -- Optional: nothing depends on pgcrypto (gen_random_uuid() is built in since PostgreSQL 13).
+    -- Optional: nothing depends on pgcrypto (gen_random_uuid() is built in since PostgreSQL 13),
+    -- so a server without it, or a role that may not create it, is fine.
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') THEN
-        CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pgcrypto not created (insufficient privilege); it is optional';
+        END;
     END IF;
 END
 $$;
