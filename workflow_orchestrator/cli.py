@@ -34,6 +34,7 @@ from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.observability import configure_logging
 from workflow_orchestrator.service import Service, open_configured_database
 from workflow_orchestrator.storage import migrate, schema_status
+from workflow_orchestrator.supervision import ChildStartFailed
 
 __all__ = ["build_parser", "main"]
 
@@ -318,8 +319,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
+    """The errors to show: groups flattened, and a part of the service that failed to start
+    replaced by its own error when that is one of ours (it says what to fix)."""
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    if isinstance(error, ChildStartFailed) and error.__cause__ is not None:
+        causes = _leaves(error.__cause__)
+        if all(isinstance(cause, OrchestratorError) for cause in causes):
+            return causes
     return [error]
 
 

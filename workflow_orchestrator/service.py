@@ -1,9 +1,10 @@
 """The composition root: builds the service from its settings and runs it until shutdown.
 
-Process shape (architecture.md): one ``trio_asyncio`` loop for asyncpg; the database (embedded
-when no URL is configured) with its schema brought current; the API and management apps on
-hypercorn. ``Service.run`` reports readiness through ``task_status`` once both listeners are
-bound, so a startup failure surfaces at the caller. ``request_shutdown`` drains: the listeners stop
+Process shape (architecture.md): one trio-asyncio loop for asyncpg; an actor system whose root
+supervisor runs the storage (the database, embedded when no URL is configured, with its schema
+brought current), the instance supervisor and the API and management listeners on hypercorn.
+``Service.run`` reports readiness through ``task_status`` once both listeners are bound, so a
+startup failure surfaces at the caller. ``request_shutdown`` drains: the listeners stop
 accepting, in-flight requests get ``server.shutdownGracePeriod`` to finish, then the pools close.
 """
 
@@ -17,6 +18,7 @@ from functools import partial
 import attrs
 import trio
 
+from workflow_orchestrator.actors import ActorSystem, open_actor_system
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.gateway import (
@@ -34,6 +36,7 @@ from workflow_orchestrator.storage import (
     open_embedded_postgres,
     schema_status,
 )
+from workflow_orchestrator.supervision import RestartStrategy, ServiceSpec, SupervisorSpec
 
 __all__ = ["Service", "ServiceAddresses", "open_configured_database"]
 
@@ -46,6 +49,13 @@ class ServiceAddresses:
 
     api: tuple[str, ...]
     management: tuple[str, ...]
+
+
+def _binds(started: object) -> tuple[str, ...]:
+    """The URLs a listener service passed to ``task_status.started``."""
+    if not isinstance(started, list):
+        raise TypeError(f"a listener reported {started!r} instead of its bound URLs")
+    return tuple(str(url) for url in started)
 
 
 @asynccontextmanager
@@ -83,10 +93,19 @@ async def open_configured_database(loaded: LoadedConfig) -> AsyncIterator[Databa
 
 @attrs.define(eq=False)
 class Service:
-    """One replica of workflow-orchestrator."""
+    """One replica of workflow-orchestrator: a supervision tree of its parts.
+
+    ``/user`` (rest_for_one) starts, in order: ``storage`` (pools and schema), ``instances``
+    (the instance supervisor, one_for_one), ``api`` and ``management`` (the listeners). A part
+    that fails is restarted with every part started after it, so the listeners always use the
+    current database; too many failures in a minute stop the service. Stopping goes the other
+    way: the listeners drain first, the pools close last.
+    """
 
     loaded: LoadedConfig
     _shutdown: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _database: Database | None = attrs.field(default=None, init=False)
+    _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
 
     @property
     def settings(self) -> Settings:
@@ -100,9 +119,76 @@ class Service:
         self, *, task_status: trio.TaskStatus[ServiceAddresses] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run until ``request_shutdown``; readiness is reported once both ports are bound."""
-        async with open_asyncio_bridge(), open_configured_database(self.loaded) as database:
+        server = self.settings.server
+        listener_timeout = server.shutdown_grace_period + 1.0
+        guardian = SupervisorSpec(
+            name="user",
+            strategy=RestartStrategy.REST_FOR_ONE,
+            max_restarts=3,
+            within_seconds=60.0,
+        )
+        self._metrics.add_pool_reader(self._pool_readings)
+        async with (
+            open_asyncio_bridge(),
+            open_actor_system(guardian=guardian, shutdown_timeout=listener_timeout + 20) as system,
+        ):
+            await system.start_child(
+                ServiceSpec(name="storage", run=self._run_storage, shutdown_timeout=15.0)
+            )
+            await system.start_child(
+                SupervisorSpec(name="instances", strategy=RestartStrategy.ONE_FOR_ONE)
+            )
+            api_binds = await system.start_child(
+                ServiceSpec(
+                    name="api",
+                    run=self._run_api,
+                    graceful=True,
+                    shutdown_timeout=listener_timeout,
+                )
+            )
+            management_binds = await system.start_child(
+                ServiceSpec(
+                    name="management",
+                    run=partial(self._run_management, system),
+                    graceful=True,
+                    shutdown_timeout=listener_timeout,
+                )
+            )
+            task_status.started(
+                ServiceAddresses(api=_binds(api_binds), management=_binds(management_binds))
+            )
+            logger.info("workflow-orchestrator is ready")
+            await self._shutdown.wait()
+            logger.info(
+                "shutting down: draining requests for up to %.0fs", server.shutdown_grace_period
+            )
+        # Leaving the actor system stops the children in reverse order (drain, then cancel).
+
+    def _current_database(self) -> Database:
+        if self._database is None:  # the storage child starts first, so this is a bug
+            raise RuntimeError("storage is not running")
+        return self._database
+
+    def _pool_readings(self) -> list[PoolReading]:
+        database = self._database
+        if database is None:
+            return []
+        return [
+            PoolReading(pool=name, size=stats.size, used=stats.used, max_size=stats.max_size)
+            for name, stats in database.all_statistics().items()
+        ]
+
+    async def _run_storage(
+        self, *, task_status: trio.TaskStatus[Database] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with open_configured_database(self.loaded) as database:
             await self._prepare_schema(database)
-            await self._serve(database, task_status)
+            self._database = database
+            try:
+                task_status.started(database)
+                await trio.sleep_forever()
+            finally:
+                self._database = None
 
     async def _prepare_schema(self, database: Database) -> None:
         if self.settings.database.migrate_on_startup:
@@ -118,59 +204,54 @@ class Service:
                 list(status.pending),
             )
 
-    async def _serve(
-        self, database: Database, task_status: trio.TaskStatus[ServiceAddresses]
+    def _metrics_enabled(self) -> bool:
+        return self.settings.metrics.enabled and self.settings.metrics.prometheus.enabled
+
+    async def _run_api(
+        self,
+        *,
+        stop_requested: trio.Event,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        settings = self.settings
-        metrics_enabled = settings.metrics.enabled and settings.metrics.prometheus.enabled
-        metrics = ServiceMetrics()
-        metrics.add_pool_reader(lambda: _pool_readings(database))
-        health = HealthReporter(database=database)
-        api = create_api_app(
-            database=database,
-            metrics=metrics,
-            metrics_enabled=metrics_enabled,
-            context_path=settings.server.context_path,
+        server = self.settings.server
+        app = create_api_app(
+            database=self._current_database(),
+            metrics=self._metrics,
+            metrics_enabled=self._metrics_enabled(),
+            context_path=server.context_path,
         )
-        management = create_management_app(
-            health=health, metrics=metrics, metrics_enabled=metrics_enabled
+        await serve_app(
+            app,
+            name="API",
+            host=server.host,
+            port=server.port,
+            port_setting="server.port (SERVER_PORT)",
+            shutdown=stop_requested,
+            grace_period=server.shutdown_grace_period,
+            task_status=task_status,
         )
-        grace = settings.server.shutdown_grace_period
-        async with trio.open_nursery() as nursery:
-            listen = partial(
-                serve_app, host=settings.server.host, shutdown=self._shutdown, grace_period=grace
-            )
-            api_binds: list[str] = await nursery.start(
-                partial(
-                    listen,
-                    api,
-                    name="API",
-                    port=settings.server.port,
-                    port_setting="server.port (SERVER_PORT)",
-                )
-            )
-            management_binds: list[str] = await nursery.start(
-                partial(
-                    listen,
-                    management,
-                    name="management listener",
-                    port=settings.server.management_port,
-                    port_setting="server.managementPort (MANAGEMENT_PORT)",
-                )
-            )
-            task_status.started(
-                ServiceAddresses(api=tuple(api_binds), management=tuple(management_binds))
-            )
-            logger.info("workflow-orchestrator is ready")
-            await self._shutdown.wait()
-            logger.info("shutting down: draining requests for up to %.0fs", grace)
-            # Drain, then cancel: the listeners finish in-flight requests within the grace
-            # period; anything still running after it (plus a margin) is cancelled.
-            nursery.cancel_scope.deadline = trio.current_time() + grace + 1.0
 
-
-def _pool_readings(database: Database) -> list[PoolReading]:
-    return [
-        PoolReading(pool=name, size=stats.size, used=stats.used, max_size=stats.max_size)
-        for name, stats in database.all_statistics().items()
-    ]
+    async def _run_management(
+        self,
+        system: ActorSystem,
+        *,
+        stop_requested: trio.Event,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        server = self.settings.server
+        app = create_management_app(
+            health=HealthReporter(database=self._current_database()),
+            metrics=self._metrics,
+            metrics_enabled=self._metrics_enabled(),
+            system=system,
+        )
+        await serve_app(
+            app,
+            name="management listener",
+            host=server.host,
+            port=server.management_port,
+            port_setting="server.managementPort (MANAGEMENT_PORT)",
+            shutdown=stop_requested,
+            grace_period=server.shutdown_grace_period,
+            task_status=task_status,
+        )

@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.process import RunningService, run_service
 from tests.support.services import free_port, psql, url_for
+from workflow_orchestrator.storage import load_migrations
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +72,25 @@ def check_guide_endpoints(service: RunningService) -> None:
     )
 
 
+def check_supervision_tree(service: RunningService) -> None:
+    """/supervisor shows the live tree: the root supervisor and the service parts under it."""
+    tree = httpx.get(service.management + "/supervisor", timeout=10).json()
+    assert (tree["path"], tree["kind"], tree["strategy"]) == ("/user", "supervisor", "rest_for_one")
+    parts = [(child["name"], child["kind"], child["state"]) for child in tree["children"]]
+    assert parts == [
+        ("storage", "service", "running"),
+        ("instances", "supervisor", "running"),
+        ("api", "service", "running"),
+        ("management", "service", "running"),
+    ]
+    subtree = httpx.get(service.management + "/supervisor/user/instances?depth=1", timeout=10)
+    assert subtree.status_code == 200
+    assert subtree.json()["childCount"] == 0
+    missing = httpx.get(service.management + "/supervisor/user/nope", timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
 def stop_gracefully(service: RunningService) -> None:
     code, seconds = service.stop(signal.SIGTERM)
     assert code == 0, service.log()
@@ -86,6 +106,7 @@ def test_serve_against_postgresql(tmp_path: Path, database_url: str) -> None:
         env={"LOG_LEVEL": "INFO"},
     ) as service:
         check_guide_endpoints(service)
+        check_supervision_tree(service)
         stop_gracefully(service)
 
 
@@ -101,9 +122,10 @@ def test_readiness_fails_when_schema_is_not_current(tmp_path: Path, database_url
         database = ready.json()["components"]["database"]
         assert database["status"] == "DOWN"
         assert database["details"]["schema"] == "outdated"
-        assert database["details"]["pendingMigrations"] == [1]
+        versions = [m.version for m in load_migrations()]
+        assert database["details"]["pendingMigrations"] == versions
         assert httpx.get(service.management + "/health", timeout=10).status_code == 503
-        assert "the database schema is not current (pending [1])" in service.log()
+        assert f"the database schema is not current (pending {versions})" in service.log()
         stop_gracefully(service)
 
 

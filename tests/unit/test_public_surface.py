@@ -7,6 +7,38 @@ import importlib
 import pytest
 
 SURFACE = {
+    "workflow_orchestrator.actors": {
+        "Actor",
+        "ActorContext",
+        "ActorNotFound",
+        "ActorRef",
+        "ActorStopped",
+        "ActorSystem",
+        "AskFailed",
+        "AskTimeout",
+        "FailureInfo",
+        "LifecycleState",
+        "MailboxFull",
+        "StopKind",
+        "StopReason",
+        "Terminated",
+        "open_actor_system",
+    },
+    "workflow_orchestrator.supervision": {
+        "ActorSpec",
+        "Backoff",
+        "ChildSnapshot",
+        "ChildSpec",
+        "ChildStartFailed",
+        "DuplicateChild",
+        "Restart",
+        "RestartIntensityExceeded",
+        "RestartStrategy",
+        "ServiceSpec",
+        "Supervisor",
+        "SupervisorSpec",
+        "SupervisorStopped",
+    },
     "workflow_orchestrator.config": {
         "ENVIRONMENT_OVERRIDES",
         "MASK",
@@ -79,6 +111,7 @@ SURFACE = {
         "format_duration_ms",
         "format_uptime",
         "problem_response",
+        "register_supervisor_routes",
         "serve_app",
     },
     "workflow_orchestrator.observability": {

@@ -9,6 +9,7 @@ from workflow_orchestrator.gateway._problems import (
     problem_response,
 )
 from workflow_orchestrator.gateway._server import ListenerError, serve_app
+from workflow_orchestrator.gateway._supervisor_routes import register_supervisor_routes
 
 __all__ = [
     "PROBLEM_BASE",
@@ -20,5 +21,6 @@ __all__ = [
     "format_duration_ms",
     "format_uptime",
     "problem_response",
+    "register_supervisor_routes",
     "serve_app",
 ]

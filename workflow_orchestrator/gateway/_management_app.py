@@ -8,9 +8,11 @@ from typing import Any
 from quart import Response
 from quart_trio import QuartTrio
 
+from workflow_orchestrator.actors import ActorSystem
 from workflow_orchestrator.gateway._health import HealthReporter
 from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._problems import install_problem_handlers, problem_response
+from workflow_orchestrator.gateway._supervisor_routes import register_supervisor_routes
 from workflow_orchestrator.observability import CONTENT_TYPE, ServiceMetrics
 
 __all__ = ["create_management_app"]
@@ -21,10 +23,17 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def create_management_app(
-    *, health: HealthReporter, metrics: ServiceMetrics, metrics_enabled: bool
+    *,
+    health: HealthReporter,
+    metrics: ServiceMetrics,
+    metrics_enabled: bool,
+    system: ActorSystem | None = None,
 ) -> QuartTrio:
-    """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off."""
+    """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off;
+    ``/supervisor`` shows ``system``'s supervision tree when one is given."""
     app = QuartTrio("workflow_orchestrator.management")
+    if system is not None:
+        register_supervisor_routes(app, system)
     install_problem_handlers(app)
     if metrics_enabled:
         install_request_metrics(app, metrics, "management")

@@ -64,6 +64,7 @@ async def serve_app(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 30
 
+    failure: ListenerError | None = None
     async with trio.open_nursery() as nursery:
         try:
             binds: list[str] = await nursery.start(
@@ -71,11 +72,15 @@ async def serve_app(
             )
         except* OSError as group:
             reasons = sorted({_reason(exc) for exc in _leaves(group)})
-            raise ListenerError(
+            failure = ListenerError(
                 f"cannot listen on {address} for the {name}: {'; '.join(reasons)}; set "
                 f"{port_setting} to a free port or stop what uses this one",
                 address=address,
-            ) from group
-        logger.info("%s listening on %s", name, ", ".join(binds))
-        task_status.started(binds)
+            )
+            failure.__cause__ = group
+        else:
+            logger.info("%s listening on %s", name, ", ".join(binds))
+            task_status.started(binds)
+    if failure is not None:
+        raise failure  # outside the nursery, so callers see it alone, not in a group
     logger.info("%s stopped", name)

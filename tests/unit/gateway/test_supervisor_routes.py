@@ -12,7 +12,7 @@ from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import Actor, ActorContext, ActorSystem
 from workflow_orchestrator.actors.testing import open_checked_actor_system
-from workflow_orchestrator.gateway.supervisor_routes import register_supervisor_routes
+from workflow_orchestrator.gateway import register_supervisor_routes
 from workflow_orchestrator.supervision import (
     ActorSpec,
     Backoff,
