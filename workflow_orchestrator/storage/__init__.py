@@ -1,7 +1,10 @@
 """Storage: the only package that talks to PostgreSQL (asyncpg behind trio-asyncio).
 
 ``open_database`` owns the pools; ``migrate``/``schema_status`` manage the schema;
-``open_embedded_postgres`` runs a private server when no database is configured.
+``open_embedded_postgres`` runs a private server when no database is configured. The
+repositories: definitions (``register_definition``, ``get_definition``, ...), instances
+(``create_instance``, ``list_instances``, ...), partition leases (``PartitionLeases``,
+``run_lease_keeper``) and the group-commit ``SnapshotWriter``.
 """
 
 from workflow_orchestrator.storage._database import (
@@ -15,7 +18,15 @@ from workflow_orchestrator.storage._definitions import (
     DefinitionPage,
     DefinitionSummary,
     InvalidCursor,
+    RegistrationOutcome,
+    RegistrationResult,
+    StoredDefinition,
+    content_hash,
+    delete_definition,
+    get_definition,
     list_definitions,
+    list_versions,
+    register_definition,
 )
 from workflow_orchestrator.storage._embedded import (
     default_data_dir,
@@ -24,11 +35,43 @@ from workflow_orchestrator.storage._embedded import (
 )
 from workflow_orchestrator.storage._errors import (
     DatabaseUnavailable,
+    DefinitionConflict,
+    DefinitionNotFound,
     EmbeddedDatabaseError,
+    InstanceNotFound,
+    InvalidStatusTransition,
+    LeaseLost,
     MigrationChecksumMismatch,
     MigrationError,
     MissingExtension,
+    SnapshotWriteFailed,
     StorageError,
+)
+from workflow_orchestrator.storage._instances import (
+    DEFAULT_PARTITION_COUNT,
+    INSTANCE_STATUSES,
+    TERMINAL_STATUSES,
+    HistoryEntry,
+    InstancePage,
+    InstanceRecord,
+    RecoverableInstance,
+    create_instance,
+    get_instance,
+    instance_history,
+    list_instances,
+    list_recoverable,
+    partition_of,
+    set_status,
+)
+from workflow_orchestrator.storage._leases import (
+    Lease,
+    LeaseSet,
+    PartitionLeases,
+    acquire_partitions,
+    partitions_per_owner,
+    release_partitions,
+    renew_partitions,
+    run_lease_keeper,
 )
 from workflow_orchestrator.storage._migrations import (
     REQUIRED_EXTENSIONS,
@@ -40,32 +83,78 @@ from workflow_orchestrator.storage._migrations import (
     render_init_sql,
     schema_status,
 )
+from workflow_orchestrator.storage._snapshot_writer import (
+    HistoryRow,
+    InstanceSnapshot,
+    SnapshotWriter,
+    SnapshotWriterStatistics,
+)
 
 __all__ = [
+    "DEFAULT_PARTITION_COUNT",
+    "INSTANCE_STATUSES",
     "REQUIRED_EXTENSIONS",
+    "TERMINAL_STATUSES",
     "Database",
     "DatabaseUnavailable",
+    "DefinitionConflict",
+    "DefinitionNotFound",
     "DefinitionPage",
     "DefinitionSummary",
     "EmbeddedDatabaseError",
+    "HistoryEntry",
+    "HistoryRow",
+    "InstanceNotFound",
+    "InstancePage",
+    "InstanceRecord",
+    "InstanceSnapshot",
     "InvalidCursor",
+    "InvalidStatusTransition",
+    "Lease",
+    "LeaseLost",
+    "LeaseSet",
     "Migration",
     "MigrationChecksumMismatch",
     "MigrationError",
     "MigrationReport",
     "MissingExtension",
+    "PartitionLeases",
     "PoolStatistics",
+    "RecoverableInstance",
+    "RegistrationOutcome",
+    "RegistrationResult",
     "SchemaStatus",
+    "SnapshotWriteFailed",
+    "SnapshotWriter",
+    "SnapshotWriterStatistics",
     "StorageError",
+    "StoredDefinition",
+    "acquire_partitions",
+    "content_hash",
+    "create_instance",
     "default_data_dir",
+    "delete_definition",
     "describe_connect_error",
     "find_postgres_binaries",
+    "get_definition",
+    "get_instance",
+    "instance_history",
     "list_definitions",
+    "list_instances",
+    "list_recoverable",
+    "list_versions",
     "load_migrations",
     "migrate",
     "open_database",
     "open_embedded_postgres",
+    "partition_of",
+    "partitions_per_owner",
     "primary_location",
+    "register_definition",
+    "release_partitions",
     "render_init_sql",
+    "renew_partitions",
+    "run_lease_keeper",
     "schema_status",
+    "set_status",
 ]

@@ -1,4 +1,12 @@
-"""Reading workflow definitions (registration arrives with the definitions API).
+"""The definitions repository: register, read, list and soft-delete workflow definitions.
+
+A definition is identified by ``(definition_id, version)``. Registration is idempotent on
+content: ``content_hash`` is the SHA-256 of the document's canonical JSON (sorted keys, no
+whitespace), so registering the same document again is a no-op whatever its YAML formatting,
+and the same id and version with another document is a ``DefinitionConflict``. Deleting is soft
+(``deleted_at``): a deleted definition takes no new starts, but instances already running keep
+reading it (``get_definition(..., include_deleted=True)``). "Latest" means most recently
+registered live version.
 
 Listing returns the latest live version of each definition id, ordered by id, one page at a
 time with an opaque cursor (the last id of the page).
@@ -7,13 +15,34 @@ time with an opaque cursor (the last id of the page).
 from __future__ import annotations
 
 import base64
+import enum
+import hashlib
+import json
 from datetime import datetime
+from typing import Any
 
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._errors import DefinitionConflict, DefinitionNotFound
 
-__all__ = ["DefinitionPage", "DefinitionSummary", "InvalidCursor", "list_definitions"]
+__all__ = [
+    "DefinitionPage",
+    "DefinitionSummary",
+    "InvalidCursor",
+    "RegistrationOutcome",
+    "RegistrationResult",
+    "StoredDefinition",
+    "content_hash",
+    "delete_definition",
+    "get_definition",
+    "list_definitions",
+    "list_versions",
+    "register_definition",
+]
+
+# How many registered ids a DefinitionNotFound message lists.
+_KNOWN_IDS_SHOWN = 10
 
 
 class InvalidCursor(ValueError):
@@ -37,6 +66,114 @@ class DefinitionPage:
 
     items: tuple[DefinitionSummary, ...]
     next_cursor: str | None
+
+
+class RegistrationOutcome(enum.Enum):
+    """What ``register_definition`` did."""
+
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+
+
+@attrs.frozen(kw_only=True)
+class StoredDefinition:
+    """One registered version of a definition, with its document as registered."""
+
+    definition_id: str
+    version: str
+    namespace: str
+    name: str
+    document: dict[str, Any] = attrs.field(repr=False)
+    source_text: str = attrs.field(repr=False)
+    content_hash: str
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class RegistrationResult:
+    """The outcome of one registration and the stored definition it refers to."""
+
+    outcome: RegistrationOutcome
+    definition: StoredDefinition
+
+    @property
+    def created(self) -> bool:
+        return self.outcome is RegistrationOutcome.CREATED
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the document's canonical JSON: key order and formatting do not count."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+_COLUMNS = (
+    "definition_id, version, namespace, name, document, source_text, content_hash, "
+    "created_at, deleted_at"
+)
+
+
+def _stored(row: Any) -> StoredDefinition:
+    return StoredDefinition(
+        definition_id=row["definition_id"],
+        version=row["version"],
+        namespace=row["namespace"],
+        name=row["name"],
+        document=row["document"],
+        source_text=row["source_text"],
+        content_hash=row["content_hash"],
+        created_at=row["created_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _summary(row: Any) -> DefinitionSummary:
+    return DefinitionSummary(
+        definition_id=row["definition_id"],
+        version=row["version"],
+        namespace=row["namespace"],
+        name=row["name"],
+        created_at=row["created_at"],
+    )
+
+
+async def _not_found(
+    connection: Connection, definition_id: str, version: str | None
+) -> DefinitionNotFound:
+    """The error for a missing id (listing some live ids) or missing version (listing versions)."""
+    if version is not None:
+        versions = [
+            r["version"]
+            for r in await connection.fetch(
+                "SELECT version FROM workflow_definitions WHERE definition_id = $1 "
+                "AND deleted_at IS NULL ORDER BY created_at",
+                definition_id,
+            )
+        ]
+        if versions:
+            return DefinitionNotFound(
+                f"definition {definition_id!r} has no version {version!r}; "
+                f"registered versions: {versions}",
+                definition_id=definition_id,
+                version=version,
+            )
+    known = [
+        r["definition_id"]
+        for r in await connection.fetch(
+            "SELECT DISTINCT definition_id FROM workflow_definitions WHERE deleted_at IS NULL "
+            "ORDER BY definition_id LIMIT $1",
+            _KNOWN_IDS_SHOWN + 1,
+        )
+    ]
+    shown = repr(known[:_KNOWN_IDS_SHOWN])
+    if len(known) > _KNOWN_IDS_SHOWN:
+        shown = shown[:-1] + ", ...]"
+    return DefinitionNotFound(
+        f"definition {definition_id!r} not found; registered: {shown}",
+        definition_id=definition_id,
+        version=version,
+    )
 
 
 def _encode(definition_id: str) -> str:
@@ -103,3 +240,146 @@ async def list_definitions(
     return DefinitionPage(
         items=items, next_cursor=_encode(items[-1].definition_id) if more and items else None
     )
+
+
+async def register_definition(
+    database: Database,
+    *,
+    definition_id: str,
+    version: str,
+    namespace: str,
+    name: str,
+    document: dict[str, Any],
+    source_text: str,
+) -> RegistrationResult:
+    """Store a definition version; one crossing, safe under concurrent identical registrations.
+
+    Returns ``CREATED`` for a new id and version (also when it revives a soft-deleted version
+    with the identical document) and ``UNCHANGED`` when the identical document is registered
+    already. Raises ``DefinitionConflict`` when the id and version hold a different document
+    (also a deleted one: versions are never reused).
+    """
+    digest = content_hash(document)
+
+    async def work(connection: Connection) -> RegistrationResult:
+        async with connection.transaction():
+            row = await connection.fetchrow(
+                f"""
+                INSERT INTO workflow_definitions
+                    (definition_id, version, namespace, name, document, source_text, content_hash)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (definition_id, version) DO NOTHING
+                RETURNING {_COLUMNS}
+                """,
+                definition_id,
+                version,
+                namespace,
+                name,
+                document,
+                source_text,
+                digest,
+            )
+            if row is not None:
+                return RegistrationResult(
+                    outcome=RegistrationOutcome.CREATED, definition=_stored(row)
+                )
+            row = await connection.fetchrow(
+                f"SELECT {_COLUMNS} FROM workflow_definitions "
+                "WHERE definition_id = $1 AND version = $2 FOR UPDATE",
+                definition_id,
+                version,
+            )
+            if row["content_hash"] != digest:
+                raise DefinitionConflict(
+                    f"definition {definition_id!r} version {version!r} is already registered "
+                    f"with different content; register the changed document under a new "
+                    f"version (document.version), or under another id",
+                    definition_id=definition_id,
+                    version=version,
+                )
+            if row["deleted_at"] is None:
+                return RegistrationResult(
+                    outcome=RegistrationOutcome.UNCHANGED, definition=_stored(row)
+                )
+            row = await connection.fetchrow(
+                f"UPDATE workflow_definitions SET deleted_at = NULL "
+                f"WHERE definition_id = $1 AND version = $2 RETURNING {_COLUMNS}",
+                definition_id,
+                version,
+            )
+            return RegistrationResult(outcome=RegistrationOutcome.CREATED, definition=_stored(row))
+
+    return await database.run(work)
+
+
+async def get_definition(
+    database: Database,
+    definition_id: str,
+    version: str | None = None,
+    *,
+    include_deleted: bool = False,
+) -> StoredDefinition:
+    """One definition version; the latest live one when ``version`` is None.
+
+    ``include_deleted=True`` (with a version) also finds a soft-deleted version, as a running
+    instance of a deleted definition needs. Raises ``DefinitionNotFound``.
+    """
+
+    async def work(connection: Connection) -> StoredDefinition:
+        if version is None:
+            row = await connection.fetchrow(
+                f"SELECT {_COLUMNS} FROM workflow_definitions "
+                "WHERE definition_id = $1 AND deleted_at IS NULL "
+                "ORDER BY created_at DESC, version DESC LIMIT 1",
+                definition_id,
+            )
+        else:
+            row = await connection.fetchrow(
+                f"SELECT {_COLUMNS} FROM workflow_definitions "
+                "WHERE definition_id = $1 AND version = $2 AND ($3 OR deleted_at IS NULL)",
+                definition_id,
+                version,
+                include_deleted,
+            )
+        if row is None:
+            raise await _not_found(connection, definition_id, version)
+        return _stored(row)
+
+    # The primary, not a replica: the runtime loads definitions right after registration.
+    return await database.run(work)
+
+
+async def list_versions(database: Database, definition_id: str) -> tuple[DefinitionSummary, ...]:
+    """Every live version of a definition, oldest first. Raises ``DefinitionNotFound``."""
+
+    async def work(connection: Connection) -> tuple[DefinitionSummary, ...]:
+        rows = await connection.fetch(
+            "SELECT definition_id, version, namespace, name, created_at FROM workflow_definitions "
+            "WHERE definition_id = $1 AND deleted_at IS NULL ORDER BY created_at, version",
+            definition_id,
+        )
+        if not rows:
+            raise await _not_found(connection, definition_id, None)
+        return tuple(_summary(r) for r in rows)
+
+    return await database.run(work, read_only=True)
+
+
+async def delete_definition(database: Database, definition_id: str) -> tuple[str, ...]:
+    """Soft-delete every live version of a definition; returns the versions deleted.
+
+    New instances can no longer be started from it; running instances continue. Raises
+    ``DefinitionNotFound`` when no live version exists.
+    """
+
+    async def work(connection: Connection) -> tuple[str, ...]:
+        rows = await connection.fetch(
+            "UPDATE workflow_definitions SET deleted_at = now() "
+            "WHERE definition_id = $1 AND deleted_at IS NULL RETURNING version",
+            definition_id,
+        )
+        if not rows:
+            raise await _not_found(connection, definition_id, None)
+        return tuple(r["version"] for r in rows)
+
+    return await database.run(work)

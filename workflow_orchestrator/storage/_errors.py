@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 from workflow_orchestrator.errors import OrchestratorError
 
 __all__ = [
     "DatabaseUnavailable",
+    "DefinitionConflict",
+    "DefinitionNotFound",
     "EmbeddedDatabaseError",
+    "InstanceNotFound",
+    "InvalidStatusTransition",
+    "LeaseLost",
     "MigrationChecksumMismatch",
     "MigrationError",
     "MissingExtension",
+    "SnapshotWriteFailed",
     "StorageError",
 ]
 
@@ -49,3 +57,65 @@ class MissingExtension(MigrationError):
 
 class EmbeddedDatabaseError(StorageError, RuntimeError):
     """The embedded PostgreSQL could not be prepared or started."""
+
+
+class DefinitionNotFound(StorageError, LookupError):
+    """No live definition has this id (and version, when one was asked for)."""
+
+    def __init__(self, message: str, *, definition_id: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.definition_id = definition_id
+        self.version = version
+
+
+class DefinitionConflict(StorageError, ValueError):
+    """The id and version are registered already, with a different document."""
+
+    def __init__(self, message: str, *, definition_id: str, version: str) -> None:
+        super().__init__(message)
+        self.definition_id = definition_id
+        self.version = version
+
+
+class InstanceNotFound(StorageError, LookupError):
+    """No workflow instance has this id."""
+
+    def __init__(self, message: str, *, instance_id: uuid.UUID) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+class InvalidStatusTransition(StorageError, ValueError):
+    """A command asked for a status change the instance's current status does not allow."""
+
+    def __init__(
+        self, message: str, *, instance_id: uuid.UUID, status: str, requested: str
+    ) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.status = status
+        self.requested = requested
+
+
+class LeaseLost(StorageError, RuntimeError):
+    """A snapshot was fenced: this replica no longer holds its partition's lease (or epoch).
+
+    The caller must stop driving the instance; whoever holds the partition now recovers it from
+    its last committed snapshot.
+    """
+
+    def __init__(self, message: str, *, instance_id: uuid.UUID, partition: int) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.partition = partition
+
+
+class SnapshotWriteFailed(StorageError, RuntimeError):
+    """A snapshot was not committed (database error, timeout, or the writer stopped).
+
+    Whether an interrupted commit took effect is unknown: recover the instance from the database.
+    """
+
+    def __init__(self, message: str, *, instance_id: uuid.UUID) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id

@@ -1,0 +1,465 @@
+"""The instances repository: create (idempotently), read, list, command and read history.
+
+Invariants:
+
+- One instance per idempotency key, also under concurrent creates: the INSERT uses
+  ``ON CONFLICT (idempotency_key) DO NOTHING`` and the loser reads the winner's row in the same
+  crossing (the INSERT waits for the winner's transaction, so the row is there to read).
+- An instance's partition is ``crc32(instance_id.bytes) % partition_count``: stable across
+  processes and releases (unlike ``hash()``), fixed at creation.
+- Lists are newest first, paged by the keyset ``(created_at, instance_id)`` in an opaque cursor.
+  Only the filters given appear in the SQL, so the planner can use the matching index: the
+  ``pg_trgm`` GIN index for ``business_key_contains`` (``ILIKE``, three characters or more) and
+  the ``jsonb_path_ops`` GIN indexes for ``input_contains``/``context_contains`` (``@>``).
+- ``total_estimate`` is exact when the whole result fits in the first page; otherwise it is the
+  planner's row estimate for the filtered query (``EXPLAIN``, no execution), which is cheap at
+  any table size and as good as the table's statistics (``ANALYZE``/autovacuum).
+- History ``seq`` numbers come from ``workflow_instances.history_seq``, bumped in the UPDATE that
+  locks the instance row, so writers never race for a number.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+import zlib
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._definitions import InvalidCursor, _not_found
+from workflow_orchestrator.storage._errors import InstanceNotFound, InvalidStatusTransition
+
+__all__ = [
+    "DEFAULT_PARTITION_COUNT",
+    "INSTANCE_STATUSES",
+    "TERMINAL_STATUSES",
+    "HistoryEntry",
+    "InstancePage",
+    "InstanceRecord",
+    "RecoverableInstance",
+    "create_instance",
+    "get_instance",
+    "instance_history",
+    "list_instances",
+    "list_recoverable",
+    "partition_of",
+    "set_status",
+]
+
+DEFAULT_PARTITION_COUNT = 64
+INSTANCE_STATUSES = (
+    "pending",
+    "running",
+    "waiting",
+    "suspended",
+    "cancelled",
+    "faulted",
+    "completed",
+)
+TERMINAL_STATUSES = frozenset({"cancelled", "faulted", "completed"})
+
+_COLUMNS = (
+    "instance_id, definition_id, definition_version, status, business_key, idempotency_key, "
+    "input, output, error, context, partition, lease_owner, lease_epoch, snapshot_version, "
+    "created_at, updated_at, started_at, completed_at"
+)
+
+
+@attrs.frozen(kw_only=True)
+class InstanceRecord:
+    """One workflow instance as stored (without its execution snapshot)."""
+
+    instance_id: uuid.UUID
+    definition_id: str
+    definition_version: str
+    status: str
+    business_key: str | None
+    idempotency_key: str | None
+    input: Any
+    output: Any
+    error: Any
+    context: Any
+    partition: int
+    lease_owner: str | None
+    lease_epoch: int
+    snapshot_version: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@attrs.frozen(kw_only=True)
+class InstancePage:
+    """One page of instances, newest first; ``next_cursor`` is None on the last page.
+
+    ``total_estimate`` counts every instance matching the filters (all pages); it is exact when
+    ``total_exact`` is true, else the planner's estimate.
+    """
+
+    items: tuple[InstanceRecord, ...]
+    next_cursor: str | None
+    total_estimate: int
+    total_exact: bool
+
+
+@attrs.frozen(kw_only=True)
+class HistoryEntry:
+    """One step of an instance's lifecycle; ``seq`` orders them (1, 2, ...)."""
+
+    instance_id: uuid.UUID
+    seq: int
+    task_ref: str
+    kind: str
+    at: datetime
+    details: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class RecoverableInstance:
+    """A non-terminal instance with its last committed snapshot (None before the first)."""
+
+    record: InstanceRecord
+    snapshot: dict[str, Any] | None = attrs.field(repr=False)
+
+
+def partition_of(instance_id: uuid.UUID, partition_count: int = DEFAULT_PARTITION_COUNT) -> int:
+    """The partition of an instance: a stable hash of its id modulo ``partition_count``."""
+    return zlib.crc32(instance_id.bytes) % partition_count
+
+
+def _record(row: Any) -> InstanceRecord:
+    return InstanceRecord(**dict(row.items()))
+
+
+def _encode_cursor(record: InstanceRecord) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.instance_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        created, instance = raw.decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(instance)
+    except ValueError:  # covers binascii.Error and UnicodeDecodeError
+        raise InvalidCursor(
+            f"cursor {cursor!r} is not one this service issued; use the nextCursor of a "
+            "previous page, or omit it for the first page"
+        ) from None
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def create_instance(
+    database: Database,
+    *,
+    definition_id: str,
+    definition_version: str | None,
+    input: Any,
+    business_key: str | None = None,
+    idempotency_key: str | None = None,
+    partition_count: int = DEFAULT_PARTITION_COUNT,
+) -> tuple[InstanceRecord, bool]:
+    """Create a pending instance, or return the one that already has ``idempotency_key``.
+
+    Returns ``(record, created)``. ``definition_version=None`` starts the latest live version.
+    A key that was used before returns the existing instance whatever the other arguments say
+    (the caller may compare them) and even if its definition was deleted since. Raises
+    ``DefinitionNotFound`` when the definition (version) is missing or deleted. One crossing.
+    """
+    instance_id = uuid.uuid4()
+    partition = partition_of(instance_id, partition_count)
+
+    async def existing(connection: Connection) -> InstanceRecord | None:
+        row = await connection.fetchrow(
+            f"SELECT {_COLUMNS} FROM workflow_instances WHERE idempotency_key = $1",
+            idempotency_key,
+        )
+        return None if row is None else _record(row)
+
+    async def work(connection: Connection) -> tuple[InstanceRecord, bool]:
+        if idempotency_key is not None:
+            found = await existing(connection)
+            if found is not None:
+                return found, False
+        version = await connection.fetchval(
+            "SELECT version FROM workflow_definitions "
+            "WHERE definition_id = $1 AND ($2::text IS NULL OR version = $2) "
+            "AND deleted_at IS NULL ORDER BY created_at DESC, version DESC LIMIT 1",
+            definition_id,
+            definition_version,
+        )
+        if version is None:
+            raise await _not_found(connection, definition_id, definition_version)
+        row = await connection.fetchrow(
+            f"""
+            INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
+                business_key, idempotency_key, input, partition)
+            VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING {_COLUMNS}
+            """,
+            instance_id,
+            definition_id,
+            version,
+            business_key,
+            idempotency_key,
+            input,
+            partition,
+        )
+        if row is not None:
+            return _record(row), True
+        # A concurrent create with the same key won; its transaction has ended (ON CONFLICT
+        # waited for it), so this new statement sees its row.
+        found = await existing(connection)
+        assert found is not None, "idempotency key conflict without a committed row"
+        return found, False
+
+    return await database.run(work)
+
+
+async def get_instance(database: Database, instance_id: uuid.UUID) -> InstanceRecord:
+    """One instance. Raises ``InstanceNotFound``."""
+    row = await database.run(
+        lambda c: c.fetchrow(
+            f"SELECT {_COLUMNS} FROM workflow_instances WHERE instance_id = $1", instance_id
+        )
+    )
+    if row is None:
+        raise InstanceNotFound(
+            f"workflow instance {instance_id} not found", instance_id=instance_id
+        )
+    return _record(row)
+
+
+async def list_instances(
+    database: Database,
+    *,
+    definition_id: str | None = None,
+    version: str | None = None,
+    status: str | Collection[str] | None = None,
+    business_key_contains: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+    input_contains: dict[str, Any] | None = None,
+    context_contains: dict[str, Any] | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> InstancePage:
+    """A page of instances matching every given filter, newest first; one crossing.
+
+    Ranges are half-open: ``created_after <= created_at < created_before``. ``*_contains`` on
+    JSON is containment (``{"orderId": "ORD-1"}`` matches inputs having that member). Raises
+    ``InvalidCursor`` for a cursor this service did not issue.
+    """
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def add(template: str, value: Any) -> None:
+        args.append(value)
+        clauses.append(template.format(f"${len(args)}"))
+
+    if definition_id is not None:
+        add("definition_id = {}", definition_id)
+    if version is not None:
+        add("definition_version = {}", version)
+    if status is not None:
+        add("status = ANY({}::text[])", [status] if isinstance(status, str) else list(status))
+    if business_key_contains:
+        add("business_key ILIKE {}", _like_pattern(business_key_contains))
+    if created_after is not None:
+        add("created_at >= {}", created_after)
+    if created_before is not None:
+        add("created_at < {}", created_before)
+    if updated_after is not None:
+        add("updated_at >= {}", updated_after)
+    if updated_before is not None:
+        add("updated_at < {}", updated_before)
+    if input_contains is not None:
+        add("input @> {}::jsonb", input_contains)
+    if context_contains is not None:
+        add("context @> {}::jsonb", context_contains)
+    filters = " AND ".join(clauses) or "TRUE"
+    filter_args = tuple(args)
+    if cursor:
+        created, after_id = _decode_cursor(cursor)
+        args.extend([created, after_id])
+        clauses.append(f"(created_at, instance_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    query = (
+        f"SELECT {_COLUMNS} FROM workflow_instances WHERE {' AND '.join(clauses) or 'TRUE'} "
+        f"ORDER BY created_at DESC, instance_id DESC LIMIT ${len(args)}"
+    )
+
+    async def work(connection: Connection) -> tuple[list[Any], int | None]:
+        rows = await connection.fetch(query, *args)
+        if not cursor and len(rows) <= limit:
+            return rows, None
+        plan = await connection.fetchval(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM workflow_instances WHERE {filters}",
+            *filter_args,
+        )
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return rows, int(plan[0]["Plan"]["Plan Rows"])
+
+    rows, estimate = await database.run(work, read_only=True)
+    items = tuple(_record(r) for r in rows[:limit])
+    more = len(rows) > limit
+    if estimate is None:
+        total, exact = len(items), True
+    else:
+        total, exact = max(estimate, len(rows)), False
+    return InstancePage(
+        items=items,
+        next_cursor=_encode_cursor(items[-1]) if more and items else None,
+        total_estimate=total,
+        total_exact=exact,
+    )
+
+
+async def set_status(
+    database: Database,
+    instance_id: uuid.UUID,
+    status: str,
+    *,
+    allowed_from: Collection[str],
+    history_kind: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> InstanceRecord:
+    """Change an instance's status if its current status is in ``allowed_from``; one crossing.
+
+    For commands (cancel, suspend, resume) on an instance that no live actor is driving
+    (pending or passivated): a live actor owns its status and would overwrite this with its
+    next snapshot, so route commands for live instances through the actor. A terminal status
+    sets ``completed_at``. With ``history_kind`` one history row is appended in the same
+    transaction. Raises ``InstanceNotFound`` or ``InvalidStatusTransition``.
+    """
+    if status not in INSTANCE_STATUSES:
+        raise ValueError(f"unknown instance status {status!r}; expected one of {INSTANCE_STATUSES}")
+
+    async def work(connection: Connection) -> InstanceRecord:
+        async with connection.transaction():
+            current = await connection.fetchval(
+                "SELECT status FROM workflow_instances WHERE instance_id = $1 FOR UPDATE",
+                instance_id,
+            )
+            if current is None:
+                raise InstanceNotFound(
+                    f"workflow instance {instance_id} not found", instance_id=instance_id
+                )
+            if current not in allowed_from:
+                allowed = ", ".join(s for s in INSTANCE_STATUSES if s in allowed_from)
+                raise InvalidStatusTransition(
+                    f"workflow instance {instance_id} is {current}; it can become {status} only "
+                    f"from: {allowed}",
+                    instance_id=instance_id,
+                    status=current,
+                    requested=status,
+                )
+            row = await connection.fetchrow(
+                f"""
+                UPDATE workflow_instances
+                SET status = $2, updated_at = now(),
+                    completed_at = CASE WHEN $3 THEN now() ELSE completed_at END,
+                    history_seq = history_seq + $4
+                WHERE instance_id = $1
+                RETURNING {_COLUMNS}, history_seq
+                """,
+                instance_id,
+                status,
+                status in TERMINAL_STATUSES,
+                0 if history_kind is None else 1,
+            )
+            if history_kind is not None:
+                await connection.execute(
+                    "INSERT INTO workflow_instance_history (instance_id, seq, kind, details) "
+                    "VALUES ($1, $2, $3, $4)",
+                    instance_id,
+                    row["history_seq"],
+                    history_kind,
+                    details or {},
+                )
+            return InstanceRecord(**{k: v for k, v in row.items() if k != "history_seq"})
+
+    return await database.run(work)
+
+
+async def instance_history(
+    database: Database, instance_id: uuid.UUID, *, after_seq: int = 0, limit: int | None = None
+) -> Sequence[HistoryEntry]:
+    """An instance's history in ``seq`` order (from ``after_seq + 1``). Raises InstanceNotFound."""
+
+    async def work(connection: Connection) -> list[Any] | None:
+        if not await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM workflow_instances WHERE instance_id = $1)", instance_id
+        ):
+            return None
+        rows: list[Any] = await connection.fetch(
+            "SELECT instance_id, seq, task_ref, kind, at, details FROM workflow_instance_history "
+            "WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            instance_id,
+            after_seq,
+            limit,
+        )
+        return rows
+
+    rows = await database.run(work, read_only=True)
+    if rows is None:
+        raise InstanceNotFound(
+            f"workflow instance {instance_id} not found", instance_id=instance_id
+        )
+    return tuple(HistoryEntry(**dict(r.items())) for r in rows)
+
+
+async def list_recoverable(
+    database: Database,
+    *,
+    partitions: Collection[int],
+    after: uuid.UUID | None = None,
+    limit: int = 500,
+) -> tuple[RecoverableInstance, ...]:
+    """Non-terminal instances of ``partitions`` with their snapshots, by ``instance_id``.
+
+    For recovery after acquiring partitions: page with ``after`` = the last id of the previous
+    page until a page is shorter than ``limit``. Served by the partial index of active instances.
+    """
+
+    async def work(connection: Connection) -> list[Any]:
+        rows: list[Any] = await connection.fetch(
+            f"""
+            SELECT {_COLUMNS}, snapshot FROM workflow_instances
+            WHERE partition = ANY($1::int[])
+              AND status NOT IN ('completed', 'cancelled', 'faulted')
+              AND ($2::uuid IS NULL OR instance_id > $2)
+            ORDER BY instance_id
+            LIMIT $3
+            """,
+            sorted(partitions),
+            after,
+            limit,
+        )
+        return rows
+
+    rows = await database.run(work)
+    return tuple(
+        RecoverableInstance(
+            record=InstanceRecord(**{k: v for k, v in r.items() if k != "snapshot"}),
+            snapshot=r["snapshot"],
+        )
+        for r in rows
+    )
