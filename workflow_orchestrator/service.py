@@ -21,6 +21,7 @@ import trio
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
+from workflow_orchestrator.definitions import register_definition_files
 from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
@@ -183,6 +184,7 @@ class Service:
     ) -> None:
         async with open_configured_database(self.loaded) as database:
             await self._prepare_schema(database)
+            await self._register_definition_files(database)
             self._database = database
             try:
                 task_status.started(database)
@@ -203,6 +205,22 @@ class Service:
                 "not ready until `workflow-orchestrator migrate` runs",
                 list(status.pending),
             )
+
+    async def _register_definition_files(self, database: Database) -> None:
+        paths = self.settings.definitions.paths
+        if not paths:
+            return
+        results = await register_definition_files(database, paths)
+        created = [
+            f"{r.definition.definition_id}@{r.definition.version}" for r in results if r.created
+        ]
+        logger.info(
+            "definitions from %s: %d registered, %d unchanged%s",
+            ", ".join(paths),
+            len(created),
+            len(results) - len(created),
+            f" ({', '.join(created)})" if created else "",
+        )
 
     def _metrics_enabled(self) -> bool:
         return self.settings.metrics.enabled and self.settings.metrics.prometheus.enabled

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.process import RunningService, run_service
+from tests.support.process import REPOSITORY, RunningService, run_service
 from tests.support.services import free_port, psql, url_for
+from tests.support.spec import require_spec
 from workflow_orchestrator.storage import load_migrations
 
 pytestmark = pytest.mark.e2e
@@ -196,4 +197,22 @@ def test_survives_terminated_database_connections(tmp_path: Path, database_name:
             time.sleep(0.5)
         assert response.status_code == 200, response.text
         assert service.process.poll() is None, service.log()
+        stop_gracefully(service)
+
+
+def test_development_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
+    """`make run`'s profile, run from the checkout, registers examples/order_processing.yaml."""
+    require_spec()
+    with run_service(
+        tmp_path,
+        args=("--profile", "development"),
+        env={"DATABASE_URL": database_url},
+        cwd=REPOSITORY,
+    ) as service:
+        response = httpx.get(
+            service.api + "/api/v1/workflow-definitions/order_processing", timeout=10
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["name"] == "order-processing"
+        assert "definitions from examples: 1 registered, 0 unchanged" in service.log()
         stop_gracefully(service)

@@ -49,6 +49,7 @@ def run_service(
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 90.0,
     ready_path: str = "/health/ready",
+    cwd: Path | None = None,
 ) -> Iterator[RunningService]:
     """Start ``serve`` on free ports and wait until ``ready_path`` answers 200."""
     api_port, management_port = free_port(), free_port()
@@ -66,7 +67,7 @@ def run_service(
             stderr=subprocess.STDOUT,
             text=True,
             env=environment,
-            cwd=tmp_path,
+            cwd=cwd or tmp_path,
         )
     service = RunningService(
         process=process,

@@ -7,6 +7,15 @@ import importlib
 import pytest
 
 SURFACE = {
+    "workflow_orchestrator.definitions": {
+        "DEFINITION_ID_PATTERN",
+        "DefinitionFilesInvalid",
+        "InvalidSubmission",
+        "Submission",
+        "find_definition_files",
+        "parse_submission",
+        "register_definition_files",
+    },
     "workflow_orchestrator.actors": {
         "Actor",
         "ActorContext",

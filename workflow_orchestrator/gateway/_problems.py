@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from quart import Quart, Response, request
+from quart import Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 __all__ = ["PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "install_problem_handlers", "problem_response"]
@@ -51,6 +51,13 @@ def install_problem_handlers(app: Quart) -> None:
         detail = exc.description or exc.name
         if status == 404:
             detail = f"no route matches {request.method} {request.path}; check the path and method"
+        elif status == 413:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            detail = (
+                f"the request body is larger than the limit of {limit} bytes; send less"
+                if limit
+                else "the request body is too large; send less"
+            )
         elif status == 405:
             allowed = exc.valid_methods if hasattr(exc, "valid_methods") else None
             detail = f"{request.method} is not allowed on {request.path}" + (

@@ -1,0 +1,107 @@
+"""What a user submits as a workflow definition, parsed and checked before it is stored.
+
+A submission is the definition's text (YAML or JSON, the DSL document itself) or a JSON wrapper
+``{"id": "...", "definition": <document or its YAML text>}``. The definition id comes from the
+wrapper, else from the caller (``?id=`` on the API, the file name is *not* used), else from the
+document's ``document.name``. Ids may contain letters, digits, ``_``, ``-`` and ``.``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.dsl.validation import (
+    DefinitionProblem,
+    InvalidDefinition,
+    ValidationOptions,
+    load_document,
+    validate_definition,
+)
+from workflow_orchestrator.errors import OrchestratorError
+
+__all__ = ["DEFINITION_ID_PATTERN", "InvalidSubmission", "Submission", "parse_submission"]
+
+DEFINITION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
+class InvalidSubmission(OrchestratorError, ValueError):
+    """The submitted body is not a definition we can read (before any DSL rule applies)."""
+
+
+@attrs.frozen(kw_only=True)
+class Submission:
+    """A validated definition ready to be stored."""
+
+    definition_id: str
+    namespace: str
+    name: str
+    version: str
+    document: dict[str, Any] = attrs.field(repr=False)
+    source_text: str = attrs.field(repr=False)
+
+
+def _unwrap(document: dict[str, Any], text: str) -> tuple[str | None, dict[str, Any], str]:
+    """``{"id", "definition"}`` wrappers give their id and inner document."""
+    if "document" in document or "definition" not in document:
+        return None, document, text
+    unknown = sorted(set(document) - {"id", "definition"})
+    if unknown:
+        raise InvalidSubmission(
+            f"a wrapped definition has only 'id' and 'definition'; remove {unknown}"
+        )
+    wrapped_id = document.get("id")
+    if wrapped_id is not None and not isinstance(wrapped_id, str):
+        raise InvalidSubmission(f"'id' must be a string, got {json.dumps(wrapped_id)}")
+    inner = document["definition"]
+    if isinstance(inner, str):
+        return wrapped_id, load_document(inner), inner
+    if isinstance(inner, dict):
+        return wrapped_id, inner, json.dumps(inner, indent=2)
+    raise InvalidSubmission(
+        "'definition' must be the workflow document (an object) or its YAML/JSON text"
+    )
+
+
+def parse_submission(
+    body: str | bytes,
+    *,
+    definition_id: str | None = None,
+    options: ValidationOptions | None = None,
+) -> Submission:
+    """Read, unwrap and validate a submitted definition.
+
+    Raises ``InvalidSubmission`` for a body that is not a definition at all, and
+    ``InvalidDefinition`` (with every problem and its JSON pointer) for one that breaks the DSL.
+    """
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    if not text.strip():
+        raise InvalidSubmission("the body is empty; send the workflow definition as YAML or JSON")
+    wrapped_id, document, source_text = _unwrap(load_document(text), text)
+    problems = validate_definition(document, options or ValidationOptions())
+    if problems:
+        raise InvalidDefinition(problems)
+    header = document["document"]
+    chosen = wrapped_id or definition_id or str(header["name"])
+    if not DEFINITION_ID_PATTERN.match(chosen):
+        raise InvalidDefinition(
+            [
+                DefinitionProblem(
+                    pointer="/document/name" if not (wrapped_id or definition_id) else "",
+                    message=f"definition id {chosen!r} may contain only letters, digits, '_', "
+                    "'-' and '.' (at most 200); choose another id",
+                    rule="definition-id",
+                )
+            ]
+        )
+    return Submission(
+        definition_id=chosen,
+        namespace=str(header["namespace"]),
+        name=str(header["name"]),
+        version=str(header["version"]),
+        document=document,
+        source_text=source_text,
+    )

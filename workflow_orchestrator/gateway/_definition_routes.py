@@ -1,0 +1,170 @@
+"""``/v1/workflow-definitions``: register, read, list and delete workflow definitions.
+
+``POST`` takes the definition's YAML or JSON as the body (any of ``application/yaml``,
+``application/x-yaml``, ``text/yaml``, ``application/json``), or a JSON wrapper
+``{"id": ..., "definition": ...}``; ``?id=`` names the id otherwise (default: the document's
+name). 201 registers a new version, 200 means the identical document was registered already,
+409 is the same id and version with other content, 422 lists every DSL problem with its JSON
+pointer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from workflow_orchestrator.definitions import InvalidSubmission, parse_submission
+from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
+from workflow_orchestrator.gateway._json import json_response
+from workflow_orchestrator.gateway._problems import problem_response
+from workflow_orchestrator.storage import (
+    Database,
+    DefinitionConflict,
+    DefinitionNotFound,
+    DefinitionSummary,
+    InvalidCursor,
+    StoredDefinition,
+    delete_definition,
+    get_definition,
+    list_definitions,
+    list_versions,
+    register_definition,
+)
+
+__all__ = ["MAX_PAGE_SIZE", "definition_routes", "page_size"]
+
+MAX_PAGE_SIZE = 500
+
+
+def page_size(raw: str | None, default: int = 50) -> int | Response:
+    """The ``limit`` query parameter, or a 400 problem saying what is allowed."""
+    if raw is None:
+        return default
+    if raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE:
+        return int(raw)
+    return problem_response(
+        400,
+        "invalid-query-parameter",
+        "Invalid Query Parameter",
+        f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {raw!r}",
+        parameter="limit",
+    )
+
+
+def _summary_json(item: DefinitionSummary | StoredDefinition) -> dict[str, Any]:
+    return {
+        "id": item.definition_id,
+        "namespace": item.namespace,
+        "name": item.name,
+        "version": item.version,
+        "createdAt": item.created_at.isoformat(),
+    }
+
+
+def _definition_json(item: StoredDefinition) -> dict[str, Any]:
+    return {**_summary_json(item), "definition": item.document}
+
+
+def _not_found(exc: DefinitionNotFound) -> Response:
+    return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
+
+
+def definition_routes(database: Database, options: ValidationOptions) -> Blueprint:
+    """The definitions routes, relative to the API's ``/v1`` prefix."""
+    routes = Blueprint("definitions", __name__, url_prefix="/workflow-definitions")
+
+    @routes.post("")
+    async def register() -> Response:
+        body = await request.get_data(as_text=False)
+        try:
+            submission = parse_submission(
+                body, definition_id=request.args.get("id") or None, options=options
+            )
+            result = await register_definition(
+                database,
+                definition_id=submission.definition_id,
+                version=submission.version,
+                namespace=submission.namespace,
+                name=submission.name,
+                document=submission.document,
+                source_text=submission.source_text,
+            )
+        except InvalidSubmission as exc:
+            return problem_response(400, "invalid-body", "Invalid Request Body", str(exc))
+        except InvalidDefinition as exc:
+            return problem_response(
+                422,
+                "invalid-definition",
+                "Invalid Workflow Definition",
+                f"the workflow definition has {len(exc.problems)} problem(s); fix each one "
+                "listed in 'problems'",
+                problems=[
+                    {"pointer": p.pointer or "/", "message": p.message, "rule": p.rule}
+                    for p in exc.problems
+                ],
+            )
+        except DefinitionConflict as exc:
+            return problem_response(409, "definition-conflict", "Definition Conflict", str(exc))
+        stored = result.definition
+        location = f"{request.path.rstrip('/')}/{stored.definition_id}/versions/{stored.version}"
+        return json_response(
+            _definition_json(stored),
+            201 if result.created else 200,
+            headers={"Location": location},
+        )
+
+    @routes.get("")
+    async def listing() -> Response:
+        limit = page_size(request.args.get("limit"))
+        if isinstance(limit, Response):
+            return limit
+        try:
+            page = await list_definitions(
+                database,
+                limit=limit,
+                cursor=request.args.get("cursor") or None,
+                namespace=request.args.get("namespace") or None,
+                name=request.args.get("name") or None,
+                text=request.args.get("text") or None,
+            )
+        except InvalidCursor as exc:
+            return problem_response(
+                400, "invalid-cursor", "Invalid Cursor", str(exc), parameter="cursor"
+            )
+        return json_response(
+            {"items": [_summary_json(i) for i in page.items], "nextCursor": page.next_cursor}
+        )
+
+    @routes.get("/<definition_id>")
+    async def latest(definition_id: str) -> Response:
+        try:
+            return json_response(_definition_json(await get_definition(database, definition_id)))
+        except DefinitionNotFound as exc:
+            return _not_found(exc)
+
+    @routes.get("/<definition_id>/versions")
+    async def versions(definition_id: str) -> Response:
+        try:
+            found = await list_versions(database, definition_id)
+        except DefinitionNotFound as exc:
+            return _not_found(exc)
+        return json_response({"items": [_summary_json(v) for v in found]})
+
+    @routes.get("/<definition_id>/versions/<version>")
+    async def one_version(definition_id: str, version: str) -> Response:
+        try:
+            stored = await get_definition(database, definition_id, version)
+        except DefinitionNotFound as exc:
+            return _not_found(exc)
+        return json_response(_definition_json(stored))
+
+    @routes.delete("/<definition_id>")
+    async def delete(definition_id: str) -> Response:
+        try:
+            deleted = await delete_definition(database, definition_id)
+        except DefinitionNotFound as exc:
+            return _not_found(exc)
+        return json_response({"id": definition_id, "deletedVersions": list(deleted)})
+
+    return routes
