@@ -1,0 +1,42 @@
+"""Runs every scenario of the CTK feature files through the real httpx adapter and a stub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tests.conformance.conftest import CTK_FEATURES, require_ctk
+from tests.conformance.gherkin import Scenario, parse_feature
+from tests.conformance.steps import World, run_scenario
+from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
+from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
+
+
+def ctk_scenarios() -> list[Scenario]:
+    """Every scenario of the CTK, in file order (empty if the CTK is absent)."""
+    if not CTK_FEATURES.is_dir():
+        return []
+    return [s for path in sorted(CTK_FEATURES.glob("*.feature")) for s in parse_feature(path)]
+
+
+SCENARIOS = ctk_scenarios()
+
+
+def test_ctk_is_present() -> None:
+    """The CTK folder exists (fails in CI, skips elsewhere, when it does not)."""
+    require_ctk()
+    assert len(SCENARIOS) >= 21
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{s.path.stem}: {s.name}" for s in SCENARIOS])
+def test_ctk_scenario(scenario: Scenario, stub_hosts: Mapping[str, str]) -> None:
+    """The scenario passes with HTTP going through httpx to the local stub."""
+
+    @asynccontextmanager
+    async def open_http() -> AsyncIterator[Callable[[HttpRequest], Awaitable[HttpResponse]]]:
+        async with HttpxClient(host_map=stub_hosts, default_timeout=10) as client:
+            yield client.http
+
+    run_scenario(scenario, World(), clock=None, open_http=open_http)

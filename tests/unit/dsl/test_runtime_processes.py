@@ -1,0 +1,59 @@
+"""Local shell/script processes: output, return modes, timeout."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.dsl.runtime_support import document
+from workflow_orchestrator.dsl.errors import WorkflowError
+from workflow_orchestrator.dsl.expressions import ExpressionEngine
+from workflow_orchestrator.dsl.model import build_workflow
+from workflow_orchestrator.dsl.runtime import InMemoryEffects, Interpreter, ProcessRequest
+from workflow_orchestrator.dsl.runtime.processes import run_local_process
+
+
+async def test_shell_command_with_arguments_and_stdin() -> None:
+    """A shell command gets its arguments and stdin; stdout and the exit code come back."""
+    result = await run_local_process(
+        ProcessRequest(
+            kind="shell", command='read x; echo "$1-$x"; exit 3', arguments=("a",), stdin="b\n"
+        )
+    )
+    assert (result.code, result.stdout) == (3, "a-b\n")
+
+
+async def test_python_script() -> None:
+    """A python script runs with the service's interpreter."""
+    result = await run_local_process(
+        ProcessRequest(
+            kind="script",
+            language="python",
+            command="import sys; print(sys.argv[1])",
+            arguments=("hi",),
+        )
+    )
+    assert result.stdout == "hi\n"
+
+
+async def test_process_timeout_is_the_timeout_error() -> None:
+    """A process that outlives its timeout is killed and raises the timeout error."""
+    with pytest.raises(WorkflowError) as caught:
+        await run_local_process(ProcessRequest(kind="shell", command="sleep 5", timeout=0.2))
+    assert caught.value.problem.detail == "the shell process did not finish within 0.2s"
+
+
+async def test_run_shell_task_when_enabled() -> None:
+    """With a process handler the run task returns per ``return`` (all: code/stdout/stderr)."""
+    workflow = build_workflow(
+        document(
+            "do:\n  - sh:\n      run:\n        shell: {command: 'echo out; echo err >&2'}\n        return: all\n"
+        )
+    )
+    engine = ExpressionEngine()
+    try:
+        result = await Interpreter(workflow, engine).start(
+            InMemoryEffects(processes=run_local_process)
+        )
+    finally:
+        await engine.aclose()
+    assert result.output == {"code": 0, "stdout": "out\n", "stderr": "err\n"}

@@ -1,0 +1,179 @@
+"""The effects interface: every side effect of the interpreter goes through it.
+
+The interpreter itself does no I/O and reads no clock. An `Effects` implementation decides how a
+side effect happens: `InMemoryEffects` runs workflows to completion under a virtual clock for
+tests; the durable instance actor will implement the same protocol with an outbox, durable timers
+and the httpx adapter of `_http_client`.
+
+Value types here are plain, immutable and JSON-friendly so a durable implementation can record
+them. Absolute times are timezone-aware UTC `datetime` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from workflow_orchestrator.dsl.runtime._state import ExecutionState
+
+
+@attrs.frozen(kw_only=True)
+class HttpRequest:
+    """An outbound HTTP request; ``idempotency_key`` is stable across re-executions."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes | None = None
+    follow_redirects: bool = False
+    idempotency_key: str = ""
+    timeout: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HttpResponse:
+    """A received HTTP response; header names are lower-case."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+
+@attrs.frozen(kw_only=True)
+class CloudEvent:
+    """A CloudEvent in structured form: the context attributes, extensions and ``data``."""
+
+    attributes: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        """The identity of the event (``source`` + ``id``): redeliveries share it."""
+        return f"{self.attributes.get('source')}#{self.attributes.get('id')}"
+
+    @property
+    def type(self) -> str:
+        """The event's ``type`` attribute."""
+        return str(self.attributes.get("type", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        """The event in structured JSON form (a copy)."""
+        return dict(self.attributes)
+
+
+@attrs.frozen(kw_only=True)
+class ListenRequest:
+    """Wait for one event that matches any of ``filters`` and is not in ``exclude``.
+
+    Each filter is a mapping of context attributes to required values (expression-valued filter
+    properties are checked by the interpreter afterwards and rejected events are excluded).
+    ``exclude`` holds the `CloudEvent.key` of events already consumed or rejected.
+    """
+
+    filters: tuple[Mapping[str, Any], ...]
+    exclude: frozenset[str] = frozenset()
+    task_ref: str = ""
+    instance_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SubflowRequest:
+    """Start the workflow ``namespace/name/version`` with ``input`` and await its output."""
+
+    namespace: str
+    name: str
+    version: str
+    input: Any
+    key: str
+    await_completion: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class ProcessRequest:
+    """Run a ``shell`` or ``script`` process (only where configuration enables it)."""
+
+    kind: str
+    command: str
+    arguments: tuple[str, ...] = ()
+    environment: Mapping[str, str] = attrs.field(factory=dict)
+    stdin: str | None = None
+    language: str | None = None
+    timeout: float = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class ProcessResult:
+    """What a process returned."""
+
+    code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class Effects(Protocol):
+    """Side effects of one workflow instance, in the order the interpreter performs them.
+
+    Implementations raise `WorkflowError` with a standard problem (communication, timeout,
+    authorization, ...) for failures the workflow may catch; any other exception is a bug and
+    faults the instance as a runtime error.
+    """
+
+    def now(self) -> datetime:
+        """The current time (timezone-aware UTC)."""
+        ...
+
+    def new_id(self) -> str:
+        """A fresh unique id (used for new instance ids only; task ids are derived)."""
+        ...
+
+    def random(self) -> float:
+        """A random float in [0, 1) (retry jitter; the result is recorded in the state)."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Return at or after the absolute time ``when`` (a durable timer)."""
+        ...
+
+    async def http(self, request: HttpRequest) -> HttpResponse:
+        """Perform an HTTP request; transport failures raise a communication `WorkflowError`."""
+        ...
+
+    async def emit(self, event: CloudEvent) -> None:
+        """Publish an event emitted by an ``emit`` task."""
+        ...
+
+    async def wait_event(self, request: ListenRequest) -> CloudEvent:
+        """Return the next event matching ``request``, waiting as long as it takes."""
+        ...
+
+    async def run_subflow(self, request: SubflowRequest) -> Any:
+        """Run a child workflow and return its output (a faulted child raises)."""
+        ...
+
+    async def run_process(self, request: ProcessRequest) -> ProcessResult:
+        """Run a shell or script process, or raise a configuration error if disabled."""
+        ...
+
+    async def get_secret(self, name: str) -> Any:
+        """The value of secret ``name``; unknown or forbidden raises an authorization error."""
+        ...
+
+    def add_lifecycle_event(self, event: CloudEvent) -> None:
+        """Queue a workflow or task lifecycle event for publication; never blocks.
+
+        Durable implementations keep queued events until the next `checkpoint` and write them
+        with that state (an outbox in the same transaction), so an event is published if and
+        only if the state change that produced it is durable. Ids are stable across
+        re-executions, so consumers can drop repeats.
+        """
+        ...
+
+    async def checkpoint(self, state: ExecutionState) -> None:
+        """Persist ``state`` at a task boundary before execution continues.
+
+        ``state`` is live: serialize it (``state.to_json()``) before returning.
+        """
+        ...

@@ -1,0 +1,25 @@
+"""Runtime options of the interpreter: identity of the runtime and what it may do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeOptions:
+    """How an interpreter behaves; shared by all instances of a runtime.
+
+    ``lifecycle_events`` turns the spec's workflow/task lifecycle CloudEvents on (the default);
+    ``event_source`` is their ``source``. ``http_timeout`` bounds every outbound call in seconds.
+    """
+
+    runtime_name: str = "workflow-orchestrator"
+    runtime_version: str = "0"
+    runtime_metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    event_source: str = "urn:workflow-orchestrator"
+    lifecycle_events: bool = True
+    http_timeout: float = 30.0
+    process_timeout: float = 60.0
