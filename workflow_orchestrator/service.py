@@ -28,6 +28,7 @@ from workflow_orchestrator.gateway import (
     create_management_app,
     serve_app,
 )
+from workflow_orchestrator.instances import validation_options
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
 from workflow_orchestrator.storage import (
     Database,
@@ -210,7 +211,9 @@ class Service:
         paths = self.settings.definitions.paths
         if not paths:
             return
-        results = await register_definition_files(database, paths)
+        results = await register_definition_files(
+            database, paths, validation_options(self.settings.workflows)
+        )
         created = [
             f"{r.definition.definition_id}@{r.definition.version}" for r in results if r.created
         ]
@@ -237,6 +240,7 @@ class Service:
             metrics=self._metrics,
             metrics_enabled=self._metrics_enabled(),
             context_path=server.context_path,
+            validation=validation_options(self.settings.workflows),
         )
         await serve_app(
             app,

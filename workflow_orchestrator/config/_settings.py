@@ -22,6 +22,7 @@ __all__ = [
     "DistributedSchedulerSettings",
     "EmbeddedDatabaseSettings",
     "EventProcessingSettings",
+    "ExpressionSettings",
     "FileAppenderSettings",
     "KafkaSettings",
     "LoggingAppenders",
@@ -30,10 +31,12 @@ __all__ = [
     "PrometheusSettings",
     "RabbitMQSettings",
     "RollingPolicy",
+    "RunTaskSettings",
     "SchedulerSettings",
     "ServerSettings",
     "Settings",
     "SyslogAppenderSettings",
+    "WorkflowSettings",
 ]
 
 
@@ -280,6 +283,50 @@ class DefinitionsSettings:
 
 
 @attrs.frozen(kw_only=True)
+class ExpressionSettings:
+    """Limits of one runtime-expression evaluation (jq): a runaway one fails, others go on."""
+
+    cpu_budget: float = attrs.field(
+        default=1.0,
+        metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 1s or 500ms"),
+    )
+    max_output_size: int = attrs.field(
+        default=10 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 10MB"),
+    )
+    max_memory: int = attrs.field(
+        default=512 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=0, help="a size such as 512MB (0: no cap)"),
+    )
+    workers: int = attrs.field(
+        default=2, metadata=_meta(minimum=1, maximum=64, help="a number of processes from 1 to 64")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RunTaskSettings:
+    """The DSL's ``run`` tasks: local processes are off unless enabled here."""
+
+    shell: bool = False
+    script: bool = False
+    timeout: float = attrs.field(
+        default=60.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 60s")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowSettings:
+    """How workflows run: expression limits, ``run`` tasks, outbound calls, lifecycle events."""
+
+    expressions: ExpressionSettings = attrs.field(factory=ExpressionSettings)
+    run: RunTaskSettings = attrs.field(factory=RunTaskSettings)
+    http_timeout: float = attrs.field(
+        default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
+    )
+    lifecycle_events: bool = True
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """The whole effective configuration of one service process."""
 
@@ -290,3 +337,4 @@ class Settings:
     logging: LoggingSettings = attrs.field(factory=LoggingSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     definitions: DefinitionsSettings = attrs.field(factory=DefinitionsSettings)
+    workflows: WorkflowSettings = attrs.field(factory=WorkflowSettings)

@@ -16,15 +16,15 @@ UNSUPPORTED = (
     "or a function declared in use.functions (unsupported-call)"
 )
 CONTAINER = (
-    "run.container needs a container runtime and none is configured; "
-    "configure one for the service or remove this task (container-runtime)"
+    "run.container needs a container runtime, and this service has none; "
+    "remove this task (container tasks are not supported yet) (container-runtime)"
 )
 SHELL = (
-    "run.shell is disabled; enable shell tasks in the service configuration "
+    "run.shell is disabled; set workflows.run.shell: true in the configuration "
     "(off by default) or remove this task (shell-disabled)"
 )
 SCRIPT = (
-    "run.script is disabled; enable script tasks in the service configuration "
+    "run.script is disabled; set workflows.run.script: true in the configuration "
     "(off by default) or remove this task (script-disabled)"
 )
 EXPECTED = {

@@ -328,21 +328,21 @@ class SemanticChecker:
         if "container" in spec and not self.container_runtime:
             self._add(
                 (*path, "container"),
-                "run.container needs a container runtime and none is configured; "
-                "configure one for the service or remove this task",
+                "run.container needs a container runtime, and this service has none; "
+                "remove this task (container tasks are not supported yet)",
                 "container-runtime",
             )
         if "shell" in spec and not self.allow_shell:
             self._add(
                 (*path, "shell"),
-                "run.shell is disabled; enable shell tasks in the service configuration "
+                "run.shell is disabled; set workflows.run.shell: true in the configuration "
                 "(off by default) or remove this task",
                 "shell-disabled",
             )
         if "script" in spec and not self.allow_script:
             self._add(
                 (*path, "script"),
-                "run.script is disabled; enable script tasks in the service configuration "
+                "run.script is disabled; set workflows.run.script: true in the configuration "
                 "(off by default) or remove this task",
                 "script-disabled",
             )

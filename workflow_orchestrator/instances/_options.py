@@ -1,0 +1,38 @@
+"""The DSL engine's options, derived from the ``workflows`` settings."""
+
+from __future__ import annotations
+
+from workflow_orchestrator._version import __version__
+from workflow_orchestrator.config import WorkflowSettings
+from workflow_orchestrator.dsl.expressions import ExpressionLimits
+from workflow_orchestrator.dsl.runtime import RuntimeOptions
+from workflow_orchestrator.dsl.validation import ValidationOptions
+
+__all__ = ["expression_limits", "runtime_options", "validation_options"]
+
+
+def validation_options(settings: WorkflowSettings) -> ValidationOptions:
+    """What definitions may use on this service (``run.shell``/``run.script`` when enabled)."""
+    return ValidationOptions(allow_shell=settings.run.shell, allow_script=settings.run.script)
+
+
+def expression_limits(settings: WorkflowSettings) -> ExpressionLimits:
+    """The budget of one runtime-expression evaluation."""
+    expressions = settings.expressions
+    return ExpressionLimits(
+        cpu_seconds=expressions.cpu_budget,
+        max_output_bytes=expressions.max_output_size,
+        max_memory_bytes=expressions.max_memory,
+        max_workers=expressions.workers,
+    )
+
+
+def runtime_options(settings: WorkflowSettings) -> RuntimeOptions:
+    """How the interpreter identifies itself and bounds outbound work."""
+    return RuntimeOptions(
+        runtime_name="workflow-orchestrator",
+        runtime_version=__version__,
+        lifecycle_events=settings.lifecycle_events,
+        http_timeout=settings.http_timeout,
+        process_timeout=settings.run.timeout,
+    )
