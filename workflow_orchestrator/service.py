@@ -11,34 +11,48 @@ accepting, in-flight requests get ``server.shutdownGracePeriod`` to finish, then
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 import attrs
 import trio
+from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.definitions import register_definition_files
+from workflow_orchestrator.dsl import open_expression_engine
+from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
 from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
     create_management_app,
     serve_app,
 )
-from workflow_orchestrator.instances import validation_options
+from workflow_orchestrator.instances import (
+    InstanceRuntime,
+    WorkflowCatalog,
+    expression_limits,
+    runtime_options,
+    validation_options,
+)
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
+    PartitionLeases,
+    SnapshotWriter,
+    hold_owner_id,
     migrate,
     open_database,
     open_embedded_postgres,
+    run_lease_keeper,
     schema_status,
 )
-from workflow_orchestrator.supervision import RestartStrategy, ServiceSpec, SupervisorSpec
+from workflow_orchestrator.supervision import Backoff, RestartStrategy, ServiceSpec, SupervisorSpec
 
 __all__ = ["Service", "ServiceAddresses", "open_configured_database"]
 
@@ -97,21 +111,34 @@ async def open_configured_database(loaded: LoadedConfig) -> AsyncIterator[Databa
 class Service:
     """One replica of workflow-orchestrator: a supervision tree of its parts.
 
-    ``/user`` (rest_for_one) starts, in order: ``storage`` (pools and schema), ``instances``
-    (the instance supervisor, one_for_one), ``api`` and ``management`` (the listeners). A part
-    that fails is restarted with every part started after it, so the listeners always use the
-    current database; too many failures in a minute stop the service. Stopping goes the other
-    way: the listeners drain first, the pools close last.
+    ``/user`` (rest_for_one) starts, in order: ``storage`` (pools, schema, definition files),
+    ``leases`` (this replica's partitions), ``snapshots`` (the group-commit writer),
+    ``instances`` (the instance supervisor, one_for_one, one actor per running instance),
+    ``runtime`` (recovery, wake-ups, commands), ``api`` and ``management`` (the listeners). A
+    part that fails is restarted with every part started after it, so later parts always use
+    the current ones; too many failures in a minute stop the service. Stopping goes the other
+    way: the listeners drain first, the instances are stopped (their last commits are written),
+    the pools close last.
     """
 
     loaded: LoadedConfig
     _shutdown: trio.Event = attrs.field(factory=trio.Event, init=False)
     _database: Database | None = attrs.field(default=None, init=False)
+    _leases: PartitionLeases | None = attrs.field(default=None, init=False)
+    _writer: SnapshotWriter | None = attrs.field(default=None, init=False)
+    _runtime: InstanceRuntime | None = attrs.field(default=None, init=False)
+    api_app: QuartTrio | None = attrs.field(default=None, init=False)
+    _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
 
     @property
     def settings(self) -> Settings:
         return self.loaded.settings
+
+    @property
+    def owner_id(self) -> str:
+        """This replica's lease owner id: ``cluster.replicaId``, else the host name."""
+        return self.settings.cluster.replica_id or socket.gethostname()
 
     def request_shutdown(self) -> None:
         """Begin the graceful stop (idempotent)."""
@@ -137,9 +164,13 @@ class Service:
             await system.start_child(
                 ServiceSpec(name="storage", run=self._run_storage, shutdown_timeout=15.0)
             )
-            await system.start_child(
-                SupervisorSpec(name="instances", strategy=RestartStrategy.ONE_FOR_ONE)
-            )
+            if self._schema_current:
+                await self._start_instance_parts(system)
+            else:
+                logger.warning(
+                    "workflow instances are not run until the schema is current; run "
+                    "`workflow-orchestrator migrate`, then restart the service"
+                )
             api_binds = await system.start_child(
                 ServiceSpec(
                     name="api",
@@ -166,6 +197,93 @@ class Service:
             )
         # Leaving the actor system stops the children in reverse order (drain, then cancel).
 
+    async def _run_leases(
+        self, *, task_status: trio.TaskStatus[PartitionLeases] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        database = self._current_database()
+        ttl = self.settings.cluster.lease_ttl
+
+        async def keep(*, task_status: trio.TaskStatus[PartitionLeases]) -> None:
+            async with hold_owner_id(database, self.owner_id):
+                await run_lease_keeper(database, self.owner_id, ttl=ttl, task_status=task_status)
+
+        async with trio.open_nursery() as nursery:
+            self._leases = await nursery.start(keep)
+            logger.info(
+                "holding %d partitions as %s",
+                len(self._leases.current().partitions),
+                self.owner_id,
+            )
+            task_status.started(self._leases)
+
+    async def _run_writer(
+        self, *, task_status: trio.TaskStatus[SnapshotWriter] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        if self._leases is None:
+            raise RuntimeError("leases are not held")  # started before, so this is a bug
+        writer = SnapshotWriter(database=self._current_database(), leases=self._leases)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            self._writer = writer
+            task_status.started(writer)
+
+    async def _run_runtime(
+        self,
+        system: ActorSystem,
+        *,
+        task_status: trio.TaskStatus[InstanceRuntime] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        if self._leases is None or self._writer is None:
+            raise RuntimeError("leases and snapshot writer are not running")  # a bug
+        workflows = self.settings.workflows
+        async with (
+            open_expression_engine(expression_limits(workflows)) as engine,
+            HttpxClient(default_timeout=workflows.http_timeout) as http_client,
+            trio.open_nursery() as nursery,
+        ):
+            database = self._current_database()
+            runtime = InstanceRuntime(
+                database=database,
+                writer=self._writer,
+                leases=self._leases,
+                catalog=WorkflowCatalog(
+                    database=database, engine=engine, options=runtime_options(workflows)
+                ),
+                supervisor=system.lookup_supervisor("/user/instances"),
+                http_client=http_client,
+                run_process_enabled=(workflows.run.shell, workflows.run.script),
+            )
+            await nursery.start(runtime.run)
+            self._runtime = runtime
+            task_status.started(runtime)
+
+    async def _start_instance_parts(self, system: ActorSystem) -> None:
+        """Leases, the snapshot writer, the instance supervisor and the runtime, in order."""
+        await system.start_child(
+            ServiceSpec(name="leases", run=self._run_leases, shutdown_timeout=10.0)
+        )
+        await system.start_child(
+            ServiceSpec(name="snapshots", run=self._run_writer, shutdown_timeout=10.0)
+        )
+        await system.start_child(
+            SupervisorSpec(
+                name="instances",
+                strategy=RestartStrategy.ONE_FOR_ONE,
+                # Each instance bounds its own retries (MAX_ATTEMPTS, then faulted), so a
+                # burst of failing instances must not take the whole supervisor down.
+                max_restarts=10_000,
+                within_seconds=60.0,
+                backoff=Backoff(initial=0.5, maximum=10.0),
+            )
+        )
+        await system.start_child(
+            ServiceSpec(
+                name="runtime",
+                run=partial(self._run_runtime, system),
+                shutdown_timeout=10.0,
+            )
+        )
+
     def _current_database(self) -> Database:
         if self._database is None:  # the storage child starts first, so this is a bug
             raise RuntimeError("storage is not running")
@@ -185,7 +303,8 @@ class Service:
     ) -> None:
         async with open_configured_database(self.loaded) as database:
             await self._prepare_schema(database)
-            await self._register_definition_files(database)
+            if self._schema_current:
+                await self._register_definition_files(database)
             self._database = database
             try:
                 task_status.started(database)
@@ -198,8 +317,10 @@ class Service:
             report = await migrate(database)
             if report.applied:
                 logger.info("applied schema migrations %s", list(report.applied))
+            self._schema_current = True
             return
         status = await schema_status(database)
+        self._schema_current = status.current
         if not status.current:
             logger.warning(
                 "the database schema is not current (pending %s); the service will report "
@@ -241,7 +362,9 @@ class Service:
             metrics_enabled=self._metrics_enabled(),
             context_path=server.context_path,
             validation=validation_options(self.settings.workflows),
+            runtime=self._runtime,
         )
+        self.api_app = app
         await serve_app(
             app,
             name="API",

@@ -80,7 +80,10 @@ def check_supervision_tree(service: RunningService) -> None:
     parts = [(child["name"], child["kind"], child["state"]) for child in tree["children"]]
     assert parts == [
         ("storage", "service", "running"),
+        ("leases", "service", "running"),
+        ("snapshots", "service", "running"),
         ("instances", "supervisor", "running"),
+        ("runtime", "service", "running"),
         ("api", "service", "running"),
         ("management", "service", "running"),
     ]

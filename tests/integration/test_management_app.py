@@ -69,7 +69,7 @@ async def test_wrong_method_and_bad_parameters_are_problems(database_url: str) -
             cursor_body = await bad_cursor.get_json()
     assert wrong_method.status_code == 405
     assert wrong_body["detail"] == (
-        "DELETE is not allowed on /api/v1/workflow-definitions; allowed: GET, HEAD, OPTIONS"
+        "DELETE is not allowed on /api/v1/workflow-definitions; allowed: GET, HEAD, OPTIONS, POST"
     )
     assert bad_limit.status_code == 400
     assert limit_body["detail"] == "limit must be a whole number from 1 to 500, got '0'"

@@ -7,6 +7,21 @@ import importlib
 import pytest
 
 SURFACE = {
+    "workflow_orchestrator.instances": {
+        "MAX_ATTEMPTS",
+        "DurableEffects",
+        "InputInvalid",
+        "InstanceActor",
+        "InstanceRuntime",
+        "Parked",
+        "StartRequest",
+        "WakeTimers",
+        "WorkflowCatalog",
+        "expression_limits",
+        "runtime_options",
+        "secret_from_environment",
+        "validation_options",
+    },
     "workflow_orchestrator.definitions": {
         "DEFINITION_ID_PATTERN",
         "DefinitionFilesInvalid",
@@ -49,6 +64,7 @@ SURFACE = {
         "SupervisorStopped",
     },
     "workflow_orchestrator.config": {
+        "ClusterSettings",
         "ENVIRONMENT_OVERRIDES",
         "MASK",
         "PROFILES",
@@ -113,6 +129,7 @@ SURFACE = {
         "MigrationError",
         "MigrationReport",
         "MissingExtension",
+        "OwnerIdInUse",
         "PartitionLeases",
         "PoolStatistics",
         "RecoverableInstance",
@@ -125,6 +142,7 @@ SURFACE = {
         "StorageError",
         "StoredDefinition",
         "acquire_partitions",
+        "hold_owner_id",
         "content_hash",
         "create_instance",
         "default_data_dir",
@@ -137,6 +155,7 @@ SURFACE = {
         "list_definitions",
         "list_instances",
         "list_recoverable",
+        "load_instance",
         "list_versions",
         "load_migrations",
         "migrate",

@@ -18,6 +18,7 @@ from workflow_orchestrator.config._loader import (
     load_config,
 )
 from workflow_orchestrator.config._settings import (
+    ClusterSettings,
     ConsoleAppenderSettings,
     DatabaseEndpoint,
     DatabaseSettings,
@@ -47,6 +48,7 @@ __all__ = [
     "ENVIRONMENT_OVERRIDES",
     "MASK",
     "PROFILES",
+    "ClusterSettings",
     "ConfigError",
     "ConfigProblem",
     "ConsoleAppenderSettings",

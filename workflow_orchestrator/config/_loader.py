@@ -41,6 +41,7 @@ ENVIRONMENT_OVERRIDES: Mapping[str, str] = {
     "RABBITMQ_URL": "eventProcessing.rabbitmq.url",
     "LOG_LEVEL": "logging.level",
     "METRICS_ENABLED": "metrics.enabled",
+    "REPLICA_ID": "cluster.replicaId",
 }
 
 _UNSET = "\x00unset\x00"

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "ClusterSettings",
     "ConsoleAppenderSettings",
     "DatabaseEndpoint",
     "DatabaseSettings",
@@ -327,6 +328,20 @@ class WorkflowSettings:
 
 
 @attrs.frozen(kw_only=True)
+class ClusterSettings:
+    """This replica's identity among the replicas sharing one database."""
+
+    replica_id: str = attrs.field(
+        default="",
+        metadata=_meta(help="a replica id; empty means the host name"),
+    )
+    lease_ttl: float = attrs.field(
+        default=30.0,
+        metadata=_meta(kind="duration", minimum=1.0, help="a duration such as 30s"),
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """The whole effective configuration of one service process."""
 
@@ -338,3 +353,4 @@ class Settings:
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     definitions: DefinitionsSettings = attrs.field(factory=DefinitionsSettings)
     workflows: WorkflowSettings = attrs.field(factory=WorkflowSettings)
+    cluster: ClusterSettings = attrs.field(factory=ClusterSettings)

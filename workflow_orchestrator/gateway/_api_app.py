@@ -11,7 +11,10 @@ from quart_trio import QuartTrio
 from workflow_orchestrator.dsl.validation import ValidationOptions
 from workflow_orchestrator.gateway._definition_routes import definition_routes
 from workflow_orchestrator.gateway._http_metrics import install_request_metrics
+from workflow_orchestrator.gateway._instance_routes import instance_routes
+from workflow_orchestrator.gateway._openapi import openapi_routes
 from workflow_orchestrator.gateway._problems import install_problem_handlers
+from workflow_orchestrator.instances import InstanceRuntime
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
 
@@ -27,14 +30,21 @@ def create_api_app(
     metrics_enabled: bool,
     context_path: str = "/api",
     validation: ValidationOptions | None = None,
+    runtime: InstanceRuntime | None = None,
 ) -> QuartTrio:
-    """Build the API app with every route under ``context_path``."""
-    app = QuartTrio("workflow_orchestrator.api")
+    """Build the API app with every route under ``context_path``.
+
+    The instances routes exist when an ``InstanceRuntime`` is given.
+    """
+    app = QuartTrio("workflow_orchestrator.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install_problem_handlers(app)
     if metrics_enabled:
         install_request_metrics(app, metrics, "api")
     v1 = Blueprint("v1", __name__, url_prefix=context_path.rstrip("/") + "/v1")
     v1.register_blueprint(definition_routes(database, validation or ValidationOptions()))
+    if runtime is not None:
+        v1.register_blueprint(instance_routes(runtime))
     app.register_blueprint(v1)
+    app.register_blueprint(openapi_routes(context_path))
     return app

@@ -100,7 +100,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
                 f"the workflow definition has {len(exc.problems)} problem(s); fix each one "
                 "listed in 'problems'",
                 problems=[
-                    {"pointer": p.pointer or "/", "message": p.message, "rule": p.rule}
+                    {"pointer": p.pointer, "message": p.message, "rule": p.rule}
                     for p in exc.problems
                 ],
             )

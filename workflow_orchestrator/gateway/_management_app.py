@@ -31,7 +31,7 @@ def create_management_app(
 ) -> QuartTrio:
     """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off;
     ``/supervisor`` shows ``system``'s supervision tree when one is given."""
-    app = QuartTrio("workflow_orchestrator.management")
+    app = QuartTrio("workflow_orchestrator.management", static_folder=None)
     if system is not None:
         register_supervisor_routes(app, system)
     install_problem_handlers(app)

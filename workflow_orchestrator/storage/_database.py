@@ -151,6 +151,17 @@ class Database:
 
         return await self.run(unit)
 
+    @asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[Connection]:
+        """A primary connection kept for the whole block (for session state such as an
+        advisory lock); use it with ``trio_asyncio.aio_as_trio``. Released shielded."""
+        connection = await trio_asyncio.aio_as_trio(self._primary.acquire)()
+        try:
+            yield connection
+        finally:
+            with trio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                await trio_asyncio.aio_as_trio(self._primary.release)(connection)
+
     async def fetch(self, sql: str, *args: object, read_only: bool = False) -> list[Any]:
         """All rows of one query."""
         return await self.run(lambda c: c.fetch(sql, *args), read_only=read_only)

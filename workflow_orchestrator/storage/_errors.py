@@ -17,6 +17,7 @@ __all__ = [
     "MigrationChecksumMismatch",
     "MigrationError",
     "MissingExtension",
+    "OwnerIdInUse",
     "SnapshotWriteFailed",
     "StorageError",
 ]
@@ -119,3 +120,11 @@ class SnapshotWriteFailed(StorageError, RuntimeError):
     def __init__(self, message: str, *, instance_id: uuid.UUID) -> None:
         super().__init__(message)
         self.instance_id = instance_id
+
+
+class OwnerIdInUse(StorageError, RuntimeError):
+    """Another live process already runs as this replica id."""
+
+    def __init__(self, message: str, *, owner_id: str) -> None:
+        super().__init__(message)
+        self.owner_id = owner_id

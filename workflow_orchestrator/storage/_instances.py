@@ -11,7 +11,8 @@ Invariants:
   Only the filters given appear in the SQL, so the planner can use the matching index: the
   ``pg_trgm`` GIN index for ``business_key_contains`` (``ILIKE``, three characters or more) and
   the ``jsonb_path_ops`` GIN indexes for ``input_contains``/``context_contains`` (``@>``).
-- ``total_estimate`` is exact when the whole result fits in the first page; otherwise it is the
+- ``total_estimate`` is exact when the whole result fits in the first page, or when the
+  planner expects at most 10,000 matches (then they are counted); otherwise it is the
   planner's row estimate for the filtered query (``EXPLAIN``, no execution), which is cheap at
   any table size and as good as the table's statistics (``ANALYZE``/autovacuum).
 - History ``seq`` numbers come from ``workflow_instances.history_seq``, bumped in the UPDATE that
@@ -47,6 +48,7 @@ __all__ = [
     "instance_history",
     "list_instances",
     "list_recoverable",
+    "load_instance",
     "partition_of",
     "set_status",
 ]
@@ -130,6 +132,9 @@ class RecoverableInstance:
 
     record: InstanceRecord
     snapshot: dict[str, Any] | None = attrs.field(repr=False)
+
+
+_EXACT_COUNT_BELOW = 10_000
 
 
 def partition_of(instance_id: uuid.UUID, partition_count: int = DEFAULT_PARTITION_COUNT) -> int:
@@ -306,28 +311,35 @@ async def list_instances(
         f"ORDER BY created_at DESC, instance_id DESC LIMIT ${len(args)}"
     )
 
-    async def work(connection: Connection) -> tuple[list[Any], int | None]:
+    async def work(connection: Connection) -> tuple[list[Any], int, bool]:
         rows = await connection.fetch(query, *args)
         if not cursor and len(rows) <= limit:
-            return rows, None
+            return rows, len(rows), True
         plan = await connection.fetchval(
             f"EXPLAIN (FORMAT JSON) SELECT 1 FROM workflow_instances WHERE {filters}",
             *filter_args,
         )
         plan = json.loads(plan) if isinstance(plan, str) else plan
-        return rows, int(plan[0]["Plan"]["Plan Rows"])
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        if estimate > _EXACT_COUNT_BELOW:
+            return rows, estimate, False
+        # Few matches expected: count them (the count stops early if the estimate was low).
+        counted = int(
+            await connection.fetchval(
+                f"SELECT count(*) FROM (SELECT 1 FROM workflow_instances WHERE {filters} "
+                f"LIMIT {_EXACT_COUNT_BELOW + 1}) AS matching",
+                *filter_args,
+            )
+        )
+        return rows, counted, counted <= _EXACT_COUNT_BELOW
 
-    rows, estimate = await database.run(work, read_only=True)
+    rows, total, exact = await database.run(work, read_only=True)
     items = tuple(_record(r) for r in rows[:limit])
     more = len(rows) > limit
-    if estimate is None:
-        total, exact = len(items), True
-    else:
-        total, exact = max(estimate, len(rows)), False
     return InstancePage(
         items=items,
         next_cursor=_encode_cursor(items[-1]) if more and items else None,
-        total_estimate=total,
+        total_estimate=max(total, len(items)),
         total_exact=exact,
     )
 
@@ -462,4 +474,25 @@ async def list_recoverable(
             snapshot=r["snapshot"],
         )
         for r in rows
+    )
+
+
+async def load_instance(database: Database, instance_id: uuid.UUID) -> RecoverableInstance:
+    """One instance with its last committed snapshot (to re-activate it); one crossing.
+
+    Raises ``InstanceNotFound``.
+    """
+    row = await database.run(
+        lambda c: c.fetchrow(
+            f"SELECT {_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
+            instance_id,
+        )
+    )
+    if row is None:
+        raise InstanceNotFound(
+            f"workflow instance {instance_id} not found", instance_id=instance_id
+        )
+    return RecoverableInstance(
+        record=InstanceRecord(**{k: v for k, v in row.items() if k != "snapshot"}),
+        snapshot=row["snapshot"],
     )

@@ -20,22 +20,27 @@ Each row of ``partition_leases`` names an owner, an ``epoch`` and an ``expires_a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 import trio
+import trio_asyncio
 
 from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._errors import OwnerIdInUse
 
 __all__ = [
     "Lease",
     "LeaseSet",
     "PartitionLeases",
     "acquire_partitions",
+    "hold_owner_id",
     "partitions_per_owner",
     "release_partitions",
     "renew_partitions",
@@ -245,6 +250,40 @@ async def run_lease_keeper(
                 logger.warning("releasing partition leases of %s failed: %s", owner_id, exc)
         if scope.cancelled_caught:
             logger.warning("releasing partition leases of %s timed out; they will expire", owner_id)
+
+
+def _lock_key(owner_id: str) -> int:
+    digest = hashlib.sha256(b"workflow-orchestrator owner " + owner_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def hold_owner_id(database: Database, owner_id: str) -> AsyncIterator[None]:
+    """Prove, for the whole block, that no other live process uses ``owner_id``.
+
+    A session advisory lock on a dedicated connection: a process that dies loses it at once
+    (its connection closes), so a restarted replica keeping its id takes its partitions back
+    without waiting for the leases to expire. Raises ``OwnerIdInUse`` if another process holds
+    the id now.
+    """
+    key = _lock_key(owner_id)
+    async with database.dedicated() as connection:
+        taken = await trio_asyncio.aio_as_trio(connection.fetchval)(
+            "SELECT pg_try_advisory_lock($1)", key
+        )
+        if not taken:
+            raise OwnerIdInUse(
+                f"another running process already uses replica id {owner_id!r} on this "
+                "database; give each replica its own cluster.replicaId (or REPLICA_ID)",
+                owner_id=owner_id,
+            )
+        try:
+            yield
+        finally:
+            with trio.move_on_after(_RELEASE_TIMEOUT, shield=True):
+                await trio_asyncio.aio_as_trio(connection.execute)(
+                    "SELECT pg_advisory_unlock($1)", key
+                )
 
 
 def partitions_per_owner(partition_count: int, owners: int) -> int:

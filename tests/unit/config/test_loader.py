@@ -85,6 +85,7 @@ def test_config_option_wins_over_workflow_config(tmp_path: Path) -> None:
         ),
         ("LOG_LEVEL", "debug", lambda s: s.logging.level == "DEBUG"),
         ("METRICS_ENABLED", "false", lambda s: s.metrics.enabled is False),
+        ("REPLICA_ID", "replica-2", lambda s: s.cluster.replica_id == "replica-2"),
     ],
 )
 def test_every_environment_variable_overrides_the_file(
@@ -115,6 +116,7 @@ def test_the_override_list_is_the_guides() -> None:
         "RABBITMQ_URL",
         "LOG_LEVEL",
         "METRICS_ENABLED",
+        "REPLICA_ID",
     }
 
 

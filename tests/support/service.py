@@ -1,0 +1,58 @@
+"""The whole service in the test's own Trio run (real database, real listeners)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from tests.support.services import free_port
+from workflow_orchestrator.config import load_config
+from workflow_orchestrator.service import Service, ServiceAddresses
+
+
+@attrs.frozen
+class InProcessService:
+    """A running service, an HTTP client for its API, and where it listens."""
+
+    service: Service
+    addresses: ServiceAddresses
+    api: httpx.AsyncClient
+    management: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def open_service(
+    database_url: str, *, settings: dict[str, Any] | None = None
+) -> AsyncIterator[InProcessService]:
+    """Run ``Service`` on free ports against ``database_url`` until the block ends."""
+    overrides: dict[str, tuple[str, Any]] = {
+        "database.url": ("test", database_url),
+        "server.port": ("test", free_port()),
+        "server.managementPort": ("test", free_port()),
+        "server.host": ("test", "127.0.0.1"),
+        "server.shutdownGracePeriod": ("test", "2s"),
+        "cluster.replicaId": ("test", f"test-{free_port()}"),
+    }
+    overrides.update({k: ("test", v) for k, v in (settings or {}).items()})
+    # cwd: a folder with no config/ so a developer's own application.yaml is not read.
+    loaded = load_config(environ={}, overrides=overrides, cwd=Path(__file__).parent)
+    service = Service(loaded)
+    async with trio.open_nursery() as nursery:
+        addresses: ServiceAddresses = await nursery.start(service.run)
+        server = loaded.settings.server
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}/api", timeout=30) as api,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.management_port}") as mgmt,
+        ):
+            try:
+                yield InProcessService(
+                    service=service, addresses=addresses, api=api, management=mgmt
+                )
+            finally:
+                service.request_shutdown()

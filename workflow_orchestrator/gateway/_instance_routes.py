@@ -1,0 +1,309 @@
+"""``/v1/workflow-instances``: start, read, list, command and follow workflow instances.
+
+``POST`` body: ``{"workflowDefinitionId", "version"?, "input"?, "businessKey"?,
+"idempotencyKey"?}`` (the ``Idempotency-Key`` header works too): 201 a new instance, 200 the
+instance an earlier request with the same key created. ``GET /{id}?wait=30s`` long-polls until
+the instance is terminal (at most 60 s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from workflow_orchestrator.config._convert import parse_duration
+from workflow_orchestrator.gateway._definition_routes import page_size
+from workflow_orchestrator.gateway._json import json_response
+from workflow_orchestrator.gateway._problems import problem_response
+from workflow_orchestrator.instances import InputInvalid, InstanceRuntime, StartRequest
+from workflow_orchestrator.storage import (
+    INSTANCE_STATUSES,
+    DefinitionNotFound,
+    InstanceNotFound,
+    InstanceRecord,
+    InvalidCursor,
+    InvalidStatusTransition,
+    instance_history,
+    list_instances,
+    load_instance,
+)
+
+__all__ = ["MAX_WAIT_SECONDS", "instance_routes"]
+
+MAX_WAIT_SECONDS = 60.0
+_FIELDS = {"workflowDefinitionId", "version", "input", "businessKey", "idempotencyKey"}
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class _BadRequest(ValueError):
+    def __init__(
+        self,
+        detail: str,
+        parameter: str | None = None,
+        *,
+        kind: str = "invalid-body",
+        title: str = "Invalid Request Body",
+    ) -> None:
+        super().__init__(detail)
+        self.parameter = parameter
+        self.kind = "invalid-query-parameter" if parameter else kind
+        self.title = "Invalid Query Parameter" if parameter else title
+
+
+def _bad(exc: _BadRequest) -> Response:
+    extra = {"parameter": exc.parameter} if exc.parameter else {}
+    return problem_response(400, exc.kind, exc.title, str(exc), **extra)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+async def _instance_json(
+    runtime: InstanceRuntime, record: InstanceRecord, snapshot: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    workflow = (
+        await runtime.catalog.interpreter(record.definition_id, record.definition_version)
+    ).workflow
+    state = (snapshot or {}).get("state") or {}
+    return {
+        "id": str(record.instance_id),
+        "workflowDefinitionId": record.definition_id,
+        "version": record.definition_version,
+        "namespace": workflow.namespace,
+        "name": workflow.name,
+        "status": record.status,
+        "businessKey": record.business_key,
+        "input": record.input,
+        "output": record.output,
+        "error": record.error,
+        "context": record.context if record.context is not None else {},
+        "activeTasks": sorted(set((state.get("active") or {}).values())),
+        "createdAt": _iso(record.created_at),
+        "updatedAt": _iso(record.updated_at),
+        "startedAt": _iso(record.started_at),
+        "completedAt": _iso(record.completed_at),
+    }
+
+
+def _parse_start(body: Any, header_key: str | None) -> StartRequest:
+    if not isinstance(body, dict):
+        raise _BadRequest(
+            'the body must be a JSON object such as {"workflowDefinitionId": "order_processing", '
+            '"input": {...}}'
+        )
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise _BadRequest(f"unknown fields {unknown}; the fields are {sorted(_FIELDS)}")
+    definition_id = body.get("workflowDefinitionId")
+    if not isinstance(definition_id, str) or not definition_id:
+        raise _BadRequest("workflowDefinitionId is required: the id of a registered definition")
+    for name in ("version", "businessKey", "idempotencyKey"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise _BadRequest(f"{name} must be a string, got {json.dumps(body[name])}")
+    key = body.get("idempotencyKey") or header_key
+    if body.get("idempotencyKey") and header_key and body["idempotencyKey"] != header_key:
+        raise _BadRequest("the Idempotency-Key header and idempotencyKey differ; send one of them")
+    if key is not None and not _KEY.match(key):
+        raise _BadRequest("the idempotency key must be 1 to 200 printable ASCII characters")
+    return StartRequest(
+        definition_id=definition_id,
+        version=body.get("version"),
+        input=body.get("input", {}),
+        business_key=body.get("businessKey"),
+        idempotency_key=key,
+    )
+
+
+def _instance_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise _BadRequest(
+            f"{raw!r} is not a workflow instance id; instance ids are UUIDs such as "
+            "3f1c2a9e-8d4b-4c1e-9a51-2b7f6d0e4c11",
+            kind="invalid-instance-id",
+            title="Invalid Instance Id",
+        ) from None
+
+
+def _time_parameter(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _BadRequest(
+            f"{name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, got {raw!r}", name
+        ) from None
+    if moment.tzinfo is None:
+        raise _BadRequest(f"{name} needs a time zone (e.g. a trailing Z), got {raw!r}", name)
+    return moment
+
+
+def _containment(prefix: str) -> dict[str, Any] | None:
+    """``?input.order.id=ORD-1`` -> ``{"order": {"id": "ORD-1"}}`` (values parsed as JSON)."""
+    result: dict[str, Any] = {}
+    for name, raw in request.args.items(multi=True):
+        if not name.startswith(prefix + "."):
+            continue
+        path = name[len(prefix) + 1 :].split(".")
+        if not all(path):
+            raise _BadRequest(f"{name} has an empty path segment", name)
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise _BadRequest(f"{name} conflicts with another {prefix} filter", name)
+        node[path[-1]] = value
+    return result or None
+
+
+def _statuses() -> list[str] | None:
+    values = [v for raw in request.args.getlist("status") for v in raw.split(",") if v]
+    unknown = sorted(set(values) - set(INSTANCE_STATUSES))
+    if unknown:
+        raise _BadRequest(
+            f"status {unknown} is not an instance status; use {', '.join(INSTANCE_STATUSES)}",
+            "status",
+        )
+    return values or None
+
+
+def instance_routes(runtime: InstanceRuntime) -> Blueprint:
+    """The instance routes, relative to the API's ``/v1`` prefix."""
+    routes = Blueprint("instances", __name__, url_prefix="/workflow-instances")
+    database = runtime.database
+
+    @routes.errorhandler(InstanceNotFound)
+    async def not_found(exc: InstanceNotFound) -> Response:
+        return problem_response(404, "instance-not-found", "Instance Not Found", str(exc))
+
+    @routes.errorhandler(_BadRequest)
+    async def bad_request(exc: _BadRequest) -> Response:
+        return _bad(exc)
+
+    @routes.post("")
+    async def start() -> Response:
+        raw = await request.get_data(as_text=True)
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise _BadRequest(f"the body is not valid JSON: {exc}") from None
+        start_request = _parse_start(body, request.headers.get("Idempotency-Key"))
+        try:
+            record, created = await runtime.start_instance(start_request)
+        except DefinitionNotFound as exc:
+            return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
+        except InputInvalid as exc:
+            return problem_response(
+                422,
+                "invalid-input",
+                "Invalid Input",
+                str(exc),
+                problems=exc.problems,
+            )
+        location = f"{request.path.rstrip('/')}/{record.instance_id}"
+        return json_response(
+            await _instance_json(runtime, record),
+            201 if created else 200,
+            headers={"Location": location},
+        )
+
+    @routes.get("")
+    async def listing() -> Response:
+        limit = page_size(request.args.get("limit"))
+        if isinstance(limit, Response):
+            return limit
+        try:
+            page = await list_instances(
+                database,
+                definition_id=request.args.get("workflowDefinitionId") or None,
+                version=request.args.get("version") or None,
+                status=_statuses(),
+                business_key_contains=request.args.get("businessKey") or None,
+                created_after=_time_parameter("createdAfter"),
+                created_before=_time_parameter("createdBefore"),
+                updated_after=_time_parameter("updatedAfter"),
+                updated_before=_time_parameter("updatedBefore"),
+                input_contains=_containment("input"),
+                context_contains=_containment("context"),
+                cursor=request.args.get("cursor") or None,
+                limit=limit,
+            )
+        except InvalidCursor as exc:
+            raise _BadRequest(str(exc), "cursor") from None
+        return json_response(
+            {
+                "items": [await _instance_json(runtime, r) for r in page.items],
+                "nextCursor": page.next_cursor,
+                "totalEstimate": page.total_estimate,
+            }
+        )
+
+    @routes.get("/<raw_id>")
+    async def one(raw_id: str) -> Response:
+        instance_id = _instance_id(raw_id)
+        wait = request.args.get("wait")
+        if wait is not None:
+            seconds = parse_duration(wait)
+            if seconds is None or not 0 <= seconds <= MAX_WAIT_SECONDS:
+                raise _BadRequest(
+                    f"wait must be a duration from 0s to {MAX_WAIT_SECONDS:g}s such as 30s, "
+                    f"got {wait!r}",
+                    "wait",
+                )
+            await runtime.wait_terminal(instance_id, seconds)
+        loaded = await load_instance(database, instance_id)
+        return json_response(await _instance_json(runtime, loaded.record, loaded.snapshot))
+
+    async def command(raw_id: str, action: str) -> Response:
+        instance_id = _instance_id(raw_id)
+        try:
+            await runtime.command(instance_id, action)
+        except InvalidStatusTransition as exc:
+            return problem_response(409, "invalid-transition", "Invalid Transition", str(exc))
+        loaded = await load_instance(database, instance_id)
+        return json_response(await _instance_json(runtime, loaded.record, loaded.snapshot))
+
+    @routes.post("/<raw_id>/cancel")
+    async def cancel(raw_id: str) -> Response:
+        return await command(raw_id, "cancel")
+
+    @routes.post("/<raw_id>/suspend")
+    async def suspend(raw_id: str) -> Response:
+        return await command(raw_id, "suspend")
+
+    @routes.post("/<raw_id>/resume")
+    async def resume(raw_id: str) -> Response:
+        return await command(raw_id, "resume")
+
+    @routes.get("/<raw_id>/history")
+    async def history(raw_id: str) -> Response:
+        entries = await instance_history(database, _instance_id(raw_id))
+        return json_response(
+            {
+                "items": [
+                    {
+                        "seq": e.seq,
+                        "kind": e.kind,
+                        "taskRef": e.task_ref or None,
+                        "at": e.at.isoformat(),
+                        "details": e.details,
+                    }
+                    for e in entries
+                ]
+            }
+        )
+
+    return routes

@@ -1,0 +1,162 @@
+"""The actor of one running workflow instance.
+
+It lives under ``/user/instances/<instance_id>`` only while the instance runs: it loads the
+instance's last committed snapshot (or its input), runs the interpreter with durable effects
+until the instance completes, faults or parks on a wait, and then stops. A wait's timer, an
+event or a command brings it back as a fresh actor from the snapshot.
+
+A bug in our code (an exception that is not a workflow error) crashes the actor; its supervisor
+restarts it and it resumes from the last committed snapshot. After ``MAX_ATTEMPTS`` restarts
+the instance is marked faulted with the error, instead of being retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from workflow_orchestrator.actors import Actor, ActorContext, StopReason
+from workflow_orchestrator.dsl.runtime import ExecutionState
+from workflow_orchestrator.instances._effects import DurableEffects, Parked
+from workflow_orchestrator.storage import LeaseLost, RecoverableInstance, load_instance
+
+if TYPE_CHECKING:
+    from workflow_orchestrator.instances._runtime import InstanceRuntime
+
+__all__ = ["MAX_ATTEMPTS", "InstanceActor", "Recover", "Run"]
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+_INTERRUPT_TIMEOUT = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class Run:
+    """Run (or resume) the instance; ``activation`` saves a database read when known."""
+
+    activation: RecoverableInstance | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Recover:
+    """Sent to itself by a restarted actor: resume, or give up after ``MAX_ATTEMPTS``."""
+
+    attempt: int
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+class InstanceActor(Actor[Any]):
+    """Drives one instance; see the module docstring."""
+
+    def __init__(self, runtime: InstanceRuntime, instance_id: uuid.UUID) -> None:
+        self.runtime = runtime
+        self.instance_id = instance_id
+        self._scope: trio.CancelScope | None = None
+        self._requested: str | None = None  # "cancelled" or "suspended"
+        self._settled = trio.Event()
+
+    async def on_start(self, ctx: ActorContext[Any]) -> None:
+        self.runtime.live[self.instance_id] = self
+        if ctx.restart_count:
+            ctx.self_ref.tell_nowait(Recover(attempt=ctx.restart_count))
+
+    async def on_stop(self, ctx: ActorContext[Any], reason: StopReason) -> None:
+        if self.runtime.live.get(self.instance_id) is self:
+            del self.runtime.live[self.instance_id]
+        self._settled.set()
+
+    async def receive(self, ctx: ActorContext[Any], message: Any) -> None:
+        if isinstance(message, Recover):
+            failure = ctx.last_failure
+            if message.attempt >= MAX_ATTEMPTS:
+                await self.runtime.fault(self.instance_id, failure, message.attempt)
+                ctx.stop()
+                return
+            logger.warning(
+                "resuming workflow instance %s after a crash (attempt %d of %d)",
+                self.instance_id,
+                message.attempt,
+                MAX_ATTEMPTS,
+                extra={"instance_id": str(self.instance_id)},
+            )
+            await self._run(None)
+        elif isinstance(message, Run):
+            await self._run(message.activation)
+        ctx.stop()
+
+    async def interrupt(self, status: str) -> None:
+        """Stop the run and record ``status`` (cancelled or suspended); wait until committed."""
+        self._requested = status
+        if self._scope is not None:
+            self._scope.cancel()
+        with trio.move_on_after(_INTERRUPT_TIMEOUT):
+            await self._settled.wait()
+
+    async def _run(self, activation: RecoverableInstance | None) -> None:
+        runtime = self.runtime
+        try:
+            if activation is None:
+                activation = await load_instance(runtime.database, self.instance_id)
+            record = activation.record
+            if record.terminal or record.status == "suspended":
+                return
+            interpreter = await runtime.catalog.interpreter(
+                record.definition_id, record.definition_version
+            )
+            saved = (activation.snapshot or {}).get("state")
+            if saved:
+                state = ExecutionState.from_json(saved)
+                if state.status in ("waiting", "suspended"):
+                    state.status = "running"
+            else:
+                state = interpreter.new_state(record.input, instance_id=str(self.instance_id))
+            effects = DurableEffects(
+                runtime=runtime,
+                instance_id=self.instance_id,
+                partition=record.partition,
+                lease_epoch=runtime.leases.epoch_of(record.partition),
+                version=record.snapshot_version,
+                park_after=runtime.park_after,
+                on_commit=lambda status: runtime.committed(self.instance_id, status),
+            )
+            await self._drive(interpreter, effects, state)
+        except* LeaseLost as lost:
+            # Another replica owns the partition now and runs the instance from its snapshot.
+            logger.warning(
+                "workflow instance %s stopped here: %s",
+                self.instance_id,
+                _leaves(lost)[0],
+                extra={"instance_id": str(self.instance_id)},
+            )
+        finally:
+            self._settled.set()
+
+    async def _drive(
+        self, interpreter: Any, effects: DurableEffects, state: ExecutionState
+    ) -> None:
+        parked: Parked | None = None
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            if self._requested is not None:
+                scope.cancel()
+            try:
+                await interpreter.resume(effects, state)
+            except* Parked as group:
+                parked = next(e for e in _leaves(group) if isinstance(e, Parked))
+        self._scope = None
+        if self._requested is not None and scope.cancelled_caught:
+            await effects.commit_final(self._requested, state)
+        elif parked is not None:
+            self.runtime.timers.arm(self.instance_id, parked.wake_at)
+        else:
+            await effects.flush()

@@ -1,0 +1,65 @@
+"""Interpreters of the registered definition versions, built once and shared by their instances.
+
+A definition version never changes once registered (a changed document is a conflict), so the
+typed model and its interpreter are cached for the life of the process. Soft-deleted versions
+are still found: their running instances must go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import jsonschema_rs
+
+from workflow_orchestrator.dsl import ExpressionEngine, Interpreter, Workflow, build_workflow
+from workflow_orchestrator.dsl.runtime import RuntimeOptions
+from workflow_orchestrator.storage import Database, get_definition
+
+__all__ = ["WorkflowCatalog"]
+
+_MAX_INPUT_PROBLEMS = 10
+
+
+@attrs.define(eq=False)
+class WorkflowCatalog:
+    """Finds (and caches) the interpreter of a definition version."""
+
+    database: Database
+    engine: ExpressionEngine
+    options: RuntimeOptions
+    _interpreters: dict[tuple[str, str], Interpreter] = attrs.field(factory=dict, init=False)
+    _input_validators: dict[tuple[str, str], Any] = attrs.field(factory=dict, init=False)
+
+    async def interpreter(self, definition_id: str, version: str) -> Interpreter:
+        """The interpreter of ``definition_id`` at ``version``; raises ``DefinitionNotFound``."""
+        key = (definition_id, version)
+        found = self._interpreters.get(key)
+        if found is None:
+            stored = await get_definition(
+                self.database, definition_id, version, include_deleted=True
+            )
+            found = Interpreter(build_workflow(stored.document), self.engine, self.options)
+            self._interpreters[key] = found
+        return found
+
+    def input_problems(
+        self, definition_id: str, version: str, workflow: Workflow, value: Any
+    ) -> list[dict[str, str]]:
+        """Why ``value`` does not match the workflow's inline ``input.schema`` (empty if it does).
+
+        Schemas given as external resources are checked when the instance starts instead.
+        """
+        schema = workflow.input.schema if workflow.input is not None else None
+        if schema is None or schema.document is None:
+            return []
+        key = (definition_id, version)
+        validator = self._input_validators.get(key)
+        if validator is None:
+            validator = jsonschema_rs.validator_for(dict(schema.document))
+            self._input_validators[key] = validator
+        problems = []
+        for error in list(validator.iter_errors(value))[:_MAX_INPUT_PROBLEMS]:
+            path = "".join(f"/{part}" for part in error.instance_path)
+            problems.append({"pointer": path, "message": error.message, "rule": "schema"})
+        return problems

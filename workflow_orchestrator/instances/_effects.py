@@ -1,0 +1,259 @@
+"""The durable effects of one running instance: how the interpreter's side effects happen.
+
+When a snapshot becomes durable (the durability contract of architecture.md):
+
+- ``checkpoint`` (every task boundary) only remembers the latest state; the state is written
+  through the group-commit ``SnapshotWriter`` *before the next externally visible effect*
+  (an HTTP call, an emitted event, a process, a wait) and when the run ends. A task recorded
+  as completed in a committed snapshot is never executed again; tasks without side effects
+  that ran after the last commit simply run again after a crash, which nobody can observe.
+  This keeps a run of pure tasks at one commit instead of one per task.
+- Lifecycle events become history rows written in the same transaction as the snapshot.
+- Outbound HTTP calls carry the interpreter's idempotency key (stable for a task attempt).
+
+Waiting: a ``wait`` shorter than ``park_after`` sleeps in place. A longer one, or a ``listen``,
+*parks* the instance: the waiting snapshot (with its absolute due time) is committed and the run
+unwinds with ``Parked``; the runtime wakes it at the due time (or on an event) from that
+snapshot. Memory then grows with running instances, not waiting ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+import trio.lowlevel
+
+from workflow_orchestrator.dsl import CloudEvent, ErrorType, Problem, WorkflowError
+from workflow_orchestrator.dsl.runtime import (
+    ExecutionState,
+    HttpRequest,
+    HttpResponse,
+    ListenRequest,
+    ProcessRequest,
+    ProcessResult,
+    SubflowRequest,
+)
+from workflow_orchestrator.storage import HistoryRow, InstanceSnapshot
+
+if TYPE_CHECKING:
+    from workflow_orchestrator.instances._runtime import InstanceRuntime
+
+__all__ = ["DurableEffects", "Parked", "secret_from_environment"]
+
+SECRET_PREFIX = "WORKFLOW_SECRET_"
+_NOT_NAME = re.compile(r"[^A-Za-z0-9]")
+# History keeps the lifecycle without the (possibly large) data each task produced.
+_HISTORY_DROPS = ("output", "workflow", "input")
+
+
+class Parked(Exception):
+    """The instance waits for a time (``wake_at``) or an event; its snapshot is committed."""
+
+    def __init__(self, wake_at: datetime | None) -> None:
+        super().__init__("instance parked")
+        self.wake_at = wake_at
+
+
+def secret_from_environment(name: str) -> Any:
+    """``$secrets.<name>`` from ``WORKFLOW_SECRET_<NAME>`` (JSON when it parses, else text)."""
+    import json
+
+    raw = os.environ.get(SECRET_PREFIX + _NOT_NAME.sub("_", name).upper())
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _history_row(event: CloudEvent) -> HistoryRow:
+    attributes = event.attributes
+    kind = (
+        str(attributes.get("type", "")).removeprefix("io.serverlessworkflow.").removesuffix(".v1")
+    )
+    data = attributes.get("data")
+    details = (
+        {k: v for k, v in data.items() if k not in _HISTORY_DROPS} if isinstance(data, dict) else {}
+    )
+    at = attributes.get("time")
+    moment = datetime.fromisoformat(at) if isinstance(at, str) and at else datetime.now(UTC)
+    task_ref = details.get("task") if isinstance(details.get("task"), str) else ""
+    return HistoryRow(kind=kind, task_ref=task_ref or "", at=moment, details=details)
+
+
+def _parse_time(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@attrs.define(eq=False)
+class DurableEffects:
+    """Effects of one activation of one instance (see the module docstring)."""
+
+    runtime: InstanceRuntime
+    instance_id: uuid.UUID
+    partition: int
+    lease_epoch: int | None
+    version: int
+    park_after: float
+    on_commit: Callable[[str], None]
+    _latest: dict[str, Any] | None = attrs.field(default=None, init=False)
+    _dirty: bool = attrs.field(default=False, init=False)
+    _status: str = attrs.field(default="pending", init=False)
+    _history: list[HistoryRow] = attrs.field(factory=list, init=False)
+    _in_flight: int = attrs.field(default=0, init=False)
+    _sleepers: list[datetime] = attrs.field(factory=list, init=False)
+
+    # -- time and identity ----------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def random(self) -> float:
+        return random.random()
+
+    # -- durability -----------------------------------------------------------------------
+
+    def add_lifecycle_event(self, event: CloudEvent) -> None:
+        self._history.append(_history_row(event))
+
+    async def checkpoint(self, state: ExecutionState) -> None:
+        self._latest = state.to_json()
+        self._status = state.status
+        self._dirty = True
+
+    async def flush(
+        self, *, status: str | None = None, wake_at: datetime | None = None, extra: str = ""
+    ) -> None:
+        """Commit the latest checkpoint (and the history since the last commit)."""
+        if not (self._dirty or self._history or status is not None):
+            return
+        state = self._latest
+        if state is None:
+            raise RuntimeError("flush before the first checkpoint")  # the interpreter's contract
+        final = status or self._status
+        self.version += 1
+        history = tuple(self._history)
+        if extra:
+            history += (HistoryRow(kind=f"workflow.{extra}", at=self.now()),)
+        snapshot = InstanceSnapshot(
+            instance_id=self.instance_id,
+            partition=self.partition,
+            snapshot_version=self.version,
+            status=final,
+            snapshot={"state": state, "wakeAt": wake_at.isoformat() if wake_at else None},
+            output=state.get("output") if final == "completed" else None,
+            error=state.get("error") if final == "faulted" else None,
+            context=state.get("context") or {},
+            started_at=_parse_time(state.get("startedAt") or ""),
+            completed_at=self.now() if final in ("completed", "faulted", "cancelled") else None,
+            history=history,
+            lease_epoch=self.lease_epoch,
+        )
+        self._history = []
+        self._dirty = False
+        await self.runtime.writer.write(snapshot)
+        self.on_commit(final)
+
+    def _park_time(self, own: datetime | None) -> datetime | None:
+        """The earliest due time among this wait and the timers other tasks sleep on."""
+        candidates = [*self._sleepers, *([own] if own is not None else [])]
+        return min(candidates) if candidates else None
+
+    async def commit_final(self, status: str, state: ExecutionState) -> None:
+        """Write a status decided outside the interpreter (cancelled, suspended) on top of
+        the last checkpoint: whatever ran since then runs again on resume."""
+        self._latest = dict(self._latest) if self._latest is not None else state.to_json()
+        self._latest["status"] = status
+        await self.flush(status=status, extra=status)
+
+    # -- effects --------------------------------------------------------------------------
+
+    async def sleep_until(self, when: datetime) -> None:
+        delay = (when - self.now()).total_seconds()
+        if delay <= 0:
+            return
+        if delay > self.park_after and self._in_flight == 0:
+            wake_at = self._park_time(when)
+            await self.flush(wake_at=wake_at)
+            raise Parked(wake_at)
+        await self.flush()
+        self._sleepers.append(when)
+        try:
+            await trio.sleep(delay)
+        finally:
+            self._sleepers.remove(when)
+
+    async def http(self, request: HttpRequest) -> HttpResponse:
+        await self.flush()
+        self._in_flight += 1
+        try:
+            return await self.runtime.http_client.http(request)
+        finally:
+            self._in_flight -= 1
+
+    async def emit(self, event: CloudEvent) -> None:
+        # TODO(issue 6): the outbox relay publishes emitted events; until then they are
+        # recorded in the instance history, in the same transaction as the snapshot.
+        data = event.to_json()
+        self._history.append(
+            HistoryRow(kind="event.emitted", task_ref="", at=self.now(), details=data)
+        )
+        await self.flush()
+
+    async def wait_event(self, request: ListenRequest) -> CloudEvent:
+        # TODO(issue 6): events are routed to waiting instances; until then a listen parks the
+        # instance as waiting (woken by its timeout, if it has one).
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
+        wake_at = self._park_time(None)
+        await self.flush(wake_at=wake_at)
+        raise Parked(wake_at)
+
+    async def run_subflow(self, request: SubflowRequest) -> Any:
+        raise WorkflowError(
+            Problem.standard(
+                ErrorType.CONFIGURATION,
+                detail=f"run.workflow ({request.namespace}/{request.name}/{request.version}) is "
+                "not supported by the durable runtime yet; call the workflow over HTTP instead",
+            )
+        )
+
+    async def run_process(self, request: ProcessRequest) -> ProcessResult:
+        await self.flush()
+        self._in_flight += 1
+        try:
+            return await self.runtime.run_process(request)
+        finally:
+            self._in_flight -= 1
+
+    async def get_secret(self, name: str) -> Any:
+        value = secret_from_environment(name)
+        if value is None:
+            raise WorkflowError(
+                Problem.standard(
+                    ErrorType.AUTHORIZATION,
+                    detail=f"secret {name!r} is not defined; set the environment variable "
+                    f"{SECRET_PREFIX}{_NOT_NAME.sub('_', name).upper()} on the service",
+                )
+            )
+        return value
+
+
+def seconds_until(when: datetime | None) -> float:
+    """Seconds from now until ``when`` (0 when past, infinity when None)."""
+    if when is None:
+        return math.inf
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
