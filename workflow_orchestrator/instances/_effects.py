@@ -4,10 +4,12 @@ When a snapshot becomes durable (the durability contract of architecture.md):
 
 - ``checkpoint`` (every task boundary) only remembers the latest state; the state is written
   through the group-commit ``SnapshotWriter`` *before the next externally visible effect*
-  (an HTTP call, an emitted event, a process, a wait) and when the run ends. A task recorded
-  as completed in a committed snapshot is never executed again; tasks without side effects
-  that ran after the last commit simply run again after a crash, which nobody can observe.
-  This keeps a run of pure tasks at one commit instead of one per task.
+  (an HTTP call, an emitted event, a process, a wait), at the first task boundary *after* one
+  (so a task that called out is committed as completed before anything else runs), and when
+  the run ends. A task recorded as completed in a committed snapshot is never executed again;
+  tasks without side effects that ran after the last commit simply run again after a crash,
+  which nobody can observe. This keeps a run of pure tasks at one commit instead of one per
+  task.
 - Lifecycle events become history rows written in the same transaction as the snapshot.
 - Outbound HTTP calls carry the interpreter's idempotency key (stable for a task attempt).
 
@@ -112,6 +114,7 @@ class DurableEffects:
     _history: list[HistoryRow] = attrs.field(factory=list, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sleepers: list[datetime] = attrs.field(factory=list, init=False)
+    _effects_since_commit: bool = attrs.field(default=False, init=False)
 
     # -- time and identity ----------------------------------------------------------------
 
@@ -133,6 +136,9 @@ class DurableEffects:
         self._latest = state.to_json()
         self._status = state.status
         self._dirty = True
+        if self._effects_since_commit:
+            # A task that called out has completed: commit now, so that it never runs again.
+            await self.flush()
 
     async def flush(
         self, *, status: str | None = None, wake_at: datetime | None = None, extra: str = ""
@@ -164,6 +170,7 @@ class DurableEffects:
         )
         self._history = []
         self._dirty = False
+        self._effects_since_commit = False
         await self.runtime.writer.write(snapshot)
         self.on_commit(final)
 
@@ -203,6 +210,7 @@ class DurableEffects:
             return await self.runtime.http_client.http(request)
         finally:
             self._in_flight -= 1
+            self._effects_since_commit = True
 
     async def emit(self, event: CloudEvent) -> None:
         # TODO(issue 6): the outbox relay publishes emitted events; until then they are
@@ -238,6 +246,7 @@ class DurableEffects:
             return await self.runtime.run_process(request)
         finally:
             self._in_flight -= 1
+            self._effects_since_commit = True
 
     async def get_secret(self, name: str) -> Any:
         value = secret_from_environment(name)
