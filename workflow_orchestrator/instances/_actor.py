@@ -129,6 +129,7 @@ class InstanceActor(Actor[Any]):
                 park_after=runtime.park_after,
                 on_commit=lambda status: runtime.committed(self.instance_id, status),
             )
+            effects.start_from(state)
             await self._drive(interpreter, effects, state)
         except* LeaseLost as lost:
             # Another replica owns the partition now and runs the instance from its snapshot.

@@ -129,6 +129,18 @@ class DurableEffects:
 
     # -- durability -----------------------------------------------------------------------
 
+    def start_from(self, state: ExecutionState) -> None:
+        """Take ``state`` (new, or loaded from the last committed snapshot) as the latest
+        checkpoint, without marking it dirty.
+
+        A resumed run reaches its first effect before its first checkpoint (the interpreter
+        checkpoints at task boundaries, and a snapshot is committed just before an effect, in
+        the middle of that task). The flush before that effect then commits the restored state
+        again, with the lifecycle events the re-run queued since.
+        """
+        self._latest = state.to_json()
+        self._status = state.status
+
     def add_lifecycle_event(self, event: CloudEvent) -> None:
         self._history.append(_history_row(event))
 
