@@ -8,7 +8,9 @@ large, ``m`` out of memory) and its payload.
 
 Budget: before each evaluation the process arms ``ITIMER_PROF`` with the CPU budget and does not
 handle ``SIGPROF``, so the kernel terminates the process when the budget is spent, even inside
-jq's C code. ``RLIMIT_AS`` caps the address space; jq aborts (SIGABRT) when an allocation fails.
+jq's C code. ``ITIMER_REAL`` (``3 * cpu + 1`` seconds, ``SIGALRM``) backs it up in wall-clock
+time for a starved worker; it is measured by the kernel, not by the caller's (possibly mocked)
+Trio clock. ``RLIMIT_AS`` caps the address space; jq aborts (SIGABRT) when an allocation fails.
 The parent sees the process end and reports the expression error.
 """
 
@@ -49,10 +51,12 @@ def _reply(stream: object, status: bytes, payload: bytes) -> None:
 def main() -> None:
     """Serve evaluations until stdin closes."""
     cpu_seconds = float(sys.argv[1])
+    wall_seconds = cpu_seconds * 3 + 1
     max_output_bytes = int(sys.argv[2])
     max_memory_bytes = int(sys.argv[3])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if max_memory_bytes > 0 and _address_space() > 0:
         limit = _address_space() + max_memory_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -75,10 +79,12 @@ def main() -> None:
                     cache.clear()
                 compiled = cache[program] = jq.compile(program)
             signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+            signal.setitimer(signal.ITIMER_REAL, wall_seconds)
             try:
                 outputs = compiled.input_text(text).all()  # type: ignore[attr-defined]
                 result = "\n".join(json.dumps(output) for output in outputs)
             finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.setitimer(signal.ITIMER_PROF, 0)
         except ValueError as error:
             _reply(stdout, b"e", str(error).encode())
