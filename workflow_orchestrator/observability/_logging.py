@@ -145,5 +145,13 @@ def configure_logging(settings: LoggingSettings) -> None:
     root.setLevel(level_number(settings.level))
     # Libraries that are chatty at INFO stay at WARNING unless we trace.
     quiet = logging.WARNING if root.level > logging.DEBUG else root.level
-    for name in ("hypercorn.access", "hypercorn.error", "asyncio", "aio_pika", "aiormq", "httpx", "httpcore"):
+    for name in (
+        "hypercorn.access",
+        "hypercorn.error",
+        "asyncio",
+        "aio_pika",
+        "aiormq",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(name).setLevel(quiet)
