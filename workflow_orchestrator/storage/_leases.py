@@ -50,6 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _RELEASE_TIMEOUT = 5.0
+_OWNER_LOCK_ATTEMPTS = 20  # every 0.5 s: 10 s in all
 
 _RENEW = """
 UPDATE partition_leases SET expires_at = now() + $2::interval
@@ -268,9 +269,15 @@ async def hold_owner_id(database: Database, owner_id: str) -> AsyncIterator[None
     """
     key = _lock_key(owner_id)
     async with database.dedicated() as connection:
-        taken = await trio_asyncio.aio_as_trio(connection.fetchval)(
-            "SELECT pg_try_advisory_lock($1)", key
-        )
+        # A process killed a moment ago may still hold it until PostgreSQL notices: retry.
+        taken = False
+        for _ in range(_OWNER_LOCK_ATTEMPTS):
+            taken = await trio_asyncio.aio_as_trio(connection.fetchval)(
+                "SELECT pg_try_advisory_lock($1)", key
+            )
+            if taken:
+                break
+            await trio.sleep(0.5)
         if not taken:
             raise OwnerIdInUse(
                 f"another running process already uses replica id {owner_id!r} on this "
