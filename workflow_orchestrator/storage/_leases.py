@@ -259,7 +259,9 @@ def _lock_key(owner_id: str) -> int:
 
 
 @asynccontextmanager
-async def hold_owner_id(database: Database, owner_id: str) -> AsyncIterator[None]:
+async def hold_owner_id(
+    database: Database, owner_id: str, *, attempts: int = _OWNER_LOCK_ATTEMPTS
+) -> AsyncIterator[None]:
     """Prove, for the whole block, that no other live process uses ``owner_id``.
 
     A session advisory lock on a dedicated connection: a process that dies loses it at once
@@ -271,7 +273,7 @@ async def hold_owner_id(database: Database, owner_id: str) -> AsyncIterator[None
     async with database.dedicated() as connection:
         # A process killed a moment ago may still hold it until PostgreSQL notices: retry.
         taken = False
-        for _ in range(_OWNER_LOCK_ATTEMPTS):
+        for _ in range(attempts):
             taken = await trio_asyncio.aio_as_trio(connection.fetchval)(
                 "SELECT pg_try_advisory_lock($1)", key
             )

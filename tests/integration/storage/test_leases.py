@@ -107,3 +107,24 @@ async def test_lease_keeper_holds_and_releases(database_url: str) -> None:
     assert renewed.leases[0].expires_at > held.leases[0].expires_at
     assert renewed.epoch_of(0) == held.epoch_of(0) == 1
     assert owners == 0
+
+
+async def test_one_live_process_per_replica_id(database_url: str) -> None:
+    """A second holder of a replica id is refused while the first lives, accepted after it."""
+    from workflow_orchestrator.storage import OwnerIdInUse, hold_owner_id
+
+    with trio.fail_after(60):
+        async with open_storage(database_url) as database:
+            async with hold_owner_id(database, "replica-a"):
+                with pytest.raises(OwnerIdInUse) as exc:
+                    async with hold_owner_id(database, "replica-a", attempts=2):
+                        pass
+                async with hold_owner_id(database, "replica-b", attempts=1):
+                    pass
+            async with hold_owner_id(database, "replica-a", attempts=1):
+                pass
+    assert str(exc.value) == (
+        "another running process already uses replica id 'replica-a' on this database; give "
+        "each replica its own cluster.replicaId (or REPLICA_ID)"
+    )
+    assert exc.value.owner_id == "replica-a"
