@@ -40,8 +40,10 @@ from workflow_orchestrator.storage import (
     TERMINAL_STATUSES,
     Database,
     HistoryRow,
+    InstanceCreator,
     InstanceRecord,
     InstanceSnapshot,
+    NewInstance,
     PartitionLeases,
     RecoverableInstance,
     SnapshotWriter,
@@ -110,12 +112,16 @@ class InstanceRuntime:
     partition_check_every: float = 2.0
     live: dict[uuid.UUID, InstanceActor] = attrs.field(factory=dict, init=False)
     timers: WakeTimers = attrs.field(init=False)
+    creator: InstanceCreator = attrs.field(init=False)
+    # definition id -> the latest live version seen; only a hint, checked by the INSERT.
+    _latest_versions: dict[str, str] = attrs.field(factory=dict, init=False)
     _locks: dict[uuid.UUID, trio.Lock] = attrs.field(factory=dict, init=False)
     _commanded: set[uuid.UUID] = attrs.field(factory=set, init=False)
     _waiters: dict[uuid.UUID, trio.Event] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.timers = WakeTimers(wake=self.wake)
+        self.creator = InstanceCreator(database=self.database)
 
     # -- service --------------------------------------------------------------------------
 
@@ -124,6 +130,7 @@ class InstanceRuntime:
     ) -> None:
         """Recover the partitions' instances, then fire wake-ups until cancelled."""
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.creator.run)
             await nursery.start(self.timers.run)
             held = self.leases.current().partitions
             await self._recover_logged(held)
@@ -169,10 +176,52 @@ class InstanceRuntime:
         """Create (or, for a used idempotency key, find) an instance and start it.
 
         Raises ``DefinitionNotFound`` and ``InputInvalid``.
+
+        The fast path reads nothing: the latest version of the definition is the one seen
+        last (a hint), the input is checked against it, and the ``InstanceCreator`` inserts
+        the instance with other starts in one statement, only if that version is still the
+        latest live one (or, when the request names a version, still live). Otherwise (the
+        first start of a definition, a stale hint, a missing definition) the start reads the
+        definition and creates the instance on its own, as ``create_instance`` does.
         """
+        definition_id = request.definition_id
+        version = request.version or self._latest_versions.get(definition_id)
+        if version is not None and self.creator.running:
+            interpreter = await self.catalog.interpreter(definition_id, version)
+            problems = self.catalog.input_problems(
+                definition_id, version, interpreter.workflow, request.input
+            )
+            if problems and request.version is not None:
+                raise InputInvalid(definition_id, version, problems)
+            if not problems:
+                outcome = await self.creator.create(
+                    NewInstance(
+                        definition_id=definition_id,
+                        definition_version=version,
+                        latest=request.version is None,
+                        input=request.input,
+                        business_key=request.business_key,
+                        idempotency_key=request.idempotency_key,
+                    )
+                )
+                if isinstance(outcome, tuple):
+                    record, created = outcome
+                    if created:
+                        await self.activate(
+                            record.instance_id, RecoverableInstance(record=record, snapshot=None)
+                        )
+                    return record, created
+            # The hinted latest version is stale or rejects the input, or the version check
+            # failed: read what is stored now (this raises for a missing definition or
+            # invalid input, and refreshes the hint).
+        return await self._start_reading(request)
+
+    async def _start_reading(self, request: StartRequest) -> tuple[InstanceRecord, bool]:
+        """Start an instance with its own reads and statements (see ``start_instance``)."""
         version = request.version
         if version is None:
             version = (await get_definition(self.database, request.definition_id)).version
+            self._latest_versions[request.definition_id] = version
         interpreter = await self.catalog.interpreter(request.definition_id, version)
         problems = self.catalog.input_problems(
             request.definition_id, version, interpreter.workflow, request.input

@@ -4,7 +4,7 @@
 ``open_embedded_postgres`` runs a private server when no database is configured. The
 repositories: definitions (``register_definition``, ``get_definition``, ...), instances
 (``create_instance``, ``list_instances``, ...), partition leases (``PartitionLeases``,
-``run_lease_keeper``) and the group-commit ``SnapshotWriter``.
+``run_lease_keeper``), the group-commit ``SnapshotWriter`` and the batching ``InstanceCreator``.
 """
 
 from workflow_orchestrator.storage._database import (
@@ -48,6 +48,7 @@ from workflow_orchestrator.storage._errors import (
     SnapshotWriteFailed,
     StorageError,
 )
+from workflow_orchestrator.storage._instance_creator import InstanceCreator, NewInstance
 from workflow_orchestrator.storage._instances import (
     DEFAULT_PARTITION_COUNT,
     INSTANCE_STATUSES,
@@ -107,6 +108,7 @@ __all__ = [
     "EmbeddedDatabaseError",
     "HistoryEntry",
     "HistoryRow",
+    "InstanceCreator",
     "InstanceNotFound",
     "InstancePage",
     "InstanceRecord",
@@ -121,6 +123,7 @@ __all__ = [
     "MigrationError",
     "MigrationReport",
     "MissingExtension",
+    "NewInstance",
     "OwnerIdInUse",
     "PartitionLeases",
     "PoolStatistics",

@@ -235,7 +235,7 @@ async def migrate(database: Database) -> MigrationReport:
         finally:
             await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
-    return await database.run(work)
+    return await database.run(work, session_state=True)
 
 
 async def schema_status(database: Database) -> SchemaStatus:
