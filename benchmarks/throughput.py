@@ -32,10 +32,10 @@ the run, divided by N (read-only transactions included; the lease keeper's few r
 PostgreSQL 15 backends flush statistics at most every second, and idle ones only after 10 s,
 so the counters are read after ``--stats-wait`` seconds of quiet.
 
-Two experiments show where time goes: ``--gc-freeze`` calls ``gc.freeze()`` once the service
-is up (what the cyclic collector's full collections over the startup heap cost), and
-``--inline-expressions`` computes the total with ``+`` instead of ``*`` (which the expression
-engine sends to a jq sandbox worker process, as ``*`` also repeats strings).
+An experiment shows where time goes: ``--inline-expressions`` computes the total with ``+``
+instead of ``*`` (which the expression engine sends to a jq sandbox worker process, as ``*`` also
+repeats strings). The service itself calls ``gc.freeze()`` once it is up, so the cyclic
+collector's full passes skip the startup heap.
 
 ``--peer`` then runs ``../shared/bench/peers/bench_dbos.py --mode start --n 2000`` (DBOS
 Transact, in its own virtualenv at ``/tmp/dbos-venv``, created if missing) and prints the ratio
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -452,8 +451,6 @@ async def benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
                     )
                     return record.instance_id
 
-                if args.gc_freeze:
-                    gc.freeze()  # startup objects out of the collector's way (an experiment)
                 # Warm-up: connections, caches, the interpreter, both paths.
                 warm = min(200, args.n)
                 for start in (start_http, start_direct):
@@ -598,11 +595,6 @@ def main() -> None:
         action="store_true",
         help="compute the total with + instead of * so that no expression needs the jq "
         "sandbox worker process (shows what the sandbox round trip costs)",
-    )
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() once the service is up (measures what the collector costs)",
     )
     parser.add_argument(
         "--http-client-in-process",
