@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pytest
 
 from tests.conformance.stub import serve_stub
+from tests.support.services import unavailable
+from tests.support.spec import SPEC
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "spec" / "serverless-workflow-1.0.3"
+SPEC_DIR = SPEC
 CTK_FEATURES = SPEC_DIR / "ctk" / "features"
 
 
 def require_ctk() -> None:
     """Fail in CI, skip elsewhere, when the CTK folder is absent."""
-    if CTK_FEATURES.is_dir():
-        return
-    message = f"the CTK feature files are not at {CTK_FEATURES}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message + "; put the spec checkout there to run the conformance suite")
+    if not CTK_FEATURES.is_dir():
+        unavailable(
+            f"the CTK feature files are not at {CTK_FEATURES}; put ../shared/spec next to the "
+            "project to run the conformance suite"
+        )
 
 
 @pytest.fixture(scope="session")

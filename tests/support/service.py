@@ -56,3 +56,11 @@ async def open_service(
                 )
             finally:
                 service.request_shutdown()
+
+
+async def register_yaml(app: InProcessService, text: str) -> None:
+    """Register a definition written in YAML; it must be new (201)."""
+    response = await app.api.post(
+        "/v1/workflow-definitions", content=text, headers={"Content-Type": "application/yaml"}
+    )
+    assert response.status_code == 201, response.text

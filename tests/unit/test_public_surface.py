@@ -30,6 +30,7 @@ SURFACE = {
         "find_definition_files",
         "parse_submission",
         "register_definition_files",
+        "register_submission",
     },
     "workflow_orchestrator.actors": {
         "Actor",

@@ -15,6 +15,7 @@ from workflow_orchestrator.definitions._submission import (
     InvalidSubmission,
     Submission,
     parse_submission,
+    register_submission,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "find_definition_files",
     "parse_submission",
     "register_definition_files",
+    "register_submission",
 ]

@@ -21,6 +21,7 @@ from workflow_orchestrator.definitions._submission import (
     InvalidSubmission,
     Submission,
     parse_submission,
+    register_submission,
 )
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError
@@ -28,7 +29,6 @@ from workflow_orchestrator.storage import (
     Database,
     DefinitionConflict,
     RegistrationResult,
-    register_definition,
 )
 
 __all__ = ["DefinitionFilesInvalid", "find_definition_files", "register_definition_files"]
@@ -103,17 +103,7 @@ async def register_definition_files(
     conflicts: list[str] = []
     for path, submission in submissions:
         try:
-            results.append(
-                await register_definition(
-                    database,
-                    definition_id=submission.definition_id,
-                    version=submission.version,
-                    namespace=submission.namespace,
-                    name=submission.name,
-                    document=submission.document,
-                    source_text=submission.source_text,
-                )
-            )
+            results.append(await register_submission(database, submission))
         except DefinitionConflict as exc:
             conflicts.append(f"{path}: {exc}")
     if conflicts:

@@ -22,8 +22,15 @@ from workflow_orchestrator.dsl.validation import (
     validate_definition,
 )
 from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.storage import Database, RegistrationResult, register_definition
 
-__all__ = ["DEFINITION_ID_PATTERN", "InvalidSubmission", "Submission", "parse_submission"]
+__all__ = [
+    "DEFINITION_ID_PATTERN",
+    "InvalidSubmission",
+    "Submission",
+    "parse_submission",
+    "register_submission",
+]
 
 DEFINITION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -104,4 +111,17 @@ def parse_submission(
         version=str(header["version"]),
         document=document,
         source_text=source_text,
+    )
+
+
+async def register_submission(database: Database, submission: Submission) -> RegistrationResult:
+    """Store a validated submission; raises ``DefinitionConflict`` as ``register_definition``."""
+    return await register_definition(
+        database,
+        definition_id=submission.definition_id,
+        version=submission.version,
+        namespace=submission.namespace,
+        name=submission.name,
+        document=submission.document,
+        source_text=submission.source_text,
     )

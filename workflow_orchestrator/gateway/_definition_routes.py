@@ -14,7 +14,11 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from workflow_orchestrator.definitions import InvalidSubmission, parse_submission
+from workflow_orchestrator.definitions import (
+    InvalidSubmission,
+    parse_submission,
+    register_submission,
+)
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
 from workflow_orchestrator.gateway._json import json_response
 from workflow_orchestrator.gateway._problems import problem_response
@@ -29,7 +33,6 @@ from workflow_orchestrator.storage import (
     get_definition,
     list_definitions,
     list_versions,
-    register_definition,
 )
 
 __all__ = ["MAX_PAGE_SIZE", "definition_routes", "page_size"]
@@ -81,15 +84,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
             submission = parse_submission(
                 body, definition_id=request.args.get("id") or None, options=options
             )
-            result = await register_definition(
-                database,
-                definition_id=submission.definition_id,
-                version=submission.version,
-                namespace=submission.namespace,
-                name=submission.name,
-                document=submission.document,
-                source_text=submission.source_text,
-            )
+            result = await register_submission(database, submission)
         except InvalidSubmission as exc:
             return problem_response(400, "invalid-body", "Invalid Request Body", str(exc))
         except InvalidDefinition as exc:

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from tests.support.openapi import assert_matches_openapi
-from tests.support.service import InProcessService, open_service
+from tests.support.service import open_service, register_yaml
 from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
@@ -64,13 +64,6 @@ def _spec() -> None:
     require_spec()
 
 
-async def register(app: InProcessService, text: str) -> None:
-    response = await app.api.post(
-        "/v1/workflow-definitions", content=text, headers={"Content-Type": "application/yaml"}
-    )
-    assert response.status_code == 201, response.text
-
-
 def checked(method: str, template: str, response: httpx.Response) -> Any:
     """The body, after checking it against the OpenAPI document."""
     body = response.json()
@@ -82,7 +75,7 @@ async def test_start_and_wait_for_completion(database_url: str) -> None:
     """An instance starts (201), runs to completion and is read back with ?wait."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, PRICING)
+            await register_yaml(app, PRICING)
             started = await app.api.post(
                 INSTANCES,
                 json={"workflowDefinitionId": "pricing", "input": {"orderId": "A-1", "amount": 60}},
@@ -109,7 +102,7 @@ async def test_start_errors(database_url: str) -> None:
     """Unknown definitions are 404, bad input 422 with pointers, bad bodies 400."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, PRICING)
+            await register_yaml(app, PRICING)
             unknown = await app.api.post(INSTANCES, json={"workflowDefinitionId": "nope"})
             invalid = await app.api.post(
                 INSTANCES, json={"workflowDefinitionId": "pricing", "input": {"amount": "x"}}
@@ -146,7 +139,7 @@ async def test_concurrent_idempotent_starts_create_one_instance(database_url: st
     answers: list[httpx.Response] = []
     with trio.fail_after(120):
         async with open_service(database_url) as app:
-            await register(app, PRICING)
+            await register_yaml(app, PRICING)
 
             async def start() -> None:
                 answers.append(
@@ -171,7 +164,7 @@ async def test_list_filters_and_pagination(database_url: str) -> None:
     """Listing filters by definition, status, business key and input containment, and pages."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, PRICING)
+            await register_yaml(app, PRICING)
             ids = []
             for n in range(5):
                 started = await app.api.post(
@@ -212,7 +205,7 @@ async def test_suspend_resume_and_cancel(database_url: str) -> None:
     """A waiting instance can be suspended, resumed and cancelled; wrong transitions are 409."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, SLOW)
+            await register_yaml(app, SLOW)
             instance_id = (
                 await app.api.post(INSTANCES, json={"workflowDefinitionId": "slow"})
             ).json()["id"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.support.service import InProcessService, open_service
+from tests.support.service import InProcessService, open_service, register_yaml
 from tests.support.spec import require_spec
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 
@@ -42,13 +42,6 @@ def _spec() -> None:
     require_spec()
 
 
-async def register(app: InProcessService, text: str) -> None:
-    response = await app.api.post(
-        "/v1/workflow-definitions", content=text, headers={"Content-Type": "application/yaml"}
-    )
-    assert response.status_code == 201, response.text
-
-
 async def start(app: InProcessService, definition_id: str) -> str:
     response = await app.api.post(INSTANCES, json={"workflowDefinitionId": definition_id})
     assert response.status_code == 201, response.text
@@ -68,7 +61,7 @@ async def test_waiting_instance_leaves_memory_and_wakes(database_url: str) -> No
     """A wait parks the instance (no actor while it waits) and it completes when due."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, WAITER)
+            await register_yaml(app, WAITER)
             instance_id = await start(app, "waiter")
             waiting = await wait_for(app, instance_id, "waiting")
             tree = (await app.management.get("/supervisor/user/instances")).json()
@@ -83,7 +76,7 @@ async def test_instance_continues_after_a_restart(database_url: str) -> None:
     """A waiting instance survives a service restart and finishes at its recorded due time."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, WAITER)
+            await register_yaml(app, WAITER)
             instance_id = await start(app, "waiter")
             await wait_for(app, instance_id, "waiting")
         async with open_service(database_url) as again:
@@ -112,7 +105,7 @@ async def test_runtime_bug_faults_the_instance_after_bounded_retries(database_ur
     the instance is faulted with the error recorded; the service keeps running."""
     with trio.fail_after(60):
         async with open_service(database_url) as app:
-            await register(app, CALLER)
+            await register_yaml(app, CALLER)
             runtime = app.service._runtime
             assert runtime is not None
             exploding = Exploding()

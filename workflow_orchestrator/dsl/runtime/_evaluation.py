@@ -56,6 +56,15 @@ def _flat_template(value: Any) -> tuple[tuple[str, Any, bool], ...] | None:
     return flat
 
 
+def _expression_error(exc: ExpressionError, where: str) -> WorkflowError:
+    """The spec's expression error for a failed evaluation at ``where``."""
+    return WorkflowError(
+        Problem.standard(
+            ErrorType.EXPRESSION, title="Expression Error", detail=str(exc), instance=where
+        )
+    )
+
+
 @attrs.define(eq=False, kw_only=True)
 class Evaluator:
     """Evaluates expressions and validates data for one instance (see the module docstring)."""
@@ -79,14 +88,7 @@ class Evaluator:
         try:
             return await self.engine.evaluate(expression, data, args)
         except ExpressionError as exc:
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.EXPRESSION,
-                    title="Expression Error",
-                    detail=str(exc),
-                    instance=where,
-                )
-            ) from None
+            raise _expression_error(exc, where) from None
 
     async def evaluate_template(
         self, value: Any, data: Any, args: Mapping[str, Any], where: str
@@ -102,14 +104,7 @@ class Evaluator:
         try:
             return await self.engine.evaluate_template(value, data, args)
         except ExpressionError as exc:
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.EXPRESSION,
-                    title="Expression Error",
-                    detail=str(exc),
-                    instance=where,
-                )
-            ) from None
+            raise _expression_error(exc, where) from None
 
     async def transform(
         self, expression: Any, data: Any, args: Mapping[str, Any], where: str
