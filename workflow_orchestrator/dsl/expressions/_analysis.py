@@ -8,7 +8,8 @@ compile time, wherever they appear in code (also inside string interpolations).
 A program is *cheap* when it cannot run away: no recursion, loops or generators over ranges
 (``def``, ``reduce``, ``foreach``, ``recurse``, ``..``, ``range``, ``repeat``, ``while``,
 ``until``, ``limit``, ...), no regular expressions (catastrophic backtracking), no string
-repetition (``"x" * 1e10``), no array difference (``.a - .b`` is O(n*m); ``- 1`` is fine),
+repetition (``"x" * 1e10``; ``* n`` with a number literal n of at most 8 is fine), no array
+difference (``.a - .b`` is O(n*m); ``- 1`` is fine),
 ``join`` only with a literal separator, only builtins from an allow-list whose cost is linear
 in their input, no variables where data is iterated (``.[] | $x`` is quadratic), at most 256
 characters of string literals, at most ``_MAX_CHEAP_REFERENCES`` references to ``.`` or
@@ -132,7 +133,10 @@ _AMPLIFYING_BUILTINS = frozenset({"tojson", "tostring"})
 _ITERATING_BUILTINS = frozenset(
     {"map", "map_values", "group_by", "sort_by", "unique_by", "min_by", "max_by", "with_entries"}
 )
-_NOT_CHEAP_OPERATORS = frozenset({"*", "*=", "..", "?//", "?//=", ";"})
+_NOT_CHEAP_OPERATORS = frozenset({"*=", "..", "?//", "?//=", ";"})
+# ``x * n`` with a number literal n of at most this size repeats a string at most n times (and
+# multiplies numbers, or merges objects, in linear time): cheap, counted as an amplifier.
+_MAX_CHEAP_FACTOR = 8.0
 _TERM_ENDS = frozenset({"field", "var", "ident", "num", "strend"})
 _MAX_CHEAP_REFERENCES = 12
 _MAX_CHEAP_AMPLIFIERS = 2
@@ -187,6 +191,10 @@ def is_cheap(source: str, tokens: list[Token]) -> bool:
         elif token.kind == "op":
             if token.text in _NOT_CHEAP_OPERATORS:
                 return False
+            if token.text == "*":
+                if not _small_factor(tokens, index):
+                    return False  # string repetition: "x" * 1e10, or .s * .n from data
+                amplifiers += 1
             if token.text == "[" and _is_iteration(tokens, index):
                 iterates = True
             if token.text in ("-", "-=") and not _number_operand(tokens, index):
@@ -234,6 +242,18 @@ def _number_operand(tokens: list[Token], index: int) -> bool:
         return True  # unary minus
     following = tokens[index + 1] if index + 1 < len(tokens) else None
     return previous.kind == "num" or (following is not None and following.kind == "num")
+
+
+def _small_factor(tokens: list[Token], index: int) -> bool:
+    """Whether the ``*`` at ``index`` has a number literal operand of at most 8 in size."""
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(tokens) and tokens[neighbour].kind == "num":
+            try:
+                if abs(float(tokens[neighbour].text)) <= _MAX_CHEAP_FACTOR:
+                    return True
+            except ValueError:
+                return False
+    return False
 
 
 def _follows_term(tokens: list[Token], index: int) -> bool:
