@@ -41,11 +41,11 @@ collector's full passes skip the startup heap.
 Transact, in its own virtualenv at ``/tmp/dbos-venv``, created if missing) and prints the ratio
 of our in-process instances/s to DBOS's workflows/s. The scratch database is dropped at the end.
 
-Measured on the 2-core box (PG 15, defaults, noisy: ranges over runs): in process 1,100-1,300
-instances/s (p50 1.4-2.3 s: the burst queues at the two jq sandbox workers that ``* 2`` needs),
-1,300-1,700/s with ``--inline-expressions`` (p50 ~0.1 s), 1,800-2,000/s adding ``--gc-freeze``;
-HTTP ~420/s (p50 55 ms); light load p50 4.5-5.6 ms; 0.06 transactions per instance in the
-burst, 2.0 at light load. DBOS 3.x ``start`` mode in the same run: 82-90 workflows/s.
+Measured on the 2-core box (PG 15, defaults, noisy; one ``--peer`` run): in process 2,480
+instances/s (7,440 tasks/s, p50 62 ms / p99 99 ms in the 5,000 burst, 0.03 transactions per
+instance), HTTP 449/s (p50 47 ms), light load p50 4.5 ms (2.0 transactions per instance); DBOS
+3.x ``start`` mode in the same run 88 workflows/s (16.2 transactions each): ratio 28x. Before
+``* 2`` was proven cheap (it ran in the jq sandbox workers) the burst gave ~970/s.
 """
 
 from __future__ import annotations
