@@ -7,6 +7,25 @@ import importlib
 import pytest
 
 SURFACE = {
+    "workflow_orchestrator.events": {
+        "AMQP_PREFIXES",
+        "MAX_EVENT_SIZE",
+        "STRUCTURED_CONTENT_TYPE",
+        "CloudEvent",
+        "EncodedEvent",
+        "InvalidEvent",
+        "event_data_bytes",
+        "event_time",
+        "is_json_content_type",
+        "parse_amqp_message",
+        "parse_http_request",
+        "parse_json_event",
+        "to_amqp_binary",
+        "to_amqp_structured",
+        "to_http_binary",
+        "to_json",
+        "validate_event",
+    },
     "workflow_orchestrator.instances": {
         "MAX_ATTEMPTS",
         "DurableEffects",
