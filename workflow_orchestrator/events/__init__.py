@@ -1,8 +1,9 @@
-"""CloudEvents 1.0 for the event router and the outbox relay.
+"""Event processing: CloudEvents 1.0 and the RabbitMQ adapter.
 
 Parsing and validation of the AMQP and HTTP bindings (structured and binary mode) into the
 DSL's `CloudEvent`, so a parsed event goes straight to the interpreter, and serialization for
-publishing. Pure functions on plain values; no I/O.
+publishing (pure functions on plain values). ``open_rabbitmq`` is the broker adapter: batches of
+deliveries into Trio, batch acknowledgements, dead-lettering, publisher confirms, reconnection.
 """
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
@@ -26,17 +27,47 @@ from workflow_orchestrator.events._cloudevents import (
     to_json,
     validate_event,
 )
+from workflow_orchestrator.events._rabbitmq import (
+    REJECTION_REASON_HEADER,
+    RabbitMQConnection,
+    open_rabbitmq,
+)
+from workflow_orchestrator.events._rabbitmq_errors import (
+    BrokerError,
+    BrokerUnavailable,
+    PublishFailed,
+    TopologyConflict,
+)
+from workflow_orchestrator.events._rabbitmq_values import (
+    BrokerState,
+    Delivery,
+    OutgoingMessage,
+    RabbitMQStatistics,
+    RabbitMQTopology,
+)
 
 __all__ = [
     "AMQP_PREFIXES",
     "MAX_EVENT_SIZE",
+    "REJECTION_REASON_HEADER",
     "STRUCTURED_CONTENT_TYPE",
+    "BrokerError",
+    "BrokerState",
+    "BrokerUnavailable",
     "CloudEvent",
+    "Delivery",
     "EncodedEvent",
     "InvalidEvent",
+    "OutgoingMessage",
+    "PublishFailed",
+    "RabbitMQConnection",
+    "RabbitMQStatistics",
+    "RabbitMQTopology",
+    "TopologyConflict",
     "event_data_bytes",
     "event_time",
     "is_json_content_type",
+    "open_rabbitmq",
     "parse_amqp_message",
     "parse_http_request",
     "parse_json_event",

@@ -1,0 +1,131 @@
+"""Plain values that cross out of the RabbitMQ adapter: deliveries, outgoing messages, topology
+names and statistics. No aio-pika type leaves the adapter; these are what Trio code sees."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "BrokerState",
+    "Delivery",
+    "OutgoingMessage",
+    "RabbitMQStatistics",
+    "RabbitMQTopology",
+    "plain_headers",
+]
+
+BrokerState = Literal["connected", "reconnecting", "closed"]
+
+
+def plain_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """AMQP header values as plain Python values: ``bytes`` decoded as UTF-8 when they are text,
+    ``Decimal`` kept, tables and arrays converted recursively."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                return bytes(value)
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, str | int | float | bool | decimal.Decimal | datetime.datetime):
+            return value
+        if value is None:
+            return None
+        return str(value)
+
+    return {str(key): plain(value) for key, value in (headers or {}).items()}
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """One message received from the consumer group's queue, not yet acknowledged.
+
+    ``delivery_tag`` is only meaningful on the channel it came on: ``channel_epoch`` counts the
+    consuming channels of the connection (it grows after each reconnection). Pass deliveries back
+    to ``RabbitMQConnection.ack`` / ``dead_letter`` unchanged.
+    ``properties`` holds the AMQP basic properties that were set (``content_type``,
+    ``message_id``, ``timestamp``, ``type``, ``app_id``, ...), ``headers`` the application
+    headers (where AMQP-binding CloudEvents attributes live, as ``cloudEvents:*``).
+    """
+
+    body: bytes
+    headers: dict[str, Any] = attrs.field(factory=dict)
+    properties: dict[str, Any] = attrs.field(factory=dict)
+    content_type: str | None = None
+    message_id: str | None = None
+    exchange: str = ""
+    routing_key: str = ""
+    delivery_tag: int
+    redelivered: bool = False
+    channel_epoch: int
+
+
+@attrs.frozen(kw_only=True)
+class OutgoingMessage:
+    """One message to publish: persistent by default, so that a confirmed message survives a
+    broker restart (the queues are durable)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    content_type: str | None = None
+    headers: dict[str, Any] = attrs.field(factory=dict)
+    message_id: str | None = None
+    message_type: str | None = None
+    correlation_id: str | None = None
+    timestamp: datetime.datetime | None = None
+    persistent: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class RabbitMQTopology:
+    """The names the adapter declares for one consumer group.
+
+    The queue is named after the consumer group; ``<queue>.dead-letter`` is both the dead-letter
+    exchange (fanout) and the queue bound to it.
+    """
+
+    exchanges: tuple[str, ...]
+    queue: str
+    dead_letter_exchange: str
+    dead_letter_queue: str
+    quorum_queues: bool = False
+
+    @classmethod
+    def for_group(
+        cls, exchanges: tuple[str, ...], consumer_group: str, *, quorum_queues: bool = False
+    ) -> RabbitMQTopology:
+        """The topology of ``consumer_group`` bound to ``exchanges``."""
+        dead_letter = f"{consumer_group}.dead-letter"
+        return cls(
+            exchanges=tuple(exchanges),
+            queue=consumer_group,
+            dead_letter_exchange=dead_letter,
+            dead_letter_queue=dead_letter,
+            quorum_queues=quorum_queues,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RabbitMQStatistics:
+    """A snapshot of the adapter (no I/O): connection state, deliveries handed out and not yet
+    acknowledged, and counters since it was opened."""
+
+    state: BrokerState
+    broker: str
+    unacknowledged: int
+    received_total: int
+    acknowledged_total: int
+    dead_lettered_total: int
+    stale_total: int
+    published_total: int
+    reconnections_total: int
