@@ -369,15 +369,8 @@ class Service:
             runtime=self._runtime,
         )
         self.api_app = app
-        await serve_app(
-            app,
-            name="API",
-            host=server.host,
-            port=server.port,
-            port_setting="server.port (SERVER_PORT)",
-            shutdown=stop_requested,
-            grace_period=server.shutdown_grace_period,
-            task_status=task_status,
+        await self._listen(
+            app, "API", server.port, "server.port (SERVER_PORT)", stop_requested, task_status
         )
 
     async def _run_management(
@@ -394,12 +387,32 @@ class Service:
             metrics_enabled=self._metrics_enabled(),
             system=system,
         )
+        await self._listen(
+            app,
+            "management listener",
+            server.management_port,
+            "server.managementPort (MANAGEMENT_PORT)",
+            stop_requested,
+            task_status,
+        )
+
+    async def _listen(
+        self,
+        app: QuartTrio,
+        name: str,
+        port: int,
+        port_setting: str,
+        stop_requested: trio.Event,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:
+        """Serve ``app`` until ``stop_requested``, draining within the grace period."""
+        server = self.settings.server
         await serve_app(
             app,
-            name="management listener",
+            name=name,
             host=server.host,
-            port=server.management_port,
-            port_setting="server.managementPort (MANAGEMENT_PORT)",
+            port=port,
+            port_setting=port_setting,
             shutdown=stop_requested,
             grace_period=server.shutdown_grace_period,
             task_status=task_status,

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.support.database import open_test_database
 from tests.support.spec import require_spec
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import DatabaseSettings
 from workflow_orchestrator.definitions import DefinitionFilesInvalid, register_definition_files
-from workflow_orchestrator.storage import get_definition, migrate, open_database
+from workflow_orchestrator.storage import get_definition
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +21,7 @@ async def test_examples_folder_registers_order_processing(database_url: str) -> 
     """The shipped examples register, by file name, and a second run changes nothing."""
     require_spec()
     with trio.fail_after(60):
-        async with open_asyncio_bridge(), open_database(DatabaseSettings(url=database_url)) as db:
-            await migrate(db)
+        async with open_test_database(database_url) as db:
             first = await register_definition_files(db, [str(EXAMPLES)])
             second = await register_definition_files(db, [str(EXAMPLES)])
             stored = await get_definition(db, "order_processing")
@@ -41,8 +39,7 @@ async def test_any_bad_file_registers_nothing(database_url: str, tmp_path: Path)
     bad.write_text("document: {dsl: '1.0.3', namespace: x, name: bad, version: '1'}\ndo: []\n")
     missing = tmp_path / "missing"
     with trio.fail_after(60):
-        async with open_asyncio_bridge(), open_database(DatabaseSettings(url=database_url)) as db:
-            await migrate(db)
+        async with open_test_database(database_url) as db:
             with pytest.raises(DefinitionFilesInvalid) as exc:
                 await register_definition_files(db, [str(tmp_path), str(missing)])
             count = await db.fetchval("SELECT count(*) FROM workflow_definitions")

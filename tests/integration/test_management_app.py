@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
 import trio
 
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import DatabaseSettings
+from tests.support.database import open_test_database
 from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
@@ -18,16 +14,8 @@ from workflow_orchestrator.gateway import (
     format_uptime,
 )
 from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import Database, migrate, open_database
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def migrated(url: str) -> AsyncIterator[Database]:
-    async with open_asyncio_bridge(), open_database(DatabaseSettings(url=url)) as database:
-        await migrate(database)
-        yield database
 
 
 def test_formats() -> None:
@@ -40,7 +28,7 @@ def test_formats() -> None:
 async def test_metrics_can_be_switched_off(database_url: str) -> None:
     """With metrics disabled /metrics is a 404 problem that says how to enable it."""
     with trio.fail_after(60):
-        async with migrated(database_url) as database:
+        async with open_test_database(database_url) as database:
             app = create_management_app(
                 health=HealthReporter(database=database),
                 metrics=ServiceMetrics(),
@@ -58,7 +46,7 @@ async def test_metrics_can_be_switched_off(database_url: str) -> None:
 async def test_wrong_method_and_bad_parameters_are_problems(database_url: str) -> None:
     """405 and 400 answers are problem+json naming what was wrong."""
     with trio.fail_after(60):
-        async with migrated(database_url) as database:
+        async with open_test_database(database_url) as database:
             app = create_api_app(database=database, metrics=ServiceMetrics(), metrics_enabled=True)
             client = app.test_client()
             wrong_method = await client.delete("/api/v1/workflow-definitions")
@@ -80,7 +68,7 @@ async def test_wrong_method_and_bad_parameters_are_problems(database_url: str) -
 async def test_definitions_page_reads_the_table(database_url: str) -> None:
     """The definitions list shows the latest live version of each stored definition, paged."""
     with trio.fail_after(60):
-        async with migrated(database_url) as database:
+        async with open_test_database(database_url) as database:
             for definition_id, version in (
                 ("billing", "1.0.0"),
                 ("billing", "1.1.0"),

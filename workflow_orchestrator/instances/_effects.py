@@ -21,7 +21,6 @@ snapshot. Memory then grows with running instances, not waiting ones.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import re
@@ -271,10 +270,3 @@ class DurableEffects:
                 )
             )
         return value
-
-
-def seconds_until(when: datetime | None) -> float:
-    """Seconds from now until ``when`` (0 when past, infinity when None)."""
-    if when is None:
-        return math.inf
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

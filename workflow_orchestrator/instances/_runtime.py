@@ -266,17 +266,17 @@ class InstanceRuntime:
 
     # -- commands -------------------------------------------------------------------------
 
-    async def command(self, instance_id: uuid.UUID, action: str) -> InstanceRecord:
-        """``cancel``, ``suspend`` or ``resume``; raises ``InstanceNotFound`` and
-        ``InvalidStatusTransition``."""
+    async def command(self, instance_id: uuid.UUID, action: str) -> None:
+        """``cancel``, ``suspend`` or ``resume``, committed when this returns; raises
+        ``InstanceNotFound`` and ``InvalidStatusTransition``."""
         status, allowed_from = _COMMANDS[action]
         actor = self.live.get(instance_id)
         if actor is not None and action != "resume":
             await actor.interrupt(status)
-            return (await load_instance(self.database, instance_id)).record
+            return
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
-            record = await set_status(
+            await set_status(
                 self.database,
                 instance_id,
                 status,
@@ -288,7 +288,6 @@ class InstanceRuntime:
             self.committed(instance_id, status)
         if action == "resume":
             await self.activate(instance_id)
-        return record
 
     async def fault(
         self, instance_id: uuid.UUID, failure: FailureInfo | None, attempts: int

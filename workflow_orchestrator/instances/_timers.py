@@ -42,17 +42,6 @@ class WakeTimers:
     def disarm(self, instance_id: uuid.UUID) -> None:
         self._armed.pop(instance_id, None)
 
-    def pending(self) -> int:
-        """Armed timers."""
-        return len(self._armed)
-
-    def due_now(self) -> int:
-        """Armed timers whose due time has passed."""
-        now = datetime.now(UTC)
-        return sum(
-            1 for due, token, iid in self._heap if due <= now and self._armed.get(iid) == token
-        )
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fire due timers until cancelled; each wake runs in its own task."""
         task_status.started()

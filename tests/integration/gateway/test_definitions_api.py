@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 import trio
 
+from tests.support.database import open_api_app
 from tests.support.spec import require_spec
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import DatabaseSettings
-from workflow_orchestrator.gateway import create_api_app
-from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import migrate, open_database
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +37,7 @@ def _spec() -> None:
 
 @asynccontextmanager
 async def api(url: str) -> AsyncIterator[Any]:
-    async with open_asyncio_bridge(), open_database(DatabaseSettings(url=url)) as database:
-        await migrate(database)
-        app = create_api_app(database=database, metrics=ServiceMetrics(), metrics_enabled=True)
+    async with open_api_app(url) as app:
         yield app.test_client()
 
 

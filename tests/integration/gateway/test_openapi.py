@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema_rs
 import pytest
 import trio
 
+from tests.support.database import open_api_app
 from tests.support.openapi import (
     HTTP_METHODS,
     assert_matches_openapi,
@@ -31,12 +31,7 @@ from tests.support.openapi import (
 )
 from tests.support.service import open_service
 from tests.support.spec import require_spec
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import DatabaseSettings
-from workflow_orchestrator.gateway import create_api_app
 from workflow_orchestrator.gateway._openapi import openapi_document
-from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import migrate, open_database
 
 DEFINITIONS = "/v1/workflow-definitions"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -288,20 +283,6 @@ def test_helper_accepts_a_documented_instance() -> None:
 # (c) and (d): the real app against the real PostgreSQL
 
 
-@asynccontextmanager
-async def open_api(url: str, context_path: str = "/api") -> AsyncIterator[Any]:
-    """The API app (no instance runtime) on a migrated database."""
-    async with open_asyncio_bridge(), open_database(DatabaseSettings(url=url)) as database:
-        await migrate(database)
-        app = create_api_app(
-            database=database,
-            metrics=ServiceMetrics(),
-            metrics_enabled=True,
-            context_path=context_path,
-        )
-        yield app
-
-
 async def call(
     client: Any,
     method: str,
@@ -351,7 +332,7 @@ async def test_definition_routes_match_the_document(database_url: str) -> None:
     """Every definitions route's success answers match the schemas the document declares."""
     item = DEFINITIONS + "/{id}"
     with trio.fail_after(60):
-        async with open_api(database_url) as app:
+        async with open_api_app(database_url) as app:
             client = app.test_client()
             created, _ = await call(client, "POST", DEFINITIONS, DEFINITIONS, 201, body=GREETING)
             await call(client, "POST", DEFINITIONS, DEFINITIONS, 200, body=GREETING)
@@ -399,7 +380,7 @@ async def test_definition_errors_match_the_document(database_url: str) -> None:
     item = DEFINITIONS + "/{id}"
     broken = GREETING + "      then: nowhere\n"
     with trio.fail_after(60):
-        async with open_api(database_url) as app:
+        async with open_api_app(database_url) as app:
             client = app.test_client()
             await call(client, "POST", DEFINITIONS, DEFINITIONS, 201, body=GREETING)
             conflict = GREETING.replace('"hello "', '"hi "')
@@ -462,7 +443,7 @@ async def test_served_document_names_the_context_path(
 ) -> None:
     """GET {contextPath}/openapi.json serves the document with servers[0].url = contextPath."""
     with trio.fail_after(60):
-        async with open_api(database_url, context_path) as app:
+        async with open_api_app(database_url, context_path) as app:
             client = app.test_client()
             response = await client.get(url)
             served = await response.get_json()

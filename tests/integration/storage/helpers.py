@@ -6,13 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import DatabaseSettings
+from tests.support.database import open_test_database
 from workflow_orchestrator.storage import (
     Database,
     RegistrationResult,
-    migrate,
-    open_database,
     register_definition,
 )
 
@@ -20,9 +17,7 @@ from workflow_orchestrator.storage import (
 @asynccontextmanager
 async def open_storage(url: str, *, pool_size: int = 4) -> AsyncIterator[Database]:
     """The test's own database, migrated, behind the one trio-asyncio loop."""
-    settings = DatabaseSettings(url=url, pool_size=pool_size)
-    async with open_asyncio_bridge(), open_database(settings) as database:
-        await migrate(database)
+    async with open_test_database(url, pool_size=pool_size) as database:
         yield database
 
 
