@@ -13,12 +13,13 @@ from __future__ import annotations
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 import attrs
 import trio
+from prometheus_client.core import GaugeMetricFamily, Metric
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
@@ -27,6 +28,7 @@ from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.definitions import register_definition_files
 from workflow_orchestrator.dsl import open_expression_engine
 from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
+from workflow_orchestrator.events import EventProcessing, event_options
 from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
@@ -128,6 +130,7 @@ class Service:
     _leases: PartitionLeases | None = attrs.field(default=None, init=False)
     _writer: SnapshotWriter | None = attrs.field(default=None, init=False)
     _runtime: InstanceRuntime | None = attrs.field(default=None, init=False)
+    _events: EventProcessing | None = attrs.field(default=None, init=False)
     api_app: QuartTrio | None = attrs.field(default=None, init=False)
     _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
@@ -158,6 +161,7 @@ class Service:
             within_seconds=60.0,
         )
         self._metrics.add_pool_reader(self._pool_readings)
+        self._metrics.add_gauges(self._event_gauges)
         async with (
             open_asyncio_bridge(),
             open_actor_system(guardian=guardian, shutdown_timeout=listener_timeout + 20) as system,
@@ -256,13 +260,57 @@ class Service:
                 supervisor=system.lookup_supervisor("/user/instances"),
                 http_client=http_client,
                 run_process_enabled=(workflows.run.shell, workflows.run.script),
+                event_options=event_options(
+                    self.settings.event_processing, workflows.lifecycle_events
+                ),
+                unmatched_retention=self.settings.event_processing.unmatched_retention,
             )
             await nursery.start(runtime.run)
             self._runtime = runtime
             task_status.started(runtime)
 
+    async def _run_events(
+        self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            raise RuntimeError("the instance runtime is not running")  # started before: a bug
+        processing = EventProcessing(
+            settings=self.settings.event_processing,
+            database=self._current_database(),
+            runtime=runtime,
+            engine=runtime.catalog.engine,
+            owner_id=self.owner_id,
+            metrics=self._metrics,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(processing.run)
+                self._events = processing
+                task_status.started(processing)
+        finally:
+            self._events = None
+
+    def _event_gauges(self) -> Iterator[Metric]:
+        events = self._events
+        backlog = GaugeMetricFamily(
+            "workflow_orchestrator_outbox_backlog",
+            "Outbox rows of this replica's partitions not published yet (last relay read)",
+        )
+        broker = GaugeMetricFamily(
+            "workflow_orchestrator_broker_connected",
+            "1 while the RabbitMQ connection is up (0 otherwise; absent without a broker)",
+        )
+        if events is not None and events.relay is not None:
+            backlog.add_metric([], events.relay.statistics().backlog)
+        if events is not None and events.uses_broker:
+            broker.add_metric([], 1.0 if events.broker_state() == "connected" else 0.0)
+        yield backlog
+        yield broker
+
     async def _start_instance_parts(self, system: ActorSystem) -> None:
-        """Leases, the snapshot writer, the instance supervisor and the runtime, in order."""
+        """Leases, the snapshot writer, the instance supervisor, the runtime and event
+        processing, in order."""
         await system.start_child(
             ServiceSpec(name="leases", run=self._run_leases, shutdown_timeout=10.0)
         )
@@ -286,6 +334,9 @@ class Service:
                 run=partial(self._run_runtime, system),
                 shutdown_timeout=10.0,
             )
+        )
+        await system.start_child(
+            ServiceSpec(name="events", run=self._run_events, shutdown_timeout=10.0)
         )
 
     def _current_database(self) -> Database:
@@ -367,6 +418,7 @@ class Service:
             context_path=server.context_path,
             validation=validation_options(self.settings.workflows),
             runtime=self._runtime,
+            events=self._events.router if self._events is not None else None,
         )
         self.api_app = app
         await self._listen(
@@ -382,7 +434,11 @@ class Service:
     ) -> None:
         server = self.settings.server
         app = create_management_app(
-            health=HealthReporter(database=self._current_database()),
+            health=HealthReporter(
+                database=self._current_database(),
+                events=lambda: self._events,
+                broker_required=self.settings.event_processing.ready_requires_broker,
+            ),
             metrics=self._metrics,
             metrics_enabled=self._metrics_enabled(),
             system=system,

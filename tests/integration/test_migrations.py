@@ -60,8 +60,9 @@ async def test_fresh_database_gets_every_migration(database_url: str) -> None:
         database_url=database_url,
     )
     assert tables == (
-        "partition_leases,schema_migrations,workflow_definitions,workflow_instance_history,"
-        "workflow_instances"
+        "event_dead_letters,event_subscriptions,events,instance_inbox,outbox,partition_leases,"
+        "processed_events,schema_migrations,subscription_shapes,unmatched_events,"
+        "workflow_definitions,workflow_instance_history,workflow_instances"
     )
     extensions = psql(
         "SELECT string_agg(extname, ',') FROM pg_extension", database_url=database_url

@@ -336,6 +336,26 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
                 message=f"expected a path starting with '/', got {server.context_path!r}",
             )
         )
+    if settings.event_processing.source == "kafka":
+        problems.append(
+            ConfigProblem(
+                source=_source_of(sources, "eventProcessing.source"),
+                key="eventProcessing.source",
+                message="the kafka event source is not available yet; use rabbitmq or database "
+                "(POST /api/v1/events works with either)",
+            )
+        )
+    exchanges = settings.event_processing.rabbitmq.exchanges
+    if settings.event_processing.source == "rabbitmq" and len(exchanges) < 2:
+        problems.append(
+            ConfigProblem(
+                source=_source_of(sources, "eventProcessing.rabbitmq.exchanges"),
+                key="eventProcessing.rabbitmq.exchanges",
+                message="name two exchanges: the business exchange (consumed; emitted events "
+                "go there) and the system exchange (lifecycle events), e.g. "
+                "[business-events, system-events]",
+            )
+        )
     if database.read_preference == "PREFER_REPLICA" and not database.replica_urls:
         problems.append(
             ConfigProblem(

@@ -164,6 +164,10 @@ class RabbitMQSettings:
     prefetch: int = attrs.field(
         default=100, metadata=_meta(minimum=1, maximum=65535, help="a message count >= 1")
     )
+    quorum_queues: bool = False
+    heartbeat: float = attrs.field(
+        default=30.0, metadata=_meta(kind="duration", minimum=1.0, help="a duration such as 30s")
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -175,6 +179,20 @@ class EventProcessingSettings:
     )
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
     rabbitmq: RabbitMQSettings = attrs.field(factory=RabbitMQSettings)
+    deduplication_window: float = attrs.field(
+        default=86_400.0,
+        metadata=_meta(kind="duration", minimum=1.0, help="a duration such as 24h"),
+    )
+    unmatched_retention: float = attrs.field(
+        default=0.0,
+        metadata=_meta(kind="duration", minimum=0.0, help="a duration such as 5m (0s: off)"),
+    )
+    task_events: bool = True
+    poll_interval: float = attrs.field(
+        default=1.0,
+        metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 1s"),
+    )
+    ready_requires_broker: bool = False
 
 
 @attrs.frozen(kw_only=True)

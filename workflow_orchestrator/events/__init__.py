@@ -1,9 +1,11 @@
-"""Event processing: CloudEvents 1.0 and the RabbitMQ adapter.
+"""Event processing: CloudEvents 1.0, the sources, the router and the outbox relay.
 
-Parsing and validation of the AMQP and HTTP bindings (structured and binary mode) into the
-DSL's `CloudEvent`, so a parsed event goes straight to the interpreter, and serialization for
-publishing (pure functions on plain values). ``open_rabbitmq`` is the broker adapter: batches of
-deliveries into Trio, batch acknowledgements, dead-lettering, publisher confirms, reconnection.
+``EventProcessing`` runs it all for one replica (see ``_processing``): the ``EventRouter``, the
+RabbitMQ or database source, the ``OutboxRelay`` and cross-replica wake-ups. Below them: parsing
+and validation of the AMQP and HTTP bindings (structured and binary mode) into the DSL's
+`CloudEvent` and serialization for publishing (pure functions on plain values), and
+``open_rabbitmq``, the broker adapter (batched deliveries and acks, dead-lettering, publisher
+confirms, reconnection).
 """
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
@@ -27,6 +29,9 @@ from workflow_orchestrator.events._cloudevents import (
     to_json,
     validate_event,
 )
+from workflow_orchestrator.events._database_source import DatabaseEventSource
+from workflow_orchestrator.events._outbox_relay import OutboxRelay
+from workflow_orchestrator.events._processing import EventProcessing, event_options
 from workflow_orchestrator.events._rabbitmq import (
     REJECTION_REASON_HEADER,
     RabbitMQConnection,
@@ -45,6 +50,8 @@ from workflow_orchestrator.events._rabbitmq_values import (
     RabbitMQStatistics,
     RabbitMQTopology,
 )
+from workflow_orchestrator.events._router import EventRouter
+from workflow_orchestrator.events._routing import EventOutcome, RouteOutcome, Router
 
 __all__ = [
     "AMQP_PREFIXES",
@@ -55,16 +62,24 @@ __all__ = [
     "BrokerState",
     "BrokerUnavailable",
     "CloudEvent",
+    "DatabaseEventSource",
     "Delivery",
     "EncodedEvent",
+    "EventOutcome",
+    "EventProcessing",
+    "EventRouter",
     "InvalidEvent",
+    "OutboxRelay",
     "OutgoingMessage",
     "PublishFailed",
     "RabbitMQConnection",
     "RabbitMQStatistics",
     "RabbitMQTopology",
+    "RouteOutcome",
+    "Router",
     "TopologyConflict",
     "event_data_bytes",
+    "event_options",
     "event_time",
     "is_json_content_type",
     "open_rabbitmq",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -90,8 +90,10 @@ class OutgoingMessage:
 class RabbitMQTopology:
     """The names the adapter declares for one consumer group.
 
-    The queue is named after the consumer group; ``<queue>.dead-letter`` is both the dead-letter
-    exchange (fanout) and the queue bound to it.
+    All of ``exchanges`` are declared. The queue is named after the consumer group and bound
+    with ``#`` to each exchange of ``bindings`` (some or all of ``exchanges``; a ``ValueError``
+    otherwise); ``<queue>.dead-letter`` is both the dead-letter exchange (fanout) and the queue
+    bound to it.
     """
 
     exchanges: tuple[str, ...]
@@ -99,19 +101,43 @@ class RabbitMQTopology:
     dead_letter_exchange: str
     dead_letter_queue: str
     quorum_queues: bool = False
+    bindings: tuple[str, ...] = attrs.field()
+
+    @bindings.default
+    def _all_exchanges(self) -> tuple[str, ...]:
+        return self.exchanges
+
+    @bindings.validator
+    def _declared(
+        self, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+    ) -> None:
+        unknown = [name for name in value if name not in self.exchanges]
+        if unknown:
+            raise ValueError(
+                f"cannot bind '{self.queue}' to {unknown}: not among the declared exchanges "
+                f"{list(self.exchanges)}"
+            )
 
     @classmethod
     def for_group(
-        cls, exchanges: tuple[str, ...], consumer_group: str, *, quorum_queues: bool = False
+        cls,
+        exchanges: tuple[str, ...],
+        consumer_group: str,
+        *,
+        quorum_queues: bool = False,
+        bindings: Sequence[str] | None = None,
     ) -> RabbitMQTopology:
-        """The topology of ``consumer_group`` bound to ``exchanges``."""
+        """The topology of ``consumer_group``: ``exchanges`` declared, its queue bound to
+        ``bindings`` (default: all of ``exchanges``)."""
         dead_letter = f"{consumer_group}.dead-letter"
+        exchanges = tuple(exchanges)
         return cls(
-            exchanges=tuple(exchanges),
+            exchanges=exchanges,
             queue=consumer_group,
             dead_letter_exchange=dead_letter,
             dead_letter_queue=dead_letter,
             quorum_queues=quorum_queues,
+            bindings=exchanges if bindings is None else tuple(dict.fromkeys(bindings)),
         )
 
 

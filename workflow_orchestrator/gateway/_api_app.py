@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 
 from workflow_orchestrator.dsl.validation import ValidationOptions
 from workflow_orchestrator.gateway._definition_routes import definition_routes
+from workflow_orchestrator.gateway._event_routes import EventSubmitter, event_routes
 from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._instance_routes import instance_routes
 from workflow_orchestrator.gateway._openapi import openapi_routes
@@ -31,10 +32,12 @@ def create_api_app(
     context_path: str = "/api",
     validation: ValidationOptions | None = None,
     runtime: InstanceRuntime | None = None,
+    events: EventSubmitter | None = None,
 ) -> QuartTrio:
     """Build the API app with every route under ``context_path``.
 
-    The instances routes exist when an ``InstanceRuntime`` is given.
+    The instances routes exist when an ``InstanceRuntime`` is given, ``POST /v1/events`` when
+    the event router (``events``) is.
     """
     app = QuartTrio("workflow_orchestrator.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -45,6 +48,8 @@ def create_api_app(
     v1.register_blueprint(definition_routes(database, validation or ValidationOptions()))
     if runtime is not None:
         v1.register_blueprint(instance_routes(runtime))
+    if events is not None:
+        v1.register_blueprint(event_routes(events))
     app.register_blueprint(v1)
     app.register_blueprint(openapi_routes(context_path))
     return app

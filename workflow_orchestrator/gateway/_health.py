@@ -9,7 +9,8 @@ status and reports ``null`` rather than an invented number.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -17,7 +18,7 @@ import trio
 from workflow_orchestrator._version import __version__
 from workflow_orchestrator.storage import Database, StorageError, schema_status
 
-__all__ = ["HealthReporter", "format_duration_ms", "format_uptime"]
+__all__ = ["EventHealth", "HealthReporter", "format_duration_ms", "format_uptime"]
 
 UP, DOWN, DEGRADED = "UP", "DOWN", "DEGRADED"
 NOT_AVAILABLE = "NOT_AVAILABLE"
@@ -36,13 +37,57 @@ def format_duration_ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
+class EventHealth(Protocol):
+    """What the report needs of event processing (``events.EventProcessing``)."""
+
+    @property
+    def uses_broker(self) -> bool: ...
+
+    def broker_state(self) -> str: ...
+
+    async def report(self) -> dict[str, Any]: ...
+
+
 @attrs.define(eq=False)
 class HealthReporter:
-    """Computes the health documents from the live service parts."""
+    """Computes the health documents from the live service parts.
+
+    ``events`` returns the running event processing (None while it is not running);
+    ``broker_required`` makes readiness depend on the broker connection.
+    """
 
     database: Database
     probe_timeout: float = 2.0
     started_at: float = attrs.field(factory=time.monotonic)
+    events: Callable[[], EventHealth | None] = lambda: None
+    broker_required: bool = False
+
+    def _broker_down(self) -> bool:
+        events = self.events()
+        return events is not None and events.uses_broker and events.broker_state() != "connected"
+
+    async def _event_processing(self) -> dict[str, Any]:
+        events = self.events()
+        if events is None:
+            return self._not_built(
+                "event processing is not running (the schema is not current, or it is starting)",
+                {"subscriptionCount": None, "processingDelay": None},
+            )
+        try:
+            with trio.fail_after(self.probe_timeout):
+                details = await events.report()
+        except Exception as exc:  # a database failure shows in the database component too
+            return {
+                "status": DOWN,
+                "details": {
+                    "subscriptionCount": None,
+                    "processingDelay": None,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            }
+        # The status follows the broker state the details show (one sample, no await between).
+        degraded = events.uses_broker and details.get("broker") != "connected"
+        return {"status": DEGRADED if degraded else UP, "details": details}
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
@@ -90,25 +135,31 @@ class HealthReporter:
         """Readiness: database reachable and schema current."""
         database = await self._database()
         ready = database["status"] == UP
-        return ready, {"status": UP if ready else DOWN, "components": {"database": database}}
+        components: dict[str, Any] = {"database": database}
+        if self.broker_required and self._broker_down():
+            ready = False
+            components["broker"] = {"status": DOWN}
+        return ready, {"status": UP if ready else DOWN, "components": components}
 
     async def detailed(self) -> tuple[bool, dict[str, Any]]:
         """The guide's detailed document; the flag is False when the service is not ready."""
         database = await self._database()
         components = {
             "database": database,
-            "eventProcessing": self._not_built(
-                "event processing is not part of this release yet",
-                {"subscriptionCount": None, "processingDelay": None},
-            ),
+            "eventProcessing": await self._event_processing(),
             "scheduler": self._not_built(
                 "the scheduler is not part of this release yet",
                 {"pendingTasks": None, "lastExecutionTime": None},
             ),
         }
         ready = database["status"] == UP
+        if self.broker_required and self._broker_down():
+            ready = False
+        status = UP if ready else DOWN
+        if ready and components["eventProcessing"]["status"] in (DEGRADED, DOWN):
+            status = DEGRADED
         return ready, {
-            "status": UP if ready else DOWN,
+            "status": status,
             "components": components,
             "version": __version__,
             "uptime": format_uptime(self.uptime()),

@@ -64,6 +64,9 @@ class InstanceActor(Actor[Any]):
         self._scope: trio.CancelScope | None = None
         self._requested: str | None = None  # "cancelled" or "suspended"
         self._settled = trio.Event()
+        self._gone = trio.Event()
+        self._accepting = True  # False once the last run has ended
+        self._again = False
 
     async def on_start(self, ctx: ActorContext[Any]) -> None:
         self.runtime.live[self.instance_id] = self
@@ -71,14 +74,28 @@ class InstanceActor(Actor[Any]):
             ctx.self_ref.tell_nowait(Recover(attempt=ctx.restart_count))
 
     async def on_stop(self, ctx: ActorContext[Any], reason: StopReason) -> None:
+        self._accepting = False
         if self.runtime.live.get(self.instance_id) is self:
             del self.runtime.live[self.instance_id]
         self._settled.set()
+        self._gone.set()
+
+    def run_again(self) -> bool:
+        """Run once more after the current run (False: too late, the actor is ending)."""
+        if not self._accepting:
+            return False
+        self._again = True
+        return True
+
+    async def wait_gone(self) -> None:
+        """Wait until the actor has stopped."""
+        await self._gone.wait()
 
     async def receive(self, ctx: ActorContext[Any], message: Any) -> None:
         if isinstance(message, Recover):
             failure = ctx.last_failure
             if message.attempt >= MAX_ATTEMPTS:
+                self._accepting = False
                 await self.runtime.fault(self.instance_id, failure, message.attempt)
                 ctx.stop()
                 return
@@ -92,6 +109,11 @@ class InstanceActor(Actor[Any]):
             await self._run(None)
         elif isinstance(message, Run):
             await self._run(message.activation)
+        while self._again and self._requested is None:
+            self._again = False
+            self._settled = trio.Event()
+            await self._run(None)
+        self._accepting = False
         ctx.stop()
 
     async def interrupt(self, status: str) -> None:
@@ -129,7 +151,7 @@ class InstanceActor(Actor[Any]):
                 park_after=runtime.park_after,
                 on_commit=lambda status: runtime.committed(self.instance_id, status),
             )
-            effects.start_from(state)
+            effects.start_from(state, inbox=activation.inbox, waiting=record.status == "waiting")
             await self._drive(interpreter, effects, state)
         except* LeaseLost as lost:
             # Another replica owns the partition now and runs the instance from its snapshot.

@@ -17,6 +17,14 @@ Waiting: a ``wait`` shorter than ``park_after`` sleeps in place. A longer one, o
 *parks* the instance: the waiting snapshot (with its absolute due time) is committed and the run
 unwinds with ``Parked``; the runtime wakes it at the due time (or on an event) from that
 snapshot. Memory then grows with running instances, not waiting ones.
+
+Events: a ``listen`` first takes the events delivered to the instance's inbox (loaded with the
+activation, oldest first); when none is left it parks, committing its subscriptions (see
+``_listening``) with the waiting snapshot. The router then puts matching events in the inbox
+and re-activates the instance. The snapshot after an event was handed to the interpreter
+deletes the inbox rows up to it (the interpreter records consumed and rejected event keys in the
+same state, so a redelivered row is never consumed twice). Emitted events and lifecycle events
+become outgoing rows (outbox or ``events`` table) in the same transaction as the snapshot.
 """
 
 from __future__ import annotations
@@ -43,7 +51,15 @@ from workflow_orchestrator.dsl.runtime import (
     ProcessResult,
     SubflowRequest,
 )
-from workflow_orchestrator.storage import HistoryRow, InstanceSnapshot
+from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
+from workflow_orchestrator.storage import (
+    HistoryRow,
+    InboxEvent,
+    InstanceSnapshot,
+    OutgoingEvent,
+    SubscriptionRow,
+    fetch_retained_events,
+)
 
 if TYPE_CHECKING:
     from workflow_orchestrator.instances._runtime import InstanceRuntime
@@ -54,6 +70,7 @@ SECRET_PREFIX = "WORKFLOW_SECRET_"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]")
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
+_ALL_INBOX = 2**62  # inbox_through for a terminal snapshot: everything left is dropped
 
 
 class Parked(Exception):
@@ -114,6 +131,14 @@ class DurableEffects:
     _in_flight: int = attrs.field(default=0, init=False)
     _sleepers: list[datetime] = attrs.field(factory=list, init=False)
     _effects_since_commit: bool = attrs.field(default=False, init=False)
+    _outgoing: list[OutgoingEvent] = attrs.field(factory=list, init=False)
+    _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
+    _inbox_through: int = attrs.field(default=0, init=False)
+    # True while committed subscriptions may exist (the instance was waiting): the next commit
+    # removes them unless it parks with new ones.
+    _subscribed: bool = attrs.field(default=False, init=False)
+    _retained_read: set[str] = attrs.field(factory=set, init=False)
+    _retained_events: list[dict[str, Any]] = attrs.field(factory=list, init=False)
 
     # -- time and identity ----------------------------------------------------------------
 
@@ -128,7 +153,9 @@ class DurableEffects:
 
     # -- durability -----------------------------------------------------------------------
 
-    def start_from(self, state: ExecutionState) -> None:
+    def start_from(
+        self, state: ExecutionState, *, inbox: tuple[InboxEvent, ...] = (), waiting: bool = False
+    ) -> None:
         """Take ``state`` (new, or loaded from the last committed snapshot) as the latest
         checkpoint, without marking it dirty.
 
@@ -139,9 +166,14 @@ class DurableEffects:
         """
         self._latest = state.to_json()
         self._status = state.status
+        self._inbox = list(inbox)
+        self._subscribed = waiting or bool(inbox)
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
         self._history.append(_history_row(event))
+        row = self.runtime.event_options.lifecycle_outgoing(event)
+        if row is not None:
+            self._outgoing.append(row)
 
     async def checkpoint(self, state: ExecutionState) -> None:
         self._latest = state.to_json()
@@ -152,10 +184,22 @@ class DurableEffects:
             await self.flush()
 
     async def flush(
-        self, *, status: str | None = None, wake_at: datetime | None = None, extra: str = ""
+        self,
+        *,
+        status: str | None = None,
+        wake_at: datetime | None = None,
+        extra: str = "",
+        subscriptions: tuple[SubscriptionRow, ...] | None = None,
     ) -> None:
-        """Commit the latest checkpoint (and the history since the last commit)."""
-        if not (self._dirty or self._history or status is not None):
+        """Commit the latest checkpoint (and the history since the last commit); park with
+        ``subscriptions`` when given."""
+        if not (
+            self._dirty
+            or self._history
+            or self._outgoing
+            or status is not None
+            or subscriptions is not None
+        ):
             return
         state = self._latest
         if state is None:
@@ -165,6 +209,10 @@ class DurableEffects:
         history = tuple(self._history)
         if extra:
             history += (HistoryRow(kind=f"workflow.{extra}", at=self.now()),)
+        terminal = final in ("completed", "faulted", "cancelled")
+        if subscriptions is None and (self._subscribed or terminal):
+            subscriptions = ()  # listening is over: drop what a park committed
+        inbox_through = _ALL_INBOX if terminal else self._inbox_through
         snapshot = InstanceSnapshot(
             instance_id=self.instance_id,
             partition=self.partition,
@@ -178,7 +226,13 @@ class DurableEffects:
             completed_at=self.now() if final in ("completed", "faulted", "cancelled") else None,
             history=history,
             lease_epoch=self.lease_epoch,
+            subscriptions=subscriptions,
+            inbox_through=inbox_through,
+            outgoing=tuple(self._outgoing),
         )
+        self._outgoing = []
+        if subscriptions is not None:
+            self._subscribed = bool(subscriptions)
         self._history = []
         self._dirty = False
         self._effects_since_commit = False
@@ -224,22 +278,53 @@ class DurableEffects:
             self._effects_since_commit = True
 
     async def emit(self, event: CloudEvent) -> None:
-        # TODO(issue 6): the outbox relay publishes emitted events; until then they are
-        # recorded in the instance history, in the same transaction as the snapshot.
+        """Commit the event as an outgoing row (outbox or ``events`` table) with the snapshot;
+        its id is stable per task execution, so a re-run after a crash emits the same id."""
         data = event.to_json()
         self._history.append(
             HistoryRow(kind="event.emitted", task_ref="", at=self.now(), details=data)
         )
+        self._outgoing.append(outgoing_event(event, self.runtime.event_options.emit_destination))
+        self._dirty = True
         await self.flush()
 
     async def wait_event(self, request: ListenRequest) -> CloudEvent:
-        # TODO(issue 6): events are routed to waiting instances; until then a listen parks the
-        # instance as waiting (woken by its timeout, if it has one).
+        """The next inbox event not excluded; else park with the request's subscriptions."""
+        while self._inbox:
+            item = self._inbox.pop(0)
+            self._inbox_through = max(self._inbox_through, item.seq)
+            event = CloudEvent(attributes=item.event)
+            if event.key not in request.exclude:
+                self._dirty = True
+                return event
+        retained = await self._retained(request)
+        if retained is not None:
+            return retained
         for _ in range(3):
             await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
         wake_at = self._park_time(None)
-        await self.flush(wake_at=wake_at)
+        rows = await subscription_rows(request, self.runtime.shapes)
+        await self.flush(wake_at=wake_at, subscriptions=rows)
         raise Parked(wake_at)
+
+    async def _retained(self, request: ListenRequest) -> CloudEvent | None:
+        """A retained unmatched event for this listen (``eventProcessing.unmatchedRetention``),
+        read once per listen task and activation; None when there is none left."""
+        keep = self.runtime.unmatched_retention
+        if keep <= 0:
+            return None
+        if request.task_ref not in self._retained_read:
+            self._retained_read.add(request.task_ref)
+            types = {str(f.attributes.get("type", "")) for f in request.subscriptions}
+            self._retained_events.extend(
+                await fetch_retained_events(self.runtime.database, types, keep)
+            )
+        while self._retained_events:
+            event = CloudEvent(attributes=self._retained_events.pop(0))
+            if event.key not in request.exclude:
+                self._dirty = True
+                return event
+        return None
 
     async def run_subflow(self, request: SubflowRequest) -> Any:
         raise WorkflowError(

@@ -35,6 +35,7 @@ from workflow_orchestrator.dsl.runtime import (
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.instances._actor import InstanceActor, Run
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
+from workflow_orchestrator.instances._listening import EventOptions, ShapeRegistry
 from workflow_orchestrator.instances._timers import WakeTimers
 from workflow_orchestrator.storage import (
     TERMINAL_STATUSES,
@@ -110,7 +111,10 @@ class InstanceRuntime:
     run_process_enabled: tuple[bool, bool] = (False, False)  # shell, script
     park_after: float = 1.0
     partition_check_every: float = 2.0
+    event_options: EventOptions = attrs.field(factory=EventOptions)
+    unmatched_retention: float = 0.0
     live: dict[uuid.UUID, InstanceActor] = attrs.field(factory=dict, init=False)
+    shapes: ShapeRegistry = attrs.field(init=False)
     timers: WakeTimers = attrs.field(init=False)
     creator: InstanceCreator = attrs.field(init=False)
     # definition id -> the latest live version seen; only a hint, checked by the INSERT.
@@ -122,6 +126,7 @@ class InstanceRuntime:
     def __attrs_post_init__(self) -> None:
         self.timers = WakeTimers(wake=self.wake)
         self.creator = InstanceCreator(database=self.database)
+        self.shapes = ShapeRegistry(database=self.database)
 
     # -- service --------------------------------------------------------------------------
 
@@ -159,7 +164,9 @@ class InstanceRuntime:
             for item in page:
                 found += 1
                 record = item.record
-                if record.status == "waiting":
+                if record.status == "waiting" and item.has_inbox:
+                    await self.activate(record.instance_id)  # events arrived meanwhile
+                elif record.status == "waiting":
                     wake_at = (item.snapshot or {}).get("wakeAt")
                     if wake_at:
                         self.timers.arm(record.instance_id, datetime.fromisoformat(wake_at))
@@ -249,8 +256,17 @@ class InstanceRuntime:
     async def activate(
         self, instance_id: uuid.UUID, activation: RecoverableInstance | None = None
     ) -> None:
-        """Start the instance's actor (if not running) and tell it to run."""
+        """Start the instance's actor (if not running) and tell it to run.
+
+        An actor that is running already runs once more after its current run (an event may
+        have arrived after it read its inbox); one that has finished is waited for first.
+        """
         async with self._guard(instance_id):
+            actor = self.live.get(instance_id)
+            if actor is not None:
+                if actor.run_again():
+                    return
+                await actor.wait_gone()
             if instance_id in self._commanded:
                 self._commanded.discard(instance_id)
                 activation = None  # a command changed it since: read it again

@@ -63,6 +63,15 @@ class _PoolCollector(Collector):
         yield maximum
 
 
+class _GaugeCollector(Collector):
+    def __init__(self, readers: list[Callable[[], Iterator[Metric]]]) -> None:
+        self._readers = readers
+
+    def collect(self) -> Iterator[Metric]:
+        for read in self._readers:
+            yield from read()
+
+
 class ServiceMetrics:
     """The metrics a service records; ``exposition()`` renders them with the process metrics."""
 
@@ -83,6 +92,57 @@ class ServiceMetrics:
         )
         self._pool_readers: list[Callable[[], list[PoolReading]]] = []
         self.registry.register(_PoolCollector(self._read_pools))
+        events = ["source", "type"]
+        self.events_received = Counter(
+            f"{PREFIX}_events_received",
+            "CloudEvents received, by source (rabbitmq, database, http) and event type",
+            events,
+            registry=self.registry,
+        )
+        self.events_routed = Counter(
+            f"{PREFIX}_events_routed",
+            "Events committed by the router (delivered, started instances or unmatched)",
+            events,
+            registry=self.registry,
+        )
+        self.events_duplicate = Counter(
+            f"{PREFIX}_events_duplicate",
+            "Events dropped as duplicates of an event routed before (same source and id)",
+            events,
+            registry=self.registry,
+        )
+        self.events_unmatched = Counter(
+            f"{PREFIX}_events_unmatched",
+            "Events that matched no waiting instance and started none, by event type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.events_dead_lettered = Counter(
+            f"{PREFIX}_events_dead_lettered",
+            "Messages rejected as invalid and dead-lettered, by source and event type "
+            "('' when the type could not be read)",
+            events,
+            registry=self.registry,
+        )
+        self.events_published = Counter(
+            f"{PREFIX}_events_published",
+            "Outbox events published to the broker, by exchange",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.event_routing_duration = Histogram(
+            f"{PREFIX}_event_routing_duration_seconds",
+            "Time from receiving an event to committing its routing, by source",
+            ["source"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self._gauges: list[Callable[[], Iterator[Metric]]] = []
+        self.registry.register(_GaugeCollector(self._gauges))
+
+    def add_gauges(self, read: Callable[[], Iterator[Metric]]) -> None:
+        """Report the gauge families ``read`` yields at every scrape (must not block)."""
+        self._gauges.append(read)
 
     def add_pool_reader(self, read: Callable[[], list[PoolReading]]) -> None:
         """Report the pools returned by ``read`` (called at every scrape, must not block)."""

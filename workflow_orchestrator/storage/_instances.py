@@ -40,10 +40,12 @@ __all__ = [
     "INSTANCE_STATUSES",
     "TERMINAL_STATUSES",
     "HistoryEntry",
+    "InboxEvent",
     "InstancePage",
     "InstanceRecord",
     "RecoverableInstance",
     "create_instance",
+    "fetch_inbox",
     "get_instance",
     "instance_history",
     "list_instances",
@@ -127,11 +129,34 @@ class HistoryEntry:
 
 
 @attrs.frozen(kw_only=True)
+class InboxEvent:
+    """An event delivered to an instance and not consumed yet (``instance_inbox``)."""
+
+    seq: int
+    event: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
 class RecoverableInstance:
-    """A non-terminal instance with its last committed snapshot (None before the first)."""
+    """A non-terminal instance with its last committed snapshot (None before the first).
+
+    ``inbox`` holds the events delivered to it and not consumed yet, oldest first, when they
+    were loaded; ``has_inbox`` says whether there are any (also when not loaded).
+    """
 
     record: InstanceRecord
     snapshot: dict[str, Any] | None = attrs.field(repr=False)
+    inbox: tuple[InboxEvent, ...] = attrs.field(default=(), repr=False)
+    has_inbox: bool = False
+
+
+_INBOX_SQL = "SELECT inbox_seq, event FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq"
+
+
+async def fetch_inbox(connection: Connection, instance_id: uuid.UUID) -> tuple[InboxEvent, ...]:
+    """The unconsumed events of ``instance_id`` (asyncio side, inside a unit of work)."""
+    rows = await connection.fetch(_INBOX_SQL, instance_id)
+    return tuple(InboxEvent(seq=r["inbox_seq"], event=r["event"]) for r in rows)
 
 
 _EXACT_COUNT_BELOW = 10_000
@@ -454,7 +479,10 @@ async def list_recoverable(
     async def work(connection: Connection) -> list[Any]:
         rows: list[Any] = await connection.fetch(
             f"""
-            SELECT {_COLUMNS}, snapshot FROM workflow_instances
+            SELECT {_COLUMNS}, snapshot,
+                   EXISTS (SELECT 1 FROM instance_inbox i
+                           WHERE i.instance_id = workflow_instances.instance_id) AS has_inbox
+            FROM workflow_instances
             WHERE partition = ANY($1::int[])
               AND status NOT IN ('completed', 'cancelled', 'faulted')
               AND ($2::uuid IS NULL OR instance_id > $2)
@@ -470,24 +498,31 @@ async def list_recoverable(
     rows = await database.run(work)
     return tuple(
         RecoverableInstance(
-            record=InstanceRecord(**{k: v for k, v in r.items() if k != "snapshot"}),
+            record=InstanceRecord(
+                **{k: v for k, v in r.items() if k not in ("snapshot", "has_inbox")}
+            ),
             snapshot=r["snapshot"],
+            has_inbox=r["has_inbox"],
         )
         for r in rows
     )
 
 
 async def load_instance(database: Database, instance_id: uuid.UUID) -> RecoverableInstance:
-    """One instance with its last committed snapshot (to re-activate it); one crossing.
-
-    Raises ``InstanceNotFound``.
+    """One instance with its last committed snapshot and, when it is not terminal, its
+    unconsumed events (to re-activate it); one crossing. Raises ``InstanceNotFound``.
     """
-    row = await database.run(
-        lambda c: c.fetchrow(
+
+    async def work(connection: Connection) -> tuple[Any, tuple[InboxEvent, ...]]:
+        row = await connection.fetchrow(
             f"SELECT {_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
             instance_id,
         )
-    )
+        if row is None or row["status"] in TERMINAL_STATUSES:
+            return row, ()
+        return row, await fetch_inbox(connection, instance_id)
+
+    row, inbox = await database.run(work)
     if row is None:
         raise InstanceNotFound(
             f"workflow instance {instance_id} not found", instance_id=instance_id
@@ -495,4 +530,6 @@ async def load_instance(database: Database, instance_id: uuid.UUID) -> Recoverab
     return RecoverableInstance(
         record=InstanceRecord(**{k: v for k, v in row.items() if k != "snapshot"}),
         snapshot=row["snapshot"],
+        inbox=inbox,
+        has_inbox=bool(inbox),
     )

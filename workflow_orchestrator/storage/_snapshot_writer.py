@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,8 +68,10 @@ from workflow_orchestrator.storage._leases import PartitionLeases
 __all__ = [
     "HistoryRow",
     "InstanceSnapshot",
+    "OutgoingEvent",
     "SnapshotWriter",
     "SnapshotWriterStatistics",
+    "SubscriptionRow",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,7 +105,7 @@ WITH fence AS (
     WHERE w.instance_id = b.instance_id
       AND w.partition = b.partition
       AND w.snapshot_version < b.snapshot_version
-    RETURNING w.instance_id, w.history_seq - b.history_count AS seq_base
+    RETURNING w.instance_id, w.partition, w.history_seq - b.history_count AS seq_base
 ), history AS (
     INSERT INTO workflow_instance_history (instance_id, seq, task_ref, kind, at, details)
     SELECT h.instance_id,
@@ -111,6 +114,36 @@ WITH fence AS (
     FROM unnest($14::uuid[], $15::text[], $16::text[], $17::timestamptz[], $18::text[])
         WITH ORDINALITY AS h(instance_id, task_ref, kind, at, details, ord)
     JOIN updated u ON u.instance_id = h.instance_id
+), subscriptions_gone AS (
+    DELETE FROM event_subscriptions s
+    USING updated u
+    WHERE s.instance_id = u.instance_id AND u.instance_id = ANY($19::uuid[])
+), subscriptions_new AS (
+    INSERT INTO event_subscriptions (instance_id, partition, filter_index, task_ref, event_type,
+                                     shape_id, corr_key, attributes)
+    SELECT n.instance_id, u.partition, n.filter_index, n.task_ref, n.event_type, n.shape_id,
+           n.corr_key, n.attributes::jsonb
+    FROM unnest($20::uuid[], $21::int[], $22::text[], $23::text[], $24::int[], $25::text[],
+                $26::text[])
+        AS n(instance_id, filter_index, task_ref, event_type, shape_id, corr_key, attributes)
+    JOIN updated u ON u.instance_id = n.instance_id
+), inbox_consumed AS (
+    DELETE FROM instance_inbox i
+    USING unnest($27::uuid[], $28::bigint[]) AS d(instance_id, through), updated u
+    WHERE u.instance_id = d.instance_id AND i.instance_id = d.instance_id
+      AND i.inbox_seq <= d.through
+), outgoing AS (
+    SELECT o.*, u.partition
+    FROM unnest($29::uuid[], $30::text[], $31::text[], $32::text[], $33::text[])
+        WITH ORDINALITY AS o(instance_id, destination, routing_key, event_id, body, ord)
+    JOIN updated u ON u.instance_id = o.instance_id
+), outbox_new AS (
+    INSERT INTO outbox (partition, instance_id, exchange, routing_key, event_id, body)
+    SELECT partition, instance_id, destination, routing_key, event_id, body
+    FROM outgoing WHERE destination <> 'events' ORDER BY ord
+), events_new AS (
+    INSERT INTO events (event)
+    SELECT body::jsonb FROM outgoing WHERE destination = 'events' ORDER BY ord
 )
 SELECT instance_id FROM updated
 """
@@ -138,6 +171,30 @@ class HistoryRow:
 
 
 @attrs.frozen(kw_only=True)
+class SubscriptionRow:
+    """One filter an instance waits on (see ``event_subscriptions`` in migration V003)."""
+
+    filter_index: int
+    task_ref: str
+    event_type: str  # '' = any type
+    shape_id: int  # 0 = no correlation
+    corr_key: str  # '' = any correlation value
+    attributes: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class OutgoingEvent:
+    """An event to publish after the commit: ``destination`` is ``business`` (emitted) or
+    ``system`` (lifecycle) for the outbox relay, or ``events`` for the database event source;
+    ``body`` is the structured-mode CloudEvent JSON text."""
+
+    destination: str = attrs.field(validator=attrs.validators.in_(("business", "system", "events")))
+    routing_key: str
+    event_id: str
+    body: str
+
+
+@attrs.frozen(kw_only=True)
 class InstanceSnapshot:
     """The durable state of one instance at a task boundary.
 
@@ -147,6 +204,11 @@ class InstanceSnapshot:
     which the caller's actor was activated: pass it, so that an actor from before a lease
     change is fenced even if this replica holds the partition again; when None the writer's
     current epoch for ``partition`` is used.
+
+    Event processing (written only when the snapshot is applied): ``subscriptions`` replaces
+    the instance's listen subscriptions when not None (``()`` removes them); inbox rows up to
+    ``inbox_through`` are deleted (consumed); ``outgoing`` events go to the outbox (or the
+    ``events`` table), in order.
     """
 
     instance_id: uuid.UUID
@@ -161,6 +223,9 @@ class InstanceSnapshot:
     completed_at: datetime | None = None
     history: tuple[HistoryRow, ...] = ()
     lease_epoch: int | None = None
+    subscriptions: tuple[SubscriptionRow, ...] | None = None
+    inbox_through: int = 0
+    outgoing: tuple[OutgoingEvent, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +252,21 @@ class _Pending:
             self.done.set()
 
 
+@attrs.define
+class _EventWrites:
+    """The event-processing writes of one instance in a batch, merged in version order."""
+
+    subscriptions: tuple[SubscriptionRow, ...] | None = None
+    inbox_through: int = 0
+    outgoing: list[OutgoingEvent] = attrs.field(factory=list)
+
+    def add(self, snapshot: InstanceSnapshot) -> None:
+        if snapshot.subscriptions is not None:
+            self.subscriptions = snapshot.subscriptions
+        self.inbox_through = max(self.inbox_through, snapshot.inbox_through)
+        self.outgoing.extend(snapshot.outgoing)
+
+
 def _clone(error: BaseException) -> BaseException:
     copy = type(error).__new__(type(error))
     copy.__dict__.update(error.__dict__)
@@ -210,6 +290,8 @@ class SnapshotWriter:
     max_queued: int = 10_000
     write_timeout: float = 10.0
     shutdown_timeout: float = 5.0
+    # Called (synchronously) after a commit that added outbox rows: wakes the outbox relay.
+    on_outbox: Callable[[], None] | None = None
     _send: trio.MemorySendChannel[_Pending] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[_Pending] = attrs.field(init=False)
     _state: str = attrs.field(init=False, default="new")
@@ -343,6 +425,7 @@ class SnapshotWriter:
         self._last_batch_size = len(batch)
         winners: dict[uuid.UUID, tuple[InstanceSnapshot, int]] = {}
         histories: dict[uuid.UUID, list[HistoryRow]] = {}
+        extras: dict[uuid.UUID, _EventWrites] = {}
         for pending in sorted(batch, key=lambda p: p.snapshot.snapshot_version):
             snapshot = pending.snapshot
             epoch = snapshot.lease_epoch
@@ -354,12 +437,14 @@ class SnapshotWriter:
                 continue
             winners[snapshot.instance_id] = (snapshot, epoch)
             histories.setdefault(snapshot.instance_id, []).extend(snapshot.history)
+            events = extras.setdefault(snapshot.instance_id, _EventWrites())
+            events.add(snapshot)
         if not winners:
             return
         try:
             with trio.fail_after(self.write_timeout):
                 outcomes = await self.database.run(
-                    lambda connection: self._write(connection, winners, histories)
+                    lambda connection: self._write(connection, winners, histories, extras)
                 )
         except trio.TooSlowError:
             outcomes = self._fail_all(winners, f"no commit within {self.write_timeout:g}s", None)
@@ -368,6 +453,10 @@ class SnapshotWriter:
         else:
             self._batches += 1
             self._largest_batch = max(self._largest_batch, len(batch))
+            if self.on_outbox is not None and any(
+                o.destination != "events" for e in extras.values() for o in e.outgoing
+            ):
+                self.on_outbox()
         handed_out: set[uuid.UUID] = set()
         for pending in batch:
             if not pending.done.is_set():
@@ -416,11 +505,16 @@ class SnapshotWriter:
         connection: Connection,
         winners: dict[uuid.UUID, tuple[InstanceSnapshot, int]],
         histories: dict[uuid.UUID, list[HistoryRow]],
+        extras: dict[uuid.UUID, _EventWrites],
     ) -> dict[uuid.UUID, BaseException | None]:
         """Runs on the asyncio side. The write is one statement, hence one transaction of its
         own (no BEGIN/COMMIT round trips); the rare follow-up query only explains misses."""
         snapshots = [s for s, _ in winners.values()]
         history = [(i, row) for i, rows in histories.items() for row in rows]
+        replaced = [i for i, e in extras.items() if e.subscriptions is not None]
+        subscriptions = [(i, r) for i, e in extras.items() for r in e.subscriptions or ()]
+        consumed = [(i, e.inbox_through) for i, e in extras.items() if e.inbox_through > 0]
+        outgoing = [(i, o) for i, e in extras.items() for o in e.outgoing]
         rows = await connection.fetch(
             _WRITE_SQL,
             self.leases.owner_id,
@@ -441,6 +535,21 @@ class SnapshotWriter:
             [row.kind for _, row in history],
             [row.at for _, row in history],
             [_dumps(row.details) for _, row in history],
+            replaced,
+            [i for i, _ in subscriptions],
+            [r.filter_index for _, r in subscriptions],
+            [r.task_ref for _, r in subscriptions],
+            [r.event_type for _, r in subscriptions],
+            [r.shape_id for _, r in subscriptions],
+            [r.corr_key for _, r in subscriptions],
+            [_dumps(r.attributes) for _, r in subscriptions],
+            [i for i, _ in consumed],
+            [through for _, through in consumed],
+            [i for i, _ in outgoing],
+            [o.destination for _, o in outgoing],
+            [o.routing_key for _, o in outgoing],
+            [o.event_id for _, o in outgoing],
+            [o.body for _, o in outgoing],
         )
         outcomes: dict[uuid.UUID, BaseException | None] = {r["instance_id"]: None for r in rows}
         missing = [i for i in winners if i not in outcomes]

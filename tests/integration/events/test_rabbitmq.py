@@ -252,6 +252,56 @@ async def test_acks_with_gaps_are_sent_one_by_one(
     assert acks == [(2, False), (4, False)]
 
 
+async def test_one_publish_call_keeps_its_order(names: Names) -> None:
+    """1,000 messages published in one call arrive in the queue in list order."""
+    with trio.fail_after(30):
+        async with (
+            scratch(names),
+            open_rabbitmq(names.settings, consumer_group=names.group) as rmq,
+        ):
+            await rmq.publish([message(names, n) for n in range(1000)])
+            deliveries: list[Delivery] = []
+            while len(deliveries) < 1000:  # acking as they come: prefetch is 50
+                batch = await rmq.deliveries.receive()
+                assert await rmq.ack(batch) == len(batch)
+                deliveries.extend(batch)
+    assert [d.message_id for d in deliveries] == [f"m-{n}" for n in range(1000)]
+    assert [d.delivery_tag for d in deliveries] == list(range(1, 1001))
+
+
+async def test_consume_exchanges_binds_the_queue_to_those_only(names: Names) -> None:
+    """With consume_exchanges the queue is bound to those exchanges only (and unbound from a
+    declared one it was bound to before); every exchange is still declared."""
+    business, system = names.settings.exchanges
+    with trio.fail_after(30):
+        async with scratch(names):
+            async with open_rabbitmq(names.settings, consumer_group=names.group) as rmq:
+                assert rmq.topology.bindings == (business, system)
+            async with open_rabbitmq(
+                names.settings, consumer_group=names.group, consume_exchanges=[business]
+            ) as rmq:
+                assert rmq.topology.exchanges == (business, system)
+                assert rmq.topology.bindings == (business,)
+                # Published to its own system exchange (declared: confirmed), then business.
+                await rmq.publish([message(names, 1, exchange=system, routing_key="x.y")])
+                await rmq.publish([message(names, 2)])
+                (delivery,) = await receive(rmq, 1)
+                assert (delivery.exchange, delivery.message_id) == (business, "m-2")
+                assert await rmq.ack([delivery]) == 1
+            assert await queue_depth(names.group) == 0
+
+
+async def test_consume_exchanges_must_be_declared_ones(names: Names) -> None:
+    """An exchange to consume from that is not among settings.exchanges is a ValueError."""
+    with trio.fail_after(30):
+        async with scratch(names):
+            with pytest.raises(ValueError, match="not among the declared exchanges"):
+                async with open_rabbitmq(
+                    names.settings, consumer_group=names.group, consume_exchanges=["other"]
+                ):
+                    pass
+
+
 async def test_unacked_messages_come_back_after_closing(names: Names) -> None:
     """Messages received but not acknowledged are redelivered to the next connection."""
     with trio.fail_after(30):

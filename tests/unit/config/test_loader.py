@@ -373,3 +373,39 @@ def test_logging_values_are_checked(tmp_path: Path) -> None:
         f"{path}: logging.appenders.file.rollingPolicy.maxHistory: expected a number of old "
         "files >= 1, got 0 (out of range)"
     )
+
+
+def test_kafka_source_is_refused_until_it_exists(tmp_path: Path) -> None:
+    """``source: kafka`` fails at load with a 'not available yet' error naming the choices."""
+    write(tmp_path, "application.yaml", "eventProcessing:\n  source: kafka\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc)[0].endswith(
+        "eventProcessing.source: the kafka event source is not available yet; use rabbitmq or "
+        "database (POST /api/v1/events works with either)"
+    )
+
+
+def test_rabbitmq_source_needs_a_business_and_a_system_exchange(tmp_path: Path) -> None:
+    """One exchange is not enough: emitted and lifecycle events need their own."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "eventProcessing:\n  source: rabbitmq\n  rabbitmq:\n    exchanges: [only-one]\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert "eventProcessing.rabbitmq.exchanges: name two exchanges" in problems(exc)[0]
+
+
+def test_event_processing_durations(tmp_path: Path) -> None:
+    """Deduplication window, retention and poll interval take durations."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "eventProcessing:\n  deduplicationWindow: 2h\n  unmatchedRetention: 5m\n"
+        "  pollInterval: 250ms\n  taskEvents: false\n",
+    )
+    events = load_config(cwd=tmp_path, environ={}).settings.event_processing
+    assert (events.deduplication_window, events.unmatched_retention) == (7200.0, 300.0)
+    assert (events.poll_interval, events.task_events) == (0.25, False)

@@ -468,7 +468,9 @@ def test_http_binary_round_trip_property(event: CloudEvent) -> None:
     if message.content_type is not None:
         headers["Content-Type"] = message.content_type
     parsed = parse_http_request(headers=headers, body=message.body)
+    # Headers carry no types (a boolean extension comes back as text); the data is the body.
     expected = {
-        k: (json.dumps(v) if isinstance(v, bool) else v) for k, v in event.attributes.items()
+        k: (json.dumps(v) if isinstance(v, bool) and k != "data" else v)
+        for k, v in event.attributes.items()
     }
     assert parsed.attributes == expected

@@ -15,6 +15,7 @@ from workflow_orchestrator.dsl.runtime._effects import (
     ProcessRequest,
     ProcessResult,
     SubflowRequest,
+    SubscriptionFilter,
 )
 from workflow_orchestrator.dsl.runtime._interpreter import Interpreter, WorkflowResult, run_workflow
 from workflow_orchestrator.dsl.runtime._memory import EffectRecord, InMemoryEffects, json_response
@@ -35,6 +36,7 @@ __all__ = [
     "ProcessResult",
     "RuntimeOptions",
     "SubflowRequest",
+    "SubscriptionFilter",
     "WorkflowResult",
     "json_response",
     "run_workflow",

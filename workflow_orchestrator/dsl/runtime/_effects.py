@@ -65,6 +65,22 @@ class CloudEvent:
 
 
 @attrs.frozen(kw_only=True)
+class SubscriptionFilter:
+    """One filter of a listen, as a durable runtime indexes it.
+
+    ``attributes`` are the filter's static context attributes (``type``, ``source``, ``data``
+    subsets, ...), ``correlate`` the ``(name, from-expression)`` pairs sorted by name, and
+    ``expected`` the value each correlation must have when it is known already (from
+    ``expect``, or fixed by an event consumed before); events are still checked in full by the
+    interpreter, so a subscription may match more than the filter does, never less.
+    """
+
+    attributes: Mapping[str, Any]
+    correlate: tuple[tuple[str, str], ...] = ()
+    expected: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
 class ListenRequest:
     """Wait for one event that matches any of ``filters`` and is not in ``exclude``.
 
@@ -77,6 +93,7 @@ class ListenRequest:
     exclude: frozenset[str] = frozenset()
     task_ref: str = ""
     instance_id: str = ""
+    subscriptions: tuple[SubscriptionFilter, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

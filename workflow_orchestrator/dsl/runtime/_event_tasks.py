@@ -20,7 +20,11 @@ import attrs
 from workflow_orchestrator.dsl.expressions import is_runtime_expression
 from workflow_orchestrator.dsl.model import ConsumptionStrategy, EmitTask, EventFilter, ListenTask
 from workflow_orchestrator.dsl.runtime._arguments import custom_scope
-from workflow_orchestrator.dsl.runtime._effects import CloudEvent, ListenRequest
+from workflow_orchestrator.dsl.runtime._effects import (
+    CloudEvent,
+    ListenRequest,
+    SubscriptionFilter,
+)
 from workflow_orchestrator.dsl.runtime._runner import Outcome, Runner
 from workflow_orchestrator.dsl.runtime._time import iso
 
@@ -83,6 +87,31 @@ async def _matches(
             return False
         correlation[name] = value
     return True
+
+
+async def _subscription(
+    runner: Runner,
+    event_filter: EventFilter,
+    correlation: Mapping[str, Any],
+    data: Any,
+    args: Mapping[str, Any],
+    where: str,
+) -> SubscriptionFilter:
+    """The indexable form of ``event_filter``: static attributes and known correlation values."""
+    pairs = []
+    expected: dict[str, Any] = {}
+    for name, rule in sorted(event_filter.correlate.items()):
+        pairs.append((name, str(rule["from"])))
+        if "expect" in rule:
+            expect = rule["expect"]
+            if isinstance(expect, str) and is_runtime_expression(expect):
+                expect = await runner.evaluate(expect, data, args, where)
+            expected[name] = expect
+        elif name in correlation:
+            expected[name] = correlation[name]
+    return SubscriptionFilter(
+        attributes=_static(event_filter), correlate=tuple(pairs), expected=expected
+    )
 
 
 def _read(event: CloudEvent, mode: str) -> Any:
@@ -200,8 +229,16 @@ async def run_listen(
             if strategy.mode != "all" or index not in progress.matched
         ]
         until_filters = list(enumerate(until.filters)) if until is not None else []
+        watched = [f for _, f in candidates + until_filters]
         request = ListenRequest(
-            filters=tuple(_static(f) for _, f in candidates + until_filters) or ({},),
+            filters=tuple(_static(f) for f in watched) or ({},),
+            subscriptions=tuple(
+                [
+                    await _subscription(runner, f, progress.correlation, data, args, where)
+                    for f in watched
+                ]
+                or [SubscriptionFilter(attributes={})]
+            ),
             exclude=frozenset(state.consumed) | frozenset(progress.rejected),
             task_ref=task.reference,
             instance_id=state.instance_id,

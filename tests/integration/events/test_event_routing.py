@@ -1,0 +1,263 @@
+"""Event routing in the running service (database source, HTTP binding): correlation to waiting
+instances, deduplication, ``schedule.on`` starts, ``emit`` through the ``events`` table,
+``listen`` with ``all`` across restarts, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import trio
+
+from tests.support.service import InProcessService, open_service, register_yaml
+from tests.support.services import psql
+from tests.support.spec import require_spec
+
+pytestmark = pytest.mark.integration
+
+INSTANCES = "/v1/workflow-instances"
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+PAYMENT_WAITER = """\
+document: {dsl: '1.0.3', namespace: shop, name: payment-waiter, version: '1.0.0'}
+do:
+  - waitForPayment:
+      listen:
+        to:
+          one:
+            with:
+              type: payment.received
+            correlate:
+              orderId:
+                from: ${ .data.orderId }
+                expect: ${ .orderId }
+  - done:
+      set:
+        paid: ${ .[0].amount }
+"""
+
+ORDER_STARTER = """\
+document: {dsl: '1.0.3', namespace: shop, name: order-starter, version: '1.0.0'}
+schedule:
+  on:
+    one:
+      with:
+        type: order.placed
+do:
+  - remember:
+      set:
+        orderId: ${ .[0].data.orderId }
+"""
+
+EMITTER = """\
+document: {dsl: '1.0.3', namespace: shop, name: emitter, version: '1.0.0'}
+do:
+  - announce:
+      emit:
+        event:
+          with:
+            source: https://shop.example/emitter
+            type: shipment.ready
+            data:
+              orderId: ${ .orderId }
+"""
+
+SHIPMENT_WAITER = """\
+document: {dsl: '1.0.3', namespace: shop, name: shipment-waiter, version: '1.0.0'}
+do:
+  - waitForShipment:
+      listen:
+        to:
+          one:
+            with:
+              type: shipment.ready
+            correlate:
+              orderId:
+                from: ${ .data.orderId }
+                expect: ${ .orderId }
+  - done:
+      set:
+        shipped: ${ .[0].orderId }
+"""
+
+ALL_WAITER = """\
+document: {dsl: '1.0.3', namespace: shop, name: all-waiter, version: '1.0.0'}
+do:
+  - waitForBoth:
+      listen:
+        to:
+          all:
+            - with:
+                type: part.a
+            - with:
+                type: part.b
+  - done:
+      set:
+        parts: ${ length }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _spec() -> None:
+    require_spec()
+
+
+def cloud_event(event_type: str, data: Any, *, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "/tests",
+        "type": event_type,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+async def start(app: InProcessService, definition_id: str, payload: Any) -> str:
+    response = await app.api.post(
+        INSTANCES, json={"workflowDefinitionId": definition_id, "input": payload}
+    )
+    assert response.status_code == 201, response.text
+    instance_id: str = response.json()["id"]
+    return instance_id
+
+
+async def wait_for(app: InProcessService, instance_id: str, status: str) -> dict[str, Any]:
+    while True:
+        body: dict[str, Any] = (await app.api.get(f"{INSTANCES}/{instance_id}")).json()
+        if body["status"] == status:
+            return body
+        await trio.sleep(0.05)
+
+
+async def post_event(app: InProcessService, event: dict[str, Any]) -> dict[str, Any]:
+    response = await app.api.post("/v1/events", content=json.dumps(event), headers=STRUCTURED)
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_correlated_events_complete_exactly_their_instances(database_url: str) -> None:
+    """Each waiting instance gets the payment of its own order; a duplicate changes nothing."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, PAYMENT_WAITER)
+            ids = {
+                order: await start(app, "payment-waiter", {"orderId": order})
+                for order in ("A-1", "A-2", "A-3")
+            }
+            for instance_id in ids.values():
+                await wait_for(app, instance_id, "waiting")
+            health = (await app.management.get("/health/detailed")).json()
+            events = health["components"]["eventProcessing"]
+            assert events["status"] == "UP"
+            assert events["details"]["subscriptionCount"] == 3
+            payment = cloud_event("payment.received", {"orderId": "A-2", "amount": 20})
+            receipt = await post_event(app, payment)
+            assert receipt == {
+                "id": payment["id"],
+                "source": "/tests",
+                "type": "payment.received",
+                "duplicate": False,
+                "deliveredTo": 1,
+                "startedInstances": [],
+            }
+            done = await wait_for(app, ids["A-2"], "completed")
+            assert done["output"] == {"paid": 20}
+            again = await post_event(app, payment)
+            assert again["duplicate"] is True and again["deliveredTo"] == 0
+            for order in ("A-1", "A-3"):
+                body = (await app.api.get(f"{INSTANCES}/{ids[order]}")).json()
+                assert body["status"] == "waiting"
+            await post_event(app, cloud_event("payment.received", {"orderId": "A-1", "amount": 10}))
+            assert (await wait_for(app, ids["A-1"], "completed"))["output"] == {"paid": 10}
+            stray = await post_event(app, cloud_event("payment.received", {"orderId": "Z-9"}))
+            assert stray["deliveredTo"] == 0
+            metrics = (await app.management.get("/metrics")).text
+            assert 'workflow_orchestrator_events_unmatched_total{type="payment.received"} 1.0' in (
+                metrics
+            )
+            assert 'workflow_orchestrator_events_duplicate_total{source="http"' in metrics
+            health = (await app.management.get("/health/detailed")).json()
+            assert health["components"]["eventProcessing"]["details"]["subscriptionCount"] == 1
+
+
+async def test_schedule_on_starts_an_instance_per_event(database_url: str) -> None:
+    """An event matching ``schedule.on`` starts one instance with the events array as input."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, ORDER_STARTER)
+            event = cloud_event("order.placed", {"orderId": "O-7"})
+            receipt = await post_event(app, event)
+            assert len(receipt["startedInstances"]) == 1
+            instance_id = receipt["startedInstances"][0]
+            body = await wait_for(app, instance_id, "completed")
+            assert body["workflowDefinitionId"] == "order-starter"
+            assert body["output"] == {"orderId": "O-7"}
+            again = await post_event(app, event)
+            assert again["duplicate"] is True and again["startedInstances"] == []
+
+
+async def test_emitted_event_reaches_a_listener_through_the_events_table(
+    database_url: str,
+) -> None:
+    """With the database source, ``emit`` writes to ``events`` and the router delivers it."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, EMITTER)
+            await register_yaml(app, SHIPMENT_WAITER)
+            waiter = await start(app, "shipment-waiter", {"orderId": "S-1"})
+            await wait_for(app, waiter, "waiting")
+            emitter = await start(app, "emitter", {"orderId": "S-1"})
+            await wait_for(app, emitter, "completed")
+            done = await wait_for(app, waiter, "completed")
+            assert done["output"] == {"shipped": "S-1"}
+
+
+async def test_listen_all_collects_events_in_any_order_across_restarts(
+    database_url: str,
+) -> None:
+    """``all`` completes when both events arrived, whatever the order, across a restart."""
+    with trio.fail_after(90):
+        async with open_service(database_url) as app:
+            await register_yaml(app, ALL_WAITER)
+            instance_id = await start(app, "all-waiter", {})
+            await wait_for(app, instance_id, "waiting")
+            await post_event(app, cloud_event("part.b", {"n": 2}))
+            await trio.sleep(0.3)
+            assert (await app.api.get(f"{INSTANCES}/{instance_id}")).json()["status"] == "waiting"
+        async with open_service(database_url) as app:
+            await post_event(app, cloud_event("part.a", {"n": 1}))
+            done = await wait_for(app, instance_id, "completed")
+            assert done["output"] == {"parts": 2}
+
+
+async def test_database_producer_function_starts_and_delivers(database_url: str) -> None:
+    """``workflow_publish_event`` feeds the router like the HTTP endpoint does."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, PAYMENT_WAITER)
+            instance_id = await start(app, "payment-waiter", {"orderId": "D-1"})
+            await wait_for(app, instance_id, "waiting")
+            event = cloud_event("payment.received", {"orderId": "D-1", "amount": 5})
+            psql(
+                f"SELECT workflow_publish_event('{json.dumps(event)}'::jsonb)",
+                database_url=database_url,
+            )
+            done = await wait_for(app, instance_id, "completed")
+            assert done["output"] == {"paid": 5}
+
+
+async def test_invalid_event_over_http_is_rejected_with_the_reason(database_url: str) -> None:
+    """A body that is not a CloudEvent gets a 400 naming the missing attribute."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            broken = cloud_event("x", {})
+            del broken["source"]
+            response = await app.api.post(
+                "/v1/events", content=json.dumps(broken), headers=STRUCTURED
+            )
+            assert response.status_code == 400
+            assert "source" in response.json()["detail"]

@@ -1,0 +1,490 @@
+"""The database event source: CloudEvents that producers write into the ``events`` table.
+
+Producer API
+------------
+
+A producer publishes one CloudEvent in structured JSON form with the SQL function
+``workflow_publish_event(jsonb)`` (schema migration V003); it returns the event's sequence
+number and commits with the producer's own transaction, so an event can be published
+atomically with the business change that caused it::
+
+    SELECT workflow_publish_event(
+        '{"specversion": "1.0", "id": "1", "source": "/shop", "type": "order.placed",
+          "data": {"orderId": "A-17", "total": 42.5}}'::jsonb
+    );
+
+The function checks what CloudEvents 1.0 requires (a JSON object whose ``specversion`` is
+``"1.0"`` and whose ``id``, ``source`` and ``type`` are non-empty strings) and raises a clear
+SQL error otherwise (``the CloudEvent attribute "id" is missing or not a non-empty string``),
+so a producer learns of a broken event at once. Rows inserted directly
+(``INSERT INTO events (event) VALUES (...)``) are accepted too; rows that turn out not to be
+valid CloudEvents are moved to ``event_dead_letters`` (``source_kind`` ``'database'``, with the
+reason) instead of being routed. Events with the same ``source`` + ``id`` are deduplicated by
+the router, so a producer may safely publish again after an uncertain commit.
+
+How the source works
+--------------------
+
+``DatabaseEventSource.run`` keeps a dedicated connection that ``LISTEN``s on
+``workflow_events`` (a statement trigger on ``events`` notifies it on every insert) and loops:
+
+1. claim up to ``batch_size`` rows in ``event_seq`` order in ONE statement
+   (``UPDATE ... WHERE event_seq IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``): the
+   claim (``claimed_by``/``claimed_until``) lasts ``claim_ttl`` seconds, so the rows of a
+   replica that died are claimed by another one once it expires;
+2. parse each row with the CloudEvents parser; invalid rows are dead-lettered and deleted in one
+   statement and logged at WARNING with their sequence and the reason;
+3. hand the valid events to ``Router.route(events, source="database", consume=...)``; the
+   ``consume`` step deletes exactly the claimed rows INSIDE the routing transaction, so an event
+   is deleted if and only if its routing committed. If the claim was lost meanwhile (it expired
+   and another replica claimed the rows) the delete finds fewer rows and raises `ClaimLost`,
+   which rolls the routing back: the other replica routes them.
+
+It loops at once while batches come back full (draining a backlog without waiting for
+notifications), else waits for a notification or ``poll_interval``, whichever comes first. A
+lost notification (or a lost LISTEN connection, which is re-established with backoff) therefore
+only delays delivery. A failed claim or routing is logged and retried with bounded exponential
+backoff (0.1 s doubling up to 5 s); the failed batch's rows keep this owner's claim, which the
+next attempt of this source takes over at once (or another replica after ``claim_ttl``).
+
+Ordering and ownership: one source routes its batches one after the other in ``event_seq``
+order. Several replicas (each with its own ``owner_id``) share the table without routing a row
+twice, but their batches interleave, so there is no global order across replicas.
+``owner_id`` must be unique among running sources (the replica id, held by
+``hold_owner_id``): a source re-claims rows claimed under its own id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import attrs
+import trio
+import trio_asyncio
+
+from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.events._cloudevents import MAX_EVENT_SIZE, InvalidEvent, parse_json_event
+from workflow_orchestrator.events._routing import Router
+from workflow_orchestrator.storage._database import Database
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "SOURCE_KIND",
+    "ClaimLost",
+    "DatabaseEventSource",
+    "DatabaseEventSourceStatistics",
+]
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "workflow_events"
+"""The channel the ``events`` insert trigger notifies."""
+
+SOURCE_KIND = "database"
+"""The ``source`` passed to the router and the ``source_kind`` of dead letters."""
+
+_RETRY_INITIAL = 0.1
+_RETRY_MAX = 5.0
+# How often the LISTEN connection is checked with a query (a half-open TCP connection reports
+# nothing by itself), and how long that check may take.
+_LISTENER_CHECK_INTERVAL = 30.0
+_LISTENER_CHECK_TIMEOUT = 10.0
+
+_CLAIM = """
+UPDATE events
+SET claimed_by = $1, claimed_until = now() + $2::float8 * interval '1 second'
+WHERE event_seq IN (
+    SELECT event_seq FROM events
+    WHERE claimed_until IS NULL OR claimed_until < now() OR claimed_by = $1
+    ORDER BY event_seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING event_seq, event::text AS event, received_at
+"""
+
+_DELETE_CLAIMED = "DELETE FROM events WHERE event_seq = ANY($1::bigint[]) AND claimed_by = $2"
+
+_DEAD_LETTER = """
+WITH gone AS (
+    DELETE FROM events
+    WHERE event_seq = ANY($1::bigint[]) AND claimed_by = $2
+    RETURNING event_seq
+), letters AS (
+    INSERT INTO event_dead_letters (source_kind, reason, payload)
+    SELECT $5, bad.reason, bad.payload
+    FROM unnest($1::bigint[], $3::text[], $4::text[]) AS bad(seq, reason, payload)
+    JOIN gone ON gone.event_seq = bad.seq
+    ORDER BY bad.seq
+)
+SELECT event_seq FROM gone
+"""
+
+_OLDEST_AGE = """
+SELECT greatest(extract(epoch FROM clock_timestamp() - received_at), 0)::float8
+FROM events
+ORDER BY event_seq
+LIMIT 1
+"""
+
+# What a lost or refused connection, or a failed statement (a deadlock, a serialization
+# failure), raises through ``Database.run`` and the router: logged and retried with backoff.
+# Anything else (a bug) ends the source instead of being retried forever.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes DatabaseUnavailable and ConnectionError
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+class ClaimLost(OrchestratorError, RuntimeError):
+    """Some claimed rows were no longer claimed by this source when the routing transaction
+    tried to delete them (the claim expired and another replica took them); raised inside the
+    routing transaction, so the batch's routing rolls back and the other replica routes them."""
+
+    def __init__(self, message: str, *, owner_id: str, missing: int) -> None:
+        super().__init__(message)
+        self.owner_id = owner_id
+        self.missing = missing
+
+
+# A check of the LISTEN connection that takes too long counts as a lost connection.
+_LISTENER_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, trio.TooSlowError)
+_ROUTING_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, ClaimLost)
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseEventSourceStatistics:
+    """A snapshot of the source (no I/O).
+
+    ``claimed_total`` counts claimed rows (a row claimed again after a failed routing counts
+    again), ``routed_total`` events whose routing committed, ``dead_lettered_total`` rows moved
+    to ``event_dead_letters``, ``failures_total`` failed attempts (claim, dead-lettering or
+    routing). ``last_batch_size`` is the number of rows of the last claim.
+    """
+
+    listening: bool
+    claimed_total: int
+    routed_total: int
+    dead_lettered_total: int
+    failures_total: int
+    last_batch_size: int
+    last_error: str | None
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, not {value!r}")
+
+
+def _non_empty(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must be a non-empty string")
+
+
+@attrs.frozen
+class _Invalid:
+    seq: int
+    reason: str
+    payload: str
+    received_at: datetime
+
+
+@attrs.define(eq=False)
+class DatabaseEventSource:
+    """Routes the CloudEvents of the ``events`` table (see the module docstring).
+
+    Run ``run`` in a nursery with ``nursery.start``: it reports started once it listens for
+    notifications and runs until cancelled.
+    """
+
+    database: Database
+    router: Router
+    owner_id: str = attrs.field(validator=_non_empty)
+    batch_size: int = attrs.field(default=500, validator=_positive)
+    poll_interval: float = attrs.field(default=1.0, validator=_positive)
+    claim_ttl: float = attrs.field(default=30.0, validator=_positive)
+    max_event_size: int = attrs.field(default=MAX_EVENT_SIZE, validator=_positive)
+    _wakeup: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+    _token: trio.lowlevel.TrioToken | None = attrs.field(default=None, init=False, repr=False)
+    _listening: bool = attrs.field(default=False, init=False)
+    _claimed: int = attrs.field(default=0, init=False)
+    _routed: int = attrs.field(default=0, init=False)
+    _dead_lettered: int = attrs.field(default=0, init=False)
+    _failures: int = attrs.field(default=0, init=False)
+    _last_batch_size: int = attrs.field(default=0, init=False)
+    _last_error: str | None = attrs.field(default=None, init=False)
+    _attempt: int = attrs.field(default=0, init=False)  # failed attempts of the current outage
+
+    def statistics(self) -> DatabaseEventSourceStatistics:
+        """The counters and the listener's state (no I/O)."""
+        return DatabaseEventSourceStatistics(
+            listening=self._listening,
+            claimed_total=self._claimed,
+            routed_total=self._routed,
+            dead_lettered_total=self._dead_lettered,
+            failures_total=self._failures,
+            last_batch_size=self._last_batch_size,
+            last_error=self._last_error,
+        )
+
+    async def oldest_pending_age(self) -> float | None:
+        """Seconds since the first pending row of ``events`` (in ``event_seq`` order, the oldest
+        unless a producer set ``received_at`` itself) was received; None when the table is empty.
+        One indexed query."""
+        age: float | None = await self.database.fetchval(_OLDEST_AGE)
+        return age
+
+    def wake(self) -> None:
+        """Look for events now instead of at the next notification or poll (Trio thread)."""
+        self._wakeup.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, claim, parse and route until cancelled (see the module docstring)."""
+        self._token = trio.lowlevel.current_trio_token()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._listen)
+            task_status.started()
+            while True:
+                # A fresh event before claiming: a notification that arrives while this batch
+                # is in flight makes the wait below return at once.
+                self._wakeup = trio.Event()
+                full = await self._process_one_batch()
+                if full is None:
+                    await trio.sleep(self._next_delay())
+                elif not full:
+                    with trio.move_on_after(self.poll_interval):
+                        await self._wakeup.wait()
+
+    # -- notifications --------------------------------------------------------------------
+
+    def _notified(self, *_: Any) -> None:
+        """The asyncpg notification callback (asyncio side): wake the Trio loop, coalesced."""
+        token = self._token
+        if token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self.wake, idempotent=True)
+
+    async def _listen(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Keep a LISTEN connection open, re-establishing it with backoff when it drops."""
+        reported = False
+        failures = 0
+        while True:
+            lost: str | None = None  # why the connection was lost, once it was
+            try:
+                async with self.database.dedicated() as connection:
+                    await self._listen_on(connection)
+                    if failures:
+                        logger.info(
+                            "database event source %s: listening on %s again",
+                            self.owner_id,
+                            NOTIFY_CHANNEL,
+                        )
+                    failures = 0
+                    if not reported:
+                        task_status.started()
+                        reported = True
+                    try:
+                        await self._watch(connection)
+                    except _LISTENER_ERRORS as exc:
+                        # Releasing a connection the server closed may fail too, with a less
+                        # telling error: remember this one.
+                        lost = _reason(exc)
+                        raise
+                    finally:
+                        self._listening = False
+            except _LISTENER_ERRORS as exc:
+                self._listening = False
+                failures += 1
+                log = logger.warning if failures == 1 else logger.debug
+                log(
+                    "database event source %s: the LISTEN %s connection failed (%s); polling "
+                    "every %gs until it is back",
+                    self.owner_id,
+                    NOTIFY_CHANNEL,
+                    lost or _reason(exc),
+                    self.poll_interval,
+                )
+                await trio.sleep(_backoff(failures))
+
+    async def _listen_on(self, connection: Any) -> None:
+        async def subscribe() -> None:
+            await connection.add_listener(NOTIFY_CHANNEL, self._notified)
+
+        await trio_asyncio.aio_as_trio(subscribe)()
+        self._listening = True
+        # Anything inserted while nobody listened is picked up now, not at the next poll.
+        self.wake()
+
+    async def _watch(self, connection: Any) -> None:
+        """Return (by raising) once the LISTEN connection is lost."""
+        lost = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def on_termination(_: Any) -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(lost.set)
+
+        connection.add_termination_listener(on_termination)
+        try:
+            if connection.is_closed():
+                lost.set()
+            while not lost.is_set():
+                with trio.move_on_after(_LISTENER_CHECK_INTERVAL):
+                    await lost.wait()
+                if not lost.is_set():
+                    with trio.fail_after(_LISTENER_CHECK_TIMEOUT):
+                        await trio_asyncio.aio_as_trio(connection.fetchval)("SELECT 1")
+            raise ConnectionResetError("the connection was closed (by the server or the network)")
+        finally:
+            # Termination listeners survive the pool's reset: never leave ours behind. (A
+            # connection the server closed has dropped them and is detached from its proxy.)
+            with contextlib.suppress(asyncpg.InterfaceError):
+                connection.remove_termination_listener(on_termination)
+
+    # -- batches --------------------------------------------------------------------------
+
+    async def _process_one_batch(self) -> bool | None:
+        """Claim, dead-letter and route one batch: True when it was full (more may be waiting),
+        False when not, None when an attempt failed (back off and try again)."""
+        try:
+            rows = await self.database.fetch(_CLAIM, self.owner_id, self.claim_ttl, self.batch_size)
+        except _DATABASE_ERRORS as exc:
+            self._failed(f"claiming events failed: {_reason(exc)}", exc)
+            return None
+        rows = sorted(rows, key=lambda row: int(row["event_seq"]))
+        self._last_batch_size = len(rows)
+        self._claimed += len(rows)
+        if not rows:
+            self._recovered()
+            return False
+        events: list[CloudEvent] = []
+        seqs: list[int] = []
+        invalid: list[_Invalid] = []
+        for row in rows:
+            seq = int(row["event_seq"])
+            try:
+                events.append(parse_json_event(row["event"], max_size=self.max_event_size))
+            except InvalidEvent as exc:
+                invalid.append(_Invalid(seq, str(exc), row["event"], row["received_at"]))
+            else:
+                seqs.append(seq)
+        if invalid and not await self._dead_letter(invalid):
+            return None
+        if events and not await self._route(events, seqs):
+            return None
+        self._recovered()
+        return len(rows) >= self.batch_size
+
+    async def _dead_letter(self, invalid: Sequence[_Invalid]) -> bool:
+        try:
+            gone = await self.database.fetch(
+                _DEAD_LETTER,
+                [bad.seq for bad in invalid],
+                self.owner_id,
+                [bad.reason for bad in invalid],
+                [bad.payload for bad in invalid],
+                SOURCE_KIND,
+            )
+        except _DATABASE_ERRORS as exc:
+            self._failed(
+                f"dead-lettering {len(invalid)} invalid events failed: {_reason(exc)}", exc
+            )
+            return False
+        moved = {int(row["event_seq"]) for row in gone}
+        self._dead_lettered += len(moved)
+        for bad in invalid:
+            if bad.seq in moved:
+                logger.warning(
+                    "database event source: event_seq %d (received %s) is not a valid "
+                    "CloudEvent, moved to event_dead_letters: %s",
+                    bad.seq,
+                    bad.received_at.isoformat(),
+                    bad.reason,
+                )
+            else:
+                logger.debug(
+                    "database event source: event_seq %d was claimed by another source", bad.seq
+                )
+        return True
+
+    async def _route(self, events: Sequence[CloudEvent], seqs: Sequence[int]) -> bool:
+        owner_id = self.owner_id
+        claimed = list(seqs)
+
+        async def delete_claimed(connection: Any) -> None:
+            status: str = await connection.execute(_DELETE_CLAIMED, claimed, owner_id)
+            deleted = int(status.rsplit(" ", 1)[-1])
+            if deleted != len(claimed):
+                raise ClaimLost(
+                    f"{len(claimed) - deleted} of {len(claimed)} claimed events are no longer "
+                    f"claimed by {owner_id!r} (the claim expired and another source took them)",
+                    owner_id=owner_id,
+                    missing=len(claimed) - deleted,
+                )
+
+        try:
+            await self.router.route(events, source=SOURCE_KIND, consume=delete_claimed)
+        except _ROUTING_ERRORS as exc:
+            self._failed(
+                f"routing {len(events)} events (event_seq {claimed[0]}..{claimed[-1]}) failed: "
+                f"{_reason(exc)}",
+                exc,
+            )
+            return False
+        self._routed += len(events)
+        return True
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self._failures += 1
+        self._last_error = what
+        self._attempt += 1
+        if self._attempt == 1:
+            logger.warning(
+                "database event source %s: %s; retrying (backoff up to %gs)",
+                self.owner_id,
+                what,
+                _RETRY_MAX,
+            )
+        else:
+            logger.debug(
+                "database event source %s: attempt %d: %s",
+                self.owner_id,
+                self._attempt,
+                what,
+                exc_info=exc,
+            )
+
+    def _recovered(self) -> None:
+        if not self._attempt:
+            return
+        logger.info(
+            "database event source %s: routing again after %d failed attempts",
+            self.owner_id,
+            self._attempt,
+        )
+        self._attempt = 0
+
+    def _next_delay(self) -> float:
+        return _backoff(self._attempt)
+
+
+def _backoff(attempt: int) -> float:
+    """0.1 s, 0.2 s, 0.4 s, ... up to 5 s."""
+    return min(_RETRY_MAX, _RETRY_INITIAL * math.pow(2, min(max(attempt - 1, 0), 60)))
+
+
+def _reason(exc: BaseException) -> str:
+    detail = str(exc).strip()
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -1,0 +1,183 @@
+"""Event processing of one replica: the router, the configured source, the outbox relay, wake-ups.
+
+``eventProcessing.source`` decides where events come from:
+
+- ``rabbitmq``: the consumer group's queue (``eventProcessing.rabbitmq.queue``) bound to the
+  business exchange (the first of ``exchanges``); emitted events go to the business exchange
+  and lifecycle events to the system exchange (the second) through the outbox relay. The broker
+  connection is (re)established in the background: the service runs, and reports the broker
+  as down, while RabbitMQ is unreachable.
+- ``database``: the ``events`` table (``workflow_publish_event``); emitted events are inserted
+  there by the snapshot that emits them, lifecycle events stay in the instance history.
+
+``POST /api/v1/events`` reaches ``router.submit`` whatever the source.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+
+from workflow_orchestrator.config import EventProcessingSettings
+from workflow_orchestrator.dsl import ExpressionEngine
+from workflow_orchestrator.events._database_source import DatabaseEventSource
+from workflow_orchestrator.events._outbox_relay import OutboxRelay
+from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
+from workflow_orchestrator.events._rabbitmq_errors import BrokerUnavailable, TopologyConflict
+from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
+from workflow_orchestrator.events._router import EventRouter
+from workflow_orchestrator.events._wake_listener import WakeListener
+from workflow_orchestrator.instances import EventOptions, InstanceRuntime
+from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.storage import Database
+
+__all__ = ["EventProcessing", "event_options"]
+
+logger = logging.getLogger(__name__)
+
+_RECONNECT_INITIAL = 1.0
+_RECONNECT_MAX = 30.0
+
+
+def event_options(settings: EventProcessingSettings, lifecycle_events: bool) -> EventOptions:
+    """Where the instances' emitted and lifecycle events go under ``settings``."""
+    broker = settings.source == "rabbitmq"
+    return EventOptions(
+        emit_destination="business" if broker else "events",
+        lifecycle_to_outbox=broker and lifecycle_events,
+        task_events=settings.task_events,
+    )
+
+
+@attrs.define(eq=False)
+class EventProcessing:
+    """See the module docstring; run with ``nursery.start(processing.run)``."""
+
+    settings: EventProcessingSettings
+    database: Database
+    runtime: InstanceRuntime
+    engine: ExpressionEngine
+    owner_id: str
+    metrics: ServiceMetrics | None = None
+    router: EventRouter = attrs.field(init=False)
+    broker: RabbitMQConnection | None = attrs.field(default=None, init=False)
+    broker_error: str | None = attrs.field(default=None, init=False)
+    relay: OutboxRelay | None = attrs.field(default=None, init=False)
+    database_source: DatabaseEventSource | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.router = EventRouter(
+            database=self.database,
+            runtime=self.runtime,
+            engine=self.engine,
+            metrics=self.metrics,
+            keep_unmatched_for=self.settings.unmatched_retention,
+            deduplication_window=self.settings.deduplication_window,
+        )
+
+    @property
+    def uses_broker(self) -> bool:
+        return self.settings.source == "rabbitmq"
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.router.run)
+            await nursery.start(WakeListener(runtime=self.runtime).run)
+            if self.uses_broker:
+                nursery.start_soon(self._run_broker)
+            else:
+                source = DatabaseEventSource(
+                    database=self.database,
+                    router=self.router,
+                    owner_id=self.owner_id,
+                    poll_interval=self.settings.poll_interval,
+                )
+                await nursery.start(source.run)
+                self.database_source = source
+            task_status.started(self)
+
+    async def _run_broker(self) -> None:
+        rabbitmq = self.settings.rabbitmq
+        business, system = rabbitmq.exchanges[0], rabbitmq.exchanges[1]
+        delay = _RECONNECT_INITIAL
+        while True:
+            try:
+                async with open_rabbitmq(
+                    rabbitmq,
+                    consumer_group=rabbitmq.queue,
+                    quorum_queues=rabbitmq.quorum_queues,
+                    heartbeat=rabbitmq.heartbeat,
+                    consume_exchanges=(business,),
+                ) as connection:
+                    delay = _RECONNECT_INITIAL
+                    self.broker, self.broker_error = connection, None
+                    logger.info(
+                        "consuming events from RabbitMQ at %s (queue '%s')",
+                        connection.broker,
+                        rabbitmq.queue,
+                    )
+                    relay = OutboxRelay(
+                        database=self.database,
+                        publisher=connection,
+                        partitions=lambda: self.runtime.leases.current().partitions,
+                        exchanges={"business": business, "system": system},
+                    )
+                    self.relay = relay
+                    self.runtime.writer.on_outbox = relay.notify
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            await nursery.start(relay.run)
+                            await nursery.start(
+                                partial(
+                                    consume_rabbitmq, connection, self.router, metrics=self.metrics
+                                )
+                            )
+                    finally:
+                        self.runtime.writer.on_outbox = None
+                        self.broker = None
+            except (BrokerUnavailable, TopologyConflict) as exc:
+                self.broker_error = str(exc)
+                logger.warning("%s; retrying in %.0fs", exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX)
+
+    # -- health ---------------------------------------------------------------------------
+
+    def broker_state(self) -> str:
+        """``connected``, ``reconnecting``, ``closed`` or ``unreachable`` (no I/O)."""
+        if self.broker is not None:
+            return self.broker.state
+        return "unreachable" if self.broker_error else "connecting"
+
+    async def report(self) -> dict[str, Any]:
+        """The health details: subscriptions, processing delay, source and broker (queries)."""
+        subscriptions = await self.database.fetchval(
+            "SELECT count(DISTINCT instance_id) FROM event_subscriptions"
+        )
+        delay = self.router.oldest_in_flight()
+        if self.database_source is not None:
+            pending = await self.database_source.oldest_pending_age()
+            if pending is not None:
+                delay = max(delay or 0.0, pending)
+        details: dict[str, Any] = {
+            "source": self.settings.source,
+            "subscriptionCount": int(subscriptions),
+            "processingDelay": f"{round((delay or 0.0) * 1000)}ms",
+            "eventsRouted": self.router.routed_total,
+        }
+        if self.uses_broker:
+            details["outboxBacklog"] = int(
+                await self.database.fetchval("SELECT count(*) FROM outbox")
+            )
+            details["broker"] = self.broker_state()
+            if self.broker is not None:
+                details["brokerAddress"] = self.broker.broker
+            if self.broker_error and self.broker is None:
+                details["brokerError"] = self.broker_error
+        return details

@@ -1,0 +1,378 @@
+"""The event router: from a batch of CloudEvents to instances started and listens completed.
+
+For each batch (see ``_routing`` for the contract with sources):
+
+- the subscription keys of each event are computed here, in Trio: for every correlation shape of
+  its type (cached from ``subscription_shapes``), the ``from`` expressions are evaluated on the
+  event and their values encoded as the shape's key (``instances.correlation_key``);
+- the definitions whose ``schedule.on`` matches the event (their latest live versions, reloaded
+  when the definitions table changed, checked once per batch) each get a start, with the
+  events array as input (``all`` is not supported yet: such definitions are logged and
+  skipped);
+- ``storage.route_batch`` commits it all in one transaction (deduplication, inbox rows,
+  instances, retained unmatched events, the source's own statements);
+- the instances of this replica's partitions are activated from what the transaction returned
+  (no further reads); the other replicas are notified by the transaction.
+
+``submit`` is for one event at a time (the HTTP endpoint): concurrent submissions are batched
+into one ``route`` by ``run``, which also purges expired deduplication records, retained events
+and orphaned inbox rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from workflow_orchestrator.dsl import ExpressionEngine
+from workflow_orchestrator.dsl.expressions import is_runtime_expression
+from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter
+from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
+from workflow_orchestrator.instances import InstanceRuntime, correlation_key
+from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.storage import (
+    Database,
+    EventToRoute,
+    InstanceStart,
+    ShapesChanged,
+    SubscriptionShape,
+    load_shapes,
+    route_batch,
+)
+
+__all__ = ["EventRouter", "Starter"]
+
+logger = logging.getLogger(__name__)
+
+_STARTERS_SQL = """
+SELECT definition_id, version FROM (
+    SELECT DISTINCT ON (definition_id) definition_id, version, document
+    FROM workflow_definitions WHERE deleted_at IS NULL
+    ORDER BY definition_id, created_at DESC, version DESC
+) latest
+WHERE latest.document -> 'schedule' ? 'on'
+"""
+
+# Changes whenever a definition is registered or deleted (the table is small).
+_DEFINITIONS_STAMP_SQL = (
+    "SELECT count(*)::text || '/' || coalesce(max(created_at)::text, '') || '/' || "
+    "coalesce(max(deleted_at)::text, '') FROM workflow_definitions"
+)
+
+_PURGE_SQL = (
+    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
+    "DELETE FROM unmatched_events WHERE received_at < now() - make_interval(secs => $1)",
+    "DELETE FROM instance_inbox i USING workflow_instances w WHERE w.instance_id = i.instance_id "
+    "AND w.status IN ('completed', 'cancelled', 'faulted')",
+)
+
+
+@attrs.frozen(kw_only=True)
+class Starter:
+    """A definition version that ``schedule.on`` starts from events."""
+
+    definition_id: str
+    version: str
+    strategy: ConsumptionStrategy
+
+
+def _subset(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and _subset(v, actual[k]) for k, v in expected.items()
+        )
+    return bool(expected == actual)
+
+
+@attrs.define(eq=False)
+class _Submission:
+    event: CloudEvent
+    source: str
+    done: trio.Event = attrs.field(factory=trio.Event)
+    outcome: EventOutcome | None = None
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class EventRouter:
+    """Routes batches of events; see the module docstring."""
+
+    database: Database
+    runtime: InstanceRuntime
+    engine: ExpressionEngine
+    metrics: ServiceMetrics | None = None
+    keep_unmatched_for: float = 0.0
+    deduplication_window: float = 86_400.0
+    starters_refresh: float = 5.0
+    purge_every: float = 60.0
+    max_batch: int = 500
+    _shapes: tuple[SubscriptionShape, ...] = attrs.field(default=(), init=False)
+    _shapes_version: int = attrs.field(default=0, init=False)
+    _starters: tuple[Starter, ...] = attrs.field(default=(), init=False)
+    _starters_stamp: str | None = attrs.field(default=None, init=False)
+    _send: trio.MemorySendChannel[_Submission] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[_Submission] = attrs.field(init=False)
+    _in_flight: dict[int, float] = attrs.field(factory=dict, init=False)
+    _next_batch: int = attrs.field(default=0, init=False)
+    routed_total: int = attrs.field(default=0, init=False)
+    last_routed_at: float | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[_Submission](10_000)
+
+    # -- service --------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[EventRouter] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Load shapes and starters, then batch submissions and keep tables tidy until
+        cancelled."""
+        await self._load_shapes()
+        await self.refresh_starters()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._batch_submissions)
+            nursery.start_soon(self._maintain)
+            task_status.started(self)
+
+    async def _maintain(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            await trio.sleep(self.starters_refresh)
+            try:
+                await self.refresh_starters()
+                if time.monotonic() - last_purge >= self.purge_every:
+                    last_purge = time.monotonic()
+                    await self.purge()
+            except Exception as exc:  # the database may be away for a while: try again later
+                logger.warning("event router maintenance failed: %s: %s", type(exc).__name__, exc)
+
+    async def purge(self) -> None:
+        """Delete expired deduplication records and retained events, and inbox rows of
+        instances that ended; one crossing."""
+        window, keep = self.deduplication_window, self.keep_unmatched_for
+
+        async def work(connection: Any) -> None:
+            await connection.execute(_PURGE_SQL[0], window)
+            await connection.execute(_PURGE_SQL[1], keep)
+            await connection.execute(_PURGE_SQL[2])
+
+        await self.database.run(work)
+
+    async def refresh_starters(self) -> None:
+        """Reload the definitions that ``schedule.on`` starts (latest live versions) when the
+        definitions changed since the last load; one crossing when they did not."""
+        stamp: str = await self.database.fetchval(_DEFINITIONS_STAMP_SQL)
+        if stamp == self._starters_stamp:
+            return
+        rows = await self.database.fetch(_STARTERS_SQL)
+        starters = []
+        for row in rows:
+            interpreter = await self.runtime.catalog.interpreter(
+                row["definition_id"], row["version"]
+            )
+            schedule = interpreter.workflow.schedule
+            if schedule is None or schedule.on is None:
+                continue
+            if schedule.on.mode == "all":
+                logger.warning(
+                    "definition %s@%s: schedule.on with 'all' is not supported yet; no "
+                    "instance is started from its events (use 'one' or 'any')",
+                    row["definition_id"],
+                    row["version"],
+                )
+                continue
+            starters.append(
+                Starter(
+                    definition_id=row["definition_id"],
+                    version=row["version"],
+                    strategy=schedule.on,
+                )
+            )
+        self._starters = tuple(starters)
+        self._starters_stamp = stamp
+
+    async def _load_shapes(self) -> None:
+        shapes = await load_shapes(self.database)
+        self._shapes = shapes
+        self._shapes_version = max((s.shape_id for s in shapes), default=0)
+
+    # -- routing --------------------------------------------------------------------------
+
+    def oldest_in_flight(self) -> float | None:
+        """Seconds since the oldest batch being routed now arrived (None when idle)."""
+        if not self._in_flight:
+            return None
+        return time.monotonic() - min(self._in_flight.values())
+
+    async def submit(self, event: CloudEvent, *, source: str = "http") -> EventOutcome:
+        """Route one event, batched with concurrent submissions; returns once committed."""
+        submission = _Submission(event=event, source=source)
+        await self._send.send(submission)
+        await submission.done.wait()
+        if submission.error is not None:
+            raise submission.error
+        assert submission.outcome is not None
+        return submission.outcome
+
+    async def _batch_submissions(self) -> None:
+        while True:
+            batch = [await self._receive.receive()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            by_source: dict[str, list[_Submission]] = {}
+            for item in batch:
+                by_source.setdefault(item.source, []).append(item)
+            for source, items in by_source.items():
+                try:
+                    outcome = await self.route([i.event for i in items], source=source)
+                except Exception as exc:  # handed to each submitter, who answers the client
+                    for item in items:
+                        item.error = exc
+                        item.done.set()
+                    continue
+                for item, result in zip(items, outcome.events, strict=True):
+                    item.outcome = result
+                    item.done.set()
+
+    async def route(
+        self, events: Sequence[CloudEvent], *, source: str, consume: Consume | None = None
+    ) -> RouteOutcome:
+        """Route ``events`` in one transaction; see the module docstring."""
+        if not events:
+            if consume is not None:
+                await self.database.run_in_transaction(consume)
+            return RouteOutcome(events=())
+        started_at = time.monotonic()
+        token = self._next_batch
+        self._next_batch += 1
+        self._in_flight[token] = started_at
+        try:
+            return await self._route(events, source, consume, started_at)
+        finally:
+            del self._in_flight[token]
+
+    async def _route(
+        self,
+        events: Sequence[CloudEvent],
+        source: str,
+        consume: Consume | None,
+        started_at: float,
+    ) -> RouteOutcome:
+        metrics = self.metrics
+        if metrics is not None:
+            for event in events:
+                metrics.events_received.labels(source, event.type).inc()
+        await self.refresh_starters()
+        starts = [await self._starts(event) for event in events]
+        for attempt in range(5):
+            batch = [
+                EventToRoute(
+                    source=str(event.attributes.get("source", "")),
+                    id=str(event.attributes.get("id", "")),
+                    type=event.type,
+                    event=event.to_json(),
+                    keys=await self._keys(event),
+                    starts=event_starts,
+                )
+                for event, event_starts in zip(events, starts, strict=True)
+            ]
+            try:
+                routed = await route_batch(
+                    self.database,
+                    batch,
+                    shapes_version=self._shapes_version,
+                    local_partitions=self.runtime.leases.current().partitions,
+                    keep_unmatched=self.keep_unmatched_for > 0,
+                    consume=consume,
+                )
+            except ShapesChanged:
+                if attempt == 4:
+                    raise
+                await self._load_shapes()
+                continue
+            break
+        for activation in routed.activations:
+            await self.runtime.activate(activation.record.instance_id, activation)
+        self.routed_total += len(events)
+        self.last_routed_at = time.time()
+        if metrics is not None:
+            elapsed = time.monotonic() - started_at
+            metrics.event_routing_duration.labels(source).observe(elapsed)
+            for event, duplicate in zip(events, routed.duplicate, strict=True):
+                if duplicate:
+                    metrics.events_duplicate.labels(source, event.type).inc()
+                else:
+                    metrics.events_routed.labels(source, event.type).inc()
+            for event_type in routed.unmatched_types:
+                metrics.events_unmatched.labels(event_type).inc()
+        return RouteOutcome(
+            events=tuple(
+                EventOutcome(
+                    duplicate=duplicate,
+                    delivered=delivered,
+                    started=tuple(str(i) for i in started),
+                )
+                for duplicate, delivered, started in zip(
+                    routed.duplicate, routed.delivered, routed.started, strict=True
+                )
+            )
+        )
+
+    async def _keys(self, event: CloudEvent) -> tuple[tuple[str, int, str], ...]:
+        """The subscription keys ``event`` can match (see ``event_subscriptions``)."""
+        event_type = event.type
+        keys = [(event_type, 0, ""), ("", 0, "")]
+        attributes = dict(event.attributes)
+        for shape in self._shapes:
+            if shape.event_type not in (event_type, ""):
+                continue
+            keys.append((shape.event_type, shape.shape_id, ""))
+            values = []
+            for _, expression in shape.correlate:
+                try:
+                    values.append(await self.engine.evaluate(expression, attributes, {}))
+                except Exception:  # not computable from the event alone: only '' keys match
+                    break
+            else:
+                keys.append((shape.event_type, shape.shape_id, correlation_key(values)))
+        return tuple(keys)
+
+    async def _starts(self, event: CloudEvent) -> tuple[InstanceStart, ...]:
+        starts = []
+        for starter in self._starters:
+            if await self._matches_any(starter.strategy.filters, event):
+                starts.append(
+                    InstanceStart(
+                        definition_id=starter.definition_id,
+                        definition_version=starter.version,
+                        input=[event.to_json()],
+                        idempotency_key=f"on:{starter.definition_id}:{event.key}",
+                    )
+                )
+        return tuple(starts)
+
+    async def _matches_any(self, filters: Sequence[EventFilter], event: CloudEvent) -> bool:
+        attributes = event.attributes
+        for event_filter in filters:
+            for name, expected in event_filter.with_.items():
+                actual = attributes.get(name)
+                if is_runtime_expression(expected):
+                    try:
+                        if await self.engine.evaluate(expected, actual, {}) is not True:
+                            break
+                    except Exception:
+                        break
+                elif not _subset(expected, actual):
+                    break
+            else:
+                return True
+        return False

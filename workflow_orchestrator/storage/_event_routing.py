@@ -1,0 +1,352 @@
+"""The routing transaction of a batch of events, and the subscription shapes it keys on.
+
+``route_batch`` does everything a batch of events causes in ONE transaction and ONE crossing:
+
+1. check the caller's subscription shapes are current (a new shape since: ``ShapesChanged``, the
+   caller reloads them and computes its keys again);
+2. deduplicate by (``source``, ``id``) in ``processed_events``;
+3. find the subscriptions the fresh events match, by index on (event_type, shape_id, corr_key)
+   plus a containment check of the static attributes, and put each event in the inbox of each
+   matching instance once;
+4. create the instances that ``schedule.on`` starts (idempotency key per definition and event);
+5. keep unmatched events for the retention window, when asked;
+6. run the source's own statements (``consume``);
+7. return, for the instances of this replica's partitions, what their activation needs (record,
+   snapshot and inbox), and notify the owners of the others on ``workflow_wake``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._instances import (
+    _COLUMNS,
+    InboxEvent,
+    InstanceRecord,
+    RecoverableInstance,
+    partition_of,
+)
+
+__all__ = [
+    "WAKE_CHANNEL",
+    "EventToRoute",
+    "InstanceStart",
+    "RoutedBatch",
+    "ShapesChanged",
+    "SubscriptionShape",
+    "ensure_shape",
+    "fetch_retained_events",
+    "load_shapes",
+    "route_batch",
+]
+
+WAKE_CHANNEL = "workflow_wake"
+_NOTIFY_CHUNK = 7000  # bytes of ids per notification (the payload limit is 8000)
+
+
+class ShapesChanged(Exception):
+    """A subscription shape was added since the caller loaded them (nothing was written)."""
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionShape:
+    """A distinct (event type, correlation pairs) of listen filters."""
+
+    shape_id: int
+    event_type: str
+    correlate: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen(kw_only=True)
+class InstanceStart:
+    """An instance that ``schedule.on`` starts for an event."""
+
+    definition_id: str
+    definition_version: str
+    input: Any
+    idempotency_key: str
+
+
+@attrs.frozen(kw_only=True)
+class EventToRoute:
+    """One event, with the subscription keys it can match: ``(event_type, shape_id, corr_key)``
+    triples (the router computes them from the shapes) and the starts it causes."""
+
+    source: str
+    id: str
+    type: str
+    event: dict[str, Any]
+    keys: tuple[tuple[str, int, str], ...]
+    starts: tuple[InstanceStart, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class RoutedBatch:
+    """What a batch did: per event, whether it was a duplicate, how many instances it reached
+    and which it started; the activations of this replica's instances; unmatched types."""
+
+    duplicate: tuple[bool, ...]
+    delivered: tuple[int, ...]
+    started: tuple[tuple[uuid.UUID, ...], ...]
+    activations: tuple[RecoverableInstance, ...]
+    unmatched_types: tuple[str, ...]
+
+
+def _canonical(pairs: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([list(p) for p in pairs], separators=(",", ":"))
+
+
+async def ensure_shape(
+    database: Database, event_type: str, correlate: Sequence[tuple[str, str]]
+) -> int:
+    """The id of the shape (created if new); one crossing."""
+    text = _canonical(correlate)
+
+    async def work(connection: Connection) -> int:
+        await connection.execute(
+            "INSERT INTO subscription_shapes (event_type, correlate) VALUES ($1, $2::text::jsonb) "
+            "ON CONFLICT (event_type, correlate) DO NOTHING",
+            event_type,
+            text,
+        )
+        shape_id: int = await connection.fetchval(
+            "SELECT shape_id FROM subscription_shapes "
+            "WHERE event_type = $1 AND correlate = $2::text::jsonb",
+            event_type,
+            text,
+        )
+        return shape_id
+
+    return await database.run(work)
+
+
+async def load_shapes(database: Database) -> tuple[SubscriptionShape, ...]:
+    """Every subscription shape; one crossing."""
+    rows = await database.fetch(
+        "SELECT shape_id, event_type, correlate FROM subscription_shapes ORDER BY shape_id"
+    )
+    return tuple(
+        SubscriptionShape(
+            shape_id=r["shape_id"],
+            event_type=r["event_type"],
+            correlate=tuple((str(n), str(f)) for n, f in r["correlate"]),
+        )
+        for r in rows
+    )
+
+
+_MATCH_SQL = """
+SELECT DISTINCT c.ev, s.instance_id, s.partition
+FROM unnest($1::int[], $2::text[], $3::int[], $4::text[]) AS c(ev, event_type, shape_id, corr_key)
+JOIN event_subscriptions s
+  ON s.event_type = c.event_type AND s.shape_id = c.shape_id AND s.corr_key = c.corr_key
+JOIN unnest($5::int[], $6::text[]) AS e(ev, body) ON e.ev = c.ev
+WHERE s.attributes = '{}'::jsonb OR e.body::jsonb @> s.attributes
+"""
+
+_INBOX_SQL = """
+INSERT INTO instance_inbox (instance_id, event_key, event)
+SELECT d.instance_id, d.event_key, d.body::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[])
+    WITH ORDINALITY AS d(instance_id, event_key, body, ord)
+ORDER BY d.ord
+ON CONFLICT (instance_id, event_key) DO NOTHING
+"""
+
+_START_SQL = f"""
+INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
+    idempotency_key, input, partition)
+SELECT s.instance_id, s.definition_id, s.definition_version, 'pending', s.idempotency_key,
+       s.input::jsonb, s.partition
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
+    WITH ORDINALITY AS s(instance_id, definition_id, definition_version, idempotency_key, input,
+                         partition, ord)
+WHERE EXISTS (SELECT 1 FROM workflow_definitions d
+              WHERE d.definition_id = s.definition_id AND d.version = s.definition_version
+                AND d.deleted_at IS NULL)
+ORDER BY s.ord
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+
+_ACTIVATIONS_SQL = f"""
+SELECT {_COLUMNS}, snapshot FROM workflow_instances
+WHERE instance_id = ANY($1::uuid[]) AND status NOT IN ('completed', 'cancelled', 'faulted')
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def route_batch(
+    database: Database,
+    events: Sequence[EventToRoute],
+    *,
+    shapes_version: int,
+    local_partitions: Collection[int],
+    keep_unmatched: bool,
+    consume: Callable[[Connection], Awaitable[None]] | None = None,
+    partition_count: int = 64,
+) -> RoutedBatch:
+    """Route ``events`` in one transaction (see the module docstring).
+
+    Raises ``ShapesChanged`` when a shape newer than ``shapes_version`` exists, and the
+    driver's error on a database failure; either way nothing was committed.
+    """
+    bodies = [_dumps(e.event) for e in events]
+    local = set(local_partitions)
+
+    async def work(connection: Connection) -> RoutedBatch:
+        async with connection.transaction():
+            newest = await connection.fetchval(
+                "SELECT coalesce(max(shape_id), 0) FROM subscription_shapes"
+            )
+            if newest > shapes_version:
+                raise ShapesChanged(f"shape {newest} is newer than {shapes_version}")
+            fresh_rows = await connection.fetch(
+                "INSERT INTO processed_events (source, id) "
+                "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING "
+                "RETURNING source, id",
+                [e.source for e in events],
+                [e.id for e in events],
+            )
+            fresh_keys = {(r["source"], r["id"]) for r in fresh_rows}
+            fresh: list[int] = []
+            seen: set[tuple[str, str]] = set()
+            for index, e in enumerate(events):
+                key = (e.source, e.id)
+                if key in fresh_keys and key not in seen:
+                    fresh.append(index)
+                seen.add(key)
+            candidates = [(i, k) for i in fresh for k in events[i].keys]
+            matches = await connection.fetch(
+                _MATCH_SQL,
+                [i for i, _ in candidates],
+                [k[0] for _, k in candidates],
+                [k[1] for _, k in candidates],
+                [k[2] for _, k in candidates],
+                fresh,
+                [bodies[i] for i in fresh],
+            )
+            delivered = [0] * len(events)
+            touched: dict[uuid.UUID, int] = {}
+            inbox: list[tuple[uuid.UUID, int]] = []
+            for row in sorted(matches, key=lambda r: r["ev"]):
+                delivered[row["ev"]] += 1
+                touched[row["instance_id"]] = row["partition"]
+                inbox.append((row["instance_id"], row["ev"]))
+            if inbox:
+                await connection.execute(
+                    _INBOX_SQL,
+                    [i for i, _ in inbox],
+                    [f"{events[ev].source}#{events[ev].id}" for _, ev in inbox],
+                    [bodies[ev] for _, ev in inbox],
+                )
+            starts = [(i, s, uuid.uuid4()) for i in fresh for s in events[i].starts]
+            started: list[list[uuid.UUID]] = [[] for _ in events]
+            created: list[InstanceRecord] = []
+            if starts:
+                rows = await connection.fetch(
+                    _START_SQL,
+                    [new_id for _, _, new_id in starts],
+                    [s.definition_id for _, s, _ in starts],
+                    [s.definition_version for _, s, _ in starts],
+                    [s.idempotency_key for _, s, _ in starts],
+                    [_dumps(s.input) for _, s, _ in starts],
+                    [partition_of(new_id, partition_count) for _, _, new_id in starts],
+                )
+                created = [InstanceRecord(**dict(r)) for r in rows]
+                by_id = {r.instance_id for r in created}
+                for index, _, new_id in starts:
+                    if new_id in by_id:
+                        started[index].append(new_id)
+            unmatched = [i for i in fresh if not delivered[i] and not started[i]]
+            if keep_unmatched and unmatched:
+                await connection.execute(
+                    "INSERT INTO unmatched_events (event_key, event_type, event) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]::jsonb[]) "
+                    "ON CONFLICT DO NOTHING",
+                    [f"{events[i].source}#{events[i].id}" for i in unmatched],
+                    [events[i].type for i in unmatched],
+                    [bodies[i] for i in unmatched],
+                )
+            if consume is not None:
+                await consume(connection)
+            activations: list[RecoverableInstance] = []
+            local_touched = [i for i, p in touched.items() if p in local]
+            if local_touched:
+                rows = await connection.fetch(_ACTIVATIONS_SQL, local_touched)
+                inboxes: dict[uuid.UUID, list[InboxEvent]] = {}
+                for r in await connection.fetch(
+                    "SELECT instance_id, inbox_seq, event FROM instance_inbox "
+                    "WHERE instance_id = ANY($1::uuid[]) ORDER BY inbox_seq",
+                    local_touched,
+                ):
+                    inboxes.setdefault(r["instance_id"], []).append(
+                        InboxEvent(seq=r["inbox_seq"], event=r["event"])
+                    )
+                for r in rows:
+                    record = InstanceRecord(**{k: v for k, v in r.items() if k != "snapshot"})
+                    found = tuple(inboxes.get(record.instance_id, ()))
+                    activations.append(
+                        RecoverableInstance(
+                            record=record,
+                            snapshot=r["snapshot"],
+                            inbox=found,
+                            has_inbox=bool(found),
+                        )
+                    )
+            activations.extend(
+                RecoverableInstance(record=r, snapshot=None)
+                for r in created
+                if r.partition in local
+            )
+            remote = [str(i) for i, p in touched.items() if p not in local]
+            remote += [str(r.instance_id) for r in created if r.partition not in local]
+            await _notify(connection, remote)
+        return RoutedBatch(
+            duplicate=tuple(i not in set(fresh) for i in range(len(events))),
+            delivered=tuple(delivered),
+            started=tuple(tuple(s) for s in started),
+            activations=tuple(activations),
+            unmatched_types=tuple(events[i].type for i in unmatched),
+        )
+
+    return await database.run(work)
+
+
+async def fetch_retained_events(
+    database: Database, event_types: Collection[str], within: float
+) -> list[dict[str, Any]]:
+    """Retained unmatched events of ``event_types`` ('' = any type) received in the last
+    ``within`` seconds, oldest first; one crossing."""
+    types = sorted(event_types)
+    rows = await database.fetch(
+        "SELECT event FROM unmatched_events "
+        "WHERE ($1::text[] && ARRAY['']::text[] OR event_type = ANY($1::text[])) "
+        "AND received_at > now() - make_interval(secs => $2) ORDER BY received_at",
+        types,
+        within,
+    )
+    return [r["event"] for r in rows]
+
+
+async def _notify(connection: Connection, instance_ids: Sequence[str]) -> None:
+    """Tell the owners of ``instance_ids`` (other replicas) to activate them, on commit."""
+    chunk: list[str] = []
+    size = 0
+    for instance_id in instance_ids:
+        if size + len(instance_id) + 1 > _NOTIFY_CHUNK:
+            await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))
+            chunk, size = [], 0
+        chunk.append(instance_id)
+        size += len(instance_id) + 1
+    if chunk:
+        await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))
