@@ -294,6 +294,9 @@ class Bench:
             "eventProcessing.rabbitmq.queue": self.names["queue"],
             "eventProcessing.rabbitmq.prefetch": self.args.prefetch,
         }
+        for item in self.args.set or ():
+            key, _, value = item.partition("=")
+            settings[key] = value
         return load_config(
             environ={}, overrides={k: ("bench", v) for k, v in settings.items()}, cwd=HERE
         )
@@ -567,6 +570,12 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=500)
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a service setting (dotted YAML key), e.g. workflows.lifecycleEvents=false",
+    )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-database", action="store_true")
     parser.add_argument("--skip-matching", action="store_true")

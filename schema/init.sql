@@ -225,6 +225,18 @@ CREATE TABLE instance_inbox (
     UNIQUE (instance_id, event_key)
 );
 
+-- Definitions started by `schedule.on` with `all`: the events collected so far per definition
+-- version and correlation key (a JSON array, one slot per filter, null while missing). The
+-- routing transaction that fills the last slot starts the instance and deletes the row.
+CREATE TABLE event_start_progress (
+    definition_id       text        NOT NULL,
+    definition_version  text        NOT NULL,
+    corr_key            text        NOT NULL,
+    events              jsonb       NOT NULL,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (definition_id, definition_version, corr_key)
+);
+
 -- Events that matched nothing, kept for eventProcessing.unmatchedRetention (0: not kept).
 CREATE TABLE unmatched_events (
     event_key    text        PRIMARY KEY,
@@ -258,5 +270,5 @@ CREATE TABLE outbox (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_by_partition ON outbox (partition, outbox_seq);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (3, 'events', '9704492f51687630673356dbb3df4e0399a87fd722328af7dba069eeba5bed78', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (3, 'events', 'a77efe93278a0204063fb6e90f8becc97145ccf88d8c09d8f8ae5518c01fa1f3', 0);
 COMMIT;

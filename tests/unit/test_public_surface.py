@@ -188,6 +188,7 @@ SURFACE = {
         "RoutedBatch",
         "SchemaStatus",
         "ShapesChanged",
+        "StartSlot",
         "SnapshotWriteFailed",
         "SnapshotWriter",
         "SnapshotWriterStatistics",

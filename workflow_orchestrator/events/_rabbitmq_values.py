@@ -22,27 +22,30 @@ __all__ = [
 BrokerState = Literal["connected", "reconnecting", "closed"]
 
 
+_PLAIN = (str, int, float, decimal.Decimal, datetime.datetime)  # bool is an int
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _PLAIN):  # the common case first: no ABC check (per message)
+        return value
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None:
+        return None
+    return str(value)
+
+
 def plain_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     """AMQP header values as plain Python values: ``bytes`` decoded as UTF-8 when they are text,
     ``Decimal`` kept, tables and arrays converted recursively."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):
-            try:
-                return bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                return bytes(value)
-        if isinstance(value, Mapping):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, str | int | float | bool | decimal.Decimal | datetime.datetime):
-            return value
-        if value is None:
-            return None
-        return str(value)
-
-    return {str(key): plain(value) for key, value in (headers or {}).items()}
+    return {str(key): _plain(value) for key, value in (headers or {}).items()}
 
 
 @attrs.frozen(kw_only=True)

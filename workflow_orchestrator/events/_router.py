@@ -7,8 +7,8 @@ For each batch (see ``_routing`` for the contract with sources):
   event and their values encoded as the shape's key (``instances.correlation_key``);
 - the definitions whose ``schedule.on`` matches the event (their latest live versions, reloaded
   when the definitions table changed, checked once per batch) each get a start, with the
-  events array as input (``all`` is not supported yet: such definitions are logged and
-  skipped);
+  events array as input; with ``all``, the event fills its filter's slot for its correlation
+  key (``event_start_progress``) and the event that fills the last slot starts the instance;
 - ``storage.route_batch`` commits it all in one transaction (deduplication, inbox rows,
   instances, retained unmatched events, the source's own statements);
 - the instances of this replica's partitions are activated from what the transaction returned
@@ -41,6 +41,7 @@ from workflow_orchestrator.storage import (
     EventToRoute,
     InstanceStart,
     ShapesChanged,
+    StartSlot,
     SubscriptionShape,
     load_shapes,
     route_batch,
@@ -179,14 +180,6 @@ class EventRouter:
             schedule = interpreter.workflow.schedule
             if schedule is None or schedule.on is None:
                 continue
-            if schedule.on.mode == "all":
-                logger.warning(
-                    "definition %s@%s: schedule.on with 'all' is not supported yet; no "
-                    "instance is started from its events (use 'one' or 'any')",
-                    row["definition_id"],
-                    row["version"],
-                )
-                continue
             starters.append(
                 Starter(
                     definition_id=row["definition_id"],
@@ -273,6 +266,7 @@ class EventRouter:
                 metrics.events_received.labels(source, event.type).inc()
         await self.refresh_starters()
         starts = [await self._starts(event) for event in events]
+        slots = [await self._slots(event) for event in events]
         for attempt in range(5):
             batch = [
                 EventToRoute(
@@ -282,8 +276,9 @@ class EventRouter:
                     event=event.to_json(),
                     keys=await self._keys(event),
                     starts=event_starts,
+                    slots=event_slots,
                 )
-                for event, event_starts in zip(events, starts, strict=True)
+                for event, event_starts, event_slots in zip(events, starts, slots, strict=True)
             ]
             try:
                 routed = await route_batch(
@@ -346,9 +341,53 @@ class EventRouter:
                 keys.append((shape.event_type, shape.shape_id, correlation_key(values)))
         return tuple(keys)
 
+    async def _slots(self, event: CloudEvent) -> tuple[StartSlot, ...]:
+        """The ``all`` slots ``event`` fills: per definition, its first matching filter that
+        correlates (its ``from`` values become the slot set's key)."""
+        slots = []
+        for starter in self._starters:
+            strategy = starter.strategy
+            if strategy.mode != "all":
+                continue
+            for index, event_filter in enumerate(strategy.filters):
+                if not await self._matches_any((event_filter,), event):
+                    continue
+                key = await self._start_key(event_filter, event)
+                if key is None:
+                    continue
+                slots.append(
+                    StartSlot(
+                        definition_id=starter.definition_id,
+                        definition_version=starter.version,
+                        corr_key=key,
+                        index=index,
+                        slots=len(strategy.filters),
+                    )
+                )
+                break
+        return tuple(slots)
+
+    async def _start_key(self, event_filter: EventFilter, event: CloudEvent) -> str | None:
+        """The correlation key of ``event`` for a start filter ('' without ``correlate``);
+        None when a correlation cannot be computed or misses its ``expect``."""
+        values = []
+        attributes = dict(event.attributes)
+        for _, rule in sorted(event_filter.correlate.items()):
+            try:
+                value = await self.engine.evaluate(str(rule["from"]), attributes, {})
+            except Exception:
+                return None
+            expect = rule.get("expect")
+            if expect is not None and not is_runtime_expression(str(expect)) and value != expect:
+                return None
+            values.append(value)
+        return correlation_key(values) if values else ""
+
     async def _starts(self, event: CloudEvent) -> tuple[InstanceStart, ...]:
         starts = []
         for starter in self._starters:
+            if starter.strategy.mode == "all":
+                continue
             if await self._matches_any(starter.strategy.filters, event):
                 starts.append(
                     InstanceStart(

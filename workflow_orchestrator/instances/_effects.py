@@ -315,7 +315,7 @@ class DurableEffects:
             return None
         if request.task_ref not in self._retained_read:
             self._retained_read.add(request.task_ref)
-            types = {str(f.attributes.get("type", "")) for f in request.subscriptions}
+            types = {str(f.attributes.get("type", "")) for f in await request.subscriptions()}
             self._retained_events.extend(
                 await fetch_retained_events(self.runtime.database, types, keep)
             )

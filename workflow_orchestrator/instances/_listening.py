@@ -97,7 +97,7 @@ async def subscription_rows(
 ) -> tuple[SubscriptionRow, ...]:
     """The ``event_subscriptions`` rows of a parked listen."""
     rows = []
-    for index, subscription in enumerate(request.subscriptions):
+    for index, subscription in enumerate(await request.subscriptions()):
         attributes = dict(subscription.attributes)
         event_type = _type_of(attributes)
         attributes.pop("type", None)

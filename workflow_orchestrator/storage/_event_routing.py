@@ -39,6 +39,7 @@ __all__ = [
     "InstanceStart",
     "RoutedBatch",
     "ShapesChanged",
+    "StartSlot",
     "SubscriptionShape",
     "ensure_shape",
     "fetch_retained_events",
@@ -74,6 +75,19 @@ class InstanceStart:
 
 
 @attrs.frozen(kw_only=True)
+class StartSlot:
+    """An event filling slot ``index`` of ``slots`` for a ``schedule.on`` with ``all``: the
+    instance starts (input: the events in filter order) once every slot of ``corr_key`` is
+    filled; an event for a slot that is filled already is not kept."""
+
+    definition_id: str
+    definition_version: str
+    corr_key: str
+    index: int
+    slots: int
+
+
+@attrs.frozen(kw_only=True)
 class EventToRoute:
     """One event, with the subscription keys it can match: ``(event_type, shape_id, corr_key)``
     triples (the router computes them from the shapes) and the starts it causes."""
@@ -84,6 +98,7 @@ class EventToRoute:
     event: dict[str, Any]
     keys: tuple[tuple[str, int, str], ...]
     starts: tuple[InstanceStart, ...] = ()
+    slots: tuple[StartSlot, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -146,8 +161,7 @@ SELECT DISTINCT c.ev, s.instance_id, s.partition
 FROM unnest($1::int[], $2::text[], $3::int[], $4::text[]) AS c(ev, event_type, shape_id, corr_key)
 JOIN event_subscriptions s
   ON s.event_type = c.event_type AND s.shape_id = c.shape_id AND s.corr_key = c.corr_key
-JOIN unnest($5::int[], $6::text[]) AS e(ev, body) ON e.ev = c.ev
-WHERE s.attributes = '{}'::jsonb OR e.body::jsonb @> s.attributes
+WHERE s.attributes = '{}'::jsonb OR ($5::text[])[c.ev + 1]::jsonb @> s.attributes
 """
 
 _INBOX_SQL = """
@@ -173,6 +187,18 @@ WHERE EXISTS (SELECT 1 FROM workflow_definitions d
 ORDER BY s.ord
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {_COLUMNS}
+"""
+
+_SLOT_SQL = """
+INSERT INTO event_start_progress AS p (definition_id, definition_version, corr_key, events)
+VALUES ($1, $2, $3, jsonb_set(
+    (SELECT jsonb_agg(NULL::jsonb) FROM generate_series(1, $5::int)),
+    ARRAY[$4::int::text], $6::text::jsonb))
+ON CONFLICT (definition_id, definition_version, corr_key) DO UPDATE
+SET events = CASE WHEN p.events -> $4::int = 'null'::jsonb
+                  THEN jsonb_set(p.events, ARRAY[$4::int::text], $6::text::jsonb) ELSE p.events END,
+    updated_at = now()
+RETURNING events
 """
 
 _ACTIVATIONS_SQL = f"""
@@ -232,8 +258,7 @@ async def route_batch(
                 [k[0] for _, k in candidates],
                 [k[1] for _, k in candidates],
                 [k[2] for _, k in candidates],
-                fresh,
-                [bodies[i] for i in fresh],
+                bodies,
             )
             delivered = [0] * len(events)
             touched: dict[uuid.UUID, int] = {}
@@ -250,6 +275,7 @@ async def route_batch(
                     [bodies[ev] for _, ev in inbox],
                 )
             starts = [(i, s, uuid.uuid4()) for i in fresh for s in events[i].starts]
+            starts += await _fill_slots(connection, events, bodies, fresh)
             started: list[list[uuid.UUID]] = [[] for _ in events]
             created: list[InstanceRecord] = []
             if starts:
@@ -320,6 +346,51 @@ async def route_batch(
         )
 
     return await database.run(work)
+
+
+async def _fill_slots(
+    connection: Connection, events: Sequence[EventToRoute], bodies: list[str], fresh: list[int]
+) -> list[tuple[int, InstanceStart, uuid.UUID]]:
+    """Put the fresh events in their ``schedule.on`` ``all`` slots (in event order); the starts
+    of the slot sets they complete (their rows are deleted)."""
+    starts = []
+    for index in fresh:
+        for slot in events[index].slots:
+            filled = await connection.fetchval(
+                _SLOT_SQL,
+                slot.definition_id,
+                slot.definition_version,
+                slot.corr_key,
+                slot.index,
+                slot.slots,
+                bodies[index],
+            )
+            if any(item is None for item in filled):
+                continue
+            await connection.execute(
+                "DELETE FROM event_start_progress WHERE definition_id = $1 "
+                "AND definition_version = $2 AND corr_key = $3",
+                slot.definition_id,
+                slot.definition_version,
+                slot.corr_key,
+            )
+            keys = ",".join(f"{e.get('source')}#{e.get('id')}" for e in filled)
+            starts.append(
+                (
+                    index,
+                    InstanceStart(
+                        definition_id=slot.definition_id,
+                        definition_version=slot.definition_version,
+                        input=filled,
+                        idempotency_key="on:"
+                        + slot.definition_id
+                        + ":all:"
+                        + str(uuid.uuid5(uuid.NAMESPACE_URL, keys)),
+                    ),
+                    uuid.uuid4(),
+                )
+            )
+    return starts
 
 
 async def fetch_retained_events(

@@ -261,3 +261,132 @@ async def test_invalid_event_over_http_is_rejected_with_the_reason(database_url:
             )
             assert response.status_code == 400
             assert "source" in response.json()["detail"]
+
+
+async def test_unmatched_event_is_kept_for_a_listener_that_starts_shortly_after(
+    database_url: str,
+) -> None:
+    """With ``unmatchedRetention``, an event that came before the listen still completes it."""
+    with trio.fail_after(60):
+        async with open_service(
+            database_url, settings={"eventProcessing.unmatchedRetention": "5m"}
+        ) as app:
+            await register_yaml(app, PAYMENT_WAITER)
+            early = await post_event(
+                app, cloud_event("payment.received", {"orderId": "E-1", "amount": 3})
+            )
+            assert early["deliveredTo"] == 0
+            other = await start(app, "payment-waiter", {"orderId": "E-2"})
+            instance_id = await start(app, "payment-waiter", {"orderId": "E-1"})
+            done = await wait_for(app, instance_id, "completed")
+            assert done["output"] == {"paid": 3}
+            await wait_for(app, other, "waiting")  # the retained event is not its payment
+
+
+async def test_without_retention_an_early_event_is_not_kept(database_url: str) -> None:
+    """By default an event that matched nothing is counted and dropped."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, PAYMENT_WAITER)
+            await post_event(app, cloud_event("payment.received", {"orderId": "F-1"}))
+            instance_id = await start(app, "payment-waiter", {"orderId": "F-1"})
+            await wait_for(app, instance_id, "waiting")
+            kept = psql("SELECT count(*) FROM unmatched_events", database_url=database_url)
+            assert kept == "0"
+
+
+async def test_event_routed_by_another_replica_wakes_the_owner(database_url: str) -> None:
+    """An event posted to replica B completes an instance whose partition replica A owns."""
+    with trio.fail_after(90):
+        async with open_service(database_url) as first:
+            await register_yaml(first, PAYMENT_WAITER)
+            instance_id = await start(first, "payment-waiter", {"orderId": "M-1"})
+            await wait_for(first, instance_id, "waiting")
+            async with open_service(database_url) as second:
+                held = second.service._leases
+                assert held is not None and not held.current().partitions  # A holds them all
+                receipt = await post_event(
+                    second, cloud_event("payment.received", {"orderId": "M-1", "amount": 9})
+                )
+                assert receipt["deliveredTo"] == 1
+                done = await wait_for(first, instance_id, "completed")
+                assert done["output"] == {"paid": 9}
+
+
+ALL_STARTER = """\
+document: {dsl: '1.0.3', namespace: shop, name: pair-starter, version: '1.0.0'}
+schedule:
+  on:
+    all:
+      - with:
+          type: order.paid
+        correlate:
+          orderId:
+            from: ${ .data.orderId }
+      - with:
+          type: order.packed
+        correlate:
+          orderId:
+            from: ${ .data.orderId }
+do:
+  - summarize:
+      set:
+        orderId: ${ .[0].data.orderId }
+        steps: ${ [.[].type] }
+"""
+
+
+async def test_schedule_on_all_starts_once_every_correlated_event_arrived(
+    database_url: str,
+) -> None:
+    """``all`` starts one instance per correlation key when its last event arrives."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, ALL_STARTER)
+            first = await post_event(app, cloud_event("order.packed", {"orderId": "P-1"}))
+            other = await post_event(app, cloud_event("order.paid", {"orderId": "P-2"}))
+            assert first["startedInstances"] == other["startedInstances"] == []
+            last = await post_event(app, cloud_event("order.paid", {"orderId": "P-1"}))
+            assert len(last["startedInstances"]) == 1
+            body = await wait_for(app, last["startedInstances"][0], "completed")
+            assert body["output"] == {"orderId": "P-1", "steps": ["order.paid", "order.packed"]}
+            waiting = psql("SELECT corr_key FROM event_start_progress", database_url=database_url)
+            assert waiting == '["P-2"]'
+
+
+SOURCE_WAITER = """\
+document: {dsl: '1.0.3', namespace: shop, name: source-waiter, version: '1.0.0'}
+do:
+  - waitForRefund:
+      listen:
+        to:
+          any:
+            - with:
+                type: refund.issued
+                source: https://bank.example
+                data:
+                  currency: EUR
+"""
+
+
+async def test_static_attributes_and_data_filters_select_the_event(database_url: str) -> None:
+    """Events with another source or other data are not delivered; the matching one is."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as app:
+            await register_yaml(app, SOURCE_WAITER)
+            instance_id = await start(app, "source-waiter", {})
+            await wait_for(app, instance_id, "waiting")
+            wrong_source = cloud_event("refund.issued", {"currency": "EUR"})
+            assert (await post_event(app, wrong_source))["deliveredTo"] == 0
+            wrong_data = {
+                **cloud_event("refund.issued", {"currency": "USD"}),
+                "source": "https://bank.example",
+            }
+            assert (await post_event(app, wrong_data))["deliveredTo"] == 0
+            right = {
+                **cloud_event("refund.issued", {"currency": "EUR", "amount": 4}),
+                "source": "https://bank.example",
+            }
+            assert (await post_event(app, right))["deliveredTo"] == 1
+            done = await wait_for(app, instance_id, "completed")
+            assert done["output"] == [{"currency": "EUR", "amount": 4}]

@@ -11,7 +11,7 @@ them. Absolute times are timezone-aware UTC `datetime` values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,7 +93,16 @@ class ListenRequest:
     exclude: frozenset[str] = frozenset()
     task_ref: str = ""
     instance_id: str = ""
-    subscriptions: tuple[SubscriptionFilter, ...] = ()
+    # The indexable form of the filters, computed on demand (only a parking runtime needs it).
+    subscribe: Callable[[], Awaitable[tuple[SubscriptionFilter, ...]]] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+
+    async def subscriptions(self) -> tuple[SubscriptionFilter, ...]:
+        """The subscription filters (one catch-all filter when none were given)."""
+        if self.subscribe is None:
+            return tuple(SubscriptionFilter(attributes=f) for f in self.filters)
+        return await self.subscribe()
 
 
 @attrs.frozen(kw_only=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import attrs
@@ -112,6 +113,19 @@ async def _subscription(
     return SubscriptionFilter(
         attributes=_static(event_filter), correlate=tuple(pairs), expected=expected
     )
+
+
+async def _subscriptions(
+    runner: Runner,
+    watched: list[EventFilter],
+    progress: _Progress,
+    data: Any,
+    args: Mapping[str, Any],
+    where: str,
+) -> tuple[SubscriptionFilter, ...]:
+    correlation = dict(progress.correlation)
+    found = [await _subscription(runner, f, correlation, data, args, where) for f in watched]
+    return tuple(found) or (SubscriptionFilter(attributes={}),)
 
 
 def _read(event: CloudEvent, mode: str) -> Any:
@@ -232,13 +246,7 @@ async def run_listen(
         watched = [f for _, f in candidates + until_filters]
         request = ListenRequest(
             filters=tuple(_static(f) for f in watched) or ({},),
-            subscriptions=tuple(
-                [
-                    await _subscription(runner, f, progress.correlation, data, args, where)
-                    for f in watched
-                ]
-                or [SubscriptionFilter(attributes={})]
-            ),
+            subscribe=partial(_subscriptions, runner, watched, progress, data, args, where),
             exclude=frozenset(state.consumed) | frozenset(progress.rejected),
             task_ref=task.reference,
             instance_id=state.instance_id,

@@ -100,6 +100,18 @@ CREATE TABLE instance_inbox (
     UNIQUE (instance_id, event_key)
 );
 
+-- Definitions started by `schedule.on` with `all`: the events collected so far per definition
+-- version and correlation key (a JSON array, one slot per filter, null while missing). The
+-- routing transaction that fills the last slot starts the instance and deletes the row.
+CREATE TABLE event_start_progress (
+    definition_id       text        NOT NULL,
+    definition_version  text        NOT NULL,
+    corr_key            text        NOT NULL,
+    events              jsonb       NOT NULL,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (definition_id, definition_version, corr_key)
+);
+
 -- Events that matched nothing, kept for eventProcessing.unmatchedRetention (0: not kept).
 CREATE TABLE unmatched_events (
     event_key    text        PRIMARY KEY,
