@@ -247,7 +247,37 @@ def validate_event(attributes: Mapping[str, Any]) -> CloudEvent:
     _check_optional(cleaned)
     _check_extensions(cleaned)
     _check_data(cleaned)
+    _check_storable(cleaned)
     return CloudEvent(attributes=cleaned)
+
+
+def _check_storable(attributes: Mapping[str, Any]) -> None:
+    """Refuse what PostgreSQL cannot store in ``jsonb``: NaN and infinities, and the NUL
+    character (such an event would fail its routing transaction on every delivery)."""
+    try:
+        text = json.dumps(attributes, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise InvalidEvent(
+            "the event contains NaN or Infinity, which JSON does not allow; send numbers "
+            "(or null, or a string) instead"
+        ) from None
+    except TypeError as error:
+        raise InvalidEvent(f"the event is not JSON data ({error})") from None
+    if "\\u0000" in text and _has_nul(attributes):
+        raise InvalidEvent(
+            "the event contains the NUL character (\\u0000), which cannot be stored; remove it "
+            "or send the value base64-encoded"
+        )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def check_size(size: int, max_size: int) -> None:

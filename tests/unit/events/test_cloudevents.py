@@ -321,3 +321,20 @@ def test_event_data_bytes() -> None:
     text = validate_event(event(datacontenttype="text/plain", data="hi"))
     assert event_data_bytes(text) == b"hi"
     assert event_data_bytes(validate_event(event(data_base64="AP8="))) == b"\x00\xff"
+
+
+def test_nan_and_infinity_are_refused() -> None:
+    """NaN cannot be stored as JSON: the event is invalid, not a routing failure forever."""
+    text = '{"specversion": "1.0", "id": "e-1", "source": "/o", "type": "t", "data": {"x": NaN}}'
+    with pytest.raises(InvalidEvent) as caught:
+        parse_json_event(text)
+    assert str(caught.value).startswith("the event contains NaN or Infinity")
+
+
+def test_nul_character_is_refused_but_an_escaped_backslash_is_not() -> None:
+    """A NUL anywhere is refused (PostgreSQL cannot store it); the text '\\u0000' is fine."""
+    assert rejection(event(data={"note": "a\x00b"})).startswith(
+        "the event contains the NUL character"
+    )
+    kept = parse_json_event(body(data={"note": "a\\u0000b"}))
+    assert kept.attributes["data"] == {"note": "a\\u0000b"}
