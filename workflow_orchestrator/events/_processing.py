@@ -27,7 +27,7 @@ from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.events._database_source import DatabaseEventSource
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
 from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
-from workflow_orchestrator.events._rabbitmq_errors import BrokerUnavailable, TopologyConflict
+from workflow_orchestrator.events._rabbitmq_errors import BrokerError
 from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
 from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._wake_listener import WakeListener
@@ -141,9 +141,9 @@ class EventProcessing:
                     finally:
                         self.runtime.writer.on_outbox = None
                         self.broker = None
-            except (BrokerUnavailable, TopologyConflict) as exc:
+            except (BrokerError, OSError) as exc:  # unreachable, refused, topology conflict
                 self.broker_error = str(exc)
-                logger.warning("%s; retrying in %.0fs", exc, delay)
+                logger.warning("RabbitMQ: %s; connecting again in %.0fs", exc, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, _RECONNECT_MAX)
 
