@@ -222,6 +222,7 @@ SURFACE = {
         "partition_of",
         "partitions_per_owner",
         "primary_location",
+        "purge_event_records",
         "register_definition",
         "release_partitions",
         "render_init_sql",

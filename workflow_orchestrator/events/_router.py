@@ -44,6 +44,7 @@ from workflow_orchestrator.storage import (
     StartSlot,
     SubscriptionShape,
     load_shapes,
+    purge_event_records,
     route_batch,
 )
 
@@ -64,13 +65,6 @@ WHERE latest.document -> 'schedule' ? 'on'
 _DEFINITIONS_STAMP_SQL = (
     "SELECT count(*)::text || '/' || coalesce(max(created_at)::text, '') || '/' || "
     "coalesce(max(deleted_at)::text, '') FROM workflow_definitions"
-)
-
-_PURGE_SQL = (
-    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
-    "DELETE FROM unmatched_events WHERE received_at < now() - make_interval(secs => $1)",
-    "DELETE FROM instance_inbox i USING workflow_instances w WHERE w.instance_id = i.instance_id "
-    "AND w.status IN ('completed', 'cancelled', 'faulted')",
 )
 
 
@@ -154,16 +148,15 @@ class EventRouter:
                 logger.warning("event router maintenance failed: %s: %s", type(exc).__name__, exc)
 
     async def purge(self) -> None:
-        """Delete expired deduplication records and retained events, and inbox rows of
-        instances that ended; one crossing."""
-        window, keep = self.deduplication_window, self.keep_unmatched_for
-
-        async def work(connection: Any) -> None:
-            await connection.execute(_PURGE_SQL[0], window)
-            await connection.execute(_PURGE_SQL[1], keep)
-            await connection.execute(_PURGE_SQL[2])
-
-        await self.database.run(work)
+        """Delete expired deduplication records, retained events and slot sets, and inbox
+        rows of instances that ended (``storage.purge_event_records``)."""
+        counts = await purge_event_records(
+            self.database,
+            deduplication_window=self.deduplication_window,
+            keep_unmatched_for=self.keep_unmatched_for,
+        )
+        if any(counts):
+            logger.debug("purged event records: %s", counts)
 
     async def refresh_starters(self) -> None:
         """Reload the definitions that ``schedule.on`` starts (latest live versions) when the

@@ -59,6 +59,7 @@ from workflow_orchestrator.storage._event_routing import (
     ensure_shape,
     fetch_retained_events,
     load_shapes,
+    purge_event_records,
     route_batch,
 )
 from workflow_orchestrator.storage._instance_creator import InstanceCreator, NewInstance
@@ -188,6 +189,7 @@ __all__ = [
     "partition_of",
     "partitions_per_owner",
     "primary_location",
+    "purge_event_records",
     "register_definition",
     "release_partitions",
     "render_init_sql",

@@ -44,6 +44,7 @@ __all__ = [
     "ensure_shape",
     "fetch_retained_events",
     "load_shapes",
+    "purge_event_records",
     "route_batch",
 ]
 
@@ -407,6 +408,37 @@ async def fetch_retained_events(
         within,
     )
     return [r["event"] for r in rows]
+
+
+_PURGE_SQL = (
+    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
+    "DELETE FROM unmatched_events WHERE received_at < now() - make_interval(secs => $1)",
+    "DELETE FROM instance_inbox i USING workflow_instances w WHERE w.instance_id = i.instance_id "
+    "AND w.status IN ('completed', 'cancelled', 'faulted')",
+    "DELETE FROM event_start_progress WHERE updated_at < now() - make_interval(secs => $1)",
+)
+
+
+async def purge_event_records(
+    database: Database, *, deduplication_window: float, keep_unmatched_for: float
+) -> tuple[int, int, int, int]:
+    """Delete deduplication records older than ``deduplication_window`` seconds, retained
+    unmatched events older than ``keep_unmatched_for``, inbox rows of instances that ended, and
+    ``schedule.on`` ``all`` slot sets untouched for a deduplication window; one crossing.
+    Returns how many rows of each were deleted."""
+
+    async def work(connection: Connection) -> tuple[int, int, int, int]:
+        counts = []
+        for sql, args in zip(
+            _PURGE_SQL,
+            ((deduplication_window,), (keep_unmatched_for,), (), (deduplication_window,)),
+            strict=True,
+        ):
+            status: str = await connection.execute(sql, *args)
+            counts.append(int(status.rsplit(" ", 1)[-1]))
+        return counts[0], counts[1], counts[2], counts[3]
+
+    return await database.run(work)
 
 
 async def _notify(connection: Connection, instance_ids: Sequence[str]) -> None:
