@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import shutil
 import signal
-import socket
-import urllib.parse
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -31,37 +26,28 @@ import attrs
 import httpx
 import pytest
 import trio
-import trio_asyncio
 
+from tests.support.events import (
+    EMITTER,
+    INSTANCES,
+    PAYMENT_WAITER_WITH_ORDER,
+    STRUCTURED_CONTENT_TYPE,
+    cloud_event,
+)
 from tests.support.process import RunningService, run_service
+from tests.support.rabbitmq import (
+    RABBITMQ_URL,
+    broker_scratch,
+    on_broker,
+    rabbitmqctl,
+    require_rabbitmq,
+    take,
+    unique_suffix,
+)
 from tests.support.service import open_service, register_yaml
-from tests.support.services import psql, unavailable
-from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
+from tests.support.services import psql
 
 pytestmark = pytest.mark.integration
-
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-INSTANCES = "/v1/workflow-instances"
-STRUCTURED = "application/cloudevents+json"
-
-PAYMENT_WAITER = """\
-document: {dsl: '1.0.3', namespace: shop, name: payment-waiter, version: '1.0.0'}
-do:
-  - waitForPayment:
-      listen:
-        to:
-          one:
-            with:
-              type: payment.received
-            correlate:
-              orderId:
-                from: ${ .data.orderId }
-                expect: ${ .orderId }
-  - done:
-      set:
-        orderId: ${ .[0].orderId }
-        paid: ${ .[0].amount }
-"""
 
 # Waits for its payment, then announces it: events flow into and out of the service. The
 # output of ``emit`` is the event as emitted.
@@ -96,20 +82,6 @@ do:
         orderId: ${ .data.orderId }
         paid: ${ .data.paid }
 """
-
-EMITTER = """\
-document: {dsl: '1.0.3', namespace: shop, name: emitter, version: '1.0.0'}
-do:
-  - announce:
-      emit:
-        event:
-          with:
-            source: https://shop.example/emitter
-            type: shipment.ready
-            data:
-              orderId: ${ .orderId }
-"""
-
 
 # -- broker names and plumbing ------------------------------------------------------------------
 
@@ -146,6 +118,14 @@ class Names:
         """The test's queue bound to the system exchange (lifecycle events)."""
         return f"e2e-system-tap-{self.suffix}"
 
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return (self.queue, self.dead_letter, self.business_tap, self.system_tap)
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        return (self.business, self.system, self.dead_letter)
+
     def settings(self) -> dict[str, Any]:
         return {
             "eventProcessing.source": "rabbitmq",
@@ -170,50 +150,15 @@ class Names:
 @pytest.fixture
 def names() -> Names:
     """Broker names unique to one test (RabbitMQ must be reachable)."""
-    parts = urllib.parse.urlsplit(RABBITMQ_URL)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2).close()
-    except OSError as exc:
-        unavailable(f"RabbitMQ at {parts.hostname}:{parts.port} is unreachable: {exc}")
-    return Names(uuid.uuid4().hex[:10])
+    require_rabbitmq()
+    return Names(unique_suffix())
 
 
-async def on_broker(work: Callable[[aio_pika.abc.AbstractChannel], Awaitable[Any]]) -> Any:
-    """Run ``work(channel)`` on a plain connection of its own (one asyncio crossing)."""
-
-    async def unit() -> Any:
-        connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
-        try:
-            channel = await connection.channel()
-            return await work(channel)
-        finally:
-            await connection.close()
-
-    return await trio_asyncio.aio_as_trio(unit)()
-
-
-@asynccontextmanager
-async def broker_scratch(names: Names) -> AsyncIterator[None]:
+def scratch(names: Names) -> AbstractAsyncContextManager[None]:
     """The test task's asyncio bridge; every name of ``names`` is deleted when the block ends
-    (the service inside the block has stopped by then, so it re-declares nothing)."""
-    async with open_asyncio_bridge():
-        try:
-            yield
-        finally:
-
-            async def delete(channel: aio_pika.abc.AbstractChannel) -> None:
-                for queue in (names.queue, names.dead_letter, names.business_tap, names.system_tap):
-                    await channel.queue_delete(queue)
-                for exchange in (names.business, names.system, names.dead_letter):
-                    await channel.exchange_delete(exchange)
-
-            with trio.move_on_after(20, shield=True):
-                for _ in range(20):  # the broker may still be starting after a restart test
-                    try:
-                        await on_broker(delete)
-                        break
-                    except Exception:
-                        await trio.sleep(0.5)
+    (the service inside the block has stopped by then, so it re-declares nothing). Deleting is
+    retried: the broker may still be starting after a restart test."""
+    return broker_scratch(names.queues, names.exchanges, seconds=20, attempts=20)
 
 
 async def bind_taps(names: Names) -> None:
@@ -233,21 +178,19 @@ async def bind_taps(names: Names) -> None:
 def structured(event: dict[str, Any]) -> aio_pika.Message:
     return aio_pika.Message(
         body=json.dumps(event).encode(),
-        content_type=STRUCTURED,
+        content_type=STRUCTURED_CONTENT_TYPE,
         message_id=event["id"],
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
 
 
 def payment(order: str, amount: int, *, event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id or f"pay-{order}",
-        "source": "/tests/payments",
-        "type": "payment.received",
-        "datacontenttype": "application/json",
-        "data": {"orderId": order, "amount": amount},
-    }
+    return cloud_event(
+        "payment.received",
+        {"orderId": order, "amount": amount},
+        event_id=event_id or f"pay-{order}",
+        source="/tests/payments",
+    )
 
 
 async def publish(exchange: str, messages: Iterable[tuple[str, aio_pika.Message]]) -> None:
@@ -276,37 +219,6 @@ async def publish_retrying(exchange: str, messages: list[tuple[str, aio_pika.Mes
         except Exception:
             failures += 1
             await trio.sleep(0.3)
-
-
-async def take(
-    queue: str, *, count: int, seconds: float
-) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Read (and ack) messages from ``queue`` until ``count`` arrived or ``seconds`` passed."""
-
-    async def work(
-        channel: aio_pika.abc.AbstractChannel,
-    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        target = await channel.declare_queue(queue, passive=True)
-        got: list[aio_pika.abc.AbstractIncomingMessage] = []
-        deadline = asyncio.get_running_loop().time() + seconds
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            message = await target.get(no_ack=True, fail=False)
-            if message is None:
-                await asyncio.sleep(0.05)
-            else:
-                got.append(message)
-        return got
-
-    result: list[aio_pika.abc.AbstractIncomingMessage] = await on_broker(work)
-    return result
-
-
-async def rabbitmqctl(*args: str) -> None:
-    binary = shutil.which("rabbitmqctl")
-    if binary is None:
-        unavailable("rabbitmqctl is not installed; the broker cannot be restarted by the test")
-        raise AssertionError("unreachable")
-    await trio.run_process([binary, *args], capture_stdout=True, capture_stderr=True)
 
 
 async def in_thread(sql: str, database_url: str) -> str:
@@ -424,10 +336,10 @@ async def test_thousand_correlated_instances_complete_once_despite_duplicates(
     amounts = {order: 10 + n for n, order in enumerate(orders)}
     with trio.fail_after(120):
         async with (
-            broker_scratch(names),
+            scratch(names),
             open_service(database_url, settings=names.settings()) as app,
         ):
-            await register_yaml(app, PAYMENT_WAITER)
+            await register_yaml(app, PAYMENT_WAITER_WITH_ORDER)
             await wait_connected(app.management)
             ids = await start_many(app.api, "payment-waiter", orders)
             await wait_statuses(database_url, "payment-waiter", "waiting", count, seconds=60)
@@ -470,8 +382,14 @@ async def test_invalid_messages_are_dead_lettered_with_the_reason(
     no_id = payment("X", 0)
     del no_id["id"]
     poison: list[tuple[str, aio_pika.Message]] = [
-        ("poison.text", aio_pika.Message(body=b"definitely {not json", content_type=STRUCTURED)),
-        ("poison.noid", aio_pika.Message(body=json.dumps(no_id).encode(), content_type=STRUCTURED)),
+        (
+            "poison.text",
+            aio_pika.Message(body=b"definitely {not json", content_type=STRUCTURED_CONTENT_TYPE),
+        ),
+        (
+            "poison.noid",
+            aio_pika.Message(body=json.dumps(no_id).encode(), content_type=STRUCTURED_CONTENT_TYPE),
+        ),
         (
             "poison.binary",
             aio_pika.Message(
@@ -497,10 +415,10 @@ async def test_invalid_messages_are_dead_lettered_with_the_reason(
     }
     with trio.fail_after(60):
         async with (
-            broker_scratch(names),
+            scratch(names),
             open_service(database_url, settings=names.settings()) as app,
         ):
-            await register_yaml(app, PAYMENT_WAITER)
+            await register_yaml(app, PAYMENT_WAITER_WITH_ORDER)
             await wait_connected(app.management)
             ids = await start_many(app.api, "payment-waiter", orders)
             await wait_statuses(database_url, "payment-waiter", "waiting", 3, seconds=30)
@@ -542,7 +460,7 @@ async def test_emit_and_lifecycle_events_reach_their_exchanges(
     lifecycle events arrive on the system exchange."""
     with trio.fail_after(60):
         async with (
-            broker_scratch(names),
+            scratch(names),
             open_service(database_url, settings=names.settings()) as app,
         ):
             await register_yaml(app, EMITTER)
@@ -554,7 +472,7 @@ async def test_emit_and_lifecycle_events_reach_their_exchanges(
             lifecycle = await take(names.system_tap, count=100, seconds=3)
             history = (await app.api.get(f"{INSTANCES}/{instance_id}/history")).json()["items"]
 
-    assert emitted.content_type == STRUCTURED
+    assert emitted.content_type == STRUCTURED_CONTENT_TYPE
     assert emitted.routing_key == "shipment.ready"
     event = json.loads(emitted.body)
     assert event["type"] == "shipment.ready"
@@ -574,7 +492,7 @@ async def test_emit_and_lifecycle_events_reach_their_exchanges(
     )
     for message in lifecycle:
         body = json.loads(message.body)
-        assert message.content_type == STRUCTURED
+        assert message.content_type == STRUCTURED_CONTENT_TYPE
         assert message.routing_key == body["type"] and message.message_id == body["id"]
         assert body["type"].startswith(
             ("io.serverlessworkflow.workflow.", "io.serverlessworkflow.task.")
@@ -605,7 +523,7 @@ async def test_broker_restart_while_events_flow_both_ways(database_url: str, nam
     seen_states: list[tuple[str, str | None]] = []
     with trio.fail_after(150):
         async with (
-            broker_scratch(names),
+            scratch(names),
             open_service(database_url, settings=names.settings()) as app,
         ):
             await register_yaml(app, PAYMENT_CONFIRMER)
@@ -718,13 +636,13 @@ async def test_sigkill_while_events_flow_then_restart(
     random.shuffle(messages)
     first_half, second_half = messages[: count // 2], messages[count // 2 :]
     with trio.fail_after(180):
-        async with broker_scratch(names):
+        async with scratch(names):
             with start_process(tmp_path, names, database_url, "first") as first:
                 await process_connected(first)
                 async with httpx.AsyncClient(base_url=f"{first.api}/api", timeout=30) as api:
                     response = await api.post(
                         "/v1/workflow-definitions",
-                        content=PAYMENT_WAITER,
+                        content=PAYMENT_WAITER_WITH_ORDER,
                         headers={"Content-Type": "application/yaml"},
                     )
                     assert response.status_code == 201, response.text

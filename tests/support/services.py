@@ -57,12 +57,19 @@ def psql(sql: str, *, database_url: str = POSTGRES_URL, check: bool = True) -> s
     return result.stdout.strip()
 
 
-def require_postgres() -> None:
-    parts = urllib.parse.urlsplit(POSTGRES_URL)
+def require_reachable(label: str, url: str, default_port: int) -> None:
+    """Fail (CI) or skip unless the server of ``url`` accepts TCP connections."""
+    parts = urllib.parse.urlsplit(url)
     try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 2).close()
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ).close()
     except OSError as exc:
-        unavailable(f"PostgreSQL at {parts.hostname}:{parts.port} is unreachable: {exc}")
+        unavailable(f"{label} at {parts.hostname}:{parts.port} is unreachable: {exc}")
+
+
+def require_postgres() -> None:
+    require_reachable("PostgreSQL", POSTGRES_URL, 5432)
 
 
 def create_database(prefix: str = "wo_test") -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -19,6 +18,7 @@ import attrs
 import pytest
 import trio
 
+from tests.support.background import running, wait_until
 from tests.support.database import open_test_database
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.events._database_source import DatabaseEventSource
@@ -98,12 +98,6 @@ async def publish(database: Database, numbers: Sequence[int]) -> list[int]:
     return seqs
 
 
-async def wait_until(predicate: Callable[[], bool], interval: float = 0.02) -> None:
-    # The source signals nothing a test can wait on: poll.
-    while not predicate():  # noqa: ASYNC110
-        await trio.sleep(interval)
-
-
 async def pending(database: Database) -> int:
     count: int = await database.fetchval("SELECT count(*) FROM events")
     return count
@@ -125,15 +119,6 @@ async def replaced_listener(database: Database, old: int) -> int:
             [new] = pids
             return new
         await trio.sleep(0.05)
-
-
-@asynccontextmanager
-async def running(source: DatabaseEventSource) -> AsyncIterator[DatabaseEventSource]:
-    """``source.run`` in a nursery (started: listening) until the block ends."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(source.run)
-        yield source
-        nursery.cancel_scope.cancel()
 
 
 async def test_published_events_are_routed_in_order_and_deleted(database_url: str) -> None:

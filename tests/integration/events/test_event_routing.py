@@ -5,38 +5,25 @@ instances, deduplication, ``schedule.on`` starts, ``emit`` through the ``events`
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Any
 
 import pytest
 import trio
 
-from tests.support.service import InProcessService, open_service, register_yaml
+from tests.support.events import (
+    EMITTER,
+    INSTANCES,
+    PAYMENT_WAITER,
+    STRUCTURED_HEADERS,
+    cloud_event,
+    post_event,
+    start,
+    wait_for,
+)
+from tests.support.service import open_service, register_yaml
 from tests.support.services import psql
 from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
-
-INSTANCES = "/v1/workflow-instances"
-STRUCTURED = {"Content-Type": "application/cloudevents+json"}
-
-PAYMENT_WAITER = """\
-document: {dsl: '1.0.3', namespace: shop, name: payment-waiter, version: '1.0.0'}
-do:
-  - waitForPayment:
-      listen:
-        to:
-          one:
-            with:
-              type: payment.received
-            correlate:
-              orderId:
-                from: ${ .data.orderId }
-                expect: ${ .orderId }
-  - done:
-      set:
-        paid: ${ .[0].amount }
-"""
 
 ORDER_STARTER = """\
 document: {dsl: '1.0.3', namespace: shop, name: order-starter, version: '1.0.0'}
@@ -49,19 +36,6 @@ do:
   - remember:
       set:
         orderId: ${ .[0].data.orderId }
-"""
-
-EMITTER = """\
-document: {dsl: '1.0.3', namespace: shop, name: emitter, version: '1.0.0'}
-do:
-  - announce:
-      emit:
-        event:
-          with:
-            source: https://shop.example/emitter
-            type: shipment.ready
-            data:
-              orderId: ${ .orderId }
 """
 
 SHIPMENT_WAITER = """\
@@ -102,41 +76,6 @@ do:
 @pytest.fixture(autouse=True)
 def _spec() -> None:
     require_spec()
-
-
-def cloud_event(event_type: str, data: Any, *, event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
-        "source": "/tests",
-        "type": event_type,
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-async def start(app: InProcessService, definition_id: str, payload: Any) -> str:
-    response = await app.api.post(
-        INSTANCES, json={"workflowDefinitionId": definition_id, "input": payload}
-    )
-    assert response.status_code == 201, response.text
-    instance_id: str = response.json()["id"]
-    return instance_id
-
-
-async def wait_for(app: InProcessService, instance_id: str, status: str) -> dict[str, Any]:
-    while True:
-        body: dict[str, Any] = (await app.api.get(f"{INSTANCES}/{instance_id}")).json()
-        if body["status"] == status:
-            return body
-        await trio.sleep(0.05)
-
-
-async def post_event(app: InProcessService, event: dict[str, Any]) -> dict[str, Any]:
-    response = await app.api.post("/v1/events", content=json.dumps(event), headers=STRUCTURED)
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_correlated_events_complete_exactly_their_instances(database_url: str) -> None:
@@ -257,7 +196,7 @@ async def test_invalid_event_over_http_is_rejected_with_the_reason(database_url:
             broken = cloud_event("x", {})
             del broken["source"]
             response = await app.api.post(
-                "/v1/events", content=json.dumps(broken), headers=STRUCTURED
+                "/v1/events", content=json.dumps(broken), headers=STRUCTURED_HEADERS
             )
             assert response.status_code == 400
             assert "source" in response.json()["detail"]

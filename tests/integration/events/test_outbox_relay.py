@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import socket
-import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,10 +19,17 @@ import aio_pika
 import attrs
 import pytest
 import trio
-import trio_asyncio
 
+from tests.support.background import running, wait_until
 from tests.support.database import open_test_database
-from tests.support.services import unavailable
+from tests.support.rabbitmq import (
+    RABBITMQ_URL,
+    broker_names_deleted,
+    on_broker,
+    rabbitmqctl,
+    require_rabbitmq,
+    unique_suffix,
+)
 from workflow_orchestrator.config import RabbitMQSettings
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
 from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
@@ -36,7 +39,6 @@ from workflow_orchestrator.storage import Database
 
 pytestmark = pytest.mark.integration
 
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RELAY_LOGGER = "workflow_orchestrator.events._outbox_relay"
 INSTANCE = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
@@ -71,26 +73,8 @@ class Names:
 @pytest.fixture
 def names() -> Names:
     """Exchange and queue names unique to one test (RabbitMQ must be reachable)."""
-    parts = urllib.parse.urlsplit(RABBITMQ_URL)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2).close()
-    except OSError as exc:
-        unavailable(f"RabbitMQ at {parts.hostname}:{parts.port} is unreachable: {exc}")
-    return Names(suffix=uuid.uuid4().hex[:10])
-
-
-async def on_broker(work: Callable[[aio_pika.abc.AbstractChannel], Any]) -> Any:
-    """Run ``work(channel)`` on a plain connection of its own: one crossing."""
-
-    async def unit() -> Any:
-        connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
-        try:
-            channel = await connection.channel()
-            return await work(channel)
-        finally:
-            await connection.close()
-
-    return await trio_asyncio.aio_as_trio(unit)()
+    require_rabbitmq()
+    return Names(suffix=unique_suffix())
 
 
 @asynccontextmanager
@@ -99,34 +83,14 @@ async def environment(
 ) -> AsyncIterator[tuple[Database, RabbitMQConnection]]:
     """The test's database and a connection that declared its exchanges and read-back queue;
     the broker names are deleted when the block ends."""
-    async with open_test_database(database_url) as database:
-        try:
-            async with open_rabbitmq(names.settings, consumer_group=names.group, **rabbitmq) as rmq:
-                yield database, rmq
-        finally:
-
-            async def delete(channel: aio_pika.abc.AbstractChannel) -> None:
-                for queue in (names.group, f"{names.group}.dead-letter"):
-                    await channel.queue_delete(queue)
-                for exchange in (
-                    names.business,
-                    names.system,
-                    f"{names.group}.dead-letter",
-                    *extra_exchanges,
-                ):
-                    await channel.exchange_delete(exchange)
-
-            with trio.move_on_after(10, shield=True):
-                await on_broker(delete)
-
-
-@asynccontextmanager
-async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
-    """``relay.run`` in the background for the block."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(relay.run)
-        yield relay
-        nursery.cancel_scope.cancel()
+    queues = (names.group, f"{names.group}.dead-letter")
+    exchanges = (names.business, names.system, f"{names.group}.dead-letter", *extra_exchanges)
+    async with (
+        open_test_database(database_url) as database,
+        broker_names_deleted(queues, exchanges),
+        open_rabbitmq(names.settings, consumer_group=names.group, **rabbitmq) as rmq,
+    ):
+        yield database, rmq
 
 
 def event_body(event_id: str, event_type: str, number: int) -> str:
@@ -190,12 +154,6 @@ async def receive(rmq: RabbitMQConnection, count: int) -> list[Delivery]:
         await rmq.ack(batch)
         received.extend(batch)
     return received
-
-
-async def wait_until(condition: Callable[[], bool], interval: float = 0.02) -> None:
-    """Poll ``condition`` (the caller bounds the wait)."""
-    while not condition():  # noqa: ASYNC110
-        await trio.sleep(interval)
 
 
 async def wait_until_empty(database: Database) -> None:
@@ -437,14 +395,6 @@ async def test_unknown_exchange_keeps_the_rows_and_retries(
     assert f"exchange '{missing}'" in warning.getMessage()
     (info,) = relay_records(caplog, logging.INFO)
     assert "3 outbox rows were waiting" in info.getMessage()
-
-
-async def rabbitmqctl(*args: str) -> None:
-    binary = shutil.which("rabbitmqctl")
-    if binary is None:
-        unavailable("rabbitmqctl is not installed; the broker cannot be restarted by the test")
-        raise AssertionError("unreachable")
-    await trio.run_process([binary, *args], capture_stdout=True, capture_stderr=True)
 
 
 @pytest.mark.slow

@@ -6,13 +6,9 @@ Every test declares its own exchanges and queues (uuid suffix) and deletes them 
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aio_pika
@@ -20,9 +16,17 @@ import aiormq
 import attrs
 import pytest
 import trio
-import trio_asyncio
 
-from tests.support.services import unavailable
+from tests.support.background import wait_until
+from tests.support.rabbitmq import (
+    RABBITMQ_URL,
+    broker_scratch,
+    on_broker,
+    queue_depth,
+    rabbitmqctl,
+    require_rabbitmq,
+    unique_suffix,
+)
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import RabbitMQSettings
 from workflow_orchestrator.events._rabbitmq import (
@@ -38,8 +42,6 @@ from workflow_orchestrator.events._rabbitmq_errors import (
 from workflow_orchestrator.events._rabbitmq_values import Delivery, OutgoingMessage
 
 pytestmark = pytest.mark.integration
-
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @attrs.frozen(kw_only=True)
@@ -65,12 +67,8 @@ class Names:
 @pytest.fixture
 def names() -> Names:
     """Exchange and queue names unique to one test (RabbitMQ must be reachable)."""
-    parts = urllib.parse.urlsplit(RABBITMQ_URL)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2).close()
-    except OSError as exc:
-        unavailable(f"RabbitMQ at {parts.hostname}:{parts.port} is unreachable: {exc}")
-    suffix = uuid.uuid4().hex[:10]
+    require_rabbitmq()
+    suffix = unique_suffix()
     settings = RabbitMQSettings(
         url=RABBITMQ_URL,
         exchanges=(f"business-events-{suffix}", f"system-events-{suffix}"),
@@ -79,47 +77,9 @@ def names() -> Names:
     return Names(settings=settings, group=f"wo-test-{suffix}")
 
 
-async def _on_broker(work: Callable[[aio_pika.abc.AbstractChannel], Any]) -> Any:
-    """Run ``work(channel)`` on a plain (not robust) connection of its own: one crossing."""
-
-    async def unit() -> Any:
-        connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
-        try:
-            channel = await connection.channel()
-            return await work(channel)
-        finally:
-            await connection.close()
-
-    return await trio_asyncio.aio_as_trio(unit)()
-
-
-@asynccontextmanager
-async def scratch(names: Names) -> AsyncIterator[None]:
+def scratch(names: Names) -> AbstractAsyncContextManager[None]:
     """The bridge, and the test's broker names deleted when the block ends."""
-    async with open_asyncio_bridge():
-        try:
-            yield
-        finally:
-
-            async def delete(channel: aio_pika.abc.AbstractChannel) -> None:
-                for queue in names.queues:
-                    await channel.queue_delete(queue)
-                for exchange in names.exchanges:
-                    await channel.exchange_delete(exchange)
-
-            with trio.move_on_after(10, shield=True):
-                await _on_broker(delete)
-
-
-async def queue_depth(name: str) -> int:
-    """Messages ready in queue ``name`` (passive declare)."""
-
-    async def depth(channel: aio_pika.abc.AbstractChannel) -> int:
-        queue = await channel.declare_queue(name, passive=True)
-        return int(queue.declaration_result.message_count or 0)
-
-    result: int = await _on_broker(depth)
-    return result
+    return broker_scratch(names.queues, names.exchanges)
 
 
 def message(names: Names, number: int, **overrides: Any) -> OutgoingMessage:
@@ -144,9 +104,8 @@ async def receive(connection: RabbitMQConnection, count: int) -> list[Delivery]:
 
 
 async def wait_for_state(connection: RabbitMQConnection, state: str) -> None:
-    # The state changes inside aio-pika, which signals nothing Trio can wait on: poll.
-    while connection.state != state:  # noqa: ASYNC110
-        await trio.sleep(0.05)
+    """Poll until the adapter reports ``state`` (it changes inside aio-pika: no signal)."""
+    await wait_until(lambda: connection.state == state, 0.05)
 
 
 async def test_declaring_twice_is_a_no_op(names: Names) -> None:
@@ -334,7 +293,7 @@ async def test_dead_letter_keeps_the_message_with_the_reason(names: Names) -> No
                 assert got is not None
                 return got.body, got.headers, got.message_id
 
-            body, headers, message_id = await _on_broker(get_dead)
+            body, headers, message_id = await on_broker(get_dead)
             assert await queue_depth(names.group) == 0
     assert body == b'{"n": 1}' and message_id == "m-1"
     assert headers[REJECTION_REASON_HEADER] == reason
@@ -377,7 +336,7 @@ async def test_publish_waits_for_confirms_and_reports_nacks(names: Names) -> Non
                         )
                         await queue.bind(names.business, routing_key="full.#")
 
-                    await _on_broker(bounded_queue)
+                    await on_broker(bounded_queue)
                     await rmq.publish([message(names, n) for n in range(10)])
                     assert rmq.statistics().published_total == 10
                     assert await queue_depth(names.group) + len(await receive(rmq, 10)) >= 10
@@ -386,7 +345,7 @@ async def test_publish_waits_for_confirms_and_reports_nacks(names: Names) -> Non
                             [message(names, n, routing_key="full.order") for n in range(3)]
                         )
             finally:
-                await _on_broker(lambda channel: channel.queue_delete(full))
+                await on_broker(lambda channel: channel.queue_delete(full))
     assert caught.value.exchange == names.business
     assert "the broker refused the message (nack)" in str(caught.value)
 
@@ -404,14 +363,6 @@ async def test_unreachable_broker_is_a_clear_error() -> None:
                     pass
     assert str(caught.value).startswith(f"cannot connect to RabbitMQ at 127.0.0.1:{port}//: ")
     assert "secret" not in str(caught.value)
-
-
-async def rabbitmqctl(*args: str) -> None:
-    binary = shutil.which("rabbitmqctl")
-    if binary is None:
-        unavailable("rabbitmqctl is not installed; the broker cannot be restarted by the test")
-        raise AssertionError("unreachable")
-    await trio.run_process([binary, *args], capture_stdout=True, capture_stderr=True)
 
 
 @pytest.mark.slow

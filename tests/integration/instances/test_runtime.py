@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 
-from tests.support.service import InProcessService, open_service, register_yaml
+from tests.support.events import INSTANCES, start, wait_for
+from tests.support.service import open_service, register_yaml
 from tests.support.spec import require_spec
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 
 pytestmark = pytest.mark.integration
-
-INSTANCES = "/v1/workflow-instances"
 
 WAITER = """\
 document: {dsl: '1.0.3', namespace: demo, name: waiter, version: '1.0.0'}
@@ -40,21 +37,6 @@ do:
 @pytest.fixture(autouse=True)
 def _spec() -> None:
     require_spec()
-
-
-async def start(app: InProcessService, definition_id: str) -> str:
-    response = await app.api.post(INSTANCES, json={"workflowDefinitionId": definition_id})
-    assert response.status_code == 201, response.text
-    instance_id: str = response.json()["id"]
-    return instance_id
-
-
-async def wait_for(app: InProcessService, instance_id: str, status: str) -> dict[str, Any]:
-    while True:
-        body: dict[str, Any] = (await app.api.get(f"{INSTANCES}/{instance_id}")).json()
-        if body["status"] == status:
-            return body
-        await trio.sleep(0.05)
 
 
 async def test_waiting_instance_leaves_memory_and_wakes(database_url: str) -> None:
