@@ -271,4 +271,57 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_by_partition ON outbox (partition, outbox_seq);
 INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (3, 'events', 'a77efe93278a0204063fb6e90f8becc97145ccf88d8c09d8f8ae5518c01fa1f3', 0);
+
+-- V004__scheduler.sql
+-- The scheduler: durable timers of parked instances, the leader lease of the schedule-firing
+-- loop, and the progress of each definition's schedule.
+
+-- One row per pending timer of a parked instance (a `wait`, a task or workflow `timeout`, a retry
+-- delay), written with the snapshot that parks the instance and deleted by the first snapshot
+-- after it wakes. The owner of the instance's partition fires it: due rows are claimed with
+-- FOR UPDATE SKIP LOCKED (claimed_until keeps a firing in progress from being claimed again) and
+-- the instance is activated; lease_epoch is the partition epoch the row was written under.
+CREATE TABLE workflow_timers (
+    instance_id    uuid        NOT NULL,
+    timer_key      text        NOT NULL,
+    partition      integer     NOT NULL,
+    kind           text        NOT NULL CHECK (kind IN ('wait', 'timeout', 'retry', 'other')),
+    due_at         timestamptz NOT NULL,
+    lease_epoch    bigint      NOT NULL DEFAULT 0,
+    claimed_until  timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, timer_key)
+);
+CREATE INDEX workflow_timers_due ON workflow_timers (partition, due_at);
+
+-- Leader leases: one row per elected role ('schedules'). epoch grows with every grant and is the
+-- fencing token: a write of the schedule loop checks that its epoch still holds the lease.
+CREATE TABLE leader_leases (
+    role        text        PRIMARY KEY,
+    leader_id   text,
+    epoch       bigint      NOT NULL DEFAULT 0,
+    expires_at  timestamptz,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO leader_leases (role) VALUES ('schedules');
+
+-- Per definition version with a cron/every/after schedule: the last tick started (or skipped),
+-- a tick buffered by the buffer-one overlap policy, and the epoch of the leader that wrote it.
+CREATE TABLE schedule_state (
+    definition_id       text        NOT NULL,
+    definition_version  text        NOT NULL,
+    last_tick           timestamptz,
+    buffered_tick       timestamptz,
+    last_instance_id    uuid,
+    leader_epoch        bigint      NOT NULL DEFAULT 0,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (definition_id, definition_version)
+);
+
+-- Instances parked before this migration kept their wake-up time in the snapshot only.
+INSERT INTO workflow_timers (instance_id, timer_key, partition, kind, due_at, lease_epoch)
+SELECT instance_id, 'wake', partition, 'other', (snapshot ->> 'wakeAt')::timestamptz, lease_epoch
+FROM workflow_instances
+WHERE status = 'waiting' AND snapshot ->> 'wakeAt' IS NOT NULL;
+INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (4, 'scheduler', '51cd46433300cb3240731e28024495c55ceea1f4709d98fc7e33b27291cadfa3', 0);
 COMMIT;

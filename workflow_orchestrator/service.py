@@ -43,6 +43,7 @@ from workflow_orchestrator.instances import (
     validation_options,
 )
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
+from workflow_orchestrator.scheduler import Scheduler
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
@@ -131,6 +132,7 @@ class Service:
     _writer: SnapshotWriter | None = attrs.field(default=None, init=False)
     _runtime: InstanceRuntime | None = attrs.field(default=None, init=False)
     _events: EventProcessing | None = attrs.field(default=None, init=False)
+    _scheduler: Scheduler | None = attrs.field(default=None, init=False)
     api_app: QuartTrio | None = attrs.field(default=None, init=False)
     _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
@@ -264,6 +266,8 @@ class Service:
                     self.settings.event_processing, workflows.lifecycle_events
                 ),
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
+                timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
+                wake_concurrency=self.settings.scheduler.thread_pool_size,
             )
             await nursery.start(runtime.run)
             self._runtime = runtime
@@ -290,6 +294,26 @@ class Service:
                 task_status.started(processing)
         finally:
             self._events = None
+
+    async def _run_scheduler(
+        self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            raise RuntimeError("the instance runtime is not running")  # started before: a bug
+        scheduler = Scheduler(
+            settings=self.settings.scheduler,
+            runtime=runtime,
+            owner_id=self.owner_id,
+            metrics=self._metrics,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(scheduler.run)
+                self._scheduler = scheduler
+                task_status.started(scheduler)
+        finally:
+            self._scheduler = None
 
     def _event_gauges(self) -> Iterator[Metric]:
         events = self._events
@@ -334,6 +358,9 @@ class Service:
                 run=partial(self._run_runtime, system),
                 shutdown_timeout=10.0,
             )
+        )
+        await system.start_child(
+            ServiceSpec(name="scheduler", run=self._run_scheduler, shutdown_timeout=10.0)
         )
         await system.start_child(
             ServiceSpec(name="events", run=self._run_events, shutdown_timeout=10.0)
@@ -437,6 +464,7 @@ class Service:
             health=HealthReporter(
                 database=self._current_database(),
                 events=lambda: self._events,
+                scheduler=lambda: self._scheduler,
                 broker_required=self.settings.event_processing.ready_requires_broker,
             ),
             metrics=self._metrics,

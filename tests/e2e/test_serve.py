@@ -84,6 +84,7 @@ def check_supervision_tree(service: RunningService) -> None:
         ("snapshots", "service", "running"),
         ("instances", "supervisor", "running"),
         ("runtime", "service", "running"),
+        ("scheduler", "service", "running"),
         ("events", "service", "running"),
         ("api", "service", "running"),
         ("management", "service", "running"),

@@ -196,6 +196,7 @@ SURFACE = {
         "StoredDefinition",
         "SubscriptionRow",
         "SubscriptionShape",
+        "TimerRow",
         "acquire_partitions",
         "content_hash",
         "create_instance",

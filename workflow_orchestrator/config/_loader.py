@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,17 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
                 source=_source_of(sources, "server.contextPath"),
                 key="server.contextPath",
                 message=f"expected a path starting with '/', got {server.context_path!r}",
+            )
+        )
+    try:
+        zoneinfo.ZoneInfo(settings.scheduler.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            ConfigProblem(
+                source=_source_of(sources, "scheduler.timezone"),
+                key="scheduler.timezone",
+                message=f"unknown time zone {settings.scheduler.timezone!r}; use an IANA name "
+                "such as UTC, Europe/Paris or America/New_York",
             )
         )
     if settings.event_processing.source == "kafka":

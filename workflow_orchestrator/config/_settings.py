@@ -215,6 +215,19 @@ class SchedulerSettings:
         default=10, metadata=_meta(minimum=1, maximum=10_000, help="a number >= 1")
     )
     distributed: DistributedSchedulerSettings = attrs.field(factory=DistributedSchedulerSettings)
+    timezone: str = attrs.field(
+        default="UTC", metadata=_meta(help="an IANA time zone such as Europe/Paris")
+    )
+    overlap_policy: str = attrs.field(
+        default="allow", metadata=_meta(choices=("allow", "skip", "buffer-one"))
+    )
+    catch_up: str = attrs.field(default="one", metadata=_meta(choices=("none", "one", "all")))
+    catch_up_limit: int = attrs.field(
+        default=100, metadata=_meta(minimum=1, maximum=100_000, help="a number >= 1")
+    )
+    poll_interval: float = attrs.field(
+        default=1.0, metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 1s")
+    )
 
 
 @attrs.frozen(kw_only=True)

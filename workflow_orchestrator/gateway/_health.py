@@ -18,7 +18,13 @@ import trio
 from workflow_orchestrator._version import __version__
 from workflow_orchestrator.storage import Database, StorageError, schema_status
 
-__all__ = ["EventHealth", "HealthReporter", "format_duration_ms", "format_uptime"]
+__all__ = [
+    "EventHealth",
+    "HealthReporter",
+    "SchedulerHealth",
+    "format_duration_ms",
+    "format_uptime",
+]
 
 UP, DOWN, DEGRADED = "UP", "DOWN", "DEGRADED"
 NOT_AVAILABLE = "NOT_AVAILABLE"
@@ -48,6 +54,12 @@ class EventHealth(Protocol):
     async def report(self) -> dict[str, Any]: ...
 
 
+class SchedulerHealth(Protocol):
+    """What the report needs of the scheduler (``scheduler.Scheduler``)."""
+
+    async def report(self) -> dict[str, Any]: ...
+
+
 @attrs.define(eq=False)
 class HealthReporter:
     """Computes the health documents from the live service parts.
@@ -60,6 +72,7 @@ class HealthReporter:
     probe_timeout: float = 2.0
     started_at: float = attrs.field(factory=time.monotonic)
     events: Callable[[], EventHealth | None] = lambda: None
+    scheduler: Callable[[], SchedulerHealth | None] = lambda: None
     broker_required: bool = False
 
     def _broker_down(self) -> bool:
@@ -127,6 +140,21 @@ class HealthReporter:
     def _not_built(reason: str, details: dict[str, Any]) -> dict[str, Any]:
         return {"status": NOT_AVAILABLE, "details": {**details, "reason": reason}}
 
+    async def _scheduler(self) -> dict[str, Any]:
+        scheduler = self.scheduler()
+        empty = {"pendingTasks": None, "lastExecutionTime": None}
+        if scheduler is None:
+            return self._not_built(
+                "the scheduler is not running (the schema is not current, or it is starting)",
+                empty,
+            )
+        try:
+            with trio.fail_after(self.probe_timeout):
+                details = await scheduler.report()
+        except Exception as exc:  # a database failure shows in the database component too
+            return {"status": DOWN, "details": {**empty, "error": f"{type(exc).__name__}: {exc}"}}
+        return {"status": UP, "details": details}
+
     async def live(self) -> dict[str, Any]:
         """Liveness: the process is serving requests."""
         return {"status": UP}
@@ -147,10 +175,7 @@ class HealthReporter:
         components = {
             "database": database,
             "eventProcessing": await self._event_processing(),
-            "scheduler": self._not_built(
-                "the scheduler is not part of this release yet",
-                {"pendingTasks": None, "lastExecutionTime": None},
-            ),
+            "scheduler": await self._scheduler(),
         }
         ready = database["status"] == UP
         if self.broker_required and self._broker_down():

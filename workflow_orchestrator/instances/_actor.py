@@ -151,7 +151,12 @@ class InstanceActor(Actor[Any]):
                 park_after=runtime.park_after,
                 on_commit=lambda status: runtime.committed(self.instance_id, status),
             )
-            effects.start_from(state, inbox=activation.inbox, waiting=record.status == "waiting")
+            effects.start_from(
+                state,
+                inbox=activation.inbox,
+                waiting=record.status == "waiting",
+                resumed=bool(saved),
+            )
             await self._drive(interpreter, effects, state)
         except* LeaseLost as lost:
             # Another replica owns the partition now and runs the instance from its snapshot.
@@ -180,6 +185,6 @@ class InstanceActor(Actor[Any]):
         if self._requested is not None and scope.cancelled_caught:
             await effects.commit_final(self._requested, state)
         elif parked is not None:
-            self.runtime.timers.arm(self.instance_id, parked.wake_at)
+            self.runtime.parked(self.instance_id, parked.wake_at)
         else:
             await effects.flush()

@@ -58,6 +58,7 @@ from workflow_orchestrator.storage import (
     InstanceSnapshot,
     OutgoingEvent,
     SubscriptionRow,
+    TimerRow,
     fetch_retained_events,
 )
 
@@ -129,7 +130,10 @@ class DurableEffects:
     _status: str = attrs.field(default="pending", init=False)
     _history: list[HistoryRow] = attrs.field(factory=list, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
-    _sleepers: list[datetime] = attrs.field(factory=list, init=False)
+    _sleepers: list[TimerRow] = attrs.field(factory=list, init=False)
+    # True while committed durable timers may exist (the instance was parked): the next commit
+    # removes them unless it parks with new ones.
+    _timed: bool = attrs.field(default=False, init=False)
     _effects_since_commit: bool = attrs.field(default=False, init=False)
     _outgoing: list[OutgoingEvent] = attrs.field(factory=list, init=False)
     _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
@@ -154,7 +158,12 @@ class DurableEffects:
     # -- durability -----------------------------------------------------------------------
 
     def start_from(
-        self, state: ExecutionState, *, inbox: tuple[InboxEvent, ...] = (), waiting: bool = False
+        self,
+        state: ExecutionState,
+        *,
+        inbox: tuple[InboxEvent, ...] = (),
+        waiting: bool = False,
+        resumed: bool = False,
     ) -> None:
         """Take ``state`` (new, or loaded from the last committed snapshot) as the latest
         checkpoint, without marking it dirty.
@@ -168,6 +177,7 @@ class DurableEffects:
         self._status = state.status
         self._inbox = list(inbox)
         self._subscribed = waiting or bool(inbox)
+        self._timed = waiting or resumed  # a resumed instance may have parked before
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
         self._history.append(_history_row(event))
@@ -190,15 +200,17 @@ class DurableEffects:
         wake_at: datetime | None = None,
         extra: str = "",
         subscriptions: tuple[SubscriptionRow, ...] | None = None,
+        timers: tuple[TimerRow, ...] | None = None,
     ) -> None:
         """Commit the latest checkpoint (and the history since the last commit); park with
-        ``subscriptions`` when given."""
+        ``subscriptions`` and ``timers`` when given."""
         if not (
             self._dirty
             or self._history
             or self._outgoing
             or status is not None
             or subscriptions is not None
+            or timers is not None
         ):
             return
         state = self._latest
@@ -212,6 +224,8 @@ class DurableEffects:
         terminal = final in ("completed", "faulted", "cancelled")
         if subscriptions is None and (self._subscribed or terminal):
             subscriptions = ()  # listening is over: drop what a park committed
+        if timers is None and (self._timed or terminal):
+            timers = ()  # awake: the timers of the last park are consumed
         inbox_through = _ALL_INBOX if terminal else self._inbox_through
         snapshot = InstanceSnapshot(
             instance_id=self.instance_id,
@@ -229,20 +243,26 @@ class DurableEffects:
             subscriptions=subscriptions,
             inbox_through=inbox_through,
             outgoing=tuple(self._outgoing),
+            timers=timers,
         )
         self._outgoing = []
         if subscriptions is not None:
             self._subscribed = bool(subscriptions)
+        if timers is not None:
+            self._timed = bool(timers)
         self._history = []
         self._dirty = False
         self._effects_since_commit = False
         await self.runtime.writer.write(snapshot)
         self.on_commit(final)
 
-    def _park_time(self, own: datetime | None) -> datetime | None:
-        """The earliest due time among this wait and the timers other tasks sleep on."""
-        candidates = [*self._sleepers, *([own] if own is not None else [])]
-        return min(candidates) if candidates else None
+    def _park_timers(self, own: TimerRow | None) -> tuple[TimerRow, ...]:
+        """The durable timers of a park: this wait's and those other tasks sleep on."""
+        return (*self._sleepers, *([own] if own is not None else []))
+
+    @staticmethod
+    def _wake_time(timers: tuple[TimerRow, ...]) -> datetime | None:
+        return min((t.due_at for t in timers), default=None)
 
     async def commit_final(self, status: str, state: ExecutionState) -> None:
         """Write a status decided outside the interpreter (cancelled, suspended) on top of
@@ -253,20 +273,24 @@ class DurableEffects:
 
     # -- effects --------------------------------------------------------------------------
 
-    async def sleep_until(self, when: datetime) -> None:
+    async def sleep_until(self, when: datetime, *, key: str = "", kind: str = "wait") -> None:
         delay = (when - self.now()).total_seconds()
         if delay <= 0:
             return
-        if delay > self.park_after and self._in_flight == 0:
-            wake_at = self._park_time(when)
-            await self.flush(wake_at=wake_at)
+        timer = TimerRow(timer_key=key or f"timer@{when.isoformat()}", kind=kind, due_at=when)
+        # A timeout's timer runs beside the work it guards: it never parks the instance itself
+        # (the guarded work parks when it waits, with this timer among its durable timers).
+        if kind != "timeout" and delay > self.park_after and self._in_flight == 0:
+            timers = self._park_timers(timer)
+            wake_at = self._wake_time(timers)
+            await self.flush(wake_at=wake_at, timers=timers)
             raise Parked(wake_at)
-        await self.flush()
-        self._sleepers.append(when)
+        self._sleepers.append(timer)  # before any await: a park meanwhile must include it
         try:
-            await trio.sleep(delay)
+            await self.flush()
+            await trio.sleep(max((when - self.now()).total_seconds(), 0.0))
         finally:
-            self._sleepers.remove(when)
+            self._sleepers.remove(timer)
 
     async def http(self, request: HttpRequest) -> HttpResponse:
         await self.flush()
@@ -302,9 +326,10 @@ class DurableEffects:
             return retained
         for _ in range(3):
             await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
-        wake_at = self._park_time(None)
+        timers = self._park_timers(None)
+        wake_at = self._wake_time(timers)
         rows = await subscription_rows(request, self.runtime.shapes)
-        await self.flush(wake_at=wake_at, subscriptions=rows)
+        await self.flush(wake_at=wake_at, subscriptions=rows, timers=timers)
         raise Parked(wake_at)
 
     async def _retained(self, request: ListenRequest) -> CloudEvent | None:

@@ -113,6 +113,10 @@ class InstanceRuntime:
     partition_check_every: float = 2.0
     event_options: EventOptions = attrs.field(factory=EventOptions)
     unmatched_retention: float = 0.0
+    # Parked instances due within this many seconds arm their in-memory wake-up themselves;
+    # later ones are armed by the scheduler's timer service as they come near.
+    timer_lookahead: float = 5.0
+    wake_concurrency: int = 10
     live: dict[uuid.UUID, InstanceActor] = attrs.field(factory=dict, init=False)
     shapes: ShapeRegistry = attrs.field(init=False)
     timers: WakeTimers = attrs.field(init=False)
@@ -124,7 +128,9 @@ class InstanceRuntime:
     _waiters: dict[uuid.UUID, trio.Event] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.timers = WakeTimers(wake=self.wake)
+        self.timers = WakeTimers(
+            wake=self.wake, limiter=trio.CapacityLimiter(self.wake_concurrency)
+        )
         self.creator = InstanceCreator(database=self.database)
         self.shapes = ShapeRegistry(database=self.database)
 
@@ -166,10 +172,6 @@ class InstanceRuntime:
                 record = item.record
                 if record.status == "waiting" and item.has_inbox:
                     await self.activate(record.instance_id)  # events arrived meanwhile
-                elif record.status == "waiting":
-                    wake_at = (item.snapshot or {}).get("wakeAt")
-                    if wake_at:
-                        self.timers.arm(record.instance_id, datetime.fromisoformat(wake_at))
                 elif record.status in ("pending", "running"):
                     await self.activate(record.instance_id, item)
             if len(page) < _RECOVERY_PAGE:
@@ -252,6 +254,13 @@ class InstanceRuntime:
     async def wake(self, instance_id: uuid.UUID) -> None:
         """A parked instance is due: run it again from its snapshot."""
         await self.activate(instance_id)
+
+    def parked(self, instance_id: uuid.UUID, wake_at: datetime | None) -> None:
+        """An instance parked (its timers are committed): arm its wake-up when it is near."""
+        if wake_at is None:
+            self.timers.disarm(instance_id)
+        elif (wake_at - datetime.now(UTC)).total_seconds() <= self.timer_lookahead:
+            self.timers.arm(instance_id, wake_at)
 
     async def activate(
         self, instance_id: uuid.UUID, activation: RecoverableInstance | None = None

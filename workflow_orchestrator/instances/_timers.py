@@ -1,8 +1,11 @@
-"""In-memory wake-up timers of parked instances.
+"""In-memory wake-up timers of parked instances: the near-term part of the durable timers.
 
-A parked instance's due time is in its committed snapshot (``wakeAt``), so this heap is only a
-cache: after a restart, recovery re-arms every waiting instance from the database.
-TODO(issue 7): durable timers in PostgreSQL, shared by the replicas, replace this.
+A parked instance's timers are rows of ``workflow_timers``, written with the snapshot that
+parks it (the database is the truth). This heap holds the ones due soon, so that firing does
+not wait for a poll: the instance arms its own wake-up when it parks (when due within
+``lookahead``), and the scheduler's timer service arms the rows it claims as they come near.
+An instance is armed once, at its earliest due time; arming again keeps the earlier one unless
+``replace`` is asked.
 """
 
 from __future__ import annotations
@@ -21,26 +24,43 @@ __all__ = ["WakeTimers"]
 
 @attrs.define(eq=False)
 class WakeTimers:
-    """Calls ``wake(instance_id)`` when an armed instance is due (at most once per arming)."""
+    """Calls ``wake(instance_id)`` when an armed instance is due (at most once per arming).
+
+    ``limiter`` bounds how many wake-ups run at once (``scheduler.threadPoolSize``);
+    ``on_fire(lateness_seconds)`` is told how late each one fired.
+    """
 
     wake: Callable[[uuid.UUID], Awaitable[None]]
+    limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(10))
+    on_fire: Callable[[float], None] | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     _heap: list[tuple[datetime, int, uuid.UUID]] = attrs.field(factory=list, init=False)
-    _armed: dict[uuid.UUID, int] = attrs.field(factory=dict, init=False)
+    _armed: dict[uuid.UUID, tuple[int, datetime]] = attrs.field(factory=dict, init=False)
     _counter: int = attrs.field(default=0, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    fired_total: int = attrs.field(default=0, init=False)
+    last_fired_at: datetime | None = attrs.field(default=None, init=False)
 
-    def arm(self, instance_id: uuid.UUID, due: datetime | None) -> None:
-        """Wake ``instance_id`` at ``due`` (replacing an earlier arming); None disarms."""
+    def arm(self, instance_id: uuid.UUID, due: datetime | None, *, replace: bool = True) -> None:
+        """Wake ``instance_id`` at ``due``; None disarms. Without ``replace`` an earlier
+        arming of the instance wins."""
         if due is None:
             self.disarm(instance_id)
             return
+        current = self._armed.get(instance_id)
+        if current is not None and not replace and current[1] <= due:
+            return
         self._counter += 1
-        self._armed[instance_id] = self._counter
+        self._armed[instance_id] = (self._counter, due)
         heapq.heappush(self._heap, (due, self._counter, instance_id))
         self._changed.set()
 
     def disarm(self, instance_id: uuid.UUID) -> None:
         self._armed.pop(instance_id, None)
+
+    def armed(self) -> int:
+        """How many instances are armed (no I/O)."""
+        return len(self._armed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fire due timers until cancelled; each wake runs in its own task."""
@@ -51,15 +71,25 @@ class WakeTimers:
                 delay = math.inf
                 while self._heap:
                     due, token, instance_id = self._heap[0]
-                    if self._armed.get(instance_id) != token:
+                    armed = self._armed.get(instance_id)
+                    if armed is None or armed[0] != token:
                         heapq.heappop(self._heap)  # disarmed or re-armed since
                         continue
-                    delay = (due - datetime.now(UTC)).total_seconds()
+                    now = self.now()
+                    delay = (due - now).total_seconds()
                     if delay > 0:
                         break
                     heapq.heappop(self._heap)
                     del self._armed[instance_id]
-                    nursery.start_soon(self.wake, instance_id)
+                    self.fired_total += 1
+                    self.last_fired_at = now
+                    if self.on_fire is not None:
+                        self.on_fire(-delay)
+                    nursery.start_soon(self._fire, instance_id)
                     delay = math.inf
                 with trio.move_on_after(delay):
                     await self._changed.wait()
+
+    async def _fire(self, instance_id: uuid.UUID) -> None:
+        async with self.limiter:
+            await self.wake(instance_id)

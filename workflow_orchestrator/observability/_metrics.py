@@ -137,6 +137,28 @@ class ServiceMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.timer_lateness = Histogram(
+            f"{PREFIX}_timer_lateness_seconds",
+            "How late durable timers fired after their due time",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.timers_fired = Counter(
+            f"{PREFIX}_timers_fired",
+            "Durable timers fired (parked instances woken at their due time)",
+            registry=self.registry,
+        )
+        self.schedule_ticks = Counter(
+            f"{PREFIX}_schedule_ticks",
+            "Schedule ticks by outcome: started, skipped (overlap or catch-up), buffered",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.leadership_changes = Counter(
+            f"{PREFIX}_leadership_changes",
+            "Times this replica became or stopped being the schedule leader",
+            registry=self.registry,
+        )
         self._gauges: list[Callable[[], Iterator[Metric]]] = []
         self.registry.register(_GaugeCollector(self._gauges))
 

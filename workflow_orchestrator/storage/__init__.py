@@ -109,6 +109,7 @@ from workflow_orchestrator.storage._snapshot_writer import (
     SnapshotWriter,
     SnapshotWriterStatistics,
     SubscriptionRow,
+    TimerRow,
 )
 
 __all__ = [
@@ -163,6 +164,7 @@ __all__ = [
     "StoredDefinition",
     "SubscriptionRow",
     "SubscriptionShape",
+    "TimerRow",
     "acquire_partitions",
     "content_hash",
     "create_instance",

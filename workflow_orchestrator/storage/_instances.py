@@ -422,6 +422,12 @@ async def set_status(
                 status in TERMINAL_STATUSES,
                 0 if history_kind is None else 1,
             )
+            if status in TERMINAL_STATUSES:
+                # Nothing wakes an instance that ended: drop its timers, subscriptions, inbox.
+                for table in ("workflow_timers", "event_subscriptions", "instance_inbox"):
+                    await connection.execute(
+                        f"DELETE FROM {table} WHERE instance_id = $1", instance_id
+                    )
             if history_kind is not None:
                 await connection.execute(
                     "INSERT INTO workflow_instance_history (instance_id, seq, kind, details) "

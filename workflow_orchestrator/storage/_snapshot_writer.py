@@ -72,6 +72,7 @@ __all__ = [
     "SnapshotWriter",
     "SnapshotWriterStatistics",
     "SubscriptionRow",
+    "TimerRow",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,24 @@ WITH fence AS (
 ), events_new AS (
     INSERT INTO events (event)
     SELECT body::jsonb FROM outgoing WHERE destination = 'events' ORDER BY ord
+), timers AS (
+    SELECT n.*, u.partition, b.epoch
+    FROM unnest($35::uuid[], $36::text[], $37::text[], $38::timestamptz[])
+        AS n(instance_id, timer_key, kind, due_at)
+    JOIN updated u ON u.instance_id = n.instance_id
+    JOIN batch b ON b.instance_id = n.instance_id
+), timers_gone AS (
+    DELETE FROM workflow_timers t
+    USING updated u
+    WHERE t.instance_id = u.instance_id AND u.instance_id = ANY($34::uuid[])
+      AND NOT EXISTS (SELECT 1 FROM timers n
+                      WHERE n.instance_id = t.instance_id AND n.timer_key = t.timer_key)
+), timers_new AS (
+    INSERT INTO workflow_timers (instance_id, timer_key, partition, kind, due_at, lease_epoch)
+    SELECT instance_id, timer_key, partition, kind, due_at, epoch FROM timers
+    ON CONFLICT (instance_id, timer_key) DO UPDATE
+    SET due_at = EXCLUDED.due_at, kind = EXCLUDED.kind, partition = EXCLUDED.partition,
+        lease_epoch = EXCLUDED.lease_epoch, claimed_until = NULL
 )
 SELECT instance_id FROM updated
 """
@@ -183,6 +202,15 @@ class SubscriptionRow:
 
 
 @attrs.frozen(kw_only=True)
+class TimerRow:
+    """One pending timer of a parked instance (see ``workflow_timers`` in migration V004)."""
+
+    timer_key: str
+    kind: str = attrs.field(validator=attrs.validators.in_(("wait", "timeout", "retry", "other")))
+    due_at: datetime
+
+
+@attrs.frozen(kw_only=True)
 class OutgoingEvent:
     """An event to publish after the commit: ``destination`` is ``business`` (emitted) or
     ``system`` (lifecycle) for the outbox relay, or ``events`` for the database event source;
@@ -208,7 +236,8 @@ class InstanceSnapshot:
     Event processing (written only when the snapshot is applied): ``subscriptions`` replaces
     the instance's listen subscriptions when not None (``()`` removes them); inbox rows up to
     ``inbox_through`` are deleted (consumed); ``outgoing`` events go to the outbox (or the
-    ``events`` table), in order.
+    ``events`` table), in order. ``timers`` likewise replaces the instance's durable timers
+    when not None.
     """
 
     instance_id: uuid.UUID
@@ -226,6 +255,7 @@ class InstanceSnapshot:
     subscriptions: tuple[SubscriptionRow, ...] | None = None
     inbox_through: int = 0
     outgoing: tuple[OutgoingEvent, ...] = ()
+    timers: tuple[TimerRow, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -259,10 +289,13 @@ class _EventWrites:
     subscriptions: tuple[SubscriptionRow, ...] | None = None
     inbox_through: int = 0
     outgoing: list[OutgoingEvent] = attrs.field(factory=list)
+    timers: tuple[TimerRow, ...] | None = None
 
     def add(self, snapshot: InstanceSnapshot) -> None:
         if snapshot.subscriptions is not None:
             self.subscriptions = snapshot.subscriptions
+        if snapshot.timers is not None:
+            self.timers = snapshot.timers
         self.inbox_through = max(self.inbox_through, snapshot.inbox_through)
         self.outgoing.extend(snapshot.outgoing)
 
@@ -515,6 +548,8 @@ class SnapshotWriter:
         subscriptions = [(i, r) for i, e in extras.items() for r in e.subscriptions or ()]
         consumed = [(i, e.inbox_through) for i, e in extras.items() if e.inbox_through > 0]
         outgoing = [(i, o) for i, e in extras.items() for o in e.outgoing]
+        retimed = [i for i, e in extras.items() if e.timers is not None]
+        timers = [(i, t) for i, e in extras.items() for t in e.timers or ()]
         rows = await connection.fetch(
             _WRITE_SQL,
             self.leases.owner_id,
@@ -550,6 +585,11 @@ class SnapshotWriter:
             [o.routing_key for _, o in outgoing],
             [o.event_id for _, o in outgoing],
             [o.body for _, o in outgoing],
+            retimed,
+            [i for i, _ in timers],
+            [t.timer_key for _, t in timers],
+            [t.kind for _, t in timers],
+            [t.due_at for _, t in timers],
         )
         outcomes: dict[uuid.UUID, BaseException | None] = {r["instance_id"]: None for r in rows}
         missing = [i for i in winners if i not in outcomes]

@@ -159,8 +159,12 @@ class Effects(Protocol):
         """A random float in [0, 1) (retry jitter; the result is recorded in the state)."""
         ...
 
-    async def sleep_until(self, when: datetime) -> None:
-        """Return at or after the absolute time ``when`` (a durable timer)."""
+    async def sleep_until(self, when: datetime, *, key: str = "", kind: str = "wait") -> None:
+        """Return at or after the absolute time ``when`` (a durable timer).
+
+        ``key`` identifies the timer within the instance (stable across resumes) and ``kind``
+        says what it is for: ``wait``, ``timeout`` or ``retry``.
+        """
         ...
 
     async def http(self, request: HttpRequest) -> HttpResponse:

@@ -173,5 +173,5 @@ async def run_wait(
     """Sleep on a durable timer until the recorded due time; the data passes through."""
     seconds = await runner.seconds(task.duration, data, args, task.reference + "/wait")
     due = await runner.deadline(key + "/!wait", seconds)
-    await runner.sleep_until(due)
+    await runner.sleep_until(due, key=key + "/!wait", kind="wait")
     return data, None

@@ -132,7 +132,7 @@ class InMemoryEffects:
         """A deterministic random float (seeded)."""
         return self._random.random()
 
-    async def sleep_until(self, when: datetime) -> None:
+    async def sleep_until(self, when: datetime, *, key: str = "", kind: str = "wait") -> None:
         """Sleep on the trio clock until the virtual time reaches ``when``."""
         self._record_effect("timer", iso(when), {"until": iso(when)})
         delay = (when - self.now()).total_seconds()

@@ -87,10 +87,10 @@ class Runner(Evaluator):
         self.state.frames[key] = {"due": iso(due)}
         return due
 
-    async def sleep_until(self, due: datetime) -> None:
-        """Sleep on a durable timer after checkpointing the due time (status ``waiting``)."""
+    async def sleep_until(self, due: datetime, *, key: str = "", kind: str = "wait") -> None:
+        """Sleep on durable timer ``key`` after checkpointing the due time (``waiting``)."""
         async with self.waiting():
-            await self.effects.sleep_until(due)
+            await self.effects.sleep_until(due, key=key, kind=kind)
 
     @asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
@@ -110,13 +110,14 @@ class Runner(Evaluator):
         self, key: str, seconds: float, where: str, body: Callable[[], Awaitable[Outcome]]
     ) -> Outcome:
         """Run ``body``; if the due time passes first, cancel it and raise a timeout error."""
-        due = await self.deadline(key + "/!timeout", seconds)
+        timer_key = key + "/!timeout"
+        due = await self.deadline(timer_key, seconds)
         result: list[Outcome] = []
         failure: list[WorkflowError] = []
         async with trio.open_nursery() as nursery:
 
             async def timer() -> None:
-                await self.effects.sleep_until(due)
+                await self.effects.sleep_until(due, key=timer_key, kind="timeout")
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(timer)

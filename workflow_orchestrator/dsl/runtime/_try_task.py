@@ -90,7 +90,7 @@ async def run_try(
     while "caught" not in frame:
         attempt = frame["attempt"]
         if "due" in frame:
-            await runner.sleep_until(parse_iso(frame["due"]))
+            await runner.sleep_until(parse_iso(frame["due"]), key=key + "/!retry", kind="retry")
             frame = {k: v for k, v in frame.items() if k != "due"}
             frames[key] = frame
         body_key = f"{key}/try#{attempt}" if attempt else f"{key}/try"

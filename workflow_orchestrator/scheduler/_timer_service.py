@@ -1,0 +1,115 @@
+"""The durable timers of this replica's partitions: claimed from PostgreSQL, fired from memory.
+
+Every ``poll_interval`` the service claims the timers of its partitions that are due within
+``lookahead`` (waiting instances only: a suspended one keeps its timers and fires when resumed,
+at the same absolute time) with ``FOR UPDATE SKIP LOCKED``, marks them claimed for
+``claim_for`` seconds after their due time, and arms the runtime's in-memory wake-ups
+(``WakeTimers``), which activate the instance at its earliest due time. The instance's next
+snapshot deletes its timers (consumed); a wake-up that got lost (a crash between claim and
+firing) is claimed again once the claim runs out. When this replica gains partitions, the
+claims of their previous holder are cleared first, so a restart fires overdue timers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import attrs
+import trio
+
+from workflow_orchestrator.instances import InstanceRuntime
+
+__all__ = ["TimerService"]
+
+logger = logging.getLogger(__name__)
+
+_CLAIM_SQL = """
+WITH due AS (
+    SELECT t.instance_id, t.timer_key
+    FROM workflow_timers t
+    JOIN workflow_instances w ON w.instance_id = t.instance_id AND w.status = 'waiting'
+    WHERE t.partition = ANY($1::int[])
+      AND t.due_at <= now() + make_interval(secs => $2)
+      AND (t.claimed_until IS NULL OR t.claimed_until < now())
+    ORDER BY t.due_at
+    LIMIT $3
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE workflow_timers t
+SET claimed_until = greatest(t.due_at, now()) + make_interval(secs => $4)
+FROM due
+WHERE t.instance_id = due.instance_id AND t.timer_key = due.timer_key
+RETURNING t.instance_id, t.due_at
+"""
+
+_RELEASE_SQL = (
+    "UPDATE workflow_timers SET claimed_until = NULL "
+    "WHERE partition = ANY($1::int[]) AND claimed_until IS NOT NULL"
+)
+
+_PENDING_SQL = (
+    "SELECT count(*) FROM workflow_timers WHERE partition = ANY($1::int[]) AND due_at <= now()"
+)
+
+
+@attrs.define(eq=False)
+class TimerService:
+    """See the module docstring; run with ``nursery.start(service.run)``."""
+
+    runtime: InstanceRuntime
+    poll_interval: float = 1.0
+    lookahead: float = 5.0
+    claim_for: float = 30.0
+    batch_size: int = 10_000
+    claimed_total: int = attrs.field(default=0, init=False)
+    _held: frozenset[int] = attrs.field(factory=frozenset, init=False)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Claim and arm until cancelled (the first round runs before reporting started)."""
+        await self._round_logged()
+        task_status.started()
+        while True:
+            await trio.sleep(self.poll_interval)
+            await self._round_logged()
+
+    async def _round_logged(self) -> None:
+        try:
+            while await self.claim_round() >= self.batch_size:
+                pass  # a backlog: claim the next batch at once
+        except Exception as exc:  # the database may be away: the next round retries
+            logger.warning("claiming due timers failed: %s: %s", type(exc).__name__, exc)
+
+    async def claim_round(self) -> int:
+        """One claim (after clearing stale claims of newly held partitions); returns how many
+        timers were claimed."""
+        held = self.runtime.leases.current().partitions
+        gained = held - self._held
+        if gained:
+            await self.runtime.database.execute(_RELEASE_SQL, sorted(gained))
+        self._held = held
+        if not held:
+            return 0
+        rows = await self.runtime.database.fetch(
+            _CLAIM_SQL, sorted(held), self.lookahead, self.batch_size, self.claim_for
+        )
+        earliest: dict[uuid.UUID, datetime] = {}
+        for row in rows:
+            instance_id, due = row["instance_id"], row["due_at"]
+            if instance_id not in earliest or due < earliest[instance_id]:
+                earliest[instance_id] = due
+        for instance_id, due in earliest.items():
+            self.runtime.timers.arm(instance_id, due, replace=False)
+        self.claimed_total += len(rows)
+        return len(rows)
+
+    async def pending_due(self, partitions: Collection[int] | None = None) -> int:
+        """How many timers of this replica's partitions are due now or overdue (one query)."""
+        held = sorted(partitions if partitions is not None else self._held)
+        if not held:
+            return 0
+        count: Any = await self.runtime.database.fetchval(_PENDING_SQL, held)
+        return int(count)
