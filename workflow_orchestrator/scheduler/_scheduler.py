@@ -3,7 +3,9 @@
 ``TimerService`` fires the timers of this replica's partitions (``wait``, timeouts, retry
 delays of parked instances); it runs whatever ``scheduler.enabled`` says, because only the
 partition's owner can wake its instances. ``scheduler.enabled: false`` turns off the firing of
-schedules on this replica.
+schedules on this replica. With ``scheduler.distributed.enabled`` the replicas elect the one
+that fires schedules (``LeaderLease``, lease ``leaderElectionInterval``); without it every
+enabled replica fires them, and the tick keys still start one instance per tick.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import trio
 from workflow_orchestrator.config import SchedulerSettings
 from workflow_orchestrator.instances import InstanceRuntime
 from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.scheduler._leader import LeaderLease
+from workflow_orchestrator.scheduler._schedules import ScheduleLoop
 from workflow_orchestrator.scheduler._timer_service import TimerService
 
 __all__ = ["Scheduler"]
@@ -34,13 +38,38 @@ class Scheduler:
     owner_id: str
     metrics: ServiceMetrics | None = None
     timers: TimerService = attrs.field(init=False)
-    last_tick_at: datetime | None = attrs.field(default=None, init=False)
+    leader: LeaderLease | None = attrs.field(default=None, init=False)
+    schedules: ScheduleLoop | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.timers = TimerService(
             runtime=self.runtime,
             poll_interval=self.settings.poll_interval,
             lookahead=self.lookahead_for(self.settings),
+        )
+        if not self.settings.enabled:
+            return
+        distributed = self.settings.distributed
+        if distributed.enabled:
+            metrics = self.metrics
+
+            def changed(leading: bool) -> None:
+                logger.info(
+                    "%s %s the schedule leader",
+                    self.owner_id,
+                    "is now" if leading else "is no longer",
+                )
+                if metrics is not None:
+                    metrics.leadership_changes.inc()
+
+            self.leader = LeaderLease(
+                database=self.runtime.database,
+                candidate_id=self.owner_id,
+                ttl=distributed.leader_election_interval,
+                on_change=changed,
+            )
+        self.schedules = ScheduleLoop(
+            settings=self.settings, runtime=self.runtime, leader=self.leader, metrics=self.metrics
         )
 
     @staticmethod
@@ -62,6 +91,10 @@ class Scheduler:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.timers.run)
+                if self.leader is not None:
+                    await nursery.start(self.leader.run)
+                if self.schedules is not None:
+                    await nursery.start(self.schedules.run)
                 task_status.started(self)
         finally:
             self.runtime.timers.on_fire = None
@@ -70,11 +103,14 @@ class Scheduler:
 
     def is_leader(self) -> bool | None:
         """Whether this replica fires schedules now (None: schedules are disabled here)."""
-        return None if not self.settings.enabled else False
+        if self.schedules is None:
+            return None
+        return self.leader.is_leader if self.leader is not None else True
 
     def last_execution(self) -> datetime | None:
         """The last timer fired or schedule tick started, whichever is later."""
-        moments = [m for m in (self.runtime.timers.last_fired_at, self.last_tick_at) if m]
+        tick = self.schedules.last_tick_at if self.schedules is not None else None
+        moments = [m for m in (self.runtime.timers.last_fired_at, tick) if m]
         return max(moments, default=None)
 
     async def report(self) -> dict[str, Any]:
@@ -87,4 +123,12 @@ class Scheduler:
             "leader": self.is_leader(),
             "armedTimers": self.runtime.timers.armed(),
             "timersFired": self.runtime.timers.fired_total,
+            "scheduledInstancesStarted": (
+                self.schedules.started_total if self.schedules is not None else 0
+            ),
+            "leaderEpoch": (
+                leadership.epoch
+                if self.leader is not None and (leadership := self.leader.current())
+                else None
+            ),
         }

@@ -59,6 +59,7 @@ from workflow_orchestrator.storage._event_routing import (
     ensure_shape,
     fetch_retained_events,
     load_shapes,
+    notify_wake,
     purge_event_records,
     route_batch,
 )
@@ -101,6 +102,13 @@ from workflow_orchestrator.storage._migrations import (
     migrate,
     render_init_sql,
     schema_status,
+)
+from workflow_orchestrator.storage._schedules import (
+    ScheduleRecord,
+    TickCommit,
+    commit_ticks,
+    load_schedules,
+    tick_idempotency_key,
 )
 from workflow_orchestrator.storage._snapshot_writer import (
     HistoryRow,
@@ -154,6 +162,7 @@ __all__ = [
     "RegistrationOutcome",
     "RegistrationResult",
     "RoutedBatch",
+    "ScheduleRecord",
     "SchemaStatus",
     "ShapesChanged",
     "SnapshotWriteFailed",
@@ -164,8 +173,10 @@ __all__ = [
     "StoredDefinition",
     "SubscriptionRow",
     "SubscriptionShape",
+    "TickCommit",
     "TimerRow",
     "acquire_partitions",
+    "commit_ticks",
     "content_hash",
     "create_instance",
     "default_data_dir",
@@ -184,8 +195,10 @@ __all__ = [
     "list_versions",
     "load_instance",
     "load_migrations",
+    "load_schedules",
     "load_shapes",
     "migrate",
+    "notify_wake",
     "open_database",
     "open_embedded_postgres",
     "partition_of",
@@ -200,4 +213,5 @@ __all__ = [
     "run_lease_keeper",
     "schema_status",
     "set_status",
+    "tick_idempotency_key",
 ]

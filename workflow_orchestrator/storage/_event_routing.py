@@ -44,6 +44,7 @@ __all__ = [
     "ensure_shape",
     "fetch_retained_events",
     "load_shapes",
+    "notify_wake",
     "purge_event_records",
     "route_batch",
 ]
@@ -337,7 +338,7 @@ async def route_batch(
             )
             remote = [str(i) for i, p in touched.items() if p not in local]
             remote += [str(r.instance_id) for r in created if r.partition not in local]
-            await _notify(connection, remote)
+            await notify_wake(connection, remote)
         return RoutedBatch(
             duplicate=tuple(i not in set(fresh) for i in range(len(events))),
             delivered=tuple(delivered),
@@ -441,8 +442,9 @@ async def purge_event_records(
     return await database.run(work)
 
 
-async def _notify(connection: Connection, instance_ids: Sequence[str]) -> None:
-    """Tell the owners of ``instance_ids`` (other replicas) to activate them, on commit."""
+async def notify_wake(connection: Connection, instance_ids: Sequence[str]) -> None:
+    """Tell the owners of ``instance_ids`` (other replicas) to activate them when the
+    transaction commits (asyncio side, inside a unit of work)."""
     chunk: list[str] = []
     size = 0
     for instance_id in instance_ids:

@@ -1,0 +1,219 @@
+"""The schedule-firing loop: starts the instances of ``cron``/``every``/``after`` schedules.
+
+On the replica that leads (``_leader``; every replica when ``distributed.enabled`` is false, the
+tick keys then keep one instance per tick), each round loads the scheduled definitions (latest
+live version, anchored at its registration) with their progress, works out the due ticks
+(``_ticks``: catch-up policy, overlap policy) and commits, per definition, the started instances
+and the new progress in one transaction fenced by the leader's epoch. A tick's instance has the
+idempotency key of (definition, version, tick), so no tick starts twice, even across leaders.
+Rounds run every ``poll_interval`` and at the next tick, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+
+from workflow_orchestrator.config import SchedulerSettings
+from workflow_orchestrator.dsl.model import Schedule
+from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership
+from workflow_orchestrator.scheduler._ticks import (
+    OverlapAction,
+    ScheduleError,
+    decide_overlap,
+    load_timezone,
+    next_after_completion,
+    next_tick,
+    plan_ticks,
+)
+from workflow_orchestrator.storage import (
+    RecoverableInstance,
+    ScheduleRecord,
+    commit_ticks,
+    load_schedules,
+)
+
+__all__ = ["ScheduleLoop"]
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define(eq=False)
+class ScheduleLoop:
+    """See the module docstring; run with ``nursery.start(loop.run)``."""
+
+    settings: SchedulerSettings
+    runtime: InstanceRuntime
+    leader: LeaderLease | None = None  # None: this replica always fires (no election)
+    metrics: ServiceMetrics | None = None
+    last_tick_at: datetime | None = attrs.field(default=None, init=False)
+    started_total: int = attrs.field(default=0, init=False)
+    _invalid_logged: set[tuple[str, str]] = attrs.field(factory=set, init=False)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            wait = self.settings.poll_interval
+            leadership = self.leader.current() if self.leader is not None else None
+            if self.leader is None or leadership is not None:
+                try:
+                    upcoming = await self.fire_due(leadership)
+                except Exception as exc:  # the database may be away: the next round retries
+                    logger.warning("firing schedules failed: %s: %s", type(exc).__name__, exc)
+                else:
+                    if upcoming is not None:
+                        until = (upcoming - datetime.now(UTC)).total_seconds()
+                        wait = min(wait, max(until, 0.0))
+            await trio.sleep(wait)
+
+    async def fire_due(self, leadership: Leadership | None) -> datetime | None:
+        """One round: start every due tick; returns the earliest upcoming tick (or None)."""
+        tz = load_timezone(self.settings.timezone)
+        upcoming: datetime | None = None
+        for record in await load_schedules(self.runtime.database):
+            schedule = await self._schedule_of(record)
+            if schedule is None:
+                continue
+            now = datetime.now(UTC)
+            try:
+                ticks, watermark, skipped, following = self._due(schedule, record, now, tz)
+            except ScheduleError as exc:
+                self._log_invalid(record, exc)
+                continue
+            if following is not None and (upcoming is None or following < upcoming):
+                upcoming = following
+            await self._start(record, ticks, watermark, skipped, leadership)
+        return upcoming
+
+    def _due(
+        self, schedule: Schedule, record: ScheduleRecord, now: datetime, tz: Any
+    ) -> tuple[list[datetime], datetime | None, int, datetime | None]:
+        """(due ticks, new watermark, ticks skipped by catch-up, next tick after now)."""
+        if schedule.after is not None:
+            if record.last_instance_id is None:
+                due = record.registered_at
+            elif record.previous_running or record.last_completed_at is None:
+                return [], record.last_tick, 0, None
+            else:
+                found = next_after_completion(schedule, completed_at=record.last_completed_at)
+                if found is None:
+                    return [], record.last_tick, 0, None
+                due = found
+            if due > now:
+                return [], record.last_tick, 0, due
+            return [due], due, 0, None
+        plan = plan_ticks(
+            schedule,
+            anchor=record.registered_at,
+            last_tick=record.last_tick,
+            now=now,
+            tz=tz,
+            catch_up=self.settings.catch_up,  # type: ignore[arg-type]
+            limit=self.settings.catch_up_limit,
+        )
+        following = plan.next_tick
+        if following is None:
+            following = next_tick(schedule, anchor=record.registered_at, after=now, tz=tz)
+        return list(plan.fire), plan.last_tick, plan.skipped, following
+
+    async def _start(
+        self,
+        record: ScheduleRecord,
+        ticks: list[datetime],
+        watermark: datetime | None,
+        skipped: int,
+        leadership: Leadership | None,
+    ) -> None:
+        policy = self.settings.overlap_policy
+        running = record.previous_running
+        buffered = record.buffered_tick
+        starts: list[datetime] = []
+        outcomes = {"skipped": skipped, "buffered": 0}
+        if buffered is not None and not running:
+            starts.append(buffered)  # the buffered tick's turn: the previous one has ended
+            buffered, running = None, True
+        for tick in ticks:
+            decision = decide_overlap(
+                policy,  # type: ignore[arg-type]
+                previous_running=running,
+                buffered=buffered,
+                tick=tick,
+            )
+            if decision.action is OverlapAction.START:
+                starts.append(tick)
+                running = True
+            elif decision.action is OverlapAction.BUFFER:
+                outcomes["buffered"] += 1
+            else:
+                outcomes["skipped"] += 1
+            if decision.dropped is not None and decision.action is not OverlapAction.SKIP:
+                outcomes["skipped"] += 1
+            buffered = decision.buffered
+        if not starts and watermark == record.last_tick and buffered == record.buffered_tick:
+            return
+        commit = await commit_ticks(
+            self.runtime.database,
+            record,
+            starts=starts,
+            last_tick=watermark,
+            buffered_tick=buffered,
+            fence=leadership.fence if leadership is not None else None,
+            epoch=leadership.epoch if leadership is not None else 0,
+            local_partitions=self.runtime.leases.current().partitions,
+        )
+        if commit.fenced:
+            logger.warning(
+                "schedule of %s not fired: this replica no longer leads (epoch %s)",
+                record.definition_id,
+                leadership.epoch if leadership is not None else None,
+            )
+            return
+        held = self.runtime.leases.current().partitions
+        for created in commit.created:
+            if created.partition in held:
+                await self.runtime.activate(
+                    created.instance_id, RecoverableInstance(record=created, snapshot=None)
+                )
+        if commit.created:
+            self.last_tick_at = datetime.now(UTC)
+            self.started_total += len(commit.created)
+            logger.info(
+                "schedule of %s@%s started %d instance(s)",
+                record.definition_id,
+                record.version,
+                len(commit.created),
+            )
+        metrics = self.metrics
+        if metrics is not None:
+            if commit.created:
+                metrics.schedule_ticks.labels("started").inc(len(commit.created))
+            for outcome, count in outcomes.items():
+                if count:
+                    metrics.schedule_ticks.labels(outcome).inc(count)
+
+    async def _schedule_of(self, record: ScheduleRecord) -> Schedule | None:
+        try:
+            interpreter = await self.runtime.catalog.interpreter(
+                record.definition_id, record.version
+            )
+        except Exception as exc:  # a definition that no longer builds: logged once
+            self._log_invalid(record, exc)
+            return None
+        return interpreter.workflow.schedule
+
+    def _log_invalid(self, record: ScheduleRecord, exc: BaseException) -> None:
+        key = (record.definition_id, record.version)
+        if key not in self._invalid_logged:
+            self._invalid_logged.add(key)
+            logger.error(
+                "the schedule of %s@%s cannot run: %s",
+                record.definition_id,
+                record.version,
+                exc,
+            )
