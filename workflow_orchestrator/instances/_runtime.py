@@ -52,6 +52,7 @@ from workflow_orchestrator.storage import (
     get_definition,
     list_recoverable,
     load_instance,
+    notify_wake,
     set_status,
 )
 from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
@@ -216,9 +217,7 @@ class InstanceRuntime:
                 if isinstance(outcome, tuple):
                     record, created = outcome
                     if created:
-                        await self.activate(
-                            record.instance_id, RecoverableInstance(record=record, snapshot=None)
-                        )
+                        await self._run_new(record)
                     return record, created
             # The hinted latest version is stale or rejects the input, or the version check
             # failed: read what is stored now (this raises for a missing definition or
@@ -246,10 +245,19 @@ class InstanceRuntime:
             idempotency_key=request.idempotency_key,
         )
         if created:
+            await self._run_new(record)
+        return record, created
+
+    async def _run_new(self, record: InstanceRecord) -> None:
+        """Run a new instance here when this replica holds its partition, else tell the
+        replica that does (``NOTIFY workflow_wake``; its sweep finds it if that is lost)."""
+        if record.partition in self.leases.current().partitions:
             await self.activate(
                 record.instance_id, RecoverableInstance(record=record, snapshot=None)
             )
-        return record, created
+            return
+        ids = [str(record.instance_id)]
+        await self.database.run(lambda connection: notify_wake(connection, ids))
 
     async def wake(self, instance_id: uuid.UUID) -> None:
         """A parked instance is due: run it again from its snapshot."""

@@ -1,0 +1,40 @@
+"""Two replicas on one database: an instance started on the replica that does not hold its
+partition runs on the one that does, at once (not after a sweep)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tests.support.events import start, wait_for
+from tests.support.service import open_service, register_yaml
+from tests.support.spec import require_spec
+
+pytestmark = pytest.mark.integration
+
+QUICK = """\
+document: {dsl: '1.0.3', namespace: demo, name: quick, version: '1.0.0'}
+do:
+  - one:
+      set: {done: true}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _spec() -> None:
+    require_spec()
+
+
+async def test_start_on_a_replica_without_partitions_runs_on_the_owner(database_url: str) -> None:
+    """The owner is woken through the database and completes the instance within a second."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as owner:
+            await register_yaml(owner, QUICK)
+            async with open_service(database_url) as other:
+                leases = other.service._leases
+                assert leases is not None and not leases.current().partitions
+                started = trio.current_time()
+                instance_id = await start(other, "quick", {})
+                done = await wait_for(owner, instance_id, "completed")
+                assert done["output"] == {"done": True}
+                assert trio.current_time() - started < 2.0  # the sweep would take 5 s or more
