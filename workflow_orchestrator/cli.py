@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -282,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate_definitions(args: argparse.Namespace) -> int:
-    from workflow_orchestrator.dsl.validation import ValidationOptions, validate_file
+    from workflow_orchestrator.definitions import schedule_problems
+    from workflow_orchestrator.dsl.validation import ValidationOptions, load_document, validate_file
 
     options = ValidationOptions(
         container_runtime=args.container_runtime,
@@ -292,6 +294,8 @@ def _validate_definitions(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         problems = validate_file(path, options)
+        if not problems:
+            problems = schedule_problems(load_document(Path(path).read_text(encoding="utf-8")))
         for problem in problems:
             print(f"{path}: {problem}")
         if problems:

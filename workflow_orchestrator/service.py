@@ -118,7 +118,9 @@ class Service:
     ``/user`` (rest_for_one) starts, in order: ``storage`` (pools, schema, definition files),
     ``leases`` (this replica's partitions), ``snapshots`` (the group-commit writer),
     ``instances`` (the instance supervisor, one_for_one, one actor per running instance),
-    ``runtime`` (recovery, wake-ups, commands), ``api`` and ``management`` (the listeners). A
+    ``runtime`` (recovery, wake-ups, commands), ``scheduler`` (durable timers, schedules,
+    leader election), ``events`` (event router, sources, outbox relay), ``api`` and
+    ``management`` (the listeners). A
     part that fails is restarted with every part started after it, so later parts always use
     the current ones; too many failures in a minute stop the service. Stopping goes the other
     way: the listeners drain first, the instances are stopped (their last commits are written),

@@ -71,6 +71,7 @@ SURFACE = {
         "Submission",
         "find_definition_files",
         "parse_submission",
+        "schedule_problems",
         "register_definition_files",
         "register_submission",
     },
@@ -152,6 +153,7 @@ SURFACE = {
         "ScheduleLoop",
         "Scheduler",
         "TimerService",
+        "validate_schedule",
     },
     "workflow_orchestrator.storage": {
         "DEFAULT_PARTITION_COUNT",

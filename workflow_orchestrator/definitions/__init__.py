@@ -16,6 +16,7 @@ from workflow_orchestrator.definitions._submission import (
     Submission,
     parse_submission,
     register_submission,
+    schedule_problems,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "parse_submission",
     "register_definition_files",
     "register_submission",
+    "schedule_problems",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "Submission",
     "parse_submission",
     "register_submission",
+    "schedule_problems",
 ]
 
 DEFINITION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -73,6 +74,25 @@ def _unwrap(document: dict[str, Any], text: str) -> tuple[str | None, dict[str, 
     )
 
 
+def schedule_problems(document: dict[str, Any]) -> list[DefinitionProblem]:
+    """What the scheduler could not run in a valid document's ``schedule`` (a cron expression
+    it cannot read, several of every/cron/after, a duration given as an expression)."""
+    if not isinstance(document.get("schedule"), dict):
+        return []
+    from workflow_orchestrator.dsl import build_workflow
+    from workflow_orchestrator.scheduler import ScheduleError, validate_schedule
+
+    schedule = build_workflow(document).schedule
+    if schedule is None:
+        return []
+    try:
+        validate_schedule(schedule)
+    except ScheduleError as exc:
+        pointer = "/schedule/cron" if "cron" in str(exc).lower() else "/schedule"
+        return [DefinitionProblem(pointer=pointer, message=str(exc), rule="schedule")]
+    return []
+
+
 def parse_submission(
     body: str | bytes,
     *,
@@ -89,6 +109,8 @@ def parse_submission(
         raise InvalidSubmission("the body is empty; send the workflow definition as YAML or JSON")
     wrapped_id, document, source_text = _unwrap(load_document(text), text)
     problems = validate_definition(document, options or ValidationOptions())
+    if not problems:
+        problems = schedule_problems(document)
     if problems:
         raise InvalidDefinition(problems)
     header = document["document"]

@@ -13,10 +13,13 @@ When a snapshot becomes durable (the durability contract of architecture.md):
 - Lifecycle events become history rows written in the same transaction as the snapshot.
 - Outbound HTTP calls carry the interpreter's idempotency key (stable for a task attempt).
 
-Waiting: a ``wait`` shorter than ``park_after`` sleeps in place. A longer one, or a ``listen``,
-*parks* the instance: the waiting snapshot (with its absolute due time) is committed and the run
-unwinds with ``Parked``; the runtime wakes it at the due time (or on an event) from that
-snapshot. Memory then grows with running instances, not waiting ones.
+Waiting: a ``wait`` (or retry delay) shorter than ``park_after`` sleeps in place. A longer one,
+or a ``listen``, *parks* the instance: the waiting snapshot is committed with one
+``workflow_timers`` row per pending timer (this wait's, and those of tasks sleeping beside it,
+such as a ``timeout``) and the run unwinds with ``Parked``; the scheduler's timer service wakes
+it at the earliest due time (or the router on an event) from that snapshot, whose first commit
+deletes the timers. A timeout's timer never parks by itself: the work it guards parks, with the
+timer among its rows. Memory then grows with running instances, not waiting ones.
 
 Events: a ``listen`` first takes the events delivered to the instance's inbox (loaded with the
 activation, oldest first); when none is left it parks, committing its subscriptions (see

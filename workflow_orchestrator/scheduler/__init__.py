@@ -5,7 +5,7 @@ through PostgreSQL with a lease and a fencing epoch)."""
 from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership, LeadershipLost
 from workflow_orchestrator.scheduler._scheduler import Scheduler
 from workflow_orchestrator.scheduler._schedules import ScheduleLoop
-from workflow_orchestrator.scheduler._ticks import ScheduleError
+from workflow_orchestrator.scheduler._ticks import ScheduleError, validate_schedule
 from workflow_orchestrator.scheduler._timer_service import TimerService
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "ScheduleLoop",
     "Scheduler",
     "TimerService",
+    "validate_schedule",
 ]
