@@ -323,5 +323,13 @@ INSERT INTO workflow_timers (instance_id, timer_key, partition, kind, due_at, le
 SELECT instance_id, 'wake', partition, 'other', (snapshot ->> 'wakeAt')::timestamptz, lease_epoch
 FROM workflow_instances
 WHERE status = 'waiting' AND snapshot ->> 'wakeAt' IS NOT NULL;
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (4, 'scheduler', '51cd46433300cb3240731e28024495c55ceea1f4709d98fc7e33b27291cadfa3', 0);
+
+-- Replicas sharing the database, renewed with their partition leases: each takes a fair share
+-- of the partitions (ceil(partitions / live members)) and gives back what it holds above it.
+CREATE TABLE cluster_members (
+    owner_id    text        PRIMARY KEY,
+    expires_at  timestamptz NOT NULL,
+    joined_at   timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (4, 'scheduler', 'acd9ab6b32345e0cecd3630724085d4b5218537dcb20f7c16313f1e68137c226', 0);
 COMMIT;

@@ -227,7 +227,11 @@ class DurableEffects:
         terminal = final in ("completed", "faulted", "cancelled")
         if subscriptions is None and (self._subscribed or terminal):
             subscriptions = ()  # listening is over: drop what a park committed
-        if timers is None and (self._timed or terminal):
+        if timers is None and self._sleepers and not terminal:
+            # Tasks sleep in memory (a short wait, a timeout beside a call): their timers are
+            # durable too, so an instance that crashes while waiting is woken after a restart.
+            timers = tuple(self._sleepers)
+        elif timers is None and (self._timed or terminal):
             timers = ()  # awake: the timers of the last park are consumed
         inbox_through = _ALL_INBOX if terminal else self._inbox_through
         snapshot = InstanceSnapshot(

@@ -53,6 +53,7 @@ from workflow_orchestrator.storage import (
     list_recoverable,
     load_instance,
     notify_wake,
+    partition_of,
     set_status,
 )
 from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
@@ -62,6 +63,7 @@ __all__ = ["HttpClient", "InputInvalid", "InstanceRuntime", "StartRequest"]
 logger = logging.getLogger(__name__)
 
 _RECOVERY_PAGE = 500
+_WAKE_HOLD = 10.0
 _COMMANDS = {
     "cancel": ("cancelled", ("pending", "running", "waiting", "suspended")),
     "suspend": ("suspended", ("pending", "running", "waiting")),
@@ -144,16 +146,22 @@ class InstanceRuntime:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.creator.run)
             await nursery.start(self.timers.run)
-            held = self.leases.current().partitions
-            await self._recover_logged(held)
+            held = self._epochs()
+            await self._recover_logged(frozenset(held))
             task_status.started(self)
-            # Partitions taken over later (another replica died) are recovered as they come.
+            # Partitions granted later (another replica died or gave them up, or this one got
+            # them back under a new epoch after a stall that fenced its actors) are recovered
+            # as they come.
             while True:
                 await trio.sleep(self.partition_check_every)
-                current = self.leases.current().partitions
-                if current - held:
-                    await self._recover_logged(current - held)
+                current = self._epochs()
+                granted = frozenset(p for p, epoch in current.items() if held.get(p) != epoch)
+                if granted:
+                    await self._recover_logged(granted)
                 held = current
+
+    def _epochs(self) -> dict[int, int]:
+        return {p: lease.epoch for p, lease in self.leases.current().leases.items()}
 
     async def _recover_logged(self, partitions: frozenset[int]) -> None:
         found = await self.recover(partitions)
@@ -260,8 +268,17 @@ class InstanceRuntime:
         await self.database.run(lambda connection: notify_wake(connection, ids))
 
     async def wake(self, instance_id: uuid.UUID) -> None:
-        """A parked instance is due: run it again from its snapshot."""
+        """A parked instance is due: run it again from its snapshot (when this replica still
+        holds its partition; otherwise its new owner fires the timer)."""
+        if partition_of(instance_id) not in self.leases.current().partitions:
+            return
         await self.activate(instance_id)
+        actor = self.live.get(instance_id)
+        if actor is not None:
+            # Hold the caller's wake-up slot while the instance runs (bounded: a long call must
+            # not keep a slot for ever), so due timers queue rather than flood the process.
+            with trio.move_on_after(_WAKE_HOLD):
+                await actor.wait_gone()
 
     def parked(self, instance_id: uuid.UUID, wake_at: datetime | None) -> None:
         """An instance parked (its timers are committed): arm its wake-up when it is near."""

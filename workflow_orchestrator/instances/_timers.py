@@ -26,8 +26,10 @@ __all__ = ["WakeTimers"]
 class WakeTimers:
     """Calls ``wake(instance_id)`` when an armed instance is due (at most once per arming).
 
-    ``limiter`` bounds how many wake-ups run at once (``scheduler.threadPoolSize``);
-    ``on_fire(lateness_seconds)`` is told how late each one fired.
+    ``limiter`` bounds how many wake-ups run at once (``scheduler.threadPoolSize``; a wake-up
+    holds its slot until ``wake`` returns, which the runtime makes last until the instance's
+    run ends or a bound passes, so a burst of due timers queues instead of flooding the
+    process); ``on_fire(lateness_seconds)`` is told how late each one started.
     """
 
     wake: Callable[[uuid.UUID], Awaitable[None]]
@@ -37,6 +39,9 @@ class WakeTimers:
     _heap: list[tuple[datetime, int, uuid.UUID]] = attrs.field(factory=list, init=False)
     _armed: dict[uuid.UUID, tuple[int, datetime]] = attrs.field(factory=dict, init=False)
     _counter: int = attrs.field(default=0, init=False)
+    # Fired and not finished (waiting for a slot or running): arming them again is a no-op, so
+    # a timer claimed again while its wake-up queues does not wake the instance twice.
+    _firing: set[uuid.UUID] = attrs.field(factory=set, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
     fired_total: int = attrs.field(default=0, init=False)
     last_fired_at: datetime | None = attrs.field(default=None, init=False)
@@ -46,6 +51,8 @@ class WakeTimers:
         arming of the instance wins."""
         if due is None:
             self.disarm(instance_id)
+            return
+        if instance_id in self._firing and not replace:
             return
         current = self._armed.get(instance_id)
         if current is not None and not replace and current[1] <= due:
@@ -81,15 +88,22 @@ class WakeTimers:
                         break
                     heapq.heappop(self._heap)
                     del self._armed[instance_id]
-                    self.fired_total += 1
-                    self.last_fired_at = now
-                    if self.on_fire is not None:
-                        self.on_fire(-delay)
-                    nursery.start_soon(self._fire, instance_id)
+                    self._firing.add(instance_id)
+                    nursery.start_soon(self._fire, instance_id, due)
                     delay = math.inf
                 with trio.move_on_after(delay):
                     await self._changed.wait()
 
-    async def _fire(self, instance_id: uuid.UUID) -> None:
-        async with self.limiter:
-            await self.wake(instance_id)
+    async def _fire(self, instance_id: uuid.UUID, due: datetime) -> None:
+        try:
+            async with self.limiter:
+                # Lateness counts from the due time to the moment the wake-up really starts
+                # (after waiting for a free slot), so an overloaded replica shows it.
+                now = self.now()
+                self.fired_total += 1
+                self.last_fired_at = now
+                if self.on_fire is not None:
+                    self.on_fire((now - due).total_seconds())
+                await self.wake(instance_id)
+        finally:
+            self._firing.discard(instance_id)

@@ -163,7 +163,7 @@ class ScheduleLoop:
             starts=starts,
             last_tick=watermark,
             buffered_tick=buffered,
-            fence=leadership.fence if leadership is not None else None,
+            fence=self._fence(leadership),
             epoch=leadership.epoch if leadership is not None else 0,
             local_partitions=self.runtime.leases.current().partitions,
         )
@@ -196,6 +196,15 @@ class ScheduleLoop:
             for outcome, count in outcomes.items():
                 if count:
                     metrics.schedule_ticks.labels(outcome).inc(count)
+
+    def _fence(self, leadership: Leadership | None) -> Any:
+        """The tick transaction's first statement: the leader's epoch still holds the lease.
+        A leader that stalls inside it loses its session after half a lease, so a takeover is
+        not held back by its row lock."""
+        if leadership is None or self.leader is None:
+            return None
+        idle = self.leader.ttl / 2
+        return lambda connection: leadership.fence(connection, idle_timeout=idle)
 
     async def _schedule_of(self, record: ScheduleRecord) -> Schedule | None:
         try:

@@ -6,8 +6,9 @@ at the same absolute time) with ``FOR UPDATE SKIP LOCKED``, marks them claimed f
 ``claim_for`` seconds after their due time, and arms the runtime's in-memory wake-ups
 (``WakeTimers``), which activate the instance at its earliest due time. The instance's next
 snapshot deletes its timers (consumed); a wake-up that got lost (a crash between claim and
-firing) is claimed again once the claim runs out. When this replica gains partitions, the
-claims of their previous holder are cleared first, so a restart fires overdue timers at once.
+firing) is claimed again once the claim runs out. When this replica is granted partitions
+(new ones, or its own again under a new epoch), their earlier claims are cleared first, so a
+restart or a takeover fires overdue timers at once.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class TimerService:
     claim_for: float = 30.0
     batch_size: int = 10_000
     claimed_total: int = attrs.field(default=0, init=False)
-    _held: frozenset[int] = attrs.field(factory=frozenset, init=False)
+    _held: dict[int, int] = attrs.field(factory=dict, init=False)  # partition -> epoch
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Claim and arm until cancelled (the first round runs before reporting started)."""
@@ -86,9 +87,10 @@ class TimerService:
     async def claim_round(self) -> int:
         """One claim (after clearing stale claims of newly held partitions); returns how many
         timers were claimed."""
-        held = self.runtime.leases.current().partitions
-        gained = held - self._held
-        if gained:
+        leases = self.runtime.leases.current().leases
+        held = {p: lease.epoch for p, lease in leases.items()}
+        gained = [p for p, epoch in held.items() if self._held.get(p) != epoch]
+        if gained:  # granted anew (also back to this replica): earlier claims are stale
             await self.runtime.database.execute(_RELEASE_SQL, sorted(gained))
         self._held = held
         if not held:
@@ -108,7 +110,7 @@ class TimerService:
 
     async def pending_due(self, partitions: Collection[int] | None = None) -> int:
         """How many timers of this replica's partitions are due now or overdue (one query)."""
-        held = sorted(partitions if partitions is not None else self._held)
+        held = sorted(partitions if partitions is not None else self._held.keys())
         if not held:
             return 0
         count: Any = await self.runtime.database.fetchval(_PENDING_SQL, held)

@@ -119,24 +119,48 @@ async def renew_partitions(database: Database, owner_id: str, *, ttl: float) -> 
     return _lease_set(owner_id, rows)
 
 
+_MEMBER = """
+INSERT INTO cluster_members (owner_id, expires_at) VALUES ($1, now() + $2::interval)
+ON CONFLICT (owner_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+"""
+
+_FAIR_SHARE = """
+SELECT ceil((SELECT count(*) FROM partition_leases)::numeric
+            / greatest((SELECT count(*) FROM cluster_members WHERE expires_at > now()), 1))::int
+"""
+
+
 async def acquire_partitions(
     database: Database, owner_id: str, *, ttl: float, target: int | None = None
 ) -> LeaseSet:
     """Renew what ``owner_id`` holds, then take free or expired partitions up to ``target``.
 
-    ``target=None`` means every partition (one replica takes all). Newly granted partitions get
-    a new epoch. Returns the whole set held afterwards; one crossing, one transaction.
+    ``target=None`` means a fair share: ``owner_id`` is (re)registered in ``cluster_members``
+    and the target is ceil(partitions / live members); partitions held above it are released
+    (the highest numbers first), so replicas that join later get theirs at the holders' next
+    round instead of when a lease expires. Newly granted partitions get a new epoch. Returns
+    the whole set held afterwards; one crossing, one transaction.
     """
     interval = timedelta(seconds=ttl)
 
     async def work(connection: Connection) -> list[Any]:
         async with connection.transaction():
             held = list(await connection.fetch(_RENEW, owner_id, interval))
-            wanted = (
-                await connection.fetchval("SELECT count(*) FROM partition_leases")
-                if target is None
-                else target
-            )
+            if target is None:
+                await connection.execute(_MEMBER, owner_id, interval)
+                wanted: int = await connection.fetchval(_FAIR_SHARE)
+            else:
+                wanted = target
+            held.sort(key=lambda r: r["partition"])
+            if len(held) > wanted and target is None:
+                excess = [r["partition"] for r in held[wanted:]]
+                await connection.execute(
+                    "UPDATE partition_leases SET owner_id = NULL, expires_at = NULL "
+                    "WHERE owner_id = $1 AND partition = ANY($2::int[])",
+                    owner_id,
+                    excess,
+                )
+                held = held[:wanted]
             missing = wanted - len(held)
             if missing > 0:
                 held.extend(await connection.fetch(_ACQUIRE, owner_id, interval, missing))
@@ -153,15 +177,23 @@ async def release_partitions(
     Returns the partitions released. Their next owner gets a new epoch.
     """
     chosen = None if partitions is None else sorted(partitions)
-    rows = await database.run(
-        lambda c: c.fetch(
-            "UPDATE partition_leases SET owner_id = NULL, expires_at = NULL "
-            "WHERE owner_id = $1 AND ($2::int[] IS NULL OR partition = ANY($2::int[])) "
-            "RETURNING partition",
-            owner_id,
-            chosen,
-        )
-    )
+
+    async def work(connection: Connection) -> list[Any]:
+        async with connection.transaction():
+            if chosen is None:  # leaving: the others' fair share grows at once
+                await connection.execute(
+                    "DELETE FROM cluster_members WHERE owner_id = $1", owner_id
+                )
+            rows: list[Any] = await connection.fetch(
+                "UPDATE partition_leases SET owner_id = NULL, expires_at = NULL "
+                "WHERE owner_id = $1 AND ($2::int[] IS NULL OR partition = ANY($2::int[])) "
+                "RETURNING partition",
+                owner_id,
+                chosen,
+            )
+            return rows
+
+    rows = await database.run(work)
     return frozenset(r["partition"] for r in rows)
 
 

@@ -88,6 +88,23 @@ async def test_concurrent_owners_split_the_partitions(database_url: str) -> None
     assert not a & b and a | b == ALL
 
 
+async def test_a_replica_that_joins_gets_its_fair_share(database_url: str) -> None:
+    """The holder gives back what exceeds ceil(64 / members) at its next round; the joiner
+    takes it (new epochs); when the joiner leaves, the holder takes everything back."""
+    with trio.fail_after(30):
+        async with open_storage(database_url) as database:
+            alone = await acquire_partitions(database, "replica-a", ttl=30)
+            joined = await acquire_partitions(database, "replica-b", ttl=30)
+            shared = await acquire_partitions(database, "replica-a", ttl=30)
+            taken = await acquire_partitions(database, "replica-b", ttl=30)
+            await release_partitions(database, "replica-b")
+            regained = await acquire_partitions(database, "replica-a", ttl=30)
+    assert alone.partitions == ALL and joined.partitions == frozenset()
+    assert shared.partitions == frozenset(range(32)) and shared.epoch_of(0) == 1
+    assert taken.partitions == frozenset(range(32, 64)) and taken.epoch_of(40) == 2
+    assert regained.partitions == ALL and regained.epoch_of(40) == 3
+
+
 async def test_lease_keeper_holds_and_releases(database_url: str) -> None:
     """run_lease_keeper reports its leases when started, renews them, and releases on exit."""
     with trio.fail_after(30):

@@ -135,3 +135,28 @@ async def test_limiter_bounds_concurrent_wake_ups(clock: trio.testing.MockClock)
             await all_done.wait()
         nursery.cancel_scope.cancel()
     assert peak == 3
+
+
+async def test_arming_again_while_the_wake_up_queues_does_not_wake_twice(
+    clock: trio.testing.MockClock,
+) -> None:
+    """A timer claimed again while its wake-up waits for a slot is not fired a second time."""
+    woken: list[uuid.UUID] = []
+    release = trio.Event()
+
+    async def blocked_wake(instance_id: uuid.UUID) -> None:
+        woken.append(instance_id)
+        await release.wait()
+
+    timers = WakeTimers(wake=blocked_wake, limiter=trio.CapacityLimiter(1))
+    busy, queued = uuid.uuid4(), uuid.uuid4()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(timers.run)
+        timers.arm(busy, at(-2))
+        timers.arm(queued, at(-1))
+        await trio.testing.wait_all_tasks_blocked()
+        timers.arm(queued, at(-1), replace=False)  # claimed again: already on its way
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert sorted(map(str, woken)) == sorted([str(busy), str(queued)])

@@ -48,3 +48,11 @@ INSERT INTO workflow_timers (instance_id, timer_key, partition, kind, due_at, le
 SELECT instance_id, 'wake', partition, 'other', (snapshot ->> 'wakeAt')::timestamptz, lease_epoch
 FROM workflow_instances
 WHERE status = 'waiting' AND snapshot ->> 'wakeAt' IS NOT NULL;
+
+-- Replicas sharing the database, renewed with their partition leases: each takes a fair share
+-- of the partitions (ceil(partitions / live members)) and gives back what it holds above it.
+CREATE TABLE cluster_members (
+    owner_id    text        PRIMARY KEY,
+    expires_at  timestamptz NOT NULL,
+    joined_at   timestamptz NOT NULL DEFAULT now()
+);
