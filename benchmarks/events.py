@@ -45,27 +45,32 @@ import json
 import logging
 import math
 import os
-import socket
 import sys
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import aio_pika
-import asyncpg
 import httpx
 import trio
-import trio_asyncio
+from _common import (
+    DEFAULT_SERVER,
+    HERE,
+    on_asyncio,
+    pct,
+    register_definition,
+    run_concurrently,
+    scratch_database,
+    service_config,
+    sql,
+    start_service,
+)
 
-from workflow_orchestrator.config import load_config
+from workflow_orchestrator.config import LoadedConfig
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
 from workflow_orchestrator.service import Service
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HISTOGRAM = "workflow_orchestrator_event_routing_duration_seconds"
 TARGET = 5_000.0
@@ -90,18 +95,6 @@ do:
 """
 
 
-def url_with_database(server: str, database: str) -> str:
-    parts = urllib.parse.urlsplit(server)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def event(prefix: str, n: int, moment: str) -> dict[str, Any]:
     return {
         "specversion": "1.0",
@@ -119,22 +112,6 @@ def now_rfc3339() -> str:
 
 
 # -- asyncio work in a thread (database, broker administration) --------------------------------
-
-
-async def on_asyncio(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run asyncio ``work`` on a private loop in a worker thread (not the service's loop)."""
-    return await trio.to_thread.run_sync(lambda: asyncio.run(work()))
-
-
-async def sql(url: str, query: str, *args: Any) -> Any:
-    async def work() -> Any:
-        connection = await asyncpg.connect(url)
-        try:
-            return await connection.fetch(query, *args)
-        finally:
-            await connection.close()
-
-    return await on_asyncio(work)
 
 
 async def delete_broker_objects(names: dict[str, str]) -> None:
@@ -189,26 +166,19 @@ async def http_main(base_url: str, prefix: str, count: int, concurrency: int) ->
     times: dict[int, float] = {}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
-        next_n = 0
 
-        async def client() -> None:
-            nonlocal next_n
-            while next_n < count:
-                n = next_n
-                next_n += 1
-                times[n] = time.time()
-                body = json.dumps(event(prefix, n, now_rfc3339()))
-                response = await api.post(
-                    "/v1/events",
-                    content=body,
-                    headers={"Content-Type": "application/cloudevents+json"},
-                )
-                if response.status_code != 202:
-                    raise RuntimeError(f"{response.status_code} {response.text}")
+        async def post(n: int) -> None:
+            times[n] = time.time()
+            body = json.dumps(event(prefix, n, now_rfc3339()))
+            response = await api.post(
+                "/v1/events",
+                content=body,
+                headers={"Content-Type": "application/cloudevents+json"},
+            )
+            if response.status_code != 202:
+                raise RuntimeError(f"{response.status_code} {response.text}")
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(client)
+        await run_concurrently(count, concurrency, post)
     print(json.dumps(times))
 
 
@@ -257,13 +227,6 @@ def histogram_delta(before: str, after: str, source: str) -> tuple[float, float,
     return quantile(0.5), quantile(0.99), (s1 - s0) / n * 1000
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
-
-
 class Bench:
     """One service run on the scratch database and what is needed to drive it."""
 
@@ -275,31 +238,27 @@ class Bench:
         self.api = ""
         self.management = ""
 
-    def config(self, source: str) -> Any:
-        port, management_port = free_port(), free_port()
+    def config(self, source: str) -> LoadedConfig:
+        loaded, port, management_port = service_config(
+            self.url,
+            pool_size=self.args.pool_size,
+            replica_id="bench-events",
+            settings={
+                "eventProcessing.source": source,
+                "eventProcessing.pollInterval": "0.2s",
+                "eventProcessing.rabbitmq.url": RABBITMQ_URL,
+                "eventProcessing.rabbitmq.exchanges": [
+                    self.names["business"],
+                    self.names["system"],
+                ],
+                "eventProcessing.rabbitmq.queue": self.names["queue"],
+                "eventProcessing.rabbitmq.prefetch": self.args.prefetch,
+            },
+            sets=self.args.set,
+        )
         self.api = f"http://127.0.0.1:{port}/api"
         self.management = f"http://127.0.0.1:{management_port}"
-        settings = {
-            "database.url": self.url,
-            "database.poolSize": self.args.pool_size,
-            "server.port": port,
-            "server.managementPort": management_port,
-            "server.host": "127.0.0.1",
-            "server.shutdownGracePeriod": "2s",
-            "cluster.replicaId": "bench-events",
-            "eventProcessing.source": source,
-            "eventProcessing.pollInterval": "0.2s",
-            "eventProcessing.rabbitmq.url": RABBITMQ_URL,
-            "eventProcessing.rabbitmq.exchanges": [self.names["business"], self.names["system"]],
-            "eventProcessing.rabbitmq.queue": self.names["queue"],
-            "eventProcessing.rabbitmq.prefetch": self.args.prefetch,
-        }
-        for item in self.args.set or ():
-            key, _, value = item.partition("=")
-            settings[key] = value
-        return load_config(
-            environ={}, overrides={k: ("bench", v) for k, v in settings.items()}, cwd=HERE
-        )
+        return loaded
 
     async def metrics(self) -> str:
         async with httpx.AsyncClient() as client:
@@ -323,34 +282,20 @@ class Bench:
         return False
 
     async def register(self, name: str) -> None:
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                f"{self.api}/v1/workflow-definitions",
-                content=DEFINITION.format(name=name),
-                headers={"Content-Type": "application/yaml"},
-            )
-        if response.status_code not in (200, 201):
-            raise RuntimeError(f"registration failed: {response.text}")
+        await register_definition(self.api, DEFINITION.format(name=name))
 
     async def start_waiting(self, definition: str, prefix: str, first: int, count: int) -> float:
         """Start ``count`` instances (orders ``prefix-first...``); returns seconds to waiting."""
         runtime = self.runtime
         assert runtime is not None
         started = time.perf_counter()
-        next_n = first
 
-        async def starter() -> None:
-            nonlocal next_n
-            while next_n < first + count:
-                n = next_n
-                next_n += 1
-                await runtime.start_instance(
-                    StartRequest(definition_id=definition, input={"orderId": f"{prefix}-{n}"})
-                )
+        async def start(i: int) -> None:
+            await runtime.start_instance(
+                StartRequest(definition_id=definition, input={"orderId": f"{prefix}-{first + i}"})
+            )
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(64):
-                nursery.start_soon(starter)
+        await run_concurrently(count, 64, start)
         total = await self.count(definition, "waiting") + await self.count(definition, "completed")
         if not await self.wait_count(definition, "waiting", total, 600):
             raise RuntimeError(f"{definition}: not every instance reached 'waiting'")
@@ -418,12 +363,7 @@ async def run_service(
 ) -> None:
     service = Service(bench.config(source))
     async with trio.open_nursery() as nursery:
-        await nursery.start(service.run)
-        bench.runtime = service._runtime
-        assert bench.runtime is not None, "the instance runtime did not start"
-        # The runtime's database calls cross into the service's trio-asyncio loop, found in a
-        # context variable; this task was not started by the service, so point it there.
-        trio_asyncio.current_loop.set(bench.runtime.database._primary._loop)
+        bench.runtime = await start_service(nursery, service)
         try:
             if source == "rabbitmq":
                 await wait_broker(bench)
@@ -450,67 +390,63 @@ async def benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
         "queue": f"bench-events-{suffix}",
     }
     database = f"bench_events_{suffix}"
-    admin = url_with_database(args.server, "postgres")
-    service_url = url_with_database(args.server, database)
-    await sql(admin, f'CREATE DATABASE "{database}"')
-    bench = Bench(args, service_url, names)
     results: list[dict[str, Any]] = []
     n = args.events
-    try:
+    async with scratch_database(args.server, database) as service_url:
+        bench = Bench(args, service_url, names)
+        try:
 
-        async def broker_runs() -> None:
-            await bench.register("waiter-rabbitmq")
-            took = await bench.start_waiting("waiter-rabbitmq", "R", 0, n)
-            print(f"rabbitmq: {n:,} instances waiting after {took:.1f}s", file=sys.stderr)
-            exchange = names["business"]
+            async def broker_runs() -> None:
+                await bench.register("waiter-rabbitmq")
+                took = await bench.start_waiting("waiter-rabbitmq", "R", 0, n)
+                print(f"rabbitmq: {n:,} instances waiting after {took:.1f}s", file=sys.stderr)
+                exchange = names["business"]
 
-            async def publish() -> dict[int, float]:
-                return await child("--publish-only", exchange, "R", "0", str(n))
-
-            results.append(
-                await bench.measure("rabbitmq", "waiter-rabbitmq", "rabbitmq", n, publish)
-            )
-            if not args.skip_http:
-                h = args.http_events
-                await bench.register("waiter-http")
-                await bench.start_waiting("waiter-http", "H", 0, h)
-
-                async def post() -> dict[int, float]:
-                    return await child(
-                        "--http-only", bench.api, "H", str(h), str(args.http_concurrency)
-                    )
-
-                results.append(await bench.measure("http", "waiter-http", "http", h, post))
-            if not args.skip_matching:
-                await matching(bench, args, results)
-
-        await run_service(bench, "rabbitmq", broker_runs)
-
-        if not args.skip_database:
-
-            async def database_run() -> None:
-                await bench.register("waiter-database")
-                await bench.start_waiting("waiter-database", "D", 0, n)
-
-                async def insert() -> dict[int, float]:
-                    moment = time.time()
-                    payloads = [json.dumps(event("D", i, now_rfc3339())) for i in range(n)]
-                    await sql(
-                        service_url,
-                        "INSERT INTO events (event) SELECT e::jsonb FROM unnest($1::text[]) e",
-                        payloads,
-                    )
-                    return {0: moment}
+                async def publish() -> dict[int, float]:
+                    return await child("--publish-only", exchange, "R", "0", str(n))
 
                 results.append(
-                    await bench.measure("database", "waiter-database", "database", n, insert)
+                    await bench.measure("rabbitmq", "waiter-rabbitmq", "rabbitmq", n, publish)
                 )
+                if not args.skip_http:
+                    h = args.http_events
+                    await bench.register("waiter-http")
+                    await bench.start_waiting("waiter-http", "H", 0, h)
 
-            await run_service(bench, "database", database_run)
-    finally:
-        await delete_broker_objects(names)
-        with trio.move_on_after(30, shield=True):
-            await sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    async def post() -> dict[int, float]:
+                        return await child(
+                            "--http-only", bench.api, "H", str(h), str(args.http_concurrency)
+                        )
+
+                    results.append(await bench.measure("http", "waiter-http", "http", h, post))
+                if not args.skip_matching:
+                    await matching(bench, args, results)
+
+            await run_service(bench, "rabbitmq", broker_runs)
+
+            if not args.skip_database:
+
+                async def database_run() -> None:
+                    await bench.register("waiter-database")
+                    await bench.start_waiting("waiter-database", "D", 0, n)
+
+                    async def insert() -> dict[int, float]:
+                        moment = time.time()
+                        payloads = [json.dumps(event("D", i, now_rfc3339())) for i in range(n)]
+                        await sql(
+                            service_url,
+                            "INSERT INTO events (event) SELECT e::jsonb FROM unnest($1::text[]) e",
+                            payloads,
+                        )
+                        return {0: moment}
+
+                    results.append(
+                        await bench.measure("database", "waiter-database", "database", n, insert)
+                    )
+
+                await run_service(bench, "database", database_run)
+        finally:
+            await delete_broker_objects(names)
     return results
 
 

@@ -51,33 +51,40 @@ instance), HTTP 449/s (p50 47 ms), light load p50 4.5 ms (2.0 transactions per i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import trio
-import trio_asyncio
+from _common import (
+    DEFAULT_SERVER,
+    HERE,
+    busy_fraction,
+    machine_jiffies,
+    pct,
+    register_definition,
+    run_concurrently,
+    scratch_database,
+    service_config,
+    sql,
+    start_service,
+    url_with_database,
+)
 
-from workflow_orchestrator.config import load_config
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
 from workflow_orchestrator.service import Service
 from workflow_orchestrator.storage import TERMINAL_STATUSES
 
-HERE = Path(__file__).resolve().parent
 PEER_SCRIPT = HERE.parent.parent / "shared" / "bench" / "peers" / "bench_dbos.py"
 DBOS_VENV = Path("/tmp/dbos-venv")
-DEFAULT_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 DEFINITION = """\
 document: {dsl: '1.0.3', namespace: bench, name: three-tasks, version: '1.0.0'}
@@ -103,19 +110,6 @@ TASKS = 3
 # The same total without ``*`` (which jq also applies to strings, so the engine runs it in a
 # sandbox worker process): every expression then runs inline (``--inline-expressions``).
 INLINE_TOTAL = "${ (.amount // 0) + (.amount // 0) }"
-
-
-def url_with_database(server: str, database: str) -> str:
-    parts = urllib.parse.urlsplit(server)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100.0 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def instance_input(i: int) -> dict[str, Any]:
@@ -179,48 +173,25 @@ class Completions:
 # -- PostgreSQL counters ------------------------------------------------------------------
 
 
-async def on_asyncio(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run asyncpg work on a private asyncio loop in a worker thread: the service's own
-    trio-asyncio loop belongs to its tasks, and a second one in this Trio run would be
-    entered by whichever task calls the runtime."""
-    return await trio.to_thread.run_sync(lambda: asyncio.run(work()))
-
-
-async def admin(server: str, sql: str, *args: Any) -> Any:
-    async def work() -> Any:
-        connection = await asyncpg.connect(url_with_database(server, "postgres"))
-        try:
-            return await connection.fetchval(sql, *args)
-        finally:
-            await connection.close()
-
-    return await on_asyncio(work)
-
-
 async def xact_commits(server: str, database: str, wait: float) -> int:
     await trio.sleep(wait)  # let idle backends flush their statistics
-    value = await admin(
-        server, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", database
+    rows = await sql(
+        url_with_database(server, "postgres"),
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+        database,
     )
-    return int(value)
+    return int(rows[0][0])
 
 
 async def db_latencies(service_url: str, ids: list[uuid.UUID]) -> list[float]:
-    async def work() -> list[float]:
-        connection = await asyncpg.connect(service_url)
-        try:
-            rows = await connection.fetch(
-                "SELECT extract(epoch FROM completed_at - created_at) * 1000 AS ms "
-                "FROM workflow_instances WHERE instance_id = ANY($1::uuid[]) "
-                "AND completed_at IS NOT NULL",
-                ids,
-            )
-            return [float(r["ms"]) for r in rows]
-        finally:
-            await connection.close()
-
-    result: list[float] = await on_asyncio(work)
-    return result
+    rows = await sql(
+        service_url,
+        "SELECT extract(epoch FROM completed_at - created_at) * 1000 AS ms "
+        "FROM workflow_instances WHERE instance_id = ANY($1::uuid[]) "
+        "AND completed_at IS NOT NULL",
+        ids,
+    )
+    return [float(r["ms"]) for r in rows]
 
 
 # -- the runs -----------------------------------------------------------------------------
@@ -228,18 +199,6 @@ async def db_latencies(service_url: str, ids: list[uuid.UUID]) -> list[float]:
 
 def cpu_seconds() -> float:
     return time.process_time()
-
-
-def machine_jiffies() -> tuple[float, float]:
-    """(total, idle) jiffies of the whole machine from /proc/stat."""
-    with open("/proc/stat") as stat:
-        values = [int(x) for x in stat.readline().split()[1:]]
-    return float(sum(values)), float(values[3] + values[4])
-
-
-def busy_fraction(before: tuple[float, float], after: tuple[float, float]) -> float:
-    total = after[0] - before[0]
-    return round(1 - (after[1] - before[1]) / total, 3) if total else 0.0
 
 
 Started = dict[uuid.UUID, float]  # instance id -> perf_counter() just before its start call
@@ -250,20 +209,13 @@ async def start_inline(
 ) -> Started:
     """Start ``n`` instances from this process, ``concurrency`` at a time."""
     started: Started = {}
-    next_index = 0
 
-    async def starter() -> None:
-        nonlocal next_index
-        while next_index < n:
-            i = next_index
-            next_index += 1
-            before = time.perf_counter()
-            instance_id = await start_one(i)
-            started[instance_id] = before
+    async def start(i: int) -> None:
+        before = time.perf_counter()
+        instance_id = await start_one(i)
+        started[instance_id] = before
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(concurrency):
-            nursery.start_soon(starter)
+    await run_concurrently(n, concurrency, start)
     return started
 
 
@@ -324,7 +276,7 @@ async def run_burst(
     await completions.wait_all(seconds=max(60.0, n / 50))
     t_end = max(completions.at.values(), default=time.perf_counter())
     cpu = cpu_seconds() - cpu0
-    machine_busy = busy_fraction(machine0, machine_jiffies())
+    machine_busy = round(busy_fraction(machine0, machine_jiffies(), empty=0.0), 3)
     wall = t_end - t0
     done = [i for i in started if i in completions.at]
     lat = [(completions.at[i] - started[i]) * 1000 for i in done]
@@ -388,50 +340,23 @@ async def run_light(
 
 
 async def benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
-    service_url = url_with_database(args.server, args.database)
     completions = Completions()
     completions.install()
     results: list[dict[str, Any]] = []
-    await admin(args.server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-    await admin(args.server, f'CREATE DATABASE "{args.database}"')
-    try:
-        port, management_port = free_port(), free_port()
-        loaded = load_config(
-            environ={},
-            overrides={
-                "database.url": ("bench", service_url),
-                "database.poolSize": ("bench", args.pool_size),
-                "server.port": ("bench", port),
-                "server.managementPort": ("bench", management_port),
-                "server.host": ("bench", "127.0.0.1"),
-                "server.shutdownGracePeriod": ("bench", "2s"),
-                "cluster.replicaId": ("bench", "bench-throughput"),
-            },
-            cwd=HERE,
+    async with scratch_database(args.server, args.database, replace=True) as service_url:
+        loaded, port, _ = service_config(
+            service_url, pool_size=args.pool_size, replica_id="bench-throughput"
         )
         service = Service(loaded)
         async with trio.open_nursery() as nursery:
-            await nursery.start(service.run)
-            runtime = service._runtime
-            assert runtime is not None, "the instance runtime did not start"
-            # The runtime's database calls cross into the service's trio-asyncio loop, which
-            # its own tasks find in a context variable; this task was not started by the
-            # service, so point it at that loop (the pool knows it).
-            trio_asyncio.current_loop.set(runtime.database._primary._loop)
+            runtime = await start_service(nursery, service)
+            base_url = f"http://127.0.0.1:{port}/api"
             limits = httpx.Limits(max_connections=args.http_concurrency)
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}/api", timeout=60, limits=limits
-            ) as api:
+            async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
                 document = DEFINITION
                 if args.inline_expressions:
                     document = document.replace("${ (.amount // 0) * 2 }", INLINE_TOTAL)
-                response = await api.post(
-                    "/v1/workflow-definitions",
-                    content=document,
-                    headers={"Content-Type": "application/yaml"},
-                )
-                if response.status_code not in (200, 201):
-                    raise RuntimeError(f"registration failed: {response.text}")
+                await register_definition(base_url, document, client=api)
 
                 async def start_http(i: int) -> uuid.UUID:
                     response = await api.post(
@@ -462,7 +387,6 @@ async def benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
                 runs = set(args.runs.split(","))
                 if "http" in runs:
                     if args.http_client_process:
-                        base_url = f"http://127.0.0.1:{port}/api"
 
                         async def drive_http() -> Started:
                             return await start_from_client_process(
@@ -508,18 +432,7 @@ async def benchmark(args: argparse.Namespace) -> list[dict[str, Any]]:
                         )
                     )
             service.request_shutdown()
-    finally:
-        await admin(args.server, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
     return results
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def report(result: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ partitions back (under a new epoch) resumes the instances it fenced.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -33,6 +32,8 @@ import pytest
 import trio
 import yaml
 
+from tests.support.backends import db_now, process_backends, terminate
+from tests.support.backends import wait_for as poll_for
 from tests.support.database import open_test_database
 from tests.support.http_stub import run_http_stub
 from tests.support.process import RunningService, run_service
@@ -139,14 +140,8 @@ async def is_leader(client: httpx.AsyncClient, service: RunningService) -> bool 
 
 
 async def wait_for(probe: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail after ``within`` seconds."""
-    with trio.move_on_after(within):
-        while True:
-            found = await probe()
-            if found:
-                return found
-            await trio.sleep(0.1)
-    raise AssertionError(f"not within {within}s: {what}")
+    """``backends.wait_for`` polling every 0.1 s."""
+    return await poll_for(probe, within, what, interval=0.1)
 
 
 async def find_leader(
@@ -177,31 +172,6 @@ def tick_of(key: str) -> datetime:
 async def fetchrow(admin: Database, sql: str, *args: object) -> Any:
     rows = await admin.fetch(sql, *args)
     return rows[0] if rows else None
-
-
-async def db_now(admin: Database) -> datetime:
-    moment: datetime = await admin.fetchval("SELECT clock_timestamp()")
-    return moment
-
-
-def backend_ports(pid: int) -> set[int]:
-    """Local TCP ports of the sockets process ``pid`` holds open (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                if fields[9] in inodes:
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 
 
 async def started_after(admin: Database, moment: datetime) -> Any:
@@ -297,17 +267,9 @@ async def test_three_replicas_start_every_tick_once_through_kill_terminate_and_s
             leader = await find_leader(client, admin, services)
             before = await leader_row(admin)
             await until_just_before_the_next_tick(admin)
-            pids = await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND client_port = ANY($1::int[])",
-                sorted(backend_ports(services[leader].process.pid)),
-            )
+            pids = await process_backends(admin, services[leader].process.pid)
             assert pids, f"found no backend of {leader}'s process"
-            terminated = await admin.fetchval(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
-                "FROM unnest($1::int[]) pid",
-                [row["pid"] for row in pids],
-            )
+            terminated = await terminate(admin, pids)
             terminated_at = await db_now(admin)
             figures["terminate"] = await failover_after(admin, terminated_at)
             await takeover(before, terminated_at, "terminate")

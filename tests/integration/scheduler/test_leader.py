@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 import trio
 import trio_asyncio
 
+from tests.support.backends import db_now, process_backends, terminate, wait_for
 from tests.support.database import open_test_database
 from tests.support.leader_process import CREATE_TICKS
 from tests.support.process import REPOSITORY
@@ -380,14 +379,6 @@ async def backend_pids(database: Database, pool_size: int) -> set[int]:
     return pids
 
 
-async def terminate(admin: Database, pids: set[int]) -> int:
-    terminated: int = await admin.fetchval(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM unnest($1::int[]) pid",
-        sorted(pids),
-    )
-    return terminated
-
-
 async def test_terminated_connections_never_give_two_leaders(database_url: str) -> None:
     """pg_terminate_backend on the leader's pool: it keeps or loses the lead, never shares it."""
     overlaps: list[tuple[float, int, int]] = []
@@ -503,48 +494,10 @@ def spawn(database_url: str, candidate_id: str, folder: Path, run: int) -> Candi
     return Candidate(candidate_id=candidate_id, log_path=log_path, process=process)
 
 
-def backend_ports(pid: int) -> list[int]:
-    """Local TCP ports of the sockets process ``pid`` holds open (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    ports = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                if fields[9] in inodes:
-                    ports.append(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 async def last_tick(admin: Database) -> Any:
     return await fetchrow(
         admin, "SELECT tick, candidate_id, epoch, recorded_at FROM ticks ORDER BY tick DESC LIMIT 1"
     )
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[Any]], within: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll ``probe`` until it returns something truthy; fails after ``within`` seconds."""
-    with trio.move_on_after(within):
-        while True:
-            found = await probe()
-            if found:
-                return found
-            await trio.sleep(interval)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
-async def db_now(admin: Database) -> datetime:
-    moment: datetime = await admin.fetchval("SELECT clock_timestamp()")
-    return moment
 
 
 async def test_three_processes_fire_each_tick_once(database_url: str, tmp_path: Path) -> None:
@@ -592,13 +545,9 @@ async def test_three_processes_fire_each_tick_once(database_url: str, tmp_path: 
                 # (b) pg_terminate_backend on every backend of the leader's process.
                 leader_row = await last_tick(admin)
                 leader = processes[leader_row["candidate_id"]]
-                pids = await admin.fetch(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND client_port = ANY($1::int[])",
-                    backend_ports(leader.process.pid),
-                )
+                pids = await process_backends(admin, leader.process.pid)
                 assert pids, "found no backend of the leader process"
-                terminated = await terminate(admin, {row["pid"] for row in pids})
+                terminated = await terminate(admin, pids)
                 terminated_at = await db_now(admin)
 
                 async def ticked_again() -> Any:
