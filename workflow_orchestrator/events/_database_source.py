@@ -56,23 +56,25 @@ twice, but their batches interleave, so there is no global order across replicas
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import attrs
 import trio
-import trio_asyncio
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.events._cloudevents import MAX_EVENT_SIZE, InvalidEvent, parse_json_event
 from workflow_orchestrator.events._routing import Router
-from workflow_orchestrator.storage._database import Database
+from workflow_orchestrator.storage import (
+    DATABASE_ERRORS,
+    Database,
+    NotificationListener,
+    describe_error,
+    retry_backoff,
+)
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -90,12 +92,7 @@ NOTIFY_CHANNEL = "workflow_events"
 SOURCE_KIND = "database"
 """The ``source`` passed to the router and the ``source_kind`` of dead letters."""
 
-_RETRY_INITIAL = 0.1
-_RETRY_MAX = 5.0
-# How often the LISTEN connection is checked with a query (a half-open TCP connection reports
-# nothing by itself), and how long that check may take.
-_LISTENER_CHECK_INTERVAL = 30.0
-_LISTENER_CHECK_TIMEOUT = 10.0
+_RETRY_MAX = retry_backoff(100)  # the longest pause between attempts
 
 _CLAIM = """
 UPDATE events
@@ -137,12 +134,7 @@ LIMIT 1
 # What a lost or refused connection, or a failed statement (a deadlock, a serialization
 # failure), raises through ``Database.run`` and the router: logged and retried with backoff.
 # Anything else (a bug) ends the source instead of being retried forever.
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # includes DatabaseUnavailable and ConnectionError
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
+_DATABASE_ERRORS = DATABASE_ERRORS
 
 
 class ClaimLost(OrchestratorError, RuntimeError):
@@ -156,8 +148,6 @@ class ClaimLost(OrchestratorError, RuntimeError):
         self.missing = missing
 
 
-# A check of the LISTEN connection that takes too long counts as a lost connection.
-_LISTENER_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, trio.TooSlowError)
 _ROUTING_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, ClaimLost)
 
 
@@ -214,8 +204,7 @@ class DatabaseEventSource:
     claim_ttl: float = attrs.field(default=30.0, validator=_positive)
     max_event_size: int = attrs.field(default=MAX_EVENT_SIZE, validator=_positive)
     _wakeup: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
-    _token: trio.lowlevel.TrioToken | None = attrs.field(default=None, init=False, repr=False)
-    _listening: bool = attrs.field(default=False, init=False)
+    _listener: NotificationListener = attrs.field(init=False, repr=False)
     _claimed: int = attrs.field(default=0, init=False)
     _routed: int = attrs.field(default=0, init=False)
     _dead_lettered: int = attrs.field(default=0, init=False)
@@ -224,10 +213,19 @@ class DatabaseEventSource:
     _last_error: str | None = attrs.field(default=None, init=False)
     _attempt: int = attrs.field(default=0, init=False)  # failed attempts of the current outage
 
+    def __attrs_post_init__(self) -> None:
+        self._listener = NotificationListener(
+            database=self.database,
+            channel=NOTIFY_CHANNEL,
+            on_payload=lambda _: self.wake(),
+            on_listening=self.wake,
+            name=f"database event source {self.owner_id}",
+        )
+
     def statistics(self) -> DatabaseEventSourceStatistics:
         """The counters and the listener's state (no I/O)."""
         return DatabaseEventSourceStatistics(
-            listening=self._listening,
+            listening=self._listener.listening,
             claimed_total=self._claimed,
             routed_total=self._routed,
             dead_lettered_total=self._dead_lettered,
@@ -249,9 +247,10 @@ class DatabaseEventSource:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, claim, parse and route until cancelled (see the module docstring)."""
-        self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
-            await nursery.start(self._listen)
+            # Anything inserted while nobody listened is picked up as soon as it listens
+            # (again), not at the next poll.
+            await nursery.start(self._listener.run)
             task_status.started()
             while True:
                 # A fresh event before claiming: a notification that arrives while this batch
@@ -264,93 +263,6 @@ class DatabaseEventSource:
                     with trio.move_on_after(self.poll_interval):
                         await self._wakeup.wait()
 
-    # -- notifications --------------------------------------------------------------------
-
-    def _notified(self, *_: Any) -> None:
-        """The asyncpg notification callback (asyncio side): wake the Trio loop, coalesced."""
-        token = self._token
-        if token is None:
-            return
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(self.wake, idempotent=True)
-
-    async def _listen(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """Keep a LISTEN connection open, re-establishing it with backoff when it drops."""
-        reported = False
-        failures = 0
-        while True:
-            lost: str | None = None  # why the connection was lost, once it was
-            try:
-                async with self.database.dedicated() as connection:
-                    await self._listen_on(connection)
-                    if failures:
-                        logger.info(
-                            "database event source %s: listening on %s again",
-                            self.owner_id,
-                            NOTIFY_CHANNEL,
-                        )
-                    failures = 0
-                    if not reported:
-                        task_status.started()
-                        reported = True
-                    try:
-                        await self._watch(connection)
-                    except _LISTENER_ERRORS as exc:
-                        # Releasing a connection the server closed may fail too, with a less
-                        # telling error: remember this one.
-                        lost = _reason(exc)
-                        raise
-                    finally:
-                        self._listening = False
-            except _LISTENER_ERRORS as exc:
-                self._listening = False
-                failures += 1
-                log = logger.warning if failures == 1 else logger.debug
-                log(
-                    "database event source %s: the LISTEN %s connection failed (%s); polling "
-                    "every %gs until it is back",
-                    self.owner_id,
-                    NOTIFY_CHANNEL,
-                    lost or _reason(exc),
-                    self.poll_interval,
-                )
-                await trio.sleep(_backoff(failures))
-
-    async def _listen_on(self, connection: Any) -> None:
-        async def subscribe() -> None:
-            await connection.add_listener(NOTIFY_CHANNEL, self._notified)
-
-        await trio_asyncio.aio_as_trio(subscribe)()
-        self._listening = True
-        # Anything inserted while nobody listened is picked up now, not at the next poll.
-        self.wake()
-
-    async def _watch(self, connection: Any) -> None:
-        """Return (by raising) once the LISTEN connection is lost."""
-        lost = trio.Event()
-        token = trio.lowlevel.current_trio_token()
-
-        def on_termination(_: Any) -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(lost.set)
-
-        connection.add_termination_listener(on_termination)
-        try:
-            if connection.is_closed():
-                lost.set()
-            while not lost.is_set():
-                with trio.move_on_after(_LISTENER_CHECK_INTERVAL):
-                    await lost.wait()
-                if not lost.is_set():
-                    with trio.fail_after(_LISTENER_CHECK_TIMEOUT):
-                        await trio_asyncio.aio_as_trio(connection.fetchval)("SELECT 1")
-            raise ConnectionResetError("the connection was closed (by the server or the network)")
-        finally:
-            # Termination listeners survive the pool's reset: never leave ours behind. (A
-            # connection the server closed has dropped them and is detached from its proxy.)
-            with contextlib.suppress(asyncpg.InterfaceError):
-                connection.remove_termination_listener(on_termination)
-
     # -- batches --------------------------------------------------------------------------
 
     async def _process_one_batch(self) -> bool | None:
@@ -359,7 +271,7 @@ class DatabaseEventSource:
         try:
             rows = await self.database.fetch(_CLAIM, self.owner_id, self.claim_ttl, self.batch_size)
         except _DATABASE_ERRORS as exc:
-            self._failed(f"claiming events failed: {_reason(exc)}", exc)
+            self._failed(f"claiming events failed: {describe_error(exc)}", exc)
             return None
         rows = sorted(rows, key=lambda row: int(row["event_seq"]))
         self._last_batch_size = len(rows)
@@ -397,7 +309,7 @@ class DatabaseEventSource:
             )
         except _DATABASE_ERRORS as exc:
             self._failed(
-                f"dead-lettering {len(invalid)} invalid events failed: {_reason(exc)}", exc
+                f"dead-lettering {len(invalid)} invalid events failed: {describe_error(exc)}", exc
             )
             return False
         moved = {int(row["event_seq"]) for row in gone}
@@ -437,7 +349,7 @@ class DatabaseEventSource:
         except _ROUTING_ERRORS as exc:
             self._failed(
                 f"routing {len(events)} events (event_seq {claimed[0]}..{claimed[-1]}) failed: "
-                f"{_reason(exc)}",
+                f"{describe_error(exc)}",
                 exc,
             )
             return False
@@ -477,14 +389,4 @@ class DatabaseEventSource:
         self._attempt = 0
 
     def _next_delay(self) -> float:
-        return _backoff(self._attempt)
-
-
-def _backoff(attempt: int) -> float:
-    """0.1 s, 0.2 s, 0.4 s, ... up to 5 s."""
-    return min(_RETRY_MAX, _RETRY_INITIAL * math.pow(2, min(max(attempt - 1, 0), 60)))
-
-
-def _reason(exc: BaseException) -> str:
-    detail = str(exc).strip()
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        return retry_backoff(self._attempt)

@@ -6,7 +6,7 @@ For each batch (see ``_routing`` for the contract with sources):
   its type (cached from ``subscription_shapes``), the ``from`` expressions are evaluated on the
   event and their values encoded as the shape's key (``instances.correlation_key``);
 - the definitions whose ``schedule.on`` matches the event (their latest live versions, reloaded
-  when the definitions table changed, checked once per batch) each get a start, with the
+  when the routing transaction finds the definitions changed) each get a start, with the
   events array as input; with ``all``, the event fills its filter's slot for its correlation
   key (``event_start_progress``) and the event that fills the last slot starts the instance;
 - ``storage.route_batch`` commits it all in one transaction (deduplication, inbox rows,
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -32,7 +32,7 @@ import trio
 from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.dsl.expressions import is_runtime_expression
 from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter
-from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
 from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
 from workflow_orchestrator.instances import InstanceRuntime, correlation_key
 from workflow_orchestrator.observability import ServiceMetrics
@@ -40,9 +40,10 @@ from workflow_orchestrator.storage import (
     Database,
     EventToRoute,
     InstanceStart,
-    ShapesChanged,
+    RoutingStale,
     StartSlot,
     SubscriptionShape,
+    definitions_stamp,
     load_shapes,
     purge_event_records,
     route_batch,
@@ -61,12 +62,6 @@ SELECT definition_id, version FROM (
 WHERE latest.document -> 'schedule' ? 'on'
 """
 
-# Changes whenever a definition is registered or deleted (the table is small).
-_DEFINITIONS_STAMP_SQL = (
-    "SELECT count(*)::text || '/' || coalesce(max(created_at)::text, '') || '/' || "
-    "coalesce(max(deleted_at)::text, '') FROM workflow_definitions"
-)
-
 
 @attrs.frozen(kw_only=True)
 class Starter:
@@ -75,14 +70,6 @@ class Starter:
     definition_id: str
     version: str
     strategy: ConsumptionStrategy
-
-
-def _subset(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, Mapping):
-        return isinstance(actual, Mapping) and all(
-            k in actual and _subset(v, actual[k]) for k, v in expected.items()
-        )
-    return bool(expected == actual)
 
 
 @attrs.define(eq=False)
@@ -104,7 +91,6 @@ class EventRouter:
     metrics: ServiceMetrics | None = None
     keep_unmatched_for: float = 0.0
     deduplication_window: float = 86_400.0
-    starters_refresh: float = 5.0
     purge_every: float = 60.0
     max_batch: int = 500
     _shapes: tuple[SubscriptionShape, ...] = attrs.field(default=(), init=False)
@@ -136,14 +122,10 @@ class EventRouter:
             task_status.started(self)
 
     async def _maintain(self) -> None:
-        last_purge = time.monotonic()
         while True:
-            await trio.sleep(self.starters_refresh)
+            await trio.sleep(self.purge_every)
             try:
-                await self.refresh_starters()
-                if time.monotonic() - last_purge >= self.purge_every:
-                    last_purge = time.monotonic()
-                    await self.purge()
+                await self.purge()
             except Exception as exc:  # the database may be away for a while: try again later
                 logger.warning("event router maintenance failed: %s: %s", type(exc).__name__, exc)
 
@@ -161,7 +143,7 @@ class EventRouter:
     async def refresh_starters(self) -> None:
         """Reload the definitions that ``schedule.on`` starts (latest live versions) when the
         definitions changed since the last load; one crossing when they did not."""
-        stamp: str = await self.database.fetchval(_DEFINITIONS_STAMP_SQL)
+        stamp = await definitions_stamp(self.database)
         if stamp == self._starters_stamp:
             return
         rows = await self.database.fetch(_STARTERS_SQL)
@@ -257,10 +239,9 @@ class EventRouter:
         if metrics is not None:
             for event in events:
                 metrics.events_received.labels(source, event.type).inc()
-        await self.refresh_starters()
-        starts = [await self._starts(event) for event in events]
-        slots = [await self._slots(event) for event in events]
         for attempt in range(5):
+            starts = [await self._starts(event) for event in events]
+            slots = [await self._slots(event) for event in events]
             batch = [
                 EventToRoute(
                     source=str(event.attributes.get("source", "")),
@@ -278,14 +259,18 @@ class EventRouter:
                     self.database,
                     batch,
                     shapes_version=self._shapes_version,
+                    definitions_stamp=self._starters_stamp,
                     local_partitions=self.runtime.leases.current().partitions,
                     keep_unmatched=self.keep_unmatched_for > 0,
                     consume=consume,
                 )
-            except ShapesChanged:
+            except RoutingStale as stale:
                 if attempt == 4:
                     raise
-                await self._load_shapes()
+                if stale.shapes:
+                    await self._load_shapes()
+                if stale.definitions:
+                    await self.refresh_starters()
                 continue
             break
         for activation in routed.activations:
@@ -393,18 +378,16 @@ class EventRouter:
         return tuple(starts)
 
     async def _matches_any(self, filters: Sequence[EventFilter], event: CloudEvent) -> bool:
-        attributes = event.attributes
+        """Whether ``event`` satisfies the ``with`` of one of ``filters`` (an expression that
+        fails on the event counts as no match)."""
+
+        async def evaluate(expression: str, value: Any) -> Any:
+            try:
+                return await self.engine.evaluate(expression, value, {})
+            except Exception:
+                return False
+
         for event_filter in filters:
-            for name, expected in event_filter.with_.items():
-                actual = attributes.get(name)
-                if is_runtime_expression(expected):
-                    try:
-                        if await self.engine.evaluate(expected, actual, {}) is not True:
-                            break
-                    except Exception:
-                        break
-                elif not _subset(expected, actual):
-                    break
-            else:
+            if await with_matches(event_filter.with_, event.attributes, evaluate):
                 return True
         return False

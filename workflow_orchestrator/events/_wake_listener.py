@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from typing import Any
 
 import attrs
 import trio
-import trio_asyncio
 
 from workflow_orchestrator.instances import InstanceRuntime
-from workflow_orchestrator.storage import WAKE_CHANNEL, partition_of
+from workflow_orchestrator.storage import WAKE_CHANNEL, NotificationListener, partition_of
 
 __all__ = ["WakeListener"]
 
@@ -48,11 +46,22 @@ class WakeListener:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(self._listen)
+            await nursery.start(
+                NotificationListener(
+                    database=self.runtime.database,
+                    channel=WAKE_CHANNEL,
+                    on_payload=self._push,
+                    name="wake-ups",
+                ).run
+            )
             nursery.start_soon(self._sweep)
             task_status.started()
             async for payload in self._receive:
                 await self._activate(payload.split(","))
+
+    def _push(self, payload: str) -> None:
+        with contextlib.suppress(trio.WouldBlock):  # full: the sweep finds them later
+            self._send.send_nowait(payload)
 
     async def _activate(self, ids: list[str]) -> None:
         held = self.runtime.leases.current().partitions
@@ -76,34 +85,3 @@ class WakeListener:
                 logger.debug("wake sweep failed: %s", exc)
                 continue
             await self._activate([str(r["instance_id"]) for r in rows])
-
-    async def _listen(self, *, task_status: trio.TaskStatus[None]) -> None:
-        token = trio.lowlevel.current_trio_token()
-        send = self._send
-
-        def push(payload: str) -> None:
-            with contextlib.suppress(trio.WouldBlock):  # full: the sweep finds them later
-                send.send_nowait(payload)
-
-        def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(push, payload)
-
-        reported = False
-        while True:
-            try:
-                async with self.runtime.database.dedicated() as connection:
-                    await trio_asyncio.aio_as_trio(connection.add_listener)(WAKE_CHANNEL, notified)
-                    if not reported:
-                        task_status.started()
-                        reported = True
-                    while not connection.is_closed():
-                        await trio.sleep(5.0)
-                        with trio.fail_after(10.0):
-                            await trio_asyncio.aio_as_trio(connection.fetchval)("SELECT 1")
-            except Exception as exc:  # the connection dropped: the sweep covers the gap
-                logger.warning("LISTEN %s failed (%s); retrying", WAKE_CHANNEL, exc)
-                if not reported:
-                    task_status.started()
-                    reported = True
-                await trio.sleep(2.0)

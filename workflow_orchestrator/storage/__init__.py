@@ -51,11 +51,11 @@ from workflow_orchestrator.storage._errors import (
 from workflow_orchestrator.storage._event_routing import (
     WAKE_CHANNEL,
     EventToRoute,
-    InstanceStart,
     RoutedBatch,
-    ShapesChanged,
+    RoutingStale,
     StartSlot,
     SubscriptionShape,
+    definitions_stamp,
     ensure_shape,
     fetch_retained_events,
     load_shapes,
@@ -72,6 +72,7 @@ from workflow_orchestrator.storage._instances import (
     InboxEvent,
     InstancePage,
     InstanceRecord,
+    InstanceStart,
     RecoverableInstance,
     create_instance,
     get_instance,
@@ -103,6 +104,12 @@ from workflow_orchestrator.storage._migrations import (
     render_init_sql,
     schema_status,
 )
+from workflow_orchestrator.storage._notifications import (
+    DATABASE_ERRORS,
+    NotificationListener,
+    describe_error,
+    retry_backoff,
+)
 from workflow_orchestrator.storage._schedules import (
     ScheduleRecord,
     TickCommit,
@@ -121,6 +128,7 @@ from workflow_orchestrator.storage._snapshot_writer import (
 )
 
 __all__ = [
+    "DATABASE_ERRORS",
     "DEFAULT_PARTITION_COUNT",
     "INSTANCE_STATUSES",
     "REQUIRED_EXTENSIONS",
@@ -154,6 +162,7 @@ __all__ = [
     "MigrationReport",
     "MissingExtension",
     "NewInstance",
+    "NotificationListener",
     "OutgoingEvent",
     "OwnerIdInUse",
     "PartitionLeases",
@@ -162,9 +171,9 @@ __all__ = [
     "RegistrationOutcome",
     "RegistrationResult",
     "RoutedBatch",
+    "RoutingStale",
     "ScheduleRecord",
     "SchemaStatus",
-    "ShapesChanged",
     "SnapshotWriteFailed",
     "SnapshotWriter",
     "SnapshotWriterStatistics",
@@ -180,8 +189,10 @@ __all__ = [
     "content_hash",
     "create_instance",
     "default_data_dir",
+    "definitions_stamp",
     "delete_definition",
     "describe_connect_error",
+    "describe_error",
     "ensure_shape",
     "fetch_retained_events",
     "find_postgres_binaries",
@@ -209,6 +220,7 @@ __all__ = [
     "release_partitions",
     "render_init_sql",
     "renew_partitions",
+    "retry_backoff",
     "route_batch",
     "run_lease_keeper",
     "schema_status",

@@ -2,8 +2,9 @@
 
 ``route_batch`` does everything a batch of events causes in ONE transaction and ONE crossing:
 
-1. check the caller's subscription shapes are current (a new shape since: ``ShapesChanged``, the
-   caller reloads them and computes its keys again);
+1. check the caller's inputs are current: its subscription shapes and its view of the
+   definitions (``definitions_stamp``); a new shape or a changed definition since raises
+   ``RoutingStale``, and the caller reloads them and computes the batch again;
 2. deduplicate by (``source``, ``id``) in ``processed_events``;
 3. find the subscriptions the fresh events match, by index on (event_type, shape_id, corr_key)
    plus a containment check of the static attributes, and put each event in the inbox of each
@@ -29,18 +30,19 @@ from workflow_orchestrator.storage._instances import (
     _COLUMNS,
     InboxEvent,
     InstanceRecord,
+    InstanceStart,
     RecoverableInstance,
-    partition_of,
+    insert_started_instances,
 )
 
 __all__ = [
     "WAKE_CHANNEL",
     "EventToRoute",
-    "InstanceStart",
     "RoutedBatch",
-    "ShapesChanged",
+    "RoutingStale",
     "StartSlot",
     "SubscriptionShape",
+    "definitions_stamp",
     "ensure_shape",
     "fetch_retained_events",
     "load_shapes",
@@ -53,8 +55,33 @@ WAKE_CHANNEL = "workflow_wake"
 _NOTIFY_CHUNK = 7000  # bytes of ids per notification (the payload limit is 8000)
 
 
-class ShapesChanged(Exception):
-    """A subscription shape was added since the caller loaded them (nothing was written)."""
+class RoutingStale(Exception):
+    """A subscription shape was added, or a definition registered or deleted, since the caller
+    loaded them (nothing was written); ``shapes`` and ``definitions`` say which."""
+
+    def __init__(self, *, shapes: bool, definitions: bool) -> None:
+        super().__init__(
+            "routing inputs changed: "
+            + ("shapes " if shapes else "")
+            + ("definitions" if definitions else "")
+        )
+        self.shapes = shapes
+        self.definitions = definitions
+
+
+# Changes whenever a definition is registered or deleted (the table is small).
+_STALENESS_SQL = """
+SELECT (SELECT coalesce(max(shape_id), 0) FROM subscription_shapes) AS newest_shape,
+       (SELECT count(*)::text || '/' || coalesce(max(created_at)::text, '') || '/' ||
+               coalesce(max(deleted_at)::text, '') FROM workflow_definitions) AS definitions
+"""
+
+
+async def definitions_stamp(database: Database) -> str:
+    """A value that changes whenever a definition is registered or deleted; one crossing."""
+    rows = await database.fetch(_STALENESS_SQL)
+    stamp: str = rows[0]["definitions"]
+    return stamp
 
 
 @attrs.frozen(kw_only=True)
@@ -64,16 +91,6 @@ class SubscriptionShape:
     shape_id: int
     event_type: str
     correlate: tuple[tuple[str, str], ...]
-
-
-@attrs.frozen(kw_only=True)
-class InstanceStart:
-    """An instance that ``schedule.on`` starts for an event."""
-
-    definition_id: str
-    definition_version: str
-    input: Any
-    idempotency_key: str
 
 
 @attrs.frozen(kw_only=True)
@@ -175,22 +192,6 @@ ORDER BY d.ord
 ON CONFLICT (instance_id, event_key) DO NOTHING
 """
 
-_START_SQL = f"""
-INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
-    idempotency_key, input, partition)
-SELECT s.instance_id, s.definition_id, s.definition_version, 'pending', s.idempotency_key,
-       s.input::jsonb, s.partition
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
-    WITH ORDINALITY AS s(instance_id, definition_id, definition_version, idempotency_key, input,
-                         partition, ord)
-WHERE EXISTS (SELECT 1 FROM workflow_definitions d
-              WHERE d.definition_id = s.definition_id AND d.version = s.definition_version
-                AND d.deleted_at IS NULL)
-ORDER BY s.ord
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING {_COLUMNS}
-"""
-
 _SLOT_SQL = """
 INSERT INTO event_start_progress AS p (definition_id, definition_version, corr_key, events)
 VALUES ($1, $2, $3, jsonb_set(
@@ -218,6 +219,7 @@ async def route_batch(
     events: Sequence[EventToRoute],
     *,
     shapes_version: int,
+    definitions_stamp: str | None,
     local_partitions: Collection[int],
     keep_unmatched: bool,
     consume: Callable[[Connection], Awaitable[None]] | None = None,
@@ -225,19 +227,20 @@ async def route_batch(
 ) -> RoutedBatch:
     """Route ``events`` in one transaction (see the module docstring).
 
-    Raises ``ShapesChanged`` when a shape newer than ``shapes_version`` exists, and the
-    driver's error on a database failure; either way nothing was committed.
+    Raises ``RoutingStale`` when a shape newer than ``shapes_version`` exists or the
+    definitions' stamp is not ``definitions_stamp``, and the driver's error on a database
+    failure; either way nothing was committed.
     """
     bodies = [_dumps(e.event) for e in events]
     local = set(local_partitions)
 
     async def work(connection: Connection) -> RoutedBatch:
         async with connection.transaction():
-            newest = await connection.fetchval(
-                "SELECT coalesce(max(shape_id), 0) FROM subscription_shapes"
-            )
-            if newest > shapes_version:
-                raise ShapesChanged(f"shape {newest} is newer than {shapes_version}")
+            current = await connection.fetchrow(_STALENESS_SQL)
+            shapes = current["newest_shape"] > shapes_version
+            definitions = current["definitions"] != definitions_stamp
+            if shapes or definitions:
+                raise RoutingStale(shapes=shapes, definitions=definitions)
             fresh_rows = await connection.fetch(
                 "INSERT INTO processed_events (source, id) "
                 "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING "
@@ -279,22 +282,13 @@ async def route_batch(
             starts = [(i, s, uuid.uuid4()) for i in fresh for s in events[i].starts]
             starts += await _fill_slots(connection, events, bodies, fresh)
             started: list[list[uuid.UUID]] = [[] for _ in events]
-            created: list[InstanceRecord] = []
-            if starts:
-                rows = await connection.fetch(
-                    _START_SQL,
-                    [new_id for _, _, new_id in starts],
-                    [s.definition_id for _, s, _ in starts],
-                    [s.definition_version for _, s, _ in starts],
-                    [s.idempotency_key for _, s, _ in starts],
-                    [_dumps(s.input) for _, s, _ in starts],
-                    [partition_of(new_id, partition_count) for _, _, new_id in starts],
-                )
-                created = [InstanceRecord(**dict(r)) for r in rows]
-                by_id = {r.instance_id for r in created}
-                for index, _, new_id in starts:
-                    if new_id in by_id:
-                        started[index].append(new_id)
+            created = await insert_started_instances(
+                connection, [(new_id, s) for _, s, new_id in starts], partition_count
+            )
+            by_id = {r.instance_id for r in created}
+            for index, _, new_id in starts:
+                if new_id in by_id:
+                    started[index].append(new_id)
             unmatched = [i for i in fresh if not delivered[i] and not started[i]]
             if keep_unmatched and unmatched:
                 await connection.execute(

@@ -43,10 +43,12 @@ __all__ = [
     "InboxEvent",
     "InstancePage",
     "InstanceRecord",
+    "InstanceStart",
     "RecoverableInstance",
     "create_instance",
     "fetch_inbox",
     "get_instance",
+    "insert_started_instances",
     "instance_history",
     "list_instances",
     "list_recoverable",
@@ -148,6 +150,56 @@ class RecoverableInstance:
     snapshot: dict[str, Any] | None = attrs.field(repr=False)
     inbox: tuple[InboxEvent, ...] = attrs.field(default=(), repr=False)
     has_inbox: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class InstanceStart:
+    """An instance started by the service itself (``schedule.on`` events, schedule ticks):
+    a concrete live version, its input, and the key that makes the start happen once."""
+
+    definition_id: str
+    definition_version: str
+    input: Any
+    idempotency_key: str
+
+
+_INSERT_STARTED_SQL = f"""
+INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
+    idempotency_key, input, partition)
+SELECT s.instance_id, s.definition_id, s.definition_version, 'pending', s.idempotency_key,
+       s.input::jsonb, s.partition
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
+    WITH ORDINALITY AS s(instance_id, definition_id, definition_version, idempotency_key, input,
+                         partition, ord)
+WHERE EXISTS (SELECT 1 FROM workflow_definitions d
+              WHERE d.definition_id = s.definition_id AND d.version = s.definition_version
+                AND d.deleted_at IS NULL)
+ORDER BY s.ord
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+
+
+async def insert_started_instances(
+    connection: Connection,
+    starts: Sequence[tuple[uuid.UUID, InstanceStart]],
+    partition_count: int = DEFAULT_PARTITION_COUNT,
+) -> list[InstanceRecord]:
+    """Insert pending instances with the given ids in one statement (asyncio side, inside the
+    caller's transaction); returns the records created. A start whose key was used before, or
+    whose version is no longer live, creates nothing."""
+    if not starts:
+        return []
+    rows = await connection.fetch(
+        _INSERT_STARTED_SQL,
+        [i for i, _ in starts],
+        [s.definition_id for _, s in starts],
+        [s.definition_version for _, s in starts],
+        [s.idempotency_key for _, s in starts],
+        [json.dumps(s.input, separators=(",", ":")) for _, s in starts],
+        [partition_of(i, partition_count) for i, _ in starts],
+    )
+    return [InstanceRecord(**dict(r)) for r in rows]
 
 
 _INBOX_SQL = "SELECT inbox_seq, event FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq"

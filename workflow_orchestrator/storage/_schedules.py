@@ -18,10 +18,10 @@ import attrs
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._event_routing import notify_wake
 from workflow_orchestrator.storage._instances import (
-    _COLUMNS,
     TERMINAL_STATUSES,
     InstanceRecord,
-    partition_of,
+    InstanceStart,
+    insert_started_instances,
 )
 
 __all__ = [
@@ -47,17 +47,6 @@ LEFT JOIN schedule_state s
 LEFT JOIN workflow_instances w ON w.instance_id = s.last_instance_id
 WHERE d.document -> 'schedule' ?| ARRAY['every', 'cron', 'after']
 ORDER BY d.definition_id
-"""
-
-_START_SQL = f"""
-INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
-    idempotency_key, input, partition)
-SELECT s.instance_id, $2, $3, 'pending', s.idempotency_key, '{{}}'::jsonb, s.partition
-FROM unnest($1::uuid[], $4::text[], $5::int[]) WITH ORDINALITY
-    AS s(instance_id, idempotency_key, partition, ord)
-ORDER BY s.ord
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING {_COLUMNS}
 """
 
 _STATE_SQL = """
@@ -146,17 +135,22 @@ async def commit_ticks(
         async with connection.transaction():
             if fence is not None and not await fence(connection):
                 return TickCommit(created=(), fenced=True, existing=0)
-            created: list[InstanceRecord] = []
-            if starts:
-                rows = await connection.fetch(
-                    _START_SQL,
-                    ids,
-                    schedule.definition_id,
-                    schedule.version,
-                    keys,
-                    [partition_of(i, partition_count) for i in ids],
-                )
-                created = [InstanceRecord(**dict(r)) for r in rows]
+            created = await insert_started_instances(
+                connection,
+                [
+                    (
+                        instance_id,
+                        InstanceStart(
+                            definition_id=schedule.definition_id,
+                            definition_version=schedule.version,
+                            input={},
+                            idempotency_key=key,
+                        ),
+                    )
+                    for instance_id, key in zip(ids, keys, strict=True)
+                ],
+                partition_count,
+            )
             last_instance = None
             if keys:
                 last_instance = await connection.fetchval(

@@ -166,11 +166,11 @@ async def test_polling_delivers_when_no_notification_arrives(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With notifications dropped, polling still routes a published event."""
-    monkeypatch.setattr(DatabaseEventSource, "_notified", lambda self, *args: None)
     with trio.fail_after(10):
         async with open_test_database(database_url) as database:
             router = RecordingRouter(database)
             source = DatabaseEventSource(database, router, "replica-a", poll_interval=0.3)
+            monkeypatch.setattr(source._listener, "on_payload", lambda _payload: None)
             async with running(source):
                 await trio.sleep(0.5)  # past the first (empty) claim
                 await publish(database, [1, 2])

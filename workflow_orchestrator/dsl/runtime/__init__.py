@@ -17,6 +17,7 @@ from workflow_orchestrator.dsl.runtime._effects import (
     SubflowRequest,
     SubscriptionFilter,
 )
+from workflow_orchestrator.dsl.runtime._event_tasks import with_matches
 from workflow_orchestrator.dsl.runtime._interpreter import Interpreter, WorkflowResult, run_workflow
 from workflow_orchestrator.dsl.runtime._memory import EffectRecord, InMemoryEffects, json_response
 from workflow_orchestrator.dsl.runtime._options import RuntimeOptions
@@ -40,4 +41,5 @@ __all__ = [
     "WorkflowResult",
     "json_response",
     "run_workflow",
+    "with_matches",
 ]

@@ -12,7 +12,7 @@ event is consumed once per instance.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -55,6 +55,24 @@ def _subset(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
+async def with_matches(
+    with_: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+    evaluate: Callable[[str, Any], Awaitable[Any]],
+) -> bool:
+    """Whether ``attributes`` satisfy an event filter's ``with``: a static value must be
+    contained in the attribute (mappings recursively, other values equal), a runtime expression
+    evaluated on the attribute (``evaluate(expression, value)``) must give true."""
+    for name, expected in with_.items():
+        actual = attributes.get(name)
+        if is_runtime_expression(expected):
+            if await evaluate(expected, actual) is not True:
+                return False
+        elif not _subset(expected, actual):
+            return False
+    return True
+
+
 def _static(event_filter: EventFilter) -> dict[str, Any]:
     return {k: v for k, v in event_filter.with_.items() if not is_runtime_expression(v)}
 
@@ -69,13 +87,12 @@ async def _matches(
     where: str,
 ) -> bool:
     attributes = event.attributes
-    for name, expected in event_filter.with_.items():
-        actual = attributes.get(name)
-        if is_runtime_expression(expected):
-            if await runner.evaluate(expected, actual, args, where) is not True:
-                return False
-        elif not _subset(expected, actual):
-            return False
+
+    async def evaluate(expression: str, value: Any) -> Any:
+        return await runner.evaluate(expression, value, args, where)
+
+    if not await with_matches(event_filter.with_, attributes, evaluate):
+        return False
     for name, rule in event_filter.correlate.items():
         value = await runner.evaluate(rule["from"], dict(attributes), args, where)
         if "expect" in rule:
