@@ -19,7 +19,7 @@ from functools import partial
 
 import attrs
 import trio
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
@@ -166,6 +166,7 @@ class Service:
         )
         self._metrics.add_pool_reader(self._pool_readings)
         self._metrics.add_gauges(self._event_gauges)
+        self._metrics.add_gauges(self._read_metrics)
         async with (
             open_asyncio_bridge(),
             open_actor_system(guardian=guardian, shutdown_timeout=listener_timeout + 20) as system,
@@ -334,6 +335,35 @@ class Service:
         yield backlog
         yield broker
 
+    def _read_metrics(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "workflow_orchestrator_db_replica_lag_seconds",
+            "How far each read replica is behind the primary, at its last check",
+            labels=["pool"],
+        )
+        serving = GaugeMetricFamily(
+            "workflow_orchestrator_db_replica_serving_reads",
+            "1 while the read replica takes reads (healthy and PREFER_REPLICA), else 0",
+            labels=["pool"],
+        )
+        reads = CounterMetricFamily(
+            "workflow_orchestrator_db_reads",
+            "Read-only API queries by the pool that served them (primary, replica-N)",
+            labels=["pool"],
+        )
+        database = self._database
+        if database is not None:
+            statistics = database.read_statistics()
+            for replica in statistics.replicas:
+                if replica.lag is not None:
+                    lag.add_metric([replica.name], replica.lag)
+                serving.add_metric([replica.name], 1.0 if replica.serving_reads else 0.0)
+            for pool, count in statistics.reads.items():
+                reads.add_metric([pool], count)
+        yield lag
+        yield serving
+        yield reads
+
     async def _start_instance_parts(self, system: ActorSystem) -> None:
         """Leases, the snapshot writer, the instance supervisor, the runtime and event
         processing, in order."""
@@ -391,8 +421,11 @@ class Service:
                 await self._register_definition_files(database)
             self._database = database
             try:
-                task_status.started(database)
-                await trio.sleep_forever()
+                async with trio.open_nursery() as nursery:
+                    # Replica health for read routing, checked before the API opens.
+                    await nursery.start(database.run_replica_checks)
+                    task_status.started(database)
+                    await trio.sleep_forever()
             finally:
                 self._database = None
 

@@ -56,6 +56,31 @@ def test_config_show_reports_sources(
     assert tree["server"]["port"] == 9999 and tree["database"]["password"] == "******"
 
 
+def test_config_show_prints_the_pool_of_each_database_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config show --config FILE` accepts the guide's redundancy block and shows every pool."""
+    monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
+    path = tmp_path / "ha.yaml"
+    path.write_text(
+        "database:\n  primary:\n    url: jdbc:postgresql://db-primary:5432/workflows\n"
+        "    poolSize: 20\n  replicas:\n"
+        "    - url: jdbc:postgresql://db-replica-1:5432/workflows\n      poolSize: 30\n"
+        "    - url: jdbc:postgresql://db-replica-2:5432/workflows\n      poolSize: 30\n"
+        "  readPreference: PREFER_REPLICA\n"
+    )
+    assert main(["config", "show", "--config", str(path)]) == 0
+    lines = {
+        line.split()[0]: line.split()[1]
+        for line in capsys.readouterr().out.splitlines()
+        if not line.startswith("#")
+    }
+    assert lines["database.primary.poolSize"] == "20"
+    assert lines["database.replicas[0].poolSize"] == "30"
+    assert lines["database.replicas[1].poolSize"] == "30"
+    assert lines["database.maxReplicaLag"] == "10.0"
+
+
 def test_config_errors_exit_2_with_every_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -113,6 +114,10 @@ class _Converter:
 
     def convert_value(self, hint: Any, value: object, path: str, meta: Mapping[str, Any]) -> Any:
         origin = typing.get_origin(hint)
+        if origin in (typing.Union, types.UnionType):
+            # ``int | None``: null (a YAML key without a value) keeps None, the "not set" value.
+            (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+            return None if value is None else self.convert_value(inner, value, path, meta)
         if attrs.has(hint):
             return self.convert_class(hint, value, path)
         if origin is tuple:

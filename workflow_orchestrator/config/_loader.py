@@ -23,7 +23,7 @@ import yaml
 from workflow_orchestrator.config._convert import convert
 from workflow_orchestrator.config._database_url import InvalidDatabaseURL, parse_database_url
 from workflow_orchestrator.config._errors import ConfigError, ConfigProblem
-from workflow_orchestrator.config._settings import Settings
+from workflow_orchestrator.config._settings import DatabaseEndpoint, Settings
 
 __all__ = ["ENVIRONMENT_OVERRIDES", "LoadedConfig", "load_config"]
 
@@ -282,10 +282,11 @@ def load_config(
         if name in environ:
             _set_path(raw, dotted, environ[name])
             sources[dotted] = f"env {name}"
-    if "DATABASE_URL" in environ and _get_path(raw, "database.primary.url"):
-        # The variable names "the database"; a primary written in a file must not hide it.
-        _set_path(raw, "database.primary.url", environ["DATABASE_URL"])
-        sources["database.primary.url"] = "env DATABASE_URL"
+    # The variables name "the database"; a primary written in a file must not hide them.
+    for name, key in (("DATABASE_URL", "url"), ("DATABASE_POOL_SIZE", "poolSize")):
+        if name in environ and _get_path(raw, f"database.primary.{key}") not in (None, ""):
+            _set_path(raw, f"database.primary.{key}", environ[name])
+            sources[f"database.primary.{key}"] = f"env {name}"
     for dotted, (option, value) in (overrides or {}).items():
         _set_path(raw, dotted, value)
         sources[dotted] = option
@@ -296,9 +297,37 @@ def load_config(
         problems.extend(_check_semantics(settings, sources))
     if problems:
         raise ConfigError(problems)
+    settings = _with_pool_sizes(settings, sources)
     return LoadedConfig(
         settings=settings, sources=dict(sources), files=tuple(files), profile=profile
     )
+
+
+def _with_pool_sizes(settings: Settings, sources: dict[str, str]) -> Settings:
+    """Every endpoint with the pool size it gets: its own ``poolSize``, else
+    ``database.poolSize`` (recorded as the source), so ``config show`` shows each pool."""
+    database = settings.database
+    inherited = f"database.poolSize ({_source_of(sources, 'database.poolSize')})"
+
+    def resolved(endpoint: DatabaseEndpoint, key: str) -> DatabaseEndpoint:
+        if endpoint.pool_size is not None:
+            return endpoint
+        sources[f"{key}.poolSize"] = inherited
+        return attrs.evolve(endpoint, pool_size=database.pool_size)
+
+    database = attrs.evolve(
+        database,
+        primary=resolved(database.primary, "database.primary"),
+        replicas=tuple(
+            resolved(r, f"database.replicas[{i}]") for i, r in enumerate(database.replicas)
+        ),
+        read_replicas=tuple(
+            resolved(r, f"database.readReplicas[{i}]") for i, r in enumerate(database.read_replicas)
+        ),
+    )
+    if database.replica_urls and _source_of(sources, "database.readPreference") == "default":
+        sources["database.readPreference"] = "default (replicas are configured)"
+    return attrs.evolve(settings, database=database)
 
 
 def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[ConfigProblem]:

@@ -80,13 +80,28 @@ class ServerSettings:
     )
 
 
+_POOL_SIZE = _meta(minimum=1, maximum=1000, help="a number of connections >= 1")
+READ_PREFERENCES = ("PRIMARY", "PREFER_REPLICA")
+
+
 @attrs.frozen(kw_only=True)
 class DatabaseEndpoint:
-    """One PostgreSQL server (a read replica or the primary)."""
+    """One PostgreSQL server (the primary or a read replica) and the size of its pool.
+
+    ``pool_size`` None means "as ``database.poolSize``"; ``load_config`` fills it in, so loaded
+    settings always carry the size each pool gets.
+    """
 
     url: str = attrs.field(
         default="", metadata=_meta(help="a PostgreSQL URL such as jdbc:postgresql://host:5432/db")
     )
+    pool_size: int | None = attrs.field(default=None, metadata=_POOL_SIZE)
+
+
+def _default_read_preference(database: DatabaseSettings) -> str:
+    # Configuring replicas is asking for reads from them (the guide's production profile lists
+    # readReplicas and says nothing more); without any, there is nothing else to read from.
+    return "PREFER_REPLICA" if database.replica_urls else "PRIMARY"
 
 
 @attrs.frozen(kw_only=True)
@@ -116,9 +131,7 @@ class DatabaseSettings:
     )
     username: str = attrs.field(default="", metadata=_meta(help="a PostgreSQL role name"))
     password: str = attrs.field(default="", metadata=_meta(secret=True, help="a password"))
-    pool_size: int = attrs.field(
-        default=20, metadata=_meta(minimum=1, maximum=1000, help="a number of connections >= 1")
-    )
+    pool_size: int = attrs.field(default=20, metadata=_POOL_SIZE)
     connect_timeout: float = attrs.field(
         default=10.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s")
     )
@@ -127,7 +140,16 @@ class DatabaseSettings:
     replicas: tuple[DatabaseEndpoint, ...] = ()
     read_replicas: tuple[DatabaseEndpoint, ...] = ()
     read_preference: str = attrs.field(
-        default="PRIMARY", metadata=_meta(choices=("PRIMARY", "PREFER_REPLICA"))
+        default=attrs.Factory(_default_read_preference, takes_self=True),
+        metadata=_meta(choices=READ_PREFERENCES),
+    )
+    max_replica_lag: float = attrs.field(
+        default=10.0,
+        metadata=_meta(kind="duration", minimum=0, help="a duration such as 10s (0s: caught up)"),
+    )
+    replica_check_interval: float = attrs.field(
+        default=2.0,
+        metadata=_meta(kind="duration", minimum=0.05, help="a duration such as 2s (at least 50ms)"),
     )
     embedded: EmbeddedDatabaseSettings = attrs.field(factory=EmbeddedDatabaseSettings)
 
@@ -137,8 +159,23 @@ class DatabaseSettings:
         return self.primary.url or self.url
 
     @property
+    def primary_pool_size(self) -> int:
+        """The primary pool's maximum: ``database.primary.poolSize``, else ``database.poolSize``."""
+        return self.primary.pool_size or self.pool_size
+
+    @property
+    def replica_endpoints(self) -> tuple[DatabaseEndpoint, ...]:
+        """Read replicas from ``database.replicas`` and ``database.readReplicas``, in that
+        order, each with its pool size (its own, else ``database.poolSize``)."""
+        return tuple(
+            attrs.evolve(r, pool_size=r.pool_size or self.pool_size)
+            for r in (*self.replicas, *self.read_replicas)
+            if r.url
+        )
+
+    @property
     def replica_urls(self) -> tuple[str, ...]:
-        """Read replicas from ``database.replicas`` and ``database.readReplicas``, in that order."""
+        """The URLs of ``replica_endpoints``."""
         return tuple(r.url for r in (*self.replicas, *self.read_replicas) if r.url)
 
 

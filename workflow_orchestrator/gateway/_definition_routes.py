@@ -6,6 +6,9 @@
 name). 201 registers a new version, 200 means the identical document was registered already,
 409 is the same id and version with other content, 422 lists every DSL problem with its JSON
 pointer.
+
+Reads (list, one, versions) may be served by a read replica (``database.readPreference``);
+registration and deletion use the primary.
 """
 
 from __future__ import annotations
@@ -134,9 +137,10 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
     @routes.get("/<definition_id>")
     async def latest(definition_id: str) -> Response:
         try:
-            return json_response(_definition_json(await get_definition(database, definition_id)))
+            stored = await get_definition(database, definition_id, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
+        return json_response(_definition_json(stored))
 
     @routes.get("/<definition_id>/versions")
     async def versions(definition_id: str) -> Response:
@@ -149,7 +153,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
     @routes.get("/<definition_id>/versions/<version>")
     async def one_version(definition_id: str, version: str) -> Response:
         try:
-            stored = await get_definition(database, definition_id, version)
+            stored = await get_definition(database, definition_id, version, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
         return json_response(_definition_json(stored))

@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from workflow_orchestrator._version import __version__
+from workflow_orchestrator.gateway._replica_health import replica_details
 from workflow_orchestrator.storage import Database, StorageError, schema_status
 
 __all__ = [
@@ -111,6 +112,7 @@ class HealthReporter:
             "connectionPool": f"{stats.used}/{stats.max_size}",
             "latency": None,
             "schema": None,
+            **replica_details(self.database),
         }
         try:
             with trio.fail_after(self.probe_timeout):

@@ -4,6 +4,10 @@
 "idempotencyKey"?}`` (the ``Idempotency-Key`` header works too): 201 a new instance, 200 the
 instance an earlier request with the same key created. ``GET /{id}?wait=30s`` long-polls until
 the instance is terminal (at most 60 s).
+
+Reads (list, one, history) may be served by a read replica (``database.readPreference``), except
+a ``?wait=`` read and the answers to start and commands, which read their own writes on the
+primary.
 """
 
 from __future__ import annotations
@@ -264,7 +268,8 @@ def instance_routes(runtime: InstanceRuntime) -> Blueprint:
                     "wait",
                 )
             await runtime.wait_terminal(instance_id, seconds)
-        loaded = await load_instance(database, instance_id)
+        # After ?wait= the primary: the wait ended on its state, which a replica may lag.
+        loaded = await load_instance(database, instance_id, read_only=wait is None)
         return json_response(await _instance_json(runtime, loaded.record, loaded.snapshot))
 
     async def command(raw_id: str, action: str) -> Response:

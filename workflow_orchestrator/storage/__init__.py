@@ -1,6 +1,7 @@
 """Storage: the only package that talks to PostgreSQL (asyncpg behind trio-asyncio).
 
-``open_database`` owns the pools; ``migrate``/``schema_status`` manage the schema;
+``open_database`` owns the pools (the primary's and the read replicas', whose health
+``Database.run_replica_checks`` keeps current); ``migrate``/``schema_status`` manage the schema;
 ``open_embedded_postgres`` runs a private server when no database is configured. The
 repositories: definitions (``register_definition``, ``get_definition``, ...), instances
 (``create_instance``, ``list_instances``, ...), partition leases (``PartitionLeases``,
@@ -9,8 +10,6 @@ repositories: definitions (``register_definition``, ``get_definition``, ...), in
 
 from workflow_orchestrator.storage._database import (
     Database,
-    PoolStatistics,
-    describe_connect_error,
     open_database,
     primary_location,
 )
@@ -110,6 +109,14 @@ from workflow_orchestrator.storage._notifications import (
     describe_error,
     retry_backoff,
 )
+from workflow_orchestrator.storage._pools import PoolStatistics, describe_connect_error
+from workflow_orchestrator.storage._replicas import (
+    ReadStatistics,
+    ReplicaProbe,
+    ReplicaState,
+    ReplicaStatus,
+    assess_replica,
+)
 from workflow_orchestrator.storage._schedules import (
     ScheduleRecord,
     TickCommit,
@@ -167,9 +174,13 @@ __all__ = [
     "OwnerIdInUse",
     "PartitionLeases",
     "PoolStatistics",
+    "ReadStatistics",
     "RecoverableInstance",
     "RegistrationOutcome",
     "RegistrationResult",
+    "ReplicaProbe",
+    "ReplicaState",
+    "ReplicaStatus",
     "RoutedBatch",
     "RoutingStale",
     "ScheduleRecord",
@@ -185,6 +196,7 @@ __all__ = [
     "TickCommit",
     "TimerRow",
     "acquire_partitions",
+    "assess_replica",
     "commit_ticks",
     "content_hash",
     "create_instance",

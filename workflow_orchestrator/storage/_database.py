@@ -6,17 +6,18 @@ once (~0.1 ms of CPU a crossing), so callers pass a whole unit of work (``run(wo
 Only Trio-friendly values (records, numbers, frozen attrs) come back out.
 
 Invariants: the pools are opened and closed by ``open_database`` only; closing happens in a
-shielded, bounded scope so a cancelled service still releases its connections.
+shielded, bounded scope so a cancelled service still releases its connections. Writes, and every
+read that must see this process's own writes, use the primary; only work passed with
+``read_only=True`` may go to a read replica (see ``_replicas`` for which one and when).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import attrs
@@ -24,9 +25,25 @@ import trio
 import trio_asyncio
 
 from workflow_orchestrator.config import DatabaseLocation, DatabaseSettings, parse_database_url
-from workflow_orchestrator.storage._errors import DatabaseUnavailable
+from workflow_orchestrator.storage._pools import (
+    CONNECTION_ERRORS,
+    Connection,
+    PoolStatistics,
+    close_pool,
+    create_pool,
+    describe_connect_error,
+    endpoint_label,
+    pool_statistics,
+)
+from workflow_orchestrator.storage._replicas import (
+    PRIMARY,
+    ReadStatistics,
+    Replica,
+    ReplicaSet,
+)
 
 __all__ = [
+    "Connection",
     "Database",
     "PoolStatistics",
     "describe_connect_error",
@@ -37,40 +54,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Connection = Any  # asyncpg.Connection; asyncpg ships no type hints
 Work = Callable[[Connection], Awaitable[T]]
 
 _CLOSE_TIMEOUT = 5.0
-
-
-@attrs.frozen(kw_only=True)
-class PoolStatistics:
-    """A snapshot of one connection pool: connections open, in use, and the configured maximum."""
-
-    size: int
-    used: int
-    max_size: int
-
-
-async def _init_connection(connection: Connection) -> None:
-    for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-
-
-async def _keep_session(connection: Connection) -> None:
-    """The pool's reset on release: nothing beyond asyncpg's own (which rolls back an open
-    transaction and drops listeners).
-
-    asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
-    every release: one more round trip and one more transaction for every ``Database.run``,
-    a third of the transactions of starting an instance. Pooled work leaves no session state
-    behind: it sets no session settings, opens no cursors, listens to nothing and takes no
-    session advisory lock. Work that does (``migrate``, ``dedicated``) passes
-    ``session_state=True``/resets itself, and its connection is reset in full (or terminated)
-    before the pool gets it back.
-    """
+_FALLBACK: Any = object()  # "run it on the primary instead"
 
 
 async def _reset_or_terminate(connection: Connection) -> None:
@@ -83,82 +70,48 @@ async def _reset_or_terminate(connection: Connection) -> None:
         raise
 
 
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-)
-
-
-def describe_connect_error(exc: BaseException) -> str:
-    """A short, password-free reason for a failed connection attempt."""
-    if isinstance(
-        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
-    ):
-        return "the server refused the login (wrong user name or password)"
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return "the database does not exist (create it, or fix the database name in the URL)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is PostgreSQL running and listening on that host and port?)"
-    if isinstance(exc, TimeoutError | trio.TooSlowError):
-        return "no answer within the connect timeout"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    detail = str(exc).strip()
-    return (
-        f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (no detail given)"
-    )
-
-
 @attrs.define(eq=False)
 class Database:
-    """A primary pool and optional read-replica pools.
+    """A primary pool and the read replicas' pools.
 
     Use ``run`` for a unit of work on one connection, ``run_in_transaction`` for one transaction;
-    ``read_only=True`` routes to a replica when ``readPreference`` is ``PREFER_REPLICA``.
+    ``read_only=True`` lets the work go to a healthy replica when ``readPreference`` is
+    ``PREFER_REPLICA``. Replica health is known only while ``run_replica_checks`` runs (the
+    service's storage part runs it); without it every read uses the primary.
     """
 
     location: DatabaseLocation
     _primary: Any
-    _replicas: Sequence[Any]
-    _prefer_replica: bool
-    _max_size: int
-    _replica_turn: int = -1
+    _primary_max_size: int
+    _replicas: ReplicaSet
+    _read_preference: str = "PRIMARY"
 
     async def run(
         self, work: Work[T], *, read_only: bool = False, session_state: bool = False
     ) -> T:
         """Run ``work(connection)`` on the asyncio loop with a pooled connection: one crossing.
 
-        ``read_only`` work goes to the replicas in turn when ``readPreference`` is
-        ``PREFER_REPLICA``; if the replica's connection fails, it runs again on the primary.
+        ``read_only`` work goes to a healthy replica (in turn) when ``readPreference`` is
+        ``PREFER_REPLICA``, and runs again on the primary when that replica cannot be reached
+        (the replica is then marked down), when the replica answers with an error (a conflict
+        with recovery, a migration not replayed yet), or when the work raises ``LookupError``
+        (``DefinitionNotFound``, ``InstanceNotFound``): what was created moments ago may not be
+        replayed yet, so a miss is confirmed on the primary. Read-only work must be safe to run
+        twice.
+
         Work that leaves session state behind (a session advisory lock, ``SET``, a cursor,
         ``LISTEN``) must pass ``session_state=True``: releasing a pooled connection does not
-        reset the session (see ``_keep_session``), so this one is reset in full afterwards.
+        reset the session (see ``_pools._keep_session``), so this one is reset in full afterwards.
         """
-        replica = self._next_replica() if read_only else None
+        replica = self._replicas.choose() if read_only else None
 
         async def unit() -> T:
             if replica is not None:
-                try:
-                    connection = await replica.acquire()
-                except Exception as exc:  # any failure to get a replica connection
-                    logger.warning(
-                        "read replica unavailable (%s); reading from the primary",
-                        describe_connect_error(exc),
-                    )
-                else:
-                    try:
-                        return await work(connection)
-                    except _CONNECTION_ERRORS as exc:
-                        logger.warning(
-                            "read replica connection failed (%s); reading from the primary",
-                            describe_connect_error(exc),
-                        )
-                    finally:
-                        await replica.release(connection)
+                result = await self._on_replica(replica, work)
+                if result is not _FALLBACK:
+                    return cast(T, result)
+            if read_only:
+                self._replicas.primary_reads += 1
             async with self._primary.acquire() as connection:
                 if not session_state:
                     return await work(connection)
@@ -170,11 +123,29 @@ class Database:
         result: T = await trio_asyncio.aio_as_trio(unit)()
         return result
 
-    def _next_replica(self) -> Any:
-        if not (self._prefer_replica and self._replicas):
-            return None
-        self._replica_turn = (self._replica_turn + 1) % len(self._replicas)
-        return self._replicas[self._replica_turn]
+    async def _on_replica(self, replica: Replica, work: Work[T]) -> Any:
+        """``work``'s result on ``replica``, or ``_FALLBACK`` (asyncio side)."""
+        try:
+            connection = await replica.pool.acquire()
+        except Exception as exc:  # any failure to get a replica connection: read elsewhere
+            self._replicas.mark_down(replica, describe_connect_error(exc))
+            return _FALLBACK
+        try:
+            result = await work(connection)
+        except CONNECTION_ERRORS as exc:
+            self._replicas.mark_down(replica, describe_connect_error(exc))
+            return _FALLBACK
+        except asyncpg.PostgresError as exc:
+            # A conflict with recovery cancelled it, or the replica has not replayed the latest
+            # migration yet (an undefined table or column): the primary answers correctly.
+            logger.info("read on %s failed (%s); reading from the primary", replica.name, exc)
+            return _FALLBACK
+        except LookupError:
+            return _FALLBACK
+        finally:
+            await replica.pool.release(connection)
+        replica.reads += 1
+        return result
 
     async def run_in_transaction(self, work: Work[T]) -> T:
         """Run ``work(connection)`` inside one transaction on the primary: one crossing."""
@@ -224,52 +195,30 @@ class Database:
         await self.fetchval("SELECT 1")
         return time.perf_counter() - started
 
+    async def run_replica_checks(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Check the replicas now, report readiness, then every ``replicaCheckInterval``;
+        runs until cancelled (returns at once when there are none). Reads use a replica only
+        while this runs: start it in the nursery of the part that owns the database."""
+        if not self._replicas.replicas:
+            task_status.started()
+            return
+        await self._replicas.run(task_status=task_status)
+
     def statistics(self) -> PoolStatistics:
         """The primary pool's current size and use (no I/O)."""
-        return self._pool_statistics(self._primary)
+        return pool_statistics(self._primary, self._primary_max_size)
 
     def all_statistics(self) -> dict[str, PoolStatistics]:
         """Every pool by name: ``primary``, ``replica-0``, ``replica-1``, ... (no I/O)."""
-        pools = {"primary": self._primary}
-        pools.update({f"replica-{i}": pool for i, pool in enumerate(self._replicas)})
-        return {name: self._pool_statistics(pool) for name, pool in pools.items()}
+        pools = {PRIMARY: self.statistics()}
+        pools.update({r.name: pool_statistics(r.pool, r.max_size) for r in self._replicas.replicas})
+        return pools
 
-    def _pool_statistics(self, pool: Any) -> PoolStatistics:
-        size = pool.get_size()
-        return PoolStatistics(size=size, used=size - pool.get_idle_size(), max_size=self._max_size)
-
-
-async def _create_pool(
-    location: DatabaseLocation, settings: DatabaseSettings, max_size: int
-) -> Any:
-    async def create() -> Any:
-        return await asyncpg.create_pool(
-            location.dsn(),
-            min_size=1,
-            max_size=max_size,
-            timeout=settings.connect_timeout,
-            command_timeout=None,
-            init=_init_connection,
-            reset=_keep_session,
-            server_settings={"application_name": "workflow-orchestrator"},
-        )
-
-    try:
-        with trio.fail_after(settings.connect_timeout + 1.0):
-            return await trio_asyncio.aio_as_trio(create)()
-    except (OSError, asyncpg.PostgresError, TimeoutError, trio.TooSlowError) as exc:
-        raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {location.display()}: {describe_connect_error(exc)}",
-            database=location.display(),
-        ) from exc
-
-
-async def _close_pool(pool: Any) -> None:
-    with trio.move_on_after(_CLOSE_TIMEOUT, shield=True) as scope:
-        await trio_asyncio.aio_as_trio(pool.close)()
-    if scope.cancelled_caught:
-        logger.warning("database pool did not close within %.0fs; terminating it", _CLOSE_TIMEOUT)
-        pool.terminate()
+    def read_statistics(self) -> ReadStatistics:
+        """Replica health, where reads go now and where they went (no I/O)."""
+        return self._replicas.statistics(self._read_preference)
 
 
 def primary_location(settings: DatabaseSettings) -> DatabaseLocation:
@@ -285,28 +234,44 @@ async def open_database(
     """Open the pools (must run inside ``trio_asyncio.open_loop()``) and close them on exit.
 
     ``location`` overrides ``database.url`` (the embedded database passes its own). Raises
-    ``DatabaseUnavailable`` when the primary cannot be reached; an unreachable replica is logged
-    and reads fall back to the primary.
+    ``DatabaseUnavailable`` when the primary cannot be reached. Replica pools connect on first
+    use, so a replica that is down does not stop this; its reads go to the primary.
     """
     location = location or primary_location(settings)
-    primary = await _create_pool(location, settings, settings.pool_size)
-    replicas: list[Any] = []
+    primary = await create_pool(
+        location, max_size=settings.primary_pool_size, connect_timeout=settings.connect_timeout
+    )
+    replicas: list[Replica] = []
     try:
-        for url in settings.replica_urls:
-            replica = parse_database_url(url).with_credentials(
+        for index, endpoint in enumerate(settings.replica_endpoints):
+            where = parse_database_url(endpoint.url).with_credentials(
                 settings.username or None, settings.password or None
             )
-            try:
-                replicas.append(await _create_pool(replica, settings, settings.pool_size))
-            except DatabaseUnavailable as exc:
-                logger.warning("read replica unavailable, reads use the primary: %s", exc)
+            max_size = endpoint.pool_size or settings.pool_size
+            pool = await create_pool(
+                where, max_size=max_size, connect_timeout=settings.connect_timeout, min_size=0
+            )
+            replicas.append(
+                Replica(
+                    name=f"replica-{index}",
+                    endpoint=endpoint_label(where),
+                    pool=pool,
+                    max_size=max_size,
+                )
+            )
         yield Database(
             location=location,
             primary=primary,
-            replicas=replicas,
-            prefer_replica=settings.read_preference == "PREFER_REPLICA",
-            max_size=settings.pool_size,
+            primary_max_size=settings.primary_pool_size,
+            replicas=ReplicaSet(
+                replicas=replicas,
+                prefer_replica=settings.read_preference == "PREFER_REPLICA",
+                max_lag=settings.max_replica_lag,
+                check_interval=settings.replica_check_interval,
+                check_timeout=settings.connect_timeout,
+            ),
+            read_preference=settings.read_preference,
         )
     finally:
-        for pool in (*replicas, primary):
-            await _close_pool(pool)
+        for pool in (*(r.pool for r in replicas), primary):
+            await close_pool(pool)

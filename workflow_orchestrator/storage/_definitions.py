@@ -200,7 +200,8 @@ async def list_definitions(
     name: str | None = None,
     text: str | None = None,
 ) -> DefinitionPage:
-    """A page of the latest live version of every definition matching the filters."""
+    """A page of the latest live version of every definition matching the filters; may read
+    from a replica."""
     after = _decode(cursor) if cursor else None
 
     async def work(connection: Connection) -> list[DefinitionSummary]:
@@ -318,11 +319,15 @@ async def get_definition(
     version: str | None = None,
     *,
     include_deleted: bool = False,
+    read_only: bool = False,
 ) -> StoredDefinition:
     """One definition version; the latest live one when ``version`` is None.
 
     ``include_deleted=True`` (with a version) also finds a soft-deleted version, as a running
-    instance of a deleted definition needs. Raises ``DefinitionNotFound``.
+    instance of a deleted definition needs. ``read_only=True`` may read from a replica (the
+    API's reads; a miss there is confirmed on the primary); the runtime keeps the default, the
+    primary, since it loads definitions right after their registration. Raises
+    ``DefinitionNotFound``.
     """
 
     async def work(connection: Connection) -> StoredDefinition:
@@ -345,12 +350,12 @@ async def get_definition(
             raise await _not_found(connection, definition_id, version)
         return _stored(row)
 
-    # The primary, not a replica: the runtime loads definitions right after registration.
-    return await database.run(work)
+    return await database.run(work, read_only=read_only)
 
 
 async def list_versions(database: Database, definition_id: str) -> tuple[DefinitionSummary, ...]:
-    """Every live version of a definition, oldest first. Raises ``DefinitionNotFound``."""
+    """Every live version of a definition, oldest first; may read from a replica (a miss there
+    is confirmed on the primary). Raises ``DefinitionNotFound``."""
 
     async def work(connection: Connection) -> tuple[DefinitionSummary, ...]:
         rows = await connection.fetch(

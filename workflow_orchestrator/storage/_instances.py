@@ -240,6 +240,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from None
 
 
+def _instance_not_found(instance_id: uuid.UUID) -> InstanceNotFound:
+    return InstanceNotFound(f"workflow instance {instance_id} not found", instance_id=instance_id)
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -343,7 +347,8 @@ async def list_instances(
     cursor: str | None = None,
     limit: int = 50,
 ) -> InstancePage:
-    """A page of instances matching every given filter, newest first; one crossing.
+    """A page of instances matching every given filter, newest first; one crossing, which may
+    read from a replica.
 
     Ranges are half-open: ``created_after <= created_at < created_before``. ``*_contains`` on
     JSON is containment (``{"orderId": "ORD-1"}`` matches inputs having that member). Raises
@@ -497,13 +502,14 @@ async def set_status(
 async def instance_history(
     database: Database, instance_id: uuid.UUID, *, after_seq: int = 0, limit: int | None = None
 ) -> Sequence[HistoryEntry]:
-    """An instance's history in ``seq`` order (from ``after_seq + 1``). Raises InstanceNotFound."""
+    """An instance's history in ``seq`` order (from ``after_seq + 1``); may read from a replica
+    (a miss there is confirmed on the primary). Raises ``InstanceNotFound``."""
 
-    async def work(connection: Connection) -> list[Any] | None:
+    async def work(connection: Connection) -> list[Any]:
         if not await connection.fetchval(
             "SELECT EXISTS (SELECT 1 FROM workflow_instances WHERE instance_id = $1)", instance_id
         ):
-            return None
+            raise _instance_not_found(instance_id)
         rows: list[Any] = await connection.fetch(
             "SELECT instance_id, seq, task_ref, kind, at, details FROM workflow_instance_history "
             "WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -514,10 +520,6 @@ async def instance_history(
         return rows
 
     rows = await database.run(work, read_only=True)
-    if rows is None:
-        raise InstanceNotFound(
-            f"workflow instance {instance_id} not found", instance_id=instance_id
-        )
     return tuple(HistoryEntry(**dict(r.items())) for r in rows)
 
 
@@ -566,9 +568,13 @@ async def list_recoverable(
     )
 
 
-async def load_instance(database: Database, instance_id: uuid.UUID) -> RecoverableInstance:
+async def load_instance(
+    database: Database, instance_id: uuid.UUID, *, read_only: bool = False
+) -> RecoverableInstance:
     """One instance with its last committed snapshot and, when it is not terminal, its
-    unconsumed events (to re-activate it); one crossing. Raises ``InstanceNotFound``.
+    unconsumed events (to re-activate it); one crossing. ``read_only=True`` may read from a
+    replica (the API's reads of an instance; a miss there is confirmed on the primary): the
+    runtime keeps the default, the primary. Raises ``InstanceNotFound``.
     """
 
     async def work(connection: Connection) -> tuple[Any, tuple[InboxEvent, ...]]:
@@ -576,15 +582,13 @@ async def load_instance(database: Database, instance_id: uuid.UUID) -> Recoverab
             f"SELECT {_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
             instance_id,
         )
-        if row is None or row["status"] in TERMINAL_STATUSES:
+        if row is None:
+            raise _instance_not_found(instance_id)
+        if row["status"] in TERMINAL_STATUSES:
             return row, ()
         return row, await fetch_inbox(connection, instance_id)
 
-    row, inbox = await database.run(work)
-    if row is None:
-        raise InstanceNotFound(
-            f"workflow instance {instance_id} not found", instance_id=instance_id
-        )
+    row, inbox = await database.run(work, read_only=read_only)
     return RecoverableInstance(
         record=InstanceRecord(**{k: v for k, v in row.items() if k != "snapshot"}),
         snapshot=row["snapshot"],

@@ -409,3 +409,100 @@ def test_event_processing_durations(tmp_path: Path) -> None:
     events = load_config(cwd=tmp_path, environ={}).settings.event_processing
     assert (events.deduplication_window, events.unmatched_retention) == (7200.0, 300.0)
     assert (events.poll_interval, events.task_events) == (0.25, False)
+
+
+# The deployment guide's "Database Redundancy" block, verbatim.
+GUIDE_REDUNDANCY = """\
+database:
+  primary:
+    url: jdbc:postgresql://db-primary:5432/workflows
+    poolSize: 20
+  replicas:
+    - url: jdbc:postgresql://db-replica-1:5432/workflows
+      poolSize: 30
+    - url: jdbc:postgresql://db-replica-2:5432/workflows
+      poolSize: 30
+  readPreference: PREFER_REPLICA
+"""
+
+
+def test_guide_redundancy_block_gives_each_endpoint_its_pool(tmp_path: Path) -> None:
+    """The guide's primary/replicas block loads verbatim, with a pool size per endpoint."""
+    path = write(tmp_path, "application.yaml", GUIDE_REDUNDANCY)
+    loaded = load_config(cwd=tmp_path, environ={})
+    database = loaded.settings.database
+    assert (database.primary_url, database.primary_pool_size) == (
+        "jdbc:postgresql://db-primary:5432/workflows",
+        20,
+    )
+    assert [(r.url, r.pool_size) for r in database.replica_endpoints] == [
+        ("jdbc:postgresql://db-replica-1:5432/workflows", 30),
+        ("jdbc:postgresql://db-replica-2:5432/workflows", 30),
+    ]
+    assert database.read_preference == "PREFER_REPLICA"
+    rows = {key: (value, source) for key, value, source in effective_rows(loaded)}
+    assert rows["database.primary.poolSize"] == ("20", str(path))
+    assert rows["database.replicas[1].poolSize"] == ("30", str(path))
+
+
+def test_guide_production_replicas_inherit_the_pool_and_take_reads(tmp_path: Path) -> None:
+    """readReplicas without poolSize get database.poolSize, and configuring replicas is enough
+    for reads to prefer them; readPreference PRIMARY keeps reads on the primary."""
+    path = write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  url: jdbc:postgresql://db-prod-primary:5432/workflows_prod\n"
+        "  poolSize: 50\n  readReplicas:\n"
+        "    - url: jdbc:postgresql://db-prod-replica-1:5432/workflows_prod\n"
+        "    - url: jdbc:postgresql://db-prod-replica-2:5432/workflows_prod\n",
+    )
+    loaded = load_config(cwd=tmp_path, environ={})
+    database = loaded.settings.database
+    assert [r.pool_size for r in database.replica_endpoints] == [50, 50]
+    assert database.primary_pool_size == 50
+    assert database.read_preference == "PREFER_REPLICA"
+    rows = {key: (value, source) for key, value, source in effective_rows(loaded)}
+    assert rows["database.readReplicas[0].poolSize"] == ("50", f"database.poolSize ({path})")
+    assert rows["database.readPreference"] == (
+        '"PREFER_REPLICA"',
+        "default (replicas are configured)",
+    )
+    assert load_config(cwd=tmp_path, environ={}).settings.database.max_replica_lag == 10.0
+    write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  readReplicas:\n    - url: jdbc:postgresql://r:5432/wf\n"
+        "  readPreference: primary\n",
+    )
+    assert load_config(cwd=tmp_path, environ={}).settings.database.read_preference == "PRIMARY"
+    assert load_config(cwd=tmp_path, environ={}).settings.database.primary_pool_size == 20
+
+
+def test_database_pool_size_variable_overrides_the_primary_only(tmp_path: Path) -> None:
+    """DATABASE_POOL_SIZE wins over database.primary.poolSize; replicas keep their own."""
+    write(tmp_path, "application.yaml", GUIDE_REDUNDANCY)
+    loaded = load_config(cwd=tmp_path, environ={"DATABASE_POOL_SIZE": "7"})
+    database = loaded.settings.database
+    assert database.primary_pool_size == 7
+    assert [r.pool_size for r in database.replica_endpoints] == [30, 30]
+    assert loaded.source_of("database.primary.poolSize") == "env DATABASE_POOL_SIZE"
+
+
+def test_replica_settings_are_checked(tmp_path: Path) -> None:
+    """A bad per-endpoint pool size or lag bound names its key and what is allowed."""
+    path = write(
+        tmp_path,
+        "application.yaml",
+        "database:\n  replicas:\n    - url: jdbc:postgresql://r:5432/wf\n      poolSize: 0\n"
+        "  maxReplicaLag: soon\n  replicaCheckInterval: 1ms\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: database.replicas[0].poolSize: expected a number of connections >= 1, got 0 "
+        "(out of range)",
+        f"{path}: database.maxReplicaLag: expected a duration such as 10s (0s: caught up), "
+        "got 'soon'",
+        f"{path}: database.replicaCheckInterval: expected a duration such as 2s (at least 50ms), "
+        "got '1ms' (out of range)",
+    ]
