@@ -13,6 +13,7 @@ read that must see this process's own writes, use the primary; only work passed 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -143,7 +144,9 @@ class Database:
         except LookupError:
             return _FALLBACK
         finally:
-            await replica.pool.release(connection)
+            # A reset that fails on release has terminated the connection: nothing to do.
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await replica.pool.release(connection)
         replica.reads += 1
         return result
 
