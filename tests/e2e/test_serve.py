@@ -205,12 +205,12 @@ def test_survives_terminated_database_connections(tmp_path: Path, database_name:
         stop_gracefully(service)
 
 
-def test_development_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
+def test_local_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
     """`make run`'s profile, run from the checkout, registers examples/order_processing.yaml."""
     require_spec()
     with run_service(
         tmp_path,
-        args=("--profile", "development"),
+        args=("--profile", "local"),
         env={"DATABASE_URL": database_url},
         cwd=REPOSITORY,
     ) as service:
