@@ -363,12 +363,17 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
             )
     server = settings.server
     if server.port == server.management_port:
+        # Blame the port the user set: a default is not what they would think of changing.
+        if _source_of(sources, "server.managementPort") == "default":
+            key, other, what = "server.port", "server.managementPort", "API port"
+        else:
+            key, other, what = "server.managementPort", "server.port", "management port"
         problems.append(
             ConfigProblem(
-                source=_source_of(sources, "server.managementPort"),
-                key="server.managementPort",
-                message=f"the management port {server.management_port} equals server.port; "
-                "give the two listeners different ports",
+                source=_source_of(sources, key),
+                key=key,
+                message=f"the {what} {server.port} equals {other}; give the two listeners "
+                "different ports",
             )
         )
     if not server.context_path.startswith("/"):
