@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/workflow-orchestrator serve --profile development
+	$(BIN)/workflow-orchestrator serve --profile local
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)

@@ -313,7 +313,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "definitions":
         return _validate_definitions(args)
     loaded = _load(args)
-    configure_logging(loaded.settings.logging)
+    configure_logging(loaded.settings.logging, source_of=loaded.source_of)
     if args.command == "serve":
         _run_async(lambda: _serve(loaded))
         return EXIT_OK

@@ -32,16 +32,16 @@ def check_guide_endpoints(service: RunningService) -> None:
     for path in ("/health", "/health/live", "/health/ready"):
         response = httpx.get(service.management + path, timeout=10)
         assert response.status_code == 200, (path, response.text)
-        assert response.json()["status"] == "UP"
+        assert response.json()["status"] == "healthy"
 
     detailed = httpx.get(service.management + "/health/detailed", timeout=10)
     assert detailed.status_code == 200
     body = detailed.json()
     assert set(body) == {"status", "components", "version", "uptime"}
-    assert body["status"] == "UP"
+    assert body["status"] == "healthy"
     assert re.fullmatch(r"\d+d \d+h \d+m", body["uptime"])
     database = body["components"]["database"]
-    assert database["status"] == "UP"
+    assert database["status"] == "healthy"
     assert re.fullmatch(r"\d+/\d+", database["details"]["connectionPool"])
     assert re.fullmatch(r"\d+ms", database["details"]["latency"])
     events = body["components"]["eventProcessing"]["details"]
@@ -126,7 +126,7 @@ def test_readiness_fails_when_schema_is_not_current(tmp_path: Path, database_url
         ready = httpx.get(service.management + "/health/ready", timeout=10)
         assert ready.status_code == 503
         database = ready.json()["components"]["database"]
-        assert database["status"] == "DOWN"
+        assert database["status"] == "unhealthy"
         assert database["details"]["schema"] == "outdated"
         versions = [m.version for m in load_migrations()]
         assert database["details"]["pendingMigrations"] == versions
@@ -205,12 +205,12 @@ def test_survives_terminated_database_connections(tmp_path: Path, database_name:
         stop_gracefully(service)
 
 
-def test_development_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
+def test_local_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
     """`make run`'s profile, run from the checkout, registers examples/order_processing.yaml."""
     require_spec()
     with run_service(
         tmp_path,
-        args=("--profile", "development"),
+        args=("--profile", "local"),
         env={"DATABASE_URL": database_url},
         cwd=REPOSITORY,
     ) as service:

@@ -10,19 +10,40 @@ from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
     create_management_app,
-    format_duration_ms,
-    format_uptime,
 )
 from workflow_orchestrator.observability import ServiceMetrics
 
 pytestmark = pytest.mark.integration
 
 
-def test_formats() -> None:
-    """Uptime reads like '5d 12h 30m' and latency like '2ms'."""
-    assert format_uptime(5 * 86400 + 12 * 3600 + 30 * 60 + 59) == "5d 12h 30m"
-    assert format_uptime(0) == "0d 0h 0m"
-    assert format_duration_ms(0.0024) == "2ms"
+async def test_health_speaks_the_guides_words(database_url: str) -> None:
+    """Every status is healthy, degraded or unhealthy; parts not running are unhealthy with a
+    reason and make a ready service degraded, with the HTTP codes of readiness."""
+    with trio.fail_after(60):
+        async with open_test_database(database_url) as database:
+            client = create_management_app(
+                health=HealthReporter(database=database),
+                metrics=ServiceMetrics(),
+                metrics_enabled=True,
+            ).test_client()
+            live = await client.get("/health/live")
+            ready = await client.get("/health/ready")
+            overall = await client.get("/health")
+            detailed = await client.get("/health/detailed")
+            live_body, ready_body = await live.get_json(), await ready.get_json()
+            overall_body, body = await overall.get_json(), await detailed.get_json()
+    assert (live.status_code, live_body) == (200, {"status": "healthy"})
+    assert ready.status_code == 200
+    assert ready_body["status"] == ready_body["components"]["database"]["status"] == "healthy"
+    assert (overall.status_code, overall_body) == (200, {"status": "degraded"})
+    assert detailed.status_code == 200
+    assert body["status"] == "degraded"
+    assert body["components"]["database"]["status"] == "healthy"
+    scheduler = body["components"]["scheduler"]
+    assert scheduler["status"] == "unhealthy"
+    assert scheduler["details"]["lastExecutionTime"] is None
+    assert scheduler["details"]["reason"].startswith("the scheduler is not running")
+    assert body["components"]["eventProcessing"]["status"] == "unhealthy"
 
 
 async def test_metrics_can_be_switched_off(database_url: str) -> None:

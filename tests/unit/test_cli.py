@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.support.spec import require_spec
 from workflow_orchestrator import __version__
 from workflow_orchestrator.cli import main
+from workflow_orchestrator.config import ENVIRONMENT_OVERRIDES
 
 
 @pytest.mark.parametrize(
@@ -124,3 +126,177 @@ def test_definitions_validate_prints_every_problem(
     )
     assert captured.err == "1 of 2 files have problems\n"
     assert main(["definitions", "validate", str(good)]) == 0
+
+
+# -- a user's mistakes: one line naming what to change, a non-zero exit, no traceback ----------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory without config/, and none of the machine's override variables."""
+    for name in (*ENVIRONMENT_OVERRIDES, "WORKFLOW_CONFIG", "WORKFLOW_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit code and the last line of standard error of ``workflow-orchestrator ARGS``."""
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.strip().splitlines()[-1].strip()
+
+
+def unreadable_file(folder: Path) -> Path:
+    """A file that exists and cannot be read, also by root (which ignores permissions)."""
+    if os.geteuid() == 0:
+        return Path("/proc/self/clear_refs")  # write-only: reading fails with EINVAL
+    path = folder / "secret.yaml"
+    path.write_text("server: {port: 1}\n")
+    path.chmod(0)
+    return path
+
+
+@pytest.mark.parametrize("command", [["serve"], ["init-schema"], ["migrate"], ["config", "show"]])
+def test_missing_config_file(
+    command: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --config file that does not exist names the file and how to create it (exit 2)."""
+    assert run_cli([*command, "--config", "nothere.yaml"], capsys) == (
+        2,
+        "- --config: configuration file nothere.yaml does not exist; create it from "
+        "config/application.yaml.example or point to another file",
+    )
+
+
+def test_unreadable_config_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A configuration file that cannot be read names the file and the reason (exit 2)."""
+    path = unreadable_file(workdir)
+    code, line = run_cli(["serve", "--config", str(path)], capsys)
+    assert code == 2
+    assert line.startswith(f"- {path}: cannot read the file: ")
+
+
+def test_invalid_yaml_names_file_and_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Broken YAML names the file, line and column (exit 2)."""
+    (workdir / "app.yaml").write_text("server:\n  port: [8080\n")
+    assert run_cli(["migrate", "--config", "app.yaml"], capsys) == (
+        2,
+        "- app.yaml: not valid YAML at line 3, column 1: expected ',' or ']', but got "
+        "'<stream end>'",
+    )
+
+
+def test_config_file_in_another_encoding(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that is not UTF-8 names the line of the first bad byte (exit 2)."""
+    (workdir / "app.yaml").write_bytes(b"logging:\n  level: \xe9\n")
+    assert run_cli(["init-schema", "--config", "app.yaml"], capsys) == (
+        2,
+        "- app.yaml: not UTF-8 text (byte 0xe9 at line 2); save the file as UTF-8",
+    )
+
+
+def test_unknown_profile(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown profile names the missing file and the profiles to choose from (exit 2)."""
+    assert run_cli(["serve", "--profile", "prod"], capsys) == (
+        2,
+        f"- --profile: profile 'prod' has no file {workdir / 'config' / 'prod.yaml'}; create it "
+        "or choose one of: local, development, staging, production",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["serve", "--port", "eighty"],
+            {},
+            "workflow-orchestrator serve: error: argument --port: invalid int value: 'eighty'",
+        ),
+        (
+            ["serve", "--port", "70000"],
+            {},
+            "- --port: server.port: expected a TCP port number between 1 and 65535, got 70000 "
+            "(out of range)",
+        ),
+        (
+            ["serve"],
+            {"MANAGEMENT_PORT": "http"},
+            "- env MANAGEMENT_PORT: server.managementPort: expected a TCP port number between 1 "
+            "and 65535, got 'http'",
+        ),
+        (
+            ["serve", "--port", "8081"],
+            {},
+            "- --port: server.port: the API port 8081 equals server.managementPort; give the two "
+            "listeners different ports",
+        ),
+    ],
+)
+def test_bad_ports(
+    args: list[str],
+    env: dict[str, str],
+    expected: str,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A port that is not a number, out of range or clashing names the option or variable."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run_cli(args, capsys) == (2, expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve", "--verbose"], "workflow-orchestrator: error: unrecognized arguments: --verbose"),
+        (
+            ["start"],
+            "workflow-orchestrator: error: argument COMMAND: invalid choice: 'start' "
+            "(choose from 'serve', 'init-schema', 'migrate', 'config', 'definitions', 'version')",
+        ),
+        (
+            ["migrate", "--url"],
+            "workflow-orchestrator migrate: error: argument --url: expected one argument",
+        ),
+    ],
+)
+def test_unknown_options_and_commands(
+    args: list[str], expected: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unknown options and commands print usage and the offending word (exit 2)."""
+    assert run_cli(args, capsys) == (2, expected)
+
+
+def test_a_database_url_that_is_not_one(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --url that is not a PostgreSQL URL names the option and the expected form (exit 2)."""
+    assert run_cli(["migrate", "--url", "db-host:5432/workflows"], capsys) == (
+        2,
+        "- --url: database.url: expected a URL starting with jdbc:postgresql:// or "
+        "postgresql://, got one starting with 'db-host:'",
+    )
+
+
+def test_unwritable_log_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A log file that cannot be created names logging.appenders.file.path and its file."""
+    (workdir / "blocker").write_text("")
+    config = workdir / "app.yaml"
+    config.write_text(
+        "logging:\n  appenders:\n    file:\n      enabled: true\n      path: blocker/x.log\n"
+    )
+    code, line = run_cli(["migrate", "--config", str(config)], capsys)
+    assert code == 2
+    assert line.startswith(
+        f"- {config}: logging.appenders.file.path: cannot open log file blocker/x.log: "
+    )
+    assert line.endswith(
+        "choose a path this user may write (or create the folder for it), or set "
+        "logging.appenders.file.enabled: false"
+    )

@@ -268,6 +268,7 @@ SURFACE = {
         "create_api_app",
         "create_management_app",
         "format_duration_ms",
+        "format_timestamp",
         "format_uptime",
         "problem_response",
         "register_supervisor_routes",

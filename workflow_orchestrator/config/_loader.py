@@ -28,7 +28,7 @@ from workflow_orchestrator.config._settings import DatabaseEndpoint, Settings
 __all__ = ["ENVIRONMENT_OVERRIDES", "LoadedConfig", "load_config"]
 
 DEFAULT_CONFIG_PATH = Path("config/application.yaml")
-PROFILES = ("development", "staging", "production")
+PROFILES = ("local", "development", "staging", "production")
 
 #: Environment variable -> dotted key path it overrides (the deployment guide's list).
 ENVIRONMENT_OVERRIDES: Mapping[str, str] = {
@@ -83,12 +83,31 @@ def _source_of(sources: Mapping[str, str], key: str) -> str:
     return "default"
 
 
+def _text_line(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` in ``path`` (for a decoding error)."""
+    try:
+        return path.read_bytes()[:offset].count(b"\n") + 1
+    except OSError:
+        return 1
+
+
 def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(
             ConfigProblem(source=str(path), key="", message=f"cannot read the file: {exc.strerror}")
+        )
+        return {}
+    except UnicodeDecodeError as exc:
+        line = _text_line(path, exc.start)
+        problems.append(
+            ConfigProblem(
+                source=str(path),
+                key="",
+                message=f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at line {line}); "
+                "save the file as UTF-8",
+            )
         )
         return {}
     try:
@@ -210,6 +229,20 @@ def _get_path(tree: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def _profiles_in(folder: Path, config_file: Path | None) -> list[str]:
+    """The profiles whose files are in ``folder`` (the shipped names when it has none)."""
+    try:
+        found = [
+            p.stem
+            for p in folder.glob("*.yaml")
+            if p.is_file() and p.stem != "application" and p != config_file
+        ]
+    except OSError:
+        found = []
+    shipped = [name for name in PROFILES if name in found]
+    return shipped + sorted(set(found) - set(shipped)) if found else list(PROFILES)
+
+
 def _find_file(
     config_path: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path
 ) -> tuple[Path | None, str]:
@@ -243,7 +276,16 @@ def load_config(
 
     path, how = _find_file(config_path, environ, cwd)
     if path is not None:
-        if not path.is_file():
+        if path.is_dir():
+            problems.append(
+                ConfigProblem(
+                    source=how,
+                    key="",
+                    message=f"{path} is a folder; name the configuration file in it, e.g. "
+                    f"{path / 'application.yaml'}",
+                )
+            )
+        elif not path.is_file():
             problems.append(
                 ConfigProblem(
                     source=how,
@@ -268,7 +310,7 @@ def load_config(
                     source=profile_source,
                     key="",
                     message=f"profile {profile!r} has no file {profile_path}; create it or "
-                    f"choose one of: {', '.join(PROFILES)}",
+                    f"choose one of: {', '.join(_profiles_in(folder, path))}",
                 )
             )
         else:
@@ -350,12 +392,17 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
             )
     server = settings.server
     if server.port == server.management_port:
+        # Blame the port the user set: a default is not what they would think of changing.
+        if _source_of(sources, "server.managementPort") == "default":
+            key, other, what = "server.port", "server.managementPort", "API port"
+        else:
+            key, other, what = "server.managementPort", "server.port", "management port"
         problems.append(
             ConfigProblem(
-                source=_source_of(sources, "server.managementPort"),
-                key="server.managementPort",
-                message=f"the management port {server.management_port} equals server.port; "
-                "give the two listeners different ports",
+                source=_source_of(sources, key),
+                key=key,
+                message=f"the {what} {server.port} equals {other}; give the two listeners "
+                "different ports",
             )
         )
     if not server.context_path.startswith("/"):

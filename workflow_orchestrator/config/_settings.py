@@ -293,7 +293,7 @@ class FileAppenderSettings:
     """Log lines in a size-rolling file."""
 
     enabled: bool = False
-    path: str = "logs/workflow-orchestrator.log"
+    path: str = "/var/log/workflow-orchestrator/service.log"
     format: str = attrs.field(default="text", metadata=_meta(choices=("text", "json")))
     rolling_policy: RollingPolicy = attrs.field(factory=RollingPolicy)
 

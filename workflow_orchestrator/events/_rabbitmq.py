@@ -50,13 +50,17 @@ import trio_asyncio
 from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
-from yarl import URL
 
 from workflow_orchestrator.config import RabbitMQSettings
 from workflow_orchestrator.events._rabbitmq_errors import (
     BrokerUnavailable,
     PublishFailed,
     TopologyConflict,
+)
+from workflow_orchestrator.events._rabbitmq_logs import (
+    broker_display,
+    describe_connection_error,
+    install_connection_log_rules,
 )
 from workflow_orchestrator.events._rabbitmq_values import (
     BrokerState,
@@ -90,13 +94,6 @@ _COPIED_PROPERTIES = (
     "type",
     "app_id",
 )
-
-
-def _display(url: str) -> str:
-    """``host:port/vhost`` of an AMQP URL, without credentials."""
-    parsed = URL(url)
-    vhost = parsed.path[1:] or "/"
-    return f"{parsed.host}:{parsed.port or 5672}/{vhost}"
 
 
 def _to_delivery(message: aiormq.abc.DeliveredMessage, epoch: int) -> Delivery:
@@ -718,17 +715,6 @@ async def _start(
     return consuming, publishing
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
-        return "the broker refused the login (wrong user name or password)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is RabbitMQ running and listening on that host and port?)"
-    if isinstance(exc, TimeoutError | trio.TooSlowError):
-        return "no answer within the connect timeout"
-    detail = str(exc).strip()
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
 @asynccontextmanager
 async def open_rabbitmq(
     settings: RabbitMQSettings,
@@ -758,7 +744,8 @@ async def open_rabbitmq(
     ``TopologyConflict`` when a name exists with other properties. On exit the connection is
     closed (shielded, bounded): what was not acknowledged goes back to the queue.
     """
-    broker = _display(settings.url)
+    install_connection_log_rules()
+    broker = broker_display(settings.url)
     topology = RabbitMQTopology.for_group(
         settings.exchanges,
         consumer_group,
@@ -786,7 +773,8 @@ async def open_rabbitmq(
             robust = await trio_asyncio.aio_as_trio(connect)()
     except (OSError, aiormq.exceptions.AMQPError, TimeoutError, trio.TooSlowError) as exc:
         raise BrokerUnavailable(
-            f"cannot connect to RabbitMQ at {broker}: {_describe(exc)}", broker=broker
+            f"cannot connect to RabbitMQ at {broker}: {describe_connection_error(exc)}",
+            broker=broker,
         ) from exc
 
     try:

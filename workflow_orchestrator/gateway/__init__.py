@@ -1,7 +1,12 @@
 """Gateway: the API app (8080, under ``/api``) and the management app (8081) on hypercorn."""
 
 from workflow_orchestrator.gateway._api_app import create_api_app
-from workflow_orchestrator.gateway._health import HealthReporter, format_duration_ms, format_uptime
+from workflow_orchestrator.gateway._health import (
+    HealthReporter,
+    format_duration_ms,
+    format_timestamp,
+    format_uptime,
+)
 from workflow_orchestrator.gateway._management_app import create_management_app
 from workflow_orchestrator.gateway._problems import (
     PROBLEM_BASE,
@@ -19,6 +24,7 @@ __all__ = [
     "create_api_app",
     "create_management_app",
     "format_duration_ms",
+    "format_timestamp",
     "format_uptime",
     "problem_response",
     "register_supervisor_routes",

@@ -1,15 +1,21 @@
 """Health of the service for the management port: liveness, readiness and the detailed report.
 
 Liveness means the process answers. Readiness means the database answers within the probe
-timeout and its schema is the one this release needs. The detailed report follows the
-deployment guide's JSON shape; a component that does not exist in this release says so in its
-status and reports ``null`` rather than an invented number.
+timeout and its schema is the one this release needs. The documents use the deployment guide's
+words and formats: every ``status`` is ``healthy``, ``degraded`` or ``unhealthy``, and every
+timestamp is UTC in whole seconds with a ``Z`` (``2023-08-01T15:30:45Z``). A component that is
+not running reports ``unhealthy`` with a ``reason`` and ``null`` numbers rather than invented
+ones.
+
+Invariant: the overall ``status`` is ``unhealthy`` exactly when the document is served with
+HTTP 503 (not ready); a ready service with any component not ``healthy`` is ``degraded``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import attrs
@@ -24,11 +30,11 @@ __all__ = [
     "HealthReporter",
     "SchedulerHealth",
     "format_duration_ms",
+    "format_timestamp",
     "format_uptime",
 ]
 
-UP, DOWN, DEGRADED = "UP", "DOWN", "DEGRADED"
-NOT_AVAILABLE = "NOT_AVAILABLE"
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 
 def format_uptime(seconds: float) -> str:
@@ -42,6 +48,24 @@ def format_uptime(seconds: float) -> str:
 def format_duration_ms(seconds: float) -> str:
     """``2ms`` (rounded to whole milliseconds)."""
     return f"{round(seconds * 1000)}ms"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``2023-08-01T15:30:45Z``: UTC, whole seconds (truncated), ``Z``; a naive time is UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _guide_formats(value: Any) -> Any:
+    """``value`` with every ``datetime`` inside it written by ``format_timestamp``."""
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, dict):
+        return {key: _guide_formats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_guide_formats(item) for item in value]
+    return value
 
 
 class EventHealth(Protocol):
@@ -92,7 +116,7 @@ class HealthReporter:
                 details = await events.report()
         except Exception as exc:  # a database failure shows in the database component too
             return {
-                "status": DOWN,
+                "status": UNHEALTHY,
                 "details": {
                     "subscriptionCount": None,
                     "processingDelay": None,
@@ -101,7 +125,7 @@ class HealthReporter:
             }
         # The status follows the broker state the details show (one sample, no await between).
         degraded = events.uses_broker and details.get("broker") != "connected"
-        return {"status": DEGRADED if degraded else UP, "details": details}
+        return {"status": DEGRADED if degraded else HEALTHY, "details": _guide_formats(details)}
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
@@ -125,22 +149,23 @@ class HealthReporter:
                 else f"{type(exc).__name__}: {exc}"
             )
             details["error"] = reason
-            return {"status": DOWN, "details": details}
+            return {"status": UNHEALTHY, "details": details}
         except Exception as exc:  # asyncpg errors have no common base we import here
             details["error"] = f"{type(exc).__name__}: {exc}"
-            return {"status": DOWN, "details": details}
+            return {"status": UNHEALTHY, "details": details}
         details["latency"] = format_duration_ms(latency)
         details["schema"] = "current" if status.current else "outdated"
         if not status.current:
             details["pendingMigrations"] = list(status.pending)
             details["changedMigrations"] = list(status.mismatched)
             details["unknownMigrations"] = list(status.unknown)
-            return {"status": DOWN, "details": details}
-        return {"status": UP, "details": details}
+            return {"status": UNHEALTHY, "details": details}
+        return {"status": HEALTHY, "details": details}
 
     @staticmethod
     def _not_built(reason: str, details: dict[str, Any]) -> dict[str, Any]:
-        return {"status": NOT_AVAILABLE, "details": {**details, "reason": reason}}
+        """A component that is not running: it cannot do its work, so it is not healthy."""
+        return {"status": UNHEALTHY, "details": {**details, "reason": reason}}
 
     async def _scheduler(self) -> dict[str, Any]:
         scheduler = self.scheduler()
@@ -154,22 +179,25 @@ class HealthReporter:
             with trio.fail_after(self.probe_timeout):
                 details = await scheduler.report()
         except Exception as exc:  # a database failure shows in the database component too
-            return {"status": DOWN, "details": {**empty, "error": f"{type(exc).__name__}: {exc}"}}
-        return {"status": UP, "details": details}
+            return {
+                "status": UNHEALTHY,
+                "details": {**empty, "error": f"{type(exc).__name__}: {exc}"},
+            }
+        return {"status": HEALTHY, "details": _guide_formats(details)}
 
     async def live(self) -> dict[str, Any]:
         """Liveness: the process is serving requests."""
-        return {"status": UP}
+        return {"status": HEALTHY}
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
         """Readiness: database reachable and schema current."""
         database = await self._database()
-        ready = database["status"] == UP
+        ready = database["status"] == HEALTHY
         components: dict[str, Any] = {"database": database}
         if self.broker_required and self._broker_down():
             ready = False
-            components["broker"] = {"status": DOWN}
-        return ready, {"status": UP if ready else DOWN, "components": components}
+            components["broker"] = {"status": UNHEALTHY}
+        return ready, {"status": HEALTHY if ready else UNHEALTHY, "components": components}
 
     async def detailed(self) -> tuple[bool, dict[str, Any]]:
         """The guide's detailed document; the flag is False when the service is not ready."""
@@ -179,11 +207,11 @@ class HealthReporter:
             "eventProcessing": await self._event_processing(),
             "scheduler": await self._scheduler(),
         }
-        ready = database["status"] == UP
+        ready = database["status"] == HEALTHY
         if self.broker_required and self._broker_down():
             ready = False
-        status = UP if ready else DOWN
-        if ready and components["eventProcessing"]["status"] in (DEGRADED, DOWN):
+        status = HEALTHY if ready else UNHEALTHY
+        if ready and any(c["status"] != HEALTHY for c in components.values()):
             status = DEGRADED
         return ready, {
             "status": status,

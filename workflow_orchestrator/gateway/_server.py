@@ -6,7 +6,10 @@ On the event hypercorn stops accepting connections and lets in-flight requests f
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+from collections.abc import Sequence
 from functools import partial
 
 import trio
@@ -31,6 +34,16 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return str(error) or type(error).__name__
+
+
+def _advice(errors: Sequence[BaseException], port_setting: str) -> str:
+    """What to change for the bind errors: the host, or the port (privileged, or in use)."""
+    codes = {error.errno for error in errors if isinstance(error, OSError)}
+    if any(isinstance(error, socket.gaierror) for error in errors) or errno.EADDRNOTAVAIL in codes:
+        return "set server.host to an address of this machine, e.g. 0.0.0.0 (all) or 127.0.0.1"
+    if errno.EACCES in codes:
+        return f"ports below 1024 need privileges; set {port_setting} to a port above 1023"
+    return f"set {port_setting} to a free port or stop what uses this one"
 
 
 class ListenerError(OrchestratorError, OSError):
@@ -71,10 +84,11 @@ async def serve_app(
                 partial(serve, app, config, shutdown_trigger=shutdown.wait)
             )
         except* OSError as group:
-            reasons = sorted({_reason(exc) for exc in _leaves(group)})
+            errors = _leaves(group)
+            reasons = sorted({_reason(exc) for exc in errors})
             failure = ListenerError(
-                f"cannot listen on {address} for the {name}: {'; '.join(reasons)}; set "
-                f"{port_setting} to a free port or stop what uses this one",
+                f"cannot listen on {address} for the {name}: {'; '.join(reasons)}; "
+                + _advice(errors, port_setting),
                 address=address,
             )
             failure.__cause__ = group

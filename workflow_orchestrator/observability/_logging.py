@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import socket
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ def _formatter(kind: str) -> logging.Formatter:
     return JsonFormatter() if kind == "json" else TextFormatter()
 
 
-def _build_handlers(settings: LoggingSettings) -> list[logging.Handler]:
+def _build_handlers(
+    settings: LoggingSettings, source_of: Callable[[str], str]
+) -> list[logging.Handler]:
     appenders = settings.appenders
     handlers: list[logging.Handler] = []
     if appenders.console.enabled:
@@ -91,13 +94,15 @@ def _build_handlers(settings: LoggingSettings) -> list[logging.Handler]:
                 encoding="utf-8",
             )
         except OSError as exc:
+            key = "logging.appenders.file.path"
             raise ConfigError(
                 [
                     ConfigProblem(
-                        source="",
-                        key="logging.appenders.file.path",
-                        message=f"cannot open log file {path}: {exc.strerror}; choose a "
-                        "writable path",
+                        source=source_of(key),
+                        key=key,
+                        message=f"cannot open log file {path}: {exc.strerror or exc}; choose a "
+                        "path this user may write (or create the folder for it), or set "
+                        "logging.appenders.file.enabled: false",
                     )
                 ]
             ) from exc
@@ -113,11 +118,12 @@ def _build_handlers(settings: LoggingSettings) -> list[logging.Handler]:
                 socktype=socktype,
             )
         except OSError as exc:
+            key = "logging.appenders.syslog.host"
             raise ConfigError(
                 [
                     ConfigProblem(
-                        source="",
-                        key="logging.appenders.syslog",
+                        source=source_of(key),
+                        key=key,
                         message=f"cannot reach the syslog server {syslog.host}:{syslog.port} "
                         f"over {syslog.protocol}: {exc.strerror or exc}; fix host/port/protocol "
                         "or disable the syslog appender",
@@ -129,12 +135,20 @@ def _build_handlers(settings: LoggingSettings) -> list[logging.Handler]:
     return handlers
 
 
-def configure_logging(settings: LoggingSettings) -> None:
+def _no_source(key: str) -> str:
+    return ""
+
+
+def configure_logging(
+    settings: LoggingSettings, *, source_of: Callable[[str], str] = _no_source
+) -> None:
     """Replace the handlers this function installed before with ones for ``settings``.
 
-    Raises ``ConfigError`` when a log file cannot be opened or a TCP syslog server is unreachable.
+    Raises ``ConfigError`` when a log file cannot be opened, a syslog host cannot be resolved or
+    a TCP syslog server is unreachable; ``source_of`` names where a setting came from (a file,
+    ``env NAME``), as ``LoadedConfig.source_of`` does, for the message.
     """
-    handlers = _build_handlers(settings)
+    handlers = _build_handlers(settings, source_of)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OWNED, False)]:
         root.removeHandler(old)

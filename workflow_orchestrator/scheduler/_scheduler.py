@@ -114,12 +114,12 @@ class Scheduler:
         return max(moments, default=None)
 
     async def report(self) -> dict[str, Any]:
-        """The health details (one query)."""
-        last = self.last_execution()
+        """The health details (one query); times are ``datetime`` values, which the health
+        document writes in its own format."""
         return {
             "enabled": self.settings.enabled,
             "pendingTasks": await self.timers.pending_due(),
-            "lastExecutionTime": last.isoformat() if last is not None else None,
+            "lastExecutionTime": self.last_execution(),
             "leader": self.is_leader(),
             "armedTimers": self.runtime.timers.armed(),
             "timersFired": self.runtime.timers.fired_total,

@@ -89,11 +89,27 @@ def _server_user() -> str | None:
         except KeyError:
             continue
         return name
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
-        check=True,
-        capture_output=True,
-    )
+    try:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                _SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+        raise EmbeddedDatabaseError(
+            f"PostgreSQL refuses to run as root and the system user {_SYSTEM_USER!r} could not "
+            f"be created ({detail}); create a 'postgres' system user, run as another user, or "
+            "set database.url to an existing server"
+        ) from exc
     return _SYSTEM_USER
 
 
@@ -163,10 +179,10 @@ def _check_reachable(data_dir: Path, user: str) -> None:
 
 
 def _prepare_directory(data_dir: Path, user: str | None) -> None:
-    if user is not None:
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
-        _check_reachable(data_dir, user)
     try:
+        if user is not None:
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            _check_reachable(data_dir, user)
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir.parent / "logs").mkdir(exist_ok=True)
         if user is not None:
@@ -176,8 +192,9 @@ def _prepare_directory(data_dir: Path, user: str | None) -> None:
         data_dir.chmod(0o700)
     except OSError as exc:
         raise EmbeddedDatabaseError(
-            f"cannot prepare the embedded database directory {data_dir}: {exc.strerror}; "
-            "set database.embedded.dataDir to a writable directory"
+            f"cannot prepare the embedded database directory {data_dir}: "
+            f"{exc.strerror or exc}; set database.embedded.dataDir (or XDG_STATE_HOME) to a "
+            "directory this user may write"
         ) from exc
 
 

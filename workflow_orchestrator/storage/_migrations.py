@@ -44,6 +44,7 @@ REQUIRED_EXTENSIONS = ("pg_trgm", "btree_gin")
 _LOCK_KEY = 0x576F726B666C6F77  # "Workflow"
 _FILE_NAME = re.compile(r"^V(\d{3,})__([a-z0-9_]+)\.sql$")
 
+_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version       integer     PRIMARY KEY,
@@ -168,6 +169,14 @@ async def _ensure_extensions(connection: Connection, database: str) -> None:
             ) from None
 
 
+def _privilege_hint(user: str, database: str) -> str:
+    return (
+        f"user {user!r} may not create the schema's tables in {database}; run init-schema or "
+        "migrate as the database owner (or a superuser), or grant it as one: "
+        f"GRANT CREATE ON SCHEMA public TO {user};"
+    )
+
+
 async def _applied(connection: Connection) -> dict[int, str]:
     rows = await connection.fetch("SELECT version, checksum FROM schema_migrations")
     return {r["version"]: r["checksum"] for r in rows}
@@ -198,7 +207,14 @@ async def migrate(database: Database) -> MigrationReport:
         await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:
             await _ensure_extensions(connection, where)
-            await connection.execute(_CREATE_TABLE)
+            try:
+                # Checked first: CREATE ... IF NOT EXISTS needs the CREATE privilege even when
+                # the table exists, and a role without it may run a current schema.
+                if not await connection.fetchval(_TABLE_EXISTS):
+                    await connection.execute(_CREATE_TABLE)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                user = await connection.fetchval("SELECT current_user")
+                raise MigrationError(_privilege_hint(user, where)) from exc
             applied = await _applied(connection)
             _check_checksums(applied, migrations)
             known = {m.version for m in migrations}
@@ -224,6 +240,12 @@ async def migrate(database: Database) -> MigrationReport:
                             migration.checksum,
                             int((time.perf_counter() - started) * 1000),
                         )
+                except asyncpg.InsufficientPrivilegeError as exc:
+                    user = await connection.fetchval("SELECT current_user")
+                    raise MigrationError(
+                        f"migration {migration.filename} was rolled back: {exc}; "
+                        + _privilege_hint(user, where)
+                    ) from exc
                 except asyncpg.PostgresError as exc:
                     raise MigrationError(
                         f"migration {migration.filename} failed and was rolled back: "
@@ -243,7 +265,7 @@ async def schema_status(database: Database) -> SchemaStatus:
     migrations = load_migrations()
 
     async def work(connection: Connection) -> dict[int, str]:
-        exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        exists = await connection.fetchval(_TABLE_EXISTS)
         return await _applied(connection) if exists else {}
 
     applied: dict[int, Any] = await database.run(work)

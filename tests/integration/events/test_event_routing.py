@@ -91,7 +91,7 @@ async def test_correlated_events_complete_exactly_their_instances(database_url: 
                 await wait_for(app, instance_id, "waiting")
             health = (await app.management.get("/health/detailed")).json()
             events = health["components"]["eventProcessing"]
-            assert events["status"] == "UP"
+            assert events["status"] == "healthy"
             assert events["details"]["subscriptionCount"] == 3
             payment = cloud_event("payment.received", {"orderId": "A-2", "amount": 20})
             receipt = await post_event(app, payment)

@@ -3,6 +3,7 @@ on one replica or several, and ``scheduler.enabled: false`` fires nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from itertools import pairwise
 
@@ -73,9 +74,12 @@ async def test_every_starts_one_instance_per_tick_from_registration(database_url
             assert len(set(found)) == len(found)
             health = (await app.management.get("/health/detailed")).json()
             scheduler = health["components"]["scheduler"]
-            assert scheduler["status"] == "UP"
+            assert scheduler["status"] == "healthy"
             assert scheduler["details"]["leader"] is True
-            assert scheduler["details"]["lastExecutionTime"] is not None
+            # The deployment guide's format: UTC, whole seconds, Z.
+            assert re.fullmatch(
+                r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", scheduler["details"]["lastExecutionTime"]
+            )
             metrics = (await app.management.get("/metrics")).text
             assert 'workflow_orchestrator_schedule_ticks_total{outcome="started"}' in metrics
 

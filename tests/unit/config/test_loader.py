@@ -171,14 +171,24 @@ def test_missing_profile_file_lists_the_profiles(tmp_path: Path) -> None:
     expected = tmp_path / "config" / "prod.yaml"
     assert problems(exc) == [
         f"--profile: profile 'prod' has no file {expected}; create it or choose one of: "
-        "development, staging, production"
+        "local, development, staging, production"
     ]
 
 
+def test_missing_profile_lists_the_profiles_beside_the_file(tmp_path: Path) -> None:
+    """The profiles offered are the files next to the configuration file, shipped names first."""
+    config = write(tmp_path, "application.yaml", "")
+    write(tmp_path, "qa.yaml", "")
+    write(tmp_path, "production.yaml", "")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={}, config_path=config, profile="prod")
+    assert problems(exc)[0].endswith("create it or choose one of: production, qa")
+
+
 def test_shipped_profiles_load(tmp_path: Path) -> None:
-    """The example file and the three shipped profiles are valid together."""
+    """The example file and the four shipped profiles are valid together."""
     shipped = Path(__file__).resolve().parents[3] / "config"
-    for name in ("development", "staging", "production"):
+    for name in ("local", "development", "staging", "production"):
         loaded = load_config(
             config_path=shipped / "application.yaml.example", profile=name, environ={}
         )
@@ -506,3 +516,64 @@ def test_replica_settings_are_checked(tmp_path: Path) -> None:
         f"{path}: database.replicaCheckInterval: expected a duration such as 2s (at least 50ms), "
         "got '1ms' (out of range)",
     ]
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    """A configuration file saved in another encoding is refused with the line of the byte."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("server:\n  host: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={}, config_path=path)
+    assert problems(exc) == [
+        f"{path}: not UTF-8 text (byte 0xe9 at line 2); save the file as UTF-8"
+    ]
+
+
+def test_a_folder_named_as_the_file_says_so(tmp_path: Path) -> None:
+    """--config naming a folder suggests the file inside it."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={}, config_path=tmp_path)
+    assert problems(exc) == [
+        f"--config: {tmp_path} is a folder; name the configuration file in it, e.g. "
+        f"{tmp_path / 'application.yaml'}"
+    ]
+
+
+SHIPPED = Path(__file__).resolve().parents[3] / "config"
+
+
+@pytest.mark.parametrize("profile", ["local", "development", "staging", "production"])
+def test_environment_overrides_the_shipped_profiles(profile: str) -> None:
+    """DATABASE_URL, DATABASE_POOL_SIZE and LOG_LEVEL win over every shipped profile."""
+    environ = {
+        "DATABASE_URL": "jdbc:postgresql://elsewhere:5432/mine",
+        "DATABASE_POOL_SIZE": "7",
+        "LOG_LEVEL": "ERROR",
+    }
+    loaded = load_config(
+        config_path=SHIPPED / "application.yaml.example", profile=profile, environ=environ
+    )
+    database = loaded.settings.database
+    assert (database.url, database.pool_size) == ("jdbc:postgresql://elsewhere:5432/mine", 7)
+    assert loaded.settings.logging.level == "ERROR"
+    assert loaded.source_of("database.url") == "env DATABASE_URL"
+
+
+def test_local_profile_needs_nothing_installed() -> None:
+    """`make run`'s profile: embedded database, database events, the examples, no log file."""
+    settings = load_config(
+        config_path=SHIPPED / "application.yaml.example", profile="local", environ={}
+    ).settings
+    assert settings.database.primary_url == ""
+    assert settings.database.embedded.enabled
+    assert settings.event_processing.source == "database"
+    assert settings.definitions.paths == ("examples",)
+    assert not settings.logging.appenders.file.enabled
+    assert not settings.logging.appenders.syslog.enabled
+
+
+def test_the_default_log_file_is_the_guides() -> None:
+    """Without a path, the file appender writes the guide's /var/log/... service.log."""
+    settings = load_config(config_path=SHIPPED / "production.yaml", environ={}).settings
+    assert settings.logging.appenders.file.enabled
+    assert settings.logging.appenders.file.path == "/var/log/workflow-orchestrator/service.log"

@@ -105,6 +105,28 @@ def test_unreachable_tcp_syslog_is_a_config_error() -> None:
             )
         )
     (problem,) = exc.value.problems
-    assert problem.key == "logging.appenders.syslog"
+    assert problem.key == "logging.appenders.syslog.host"
     assert problem.message.startswith(f"cannot reach the syslog server 127.0.0.1:{port} over tcp")
     assert problem.message.endswith("fix host/port/protocol or disable the syslog appender")
+
+
+def test_unwritable_log_file_names_the_setting_and_its_source(tmp_path: Path) -> None:
+    """A log file that cannot be opened is a config error naming the path setting's source."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = blocker / "service.log"  # its folder is a file: not creatable, even for root
+    with pytest.raises(ConfigError) as exc:
+        configure_logging(
+            settings(file=FileAppenderSettings(enabled=True, path=str(path))),
+            source_of=lambda key: f"config/production.yaml ({key})",
+        )
+    (problem,) = exc.value.problems
+    assert (problem.source, problem.key) == (
+        "config/production.yaml (logging.appenders.file.path)",
+        "logging.appenders.file.path",
+    )
+    assert problem.message.startswith(f"cannot open log file {path}: ")
+    assert problem.message.endswith(
+        "choose a path this user may write (or create the folder for it), or set "
+        "logging.appenders.file.enabled: false"
+    )

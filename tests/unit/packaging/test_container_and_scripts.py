@@ -61,3 +61,10 @@ def test_scripts_accept_the_guides_flags(script: str, command: str) -> None:
     assert f"usage: workflow-orchestrator {command}" in result.stdout
     for flag in ("--url URL", "--username USER", "--password PASSWORD"):
         assert flag in result.stdout
+
+
+def test_ci_entry_point_sets_ci() -> None:
+    """.ci/run exports CI=true before the tests, so a missing service fails instead of skipping."""
+    lines = (REPOSITORY / ".ci" / "run").read_text().splitlines()
+    assert "export CI=true" in lines
+    assert lines.index("export CI=true") < lines.index("make test")
