@@ -151,9 +151,9 @@ def test_serve_with_embedded_database(tmp_path: Path, embedded_dir: Path) -> Non
     env = {"XDG_STATE_HOME": str(embedded_dir)}
     with run_service(tmp_path, env=env) as service:
         check_guide_endpoints(service)
-        assert "embedded PostgreSQL is running; connect with: psql postgresql://postgres@" in (
-            service.log()
-        )
+        data_dir = embedded_dir / "workflow-orchestrator" / "postgres"
+        assert f", data in {data_dir}, server log " in service.log()
+        assert "; connect with: psql postgresql://postgres@127.0.0.1:" in service.log()
         stop_gracefully(service)
     data_dir = embedded_dir / "workflow-orchestrator" / "postgres"
     assert (data_dir / "PG_VERSION").is_file()

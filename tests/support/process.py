@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,24 +51,36 @@ def run_service(
     ready_timeout: float = 90.0,
     ready_path: str = "/health/ready",
     cwd: Path | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "workflow_orchestrator.cli"),
+    base_env: Mapping[str, str] | None = None,
+    user: str | None = None,
 ) -> Iterator[RunningService]:
-    """Start ``serve`` on free ports and wait until ``ready_path`` answers 200."""
+    """Start ``serve`` on free ports and wait until ``ready_path`` answers 200.
+
+    ``command`` is the program before ``serve``; ``base_env`` replaces our environment (whose
+    ``DATABASE_*`` and ``WORKFLOW_*`` variables are dropped) under ``env``; ``user`` runs the
+    process as that account (we must be root), with its primary group and no other groups.
+    """
     api_port, management_port = free_port(), free_port()
+    inherited = os.environ if base_env is None else base_env
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "WORKFLOW_"))},
+        **{k: v for k, v in inherited.items() if not k.startswith(("DATABASE_", "WORKFLOW_"))},
         "SERVER_PORT": str(api_port),
         "MANAGEMENT_PORT": str(management_port),
         **(env or {}),
     }
+    account = {} if user is None else {"user": user, "group": pwd.getpwnam(user).pw_gid}
     log_path = tmp_path / "service.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workflow_orchestrator.cli", "serve", *args],
+            [*command, "serve", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
             env=environment,
             cwd=cwd or tmp_path,
+            extra_groups=None if user is None else [],
+            **account,
         )
     service = RunningService(
         process=process,
