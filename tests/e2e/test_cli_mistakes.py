@@ -4,8 +4,10 @@ setting, file or value to change, a non-zero exit code, and no traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,14 +139,21 @@ def test_address_not_of_this_machine(tmp_path: Path, database_url: str) -> None:
 
 def test_unusable_embedded_data_dir(tmp_path: Path) -> None:
     """An embedded data directory that cannot be created names database.embedded.dataDir."""
-    (tmp_path / "a-file").write_text("")
-    config = tmp_path / "app.yaml"
-    config.write_text(f"database:\n  embedded:\n    dataDir: {tmp_path / 'a-file' / 'pg'}\n")
-    code, line = run([*COMMAND, "serve", "--config", str(config)], tmp_path)
+    # A folder others may enter: as root, the server's system user must be able to reach the
+    # data directory's parent, or that (another one-line error) is reported first.
+    shared = Path(tempfile.mkdtemp(prefix="wo-data-dir-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        (shared / "a-file").write_text("")
+        config = tmp_path / "app.yaml"
+        config.write_text(f"database:\n  embedded:\n    dataDir: {shared / 'a-file' / 'pg'}\n")
+        code, line = run([*COMMAND, "serve", "--config", str(config)], tmp_path)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     assert code == 1
     assert line.startswith(
         f"workflow-orchestrator: cannot prepare the embedded database directory "
-        f"{tmp_path / 'a-file' / 'pg'}: "
+        f"{shared / 'a-file' / 'pg'}: "
     )
     assert line.endswith(
         "set database.embedded.dataDir (or XDG_STATE_HOME) to a directory this user may write"

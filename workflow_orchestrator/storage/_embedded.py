@@ -21,6 +21,7 @@ whoever started it owns it).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
@@ -143,6 +144,8 @@ def _make_folders(folder: Path) -> None:
         except FileExistsError:
             continue
         path.chmod(0o755)
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
 
 
 def _chown_tree(folder: Path, account: ServerAccount) -> None:
