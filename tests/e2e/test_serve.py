@@ -19,7 +19,6 @@ import pytest
 
 from tests.support.process import REPOSITORY, RunningService, run_service
 from tests.support.services import free_port, psql, url_for
-from tests.support.spec import require_spec
 from workflow_orchestrator.storage import load_migrations
 
 pytestmark = pytest.mark.e2e
@@ -207,7 +206,6 @@ def test_survives_terminated_database_connections(tmp_path: Path, database_name:
 
 def test_development_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
     """`make run`'s profile, run from the checkout, registers examples/order_processing.yaml."""
-    require_spec()
     with run_service(
         tmp_path,
         args=("--profile", "development"),

@@ -11,7 +11,6 @@ import pytest
 import trio
 
 from tests.support.database import open_api_app
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +27,6 @@ do:
       set:
         message: ${ "hello " + .name }
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 @asynccontextmanager
