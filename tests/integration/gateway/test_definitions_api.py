@@ -135,6 +135,34 @@ async def test_invalid_definition_lists_every_problem(database_url: str) -> None
     ]
 
 
+async def test_what_cannot_run_here_is_refused(database_url: str) -> None:
+    """Valid DSL this service will not run (a grpc call) and broken structure are 422s."""
+    grpc = GREETING.replace(
+        '      set:\n        message: ${ "hello " + .name }\n',
+        "      call: grpc\n      with:\n        proto: {endpoint: https://example.com/a.proto}\n"
+        "        service: {name: Greeter, host: example.com}\n        method: SayHello\n",
+    )
+    misspelt = GREETING.replace("      set:", "      sett:")
+    with trio.fail_after(60):
+        async with api(database_url) as client:
+            refused = await post(client, grpc)
+            refused_body = await refused.get_json()
+            broken = await post(client, misspelt)
+            broken_body = await broken.get_json()
+    assert refused.status_code == 422
+    assert [(p["pointer"], p["rule"]) for p in refused_body["problems"]] == [
+        ("/do/0/greet/call", "unsupported-call")
+    ]
+    assert broken.status_code == 422
+    assert broken_body["problems"] == [
+        {
+            "pointer": "/do/0/greet/sett",
+            "message": "unknown key 'sett'; did you mean 'set'?",
+            "rule": "unevaluatedProperties",
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [

@@ -402,8 +402,9 @@ def test_report_keeps_unsupported_apart() -> None:
     assert not report.valid
     assert [p.rule for p in report.problems] == ["then-target"]
     assert [str(p) for p in report.unsupported] == [
-        "/do/0/sh/run/shell: run.shell is disabled; set workflows.run.shell: true in the "
-        "configuration (off by default) or remove this task (shell-disabled)"
+        "/do/0/sh/run/shell: this service does not run run.shell while workflows.run.shell is "
+        "false (the default); set workflows.run.shell: true in the configuration, or remove this "
+        "task (shell-disabled)"
     ]
     shell_only = check_definition(load_document(text.split("  - a:")[0]))
     assert shell_only.valid

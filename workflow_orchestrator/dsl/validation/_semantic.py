@@ -255,8 +255,9 @@ class SemanticChecker:
         if call in UNSUPPORTED_CALLS:
             self._unsupported(
                 (*path, "call"),
-                f"call: {call} is not supported yet; use call: http or call: openapi, "
-                "or a function declared in use.functions",
+                f"this service does not run call: {call} (not supported yet, no setting "
+                "enables it); use call: http or call: openapi, or a function declared in "
+                "use.functions",
                 "unsupported-call",
             )
         elif call in BUILTIN_CALLS or "://" in call:
@@ -339,22 +340,23 @@ class SemanticChecker:
         if "container" in spec and not self.container_runtime:
             self._unsupported(
                 (*path, "container"),
-                "run.container needs a container runtime, and this service has none; "
-                "remove this task (container tasks are not supported yet)",
+                "this service does not run run.container: it has no container runtime (not "
+                "supported yet, no setting enables it); remove this task",
                 "container-runtime",
             )
         if "shell" in spec and not self.allow_shell:
             self._unsupported(
                 (*path, "shell"),
-                "run.shell is disabled; set workflows.run.shell: true in the configuration "
-                "(off by default) or remove this task",
+                "this service does not run run.shell while workflows.run.shell is false (the "
+                "default); set workflows.run.shell: true in the configuration, or remove this task",
                 "shell-disabled",
             )
         if "script" in spec and not self.allow_script:
             self._unsupported(
                 (*path, "script"),
-                "run.script is disabled; set workflows.run.script: true in the configuration "
-                "(off by default) or remove this task",
+                "this service does not run run.script while workflows.run.script is false (the "
+                "default); set workflows.run.script: true in the configuration, or remove this "
+                "task",
                 "script-disabled",
             )
 
