@@ -11,6 +11,7 @@ service itself never reads them. The schema is run by jsonschema-rs, untouched.
   refuses a mutant, the grammar refuses it too, each of its problems at or below a pointer the
   schema reports and each schema pointer covered; whenever the schema accepts one, the grammar
   accepts it. At least 500 mutants must be refused by both.
+- The typed model builds every mutant that the whole validation accepts.
 - Structural problems and semantic ones are told apart by their rule: the grammar reports only
   ``STRUCTURAL_RULES`` (JSON Schema keywords); the semantic checks (undeclared references,
   expressions that do not compile, ``then`` targets) use other rule names and may refuse what
@@ -33,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.spec import require_spec
+from workflow_orchestrator.dsl.model import build_workflow
 from workflow_orchestrator.dsl.validation import (
     STRUCTURAL_RULES,
     check_definition,
@@ -326,6 +328,8 @@ def test_mutated_examples_agree(spec: tuple[Any, dict[str, dict[str, Any]]]) -> 
             assert ours == [], f"{name} {label}: the schema accepts, the grammar refuses"
             semantic = check_definition(document).problems
             assert not {p.rule for p in semantic} & STRUCTURAL_RULES
+            if not semantic:
+                build_workflow(document)  # the typed model builds whatever validation accepts
             counts["accepted", label] += 1
             return
         assert ours, f"{name} {label}: the schema refuses at {schema_pointers}, the grammar accepts"

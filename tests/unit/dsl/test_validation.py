@@ -109,7 +109,7 @@ def test_top_level_must_be_a_mapping() -> None:
     with pytest.raises(InvalidDefinition) as caught:
         load_document("- a\n- b\n")
     assert caught.value.problems[0].message == (
-        "the definition must be a mapping with 'document' and 'do' at the top level, not list"
+        "the definition must be a mapping with 'document' and 'do' at the top level, not a list"
     )
 
 
@@ -283,6 +283,26 @@ do:
         "/do/5/w/timeout: timeout 'short' is not declared in use.timeouts (none are declared); "
         "declare it or fix the name (timeout-reference)",
     ]
+
+
+def test_listen_foreach_tasks_are_checked() -> None:
+    """The tasks of a listen's foreach (beside 'listen', not in it) get the semantic checks."""
+    problems = _problems(
+        """\
+do:
+  - l:
+      listen:
+        to:
+          any: []
+      foreach:
+        do:
+          - post:
+              call: notify
+              then: nowhere
+"""
+    )
+    assert [p.rsplit(" (", 1)[-1] for p in problems] == ["function-reference)", "then-target)"]
+    assert problems[0].startswith("/do/0/l/foreach/do/0/post/call: calls function 'notify'")
 
 
 def test_expressions_are_compiled() -> None:
@@ -463,6 +483,15 @@ def test_check_file_reports_unsupported(tmp_path: Path) -> None:
     report = check_file(path)
     assert report.valid and [p.rule for p in report.unsupported] == ["unsupported-call"]
     assert [p.rule for p in check_file(tmp_path / "absent.yaml").problems] == ["file"]
+
+
+def test_unreadable_bytes_are_one_line() -> None:
+    """Bytes that are not text are one syntax problem on one line."""
+    with pytest.raises(InvalidDefinition) as caught:
+        load_document(b"\x11\x00binary", filename="blob.yaml")
+    [problem] = caught.value.problems
+    assert problem.rule == "syntax" and "\n" not in problem.message
+    assert problem.message.startswith("blob.yaml is not valid YAML or JSON: unacceptable character")
 
 
 def test_values_without_json_form_are_refused() -> None:

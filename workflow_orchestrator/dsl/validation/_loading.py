@@ -196,7 +196,7 @@ def load_document(text_or_bytes: str | bytes, *, filename: str | None = None) ->
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
+        reason = " ".join(str(getattr(error, "problem", None) or error).split())
         raise InvalidDefinition(
             [
                 DefinitionProblem(
@@ -220,7 +220,8 @@ def load_document(text_or_bytes: str | bytes, *, filename: str | None = None) ->
             ]
         )
     if not isinstance(document, dict):
-        kind = type(document).__name__ if document is not None else "empty"
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number"}
+        kind = "empty" if document is None else kinds.get(type(document), type(document).__name__)
         raise InvalidDefinition(
             [
                 DefinitionProblem(

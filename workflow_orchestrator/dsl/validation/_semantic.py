@@ -242,7 +242,7 @@ class SemanticChecker:
         if "raise" in task:
             self._raise(task.get("raise"), (*path, "raise"))
         if "listen" in task:
-            self._listen(task.get("listen"), (*path, "listen"))
+            self._listen(task, path)
         if "run" in task:
             self._run(task.get("run"), (*path, "run"))
         if "switch" in task:
@@ -309,11 +309,11 @@ class SemanticChecker:
                 "error-reference",
             )
 
-    def _listen(self, spec: Any, path: Path) -> None:
-        if not isinstance(spec, Mapping):
-            return
-        self._listen_strategy(spec.get("to"), (*path, "to"))
-        foreach = spec.get("foreach")
+    def _listen(self, task: Mapping[str, Any], path: Path) -> None:
+        spec = task.get("listen")
+        if isinstance(spec, Mapping):
+            self._listen_strategy(spec.get("to"), (*path, "listen", "to"))
+        foreach = task.get("foreach")  # beside `listen`, not inside it
         if isinstance(foreach, Mapping):
             self._task_list(foreach.get("do"), (*path, "foreach", "do"))
             self._loose_at(foreach, (*path, "foreach"), ("output", "as"))

@@ -80,12 +80,6 @@ def is_integer(value: Any) -> bool:
     return kind is int or (kind is float and value.is_integer())
 
 
-def is_number(value: Any) -> bool:
-    """JSON Schema's number: an int or a float, never a bool."""
-    kind = value.__class__
-    return kind is int or kind is float
-
-
 def suggestion(word: str, choices: Iterable[str]) -> str | None:
     """The choice closest to a misspelt ``word``, if one is close enough."""
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -279,11 +273,6 @@ class Record(Node):
         if value.__class__ is not dict:
             self.wrong_type(value, path, out)
             return
-        self.check_keys(value, path, out)
-        self.check_fields(value, path, out, self.fields)
-
-    def check_keys(self, value: dict[str, Any], path: Path, out: Issues) -> None:
-        """Required, exclusive and minimum keys (not the fields' values)."""
         for key in self.required:
             if key not in value:
                 out.append((path, f"{self.noun} needs {key!r}; add it", "required"))
@@ -291,11 +280,7 @@ class Record(Node):
             exclusive_keys(value, group, self.noun, path, out)
         if len(value) < self.min_keys:
             out.append((path, f"must not be empty; {self.noun} needs a key", "minProperties"))
-
-    def check_fields(
-        self, value: dict[str, Any], path: Path, out: Issues, fields: Mapping[str, Node]
-    ) -> None:
-        """Each field's value; unknown keys too when closed."""
+        fields = self.fields
         for key, element in value.items():
             node = fields.get(key)
             if node is not None:
