@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -31,6 +30,8 @@ from workflow_orchestrator.config import (
     effective_tree,
     load_config,
 )
+from workflow_orchestrator.definitions import check_definition_file, read_official_schema
+from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.observability import configure_logging
 from workflow_orchestrator.service import Service, open_configured_database
@@ -144,13 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate = definition_commands.add_parser(
         "validate",
-        help="check definition files against the DSL schema and its rules",
-        description="Validate Serverless Workflow DSL 1.0 definitions (YAML or JSON) against the "
-        "official schema and the semantic rules (task references, declared functions, errors, "
-        "secrets, expressions). Prints every problem as `FILE: POINTER: message (rule)` and exits "
-        "1 when any file has a problem.",
+        help="check definition files against the DSL and what this service runs",
+        description="Validate Serverless Workflow DSL 1.0 definitions (YAML or JSON): their "
+        "structure, as the official 1.0.3 schema defines it (no schema file needed), and the "
+        "semantic rules (task references, declared functions, errors, secrets, expressions). "
+        "Prints every problem as `FILE: POINTER: message (rule)` and exits 1 when any file has "
+        "one. What is valid DSL but this service will not run (grpc, asyncapi, a2a and mcp "
+        "calls, containers, shell and script tasks while disabled, schedules it cannot read) "
+        "is printed as `FILE: warning: POINTER: message (rule)`; --strict makes those failures "
+        "too.",
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="definition files to check")
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) also for what this service will not run, as registration does",
+    )
+    validate.add_argument(
+        "--schema",
+        metavar="PATH",
+        help="also check with the official DSL 1.0.3 schema at PATH, the workflow.yaml of the "
+        "specification (default: $WORKFLOW_DSL_SCHEMA; none when unset)",
+    )
     validate.add_argument(
         "--allow-shell", action="store_true", help="accept run.shell tasks (off in the service)"
     )
@@ -282,28 +298,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _validate_definitions(args: argparse.Namespace) -> int:
-    from workflow_orchestrator.definitions import schedule_problems
-    from workflow_orchestrator.dsl.validation import ValidationOptions, load_document, validate_file
+def _validation_schema(args: argparse.Namespace) -> OfficialSchema | None:
+    """The official schema of --schema or $WORKFLOW_DSL_SCHEMA, or None (SchemaFileError)."""
+    if args.schema:
+        return read_official_schema(args.schema, key="", source="--schema")
+    if os.environ.get("WORKFLOW_DSL_SCHEMA"):
+        path = os.environ["WORKFLOW_DSL_SCHEMA"]
+        return read_official_schema(
+            path, key="definitions.schema", source="env WORKFLOW_DSL_SCHEMA"
+        )
+    return None
 
+
+def _validate_definitions(args: argparse.Namespace) -> int:
     options = ValidationOptions(
         container_runtime=args.container_runtime,
         allow_shell=args.allow_shell,
         allow_script=args.allow_script,
+        official_schema=_validation_schema(args),
     )
-    failed = 0
+    failed = warned = 0
     for path in args.files:
-        problems = validate_file(path, options)
-        if not problems:
-            problems = schedule_problems(load_document(Path(path).read_text(encoding="utf-8")))
-        for problem in problems:
+        report = check_definition_file(path, options)
+        for problem in report.problems:
             print(f"{path}: {problem}")
-        if problems:
+        prefix = "" if args.strict else "warning: "
+        for problem in report.unsupported:
+            print(f"{path}: {prefix}{problem}")
+        if report.problems or (args.strict and report.unsupported):
             failed += 1
+        elif report.unsupported:
+            warned += 1
+            count = len(report.unsupported)
+            print(f"{path}: valid, with {count} warning{'s' if count > 1 else ''}")
         else:
             print(f"{path}: valid")
+    total = len(args.files)
     if failed:
-        print(f"{failed} of {len(args.files)} files have problems", file=sys.stderr)
+        print(f"{failed} of {total} files have problems", file=sys.stderr)
+    if warned:
+        print(
+            f"{warned} of {total} files use what this service will not run as configured (the "
+            "warnings); registering them fails until that changes; --strict fails here too",
+            file=sys.stderr,
+        )
     return EXIT_FAILED if failed else EXIT_OK
 
 

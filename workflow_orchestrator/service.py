@@ -25,9 +25,10 @@ from quart_trio import QuartTrio
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
-from workflow_orchestrator.definitions import register_definition_files
+from workflow_orchestrator.definitions import configured_schema, register_definition_files
 from workflow_orchestrator.dsl import open_expression_engine
 from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
+from workflow_orchestrator.dsl.validation import ValidationOptions
 from workflow_orchestrator.events import EventProcessing, event_options
 from workflow_orchestrator.gateway import (
     HealthReporter,
@@ -138,6 +139,14 @@ class Service:
     api_app: QuartTrio | None = attrs.field(default=None, init=False)
     _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
+    _validation: ValidationOptions = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Read the optional official schema (definitions.schema) before anything starts: a
+        # wrong file is a configuration error (SchemaFileError), not a failure at registration.
+        self._validation = validation_options(
+            self.settings.workflows, official_schema=configured_schema(self.loaded)
+        )
 
     @property
     def settings(self) -> Settings:
@@ -449,9 +458,7 @@ class Service:
         paths = self.settings.definitions.paths
         if not paths:
             return
-        results = await register_definition_files(
-            database, paths, validation_options(self.settings.workflows)
-        )
+        results = await register_definition_files(database, paths, self._validation)
         created = [
             f"{r.definition.definition_id}@{r.definition.version}" for r in results if r.created
         ]
@@ -478,7 +485,7 @@ class Service:
             metrics=self._metrics,
             metrics_enabled=self._metrics_enabled(),
             context_path=server.context_path,
-            validation=validation_options(self.settings.workflows),
+            validation=self._validation,
             runtime=self._runtime,
             events=self._events.router if self._events is not None else None,
         )

@@ -37,7 +37,6 @@ from tests.support.backends import wait_for as poll_for
 from tests.support.database import open_test_database
 from tests.support.http_stub import run_http_stub
 from tests.support.process import RunningService, run_service
-from tests.support.spec import require_spec
 from workflow_orchestrator.storage import Database
 
 pytestmark = pytest.mark.integration
@@ -74,11 +73,6 @@ TICKS_SQL = """
 SELECT idempotency_key, created_at, status, completed_at FROM workflow_instances
 WHERE definition_id = 'replicated-ticker' ORDER BY created_at
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 def write_config(folder: Path, replica_id: str, **scheduler: Any) -> Path:

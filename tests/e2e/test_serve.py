@@ -19,7 +19,6 @@ import pytest
 
 from tests.support.process import REPOSITORY, RunningService, run_service
 from tests.support.services import free_port, psql, url_for
-from tests.support.spec import require_spec
 from workflow_orchestrator.storage import load_migrations
 
 pytestmark = pytest.mark.e2e
@@ -186,6 +185,26 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path, database_url: str) -> None
     assert "Traceback" not in result.stderr
 
 
+def test_wrong_schema_file_is_a_configuration_error(tmp_path: Path) -> None:
+    """A definitions.schema (WORKFLOW_DSL_SCHEMA) that is missing stops startup: exit 2, one
+    line naming the setting and where it came from, before any database is started."""
+    missing = tmp_path / "workflow.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_orchestrator.cli", "serve"],
+        env={**os.environ, "WORKFLOW_DSL_SCHEMA": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"workflow-orchestrator: env WORKFLOW_DSL_SCHEMA: definitions.schema: the schema file "
+        f"{missing} does not exist; point it at the official Serverless Workflow 1.0.3 "
+        "schema/workflow.yaml, or leave it empty (definitions are validated without it)"
+    ]
+
+
 def test_survives_terminated_database_connections(tmp_path: Path, database_name: str) -> None:
     """Connections killed by PostgreSQL (restart, failover) do not stop the service."""
     with run_service(tmp_path, args=("--url", url_for(database_name))) as service:
@@ -207,7 +226,6 @@ def test_survives_terminated_database_connections(tmp_path: Path, database_name:
 
 def test_local_profile_registers_the_example(tmp_path: Path, database_url: str) -> None:
     """`make run`'s profile, run from the checkout, registers examples/order_processing.yaml."""
-    require_spec()
     with run_service(
         tmp_path,
         args=("--profile", "local"),

@@ -8,7 +8,6 @@ import pytest
 import trio
 
 from tests.support.database import open_test_database
-from tests.support.spec import require_spec
 from workflow_orchestrator.definitions import DefinitionFilesInvalid, register_definition_files
 from workflow_orchestrator.storage import get_definition
 
@@ -19,7 +18,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 async def test_examples_folder_registers_order_processing(database_url: str) -> None:
     """The shipped examples register, by file name, and a second run changes nothing."""
-    require_spec()
     with trio.fail_after(60):
         async with open_test_database(database_url) as db:
             first = await register_definition_files(db, [str(EXAMPLES)])
@@ -32,7 +30,6 @@ async def test_examples_folder_registers_order_processing(database_url: str) -> 
 
 async def test_any_bad_file_registers_nothing(database_url: str, tmp_path: Path) -> None:
     """One invalid file stops the whole folder, and every problem is reported with its file."""
-    require_spec()
     good = tmp_path / "good.yaml"
     good.write_text((EXAMPLES / "order_processing.yaml").read_text())
     bad = tmp_path / "bad.yaml"

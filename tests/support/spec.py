@@ -6,7 +6,6 @@ Tests that need it FAIL when ``CI`` is set and it is missing, and skip with a re
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.support.services import unavailable
@@ -19,7 +18,3 @@ def require_spec() -> Path:
     if not SPEC.is_dir():
         unavailable(f"the DSL spec folder {SPEC} is absent; put ../shared/spec next to the project")
     return SPEC
-
-
-def has_spec_or_schema_override() -> bool:
-    return SPEC.is_dir() or bool(os.environ.get("WORKFLOW_DSL_SCHEMA"))

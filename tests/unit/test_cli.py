@@ -102,7 +102,6 @@ def test_definitions_validate_prints_every_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`definitions validate` prints each problem with its JSON pointer and exits 1."""
-    require_spec()
     good = tmp_path / "good.yaml"
     good.write_text(
         "document: {dsl: '1.0.0', namespace: test, name: good, version: '0.1.0'}\n"
@@ -299,4 +298,95 @@ def test_unwritable_log_file(workdir: Path, capsys: pytest.CaptureFixture[str]) 
     assert line.endswith(
         "choose a path this user may write (or create the folder for it), or set "
         "logging.appenders.file.enabled: false"
+    )
+
+
+SHELL_TASK = (
+    "document: {dsl: '1.0.3', namespace: test, name: shell, version: '0.1.0'}\n"
+    "do:\n  - hello:\n      run:\n        shell:\n          command: echo hello\n"
+)
+
+
+def test_definitions_validate_warns_about_what_will_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid DSL the service will not run is a warning (exit 0); --strict makes it a failure."""
+    path = tmp_path / "shell.yaml"
+    path.write_text(SHELL_TASK)
+    warning = (
+        "/do/0/hello/run/shell: this service does not run run.shell while workflows.run.shell "
+        "is false (the default); set workflows.run.shell: true in the configuration, or remove "
+        "this task (shell-disabled)"
+    )
+    assert main(["definitions", "validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{path}: warning: {warning}",
+        f"{path}: valid, with 1 warning",
+    ]
+    assert captured.err == (
+        "1 of 1 files use what this service will not run as configured (the warnings); "
+        "registering them fails until that changes; --strict fails here too\n"
+    )
+    assert main(["definitions", "validate", "--strict", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"{path}: {warning}"]
+    assert captured.err == "1 of 1 files have problems\n"
+    assert main(["definitions", "validate", "--allow-shell", "--strict", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: valid\n"
+
+
+def test_definitions_validate_refuses_a_wrong_schema_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing or foreign schema file is one line naming where it came from, exit 2."""
+    path = tmp_path / "flow.yaml"
+    path.write_text(SHELL_TASK)
+    missing = tmp_path / "nowhere.yaml"
+    advice = (
+        "point it at the official Serverless Workflow 1.0.3 schema/workflow.yaml, or leave it "
+        "empty (definitions are validated without it)"
+    )
+    assert main(["definitions", "validate", "--schema", str(missing), str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"workflow-orchestrator: --schema: the schema file {missing} does not exist; {advice}\n"
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("$id: https://example.com/other.yaml\ntype: object\n")
+    monkeypatch.setenv("WORKFLOW_DSL_SCHEMA", str(other))
+    assert main(["definitions", "validate", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"workflow-orchestrator: env WORKFLOW_DSL_SCHEMA: definitions.schema: the schema file "
+        f"{other} is not the Serverless Workflow 1.0.3 schema ($id is "
+        "'https://example.com/other.yaml', expected "
+        f"'https://serverlessworkflow.io/schemas/1.0.3/workflow.yaml'); {advice}\n"
+    )
+    other.write_text("- not\n- a mapping\n")
+    assert main(["definitions", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"the schema file {other} is not a YAML or JSON mapping" in err
+
+
+def test_definitions_validate_every_official_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """All official examples are valid without a schema file; 19 get a warning, none fails."""
+    examples = sorted(str(p) for p in (require_spec() / "examples").glob("*.yaml"))
+    assert main(["definitions", "validate", *examples]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.endswith(": valid")]) == len(examples) - 19
+    assert len([line for line in lines if ": warning: /do/" in line]) == 19
+
+
+def test_definitions_validate_with_the_official_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--schema adds the official schema as an extra check; the two agree on a bad file."""
+    schema = require_spec() / "schema" / "workflow.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SHELL_TASK.replace("version: '0.1.0'", "version: '1.0'"))
+    assert main(["definitions", "validate", "--schema", str(schema), str(bad)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{bad}: /document/version: '1.0' is not a semantic version such as 1.0.0 (pattern)"
     )

@@ -43,6 +43,7 @@ ENVIRONMENT_OVERRIDES: Mapping[str, str] = {
     "LOG_LEVEL": "logging.level",
     "METRICS_ENABLED": "metrics.enabled",
     "REPLICA_ID": "cluster.replicaId",
+    "WORKFLOW_DSL_SCHEMA": "definitions.schema",
 }
 
 _UNSET = "\x00unset\x00"

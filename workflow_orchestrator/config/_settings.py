@@ -346,9 +346,17 @@ class MetricsSettings:
 
 @attrs.frozen(kw_only=True)
 class DefinitionsSettings:
-    """Workflow definitions registered at startup."""
+    """Workflow definitions: those registered at startup, and how they are validated.
+
+    ``schema`` is the path of the official DSL 1.0.3 JSON schema (``workflow.yaml``), an
+    optional extra check on top of the service's own validation; empty means none.
+    """
 
     paths: tuple[str, ...] = ()
+    schema: str = attrs.field(
+        default="",
+        metadata=_meta(help="the path of the Serverless Workflow 1.0.3 workflow.yaml, or empty"),
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -6,14 +6,21 @@ from workflow_orchestrator._version import __version__
 from workflow_orchestrator.config import WorkflowSettings
 from workflow_orchestrator.dsl.expressions import ExpressionLimits
 from workflow_orchestrator.dsl.runtime import RuntimeOptions
-from workflow_orchestrator.dsl.validation import ValidationOptions
+from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 
 __all__ = ["expression_limits", "runtime_options", "validation_options"]
 
 
-def validation_options(settings: WorkflowSettings) -> ValidationOptions:
-    """What definitions may use on this service (``run.shell``/``run.script`` when enabled)."""
-    return ValidationOptions(allow_shell=settings.run.shell, allow_script=settings.run.script)
+def validation_options(
+    settings: WorkflowSettings, official_schema: OfficialSchema | None = None
+) -> ValidationOptions:
+    """What definitions may use on this service (``run.shell``/``run.script`` when enabled),
+    and the official schema as an extra check when one is configured."""
+    return ValidationOptions(
+        allow_shell=settings.run.shell,
+        allow_script=settings.run.script,
+        official_schema=official_schema,
+    )
 
 
 def expression_limits(settings: WorkflowSettings) -> ExpressionLimits:

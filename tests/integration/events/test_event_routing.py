@@ -21,7 +21,6 @@ from tests.support.events import (
 )
 from tests.support.service import open_service, register_yaml
 from tests.support.services import psql
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -71,11 +70,6 @@ do:
       set:
         parts: ${ length }
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 async def test_correlated_events_complete_exactly_their_instances(database_url: str) -> None:

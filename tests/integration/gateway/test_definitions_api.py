@@ -11,7 +11,6 @@ import pytest
 import trio
 
 from tests.support.database import open_api_app
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +27,6 @@ do:
       set:
         message: ${ "hello " + .name }
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 @asynccontextmanager
@@ -138,6 +132,34 @@ async def test_invalid_definition_lists_every_problem(database_url: str) -> None
     assert pointers == [
         ("/do/0/greet/set/other", "expression"),
         ("/do/0/greet/then", "then-target"),
+    ]
+
+
+async def test_what_cannot_run_here_is_refused(database_url: str) -> None:
+    """Valid DSL this service will not run (a grpc call) and broken structure are 422s."""
+    grpc = GREETING.replace(
+        '      set:\n        message: ${ "hello " + .name }\n',
+        "      call: grpc\n      with:\n        proto: {endpoint: https://example.com/a.proto}\n"
+        "        service: {name: Greeter, host: example.com}\n        method: SayHello\n",
+    )
+    misspelt = GREETING.replace("      set:", "      sett:")
+    with trio.fail_after(60):
+        async with api(database_url) as client:
+            refused = await post(client, grpc)
+            refused_body = await refused.get_json()
+            broken = await post(client, misspelt)
+            broken_body = await broken.get_json()
+    assert refused.status_code == 422
+    assert [(p["pointer"], p["rule"]) for p in refused_body["problems"]] == [
+        ("/do/0/greet/call", "unsupported-call")
+    ]
+    assert broken.status_code == 422
+    assert broken_body["problems"] == [
+        {
+            "pointer": "/do/0/greet/sett",
+            "message": "unknown key 'sett'; did you mean 'set'?",
+            "rule": "unevaluatedProperties",
+        }
     ]
 
 

@@ -7,7 +7,6 @@ import pytest
 import trio
 
 from tests.support.service import open_service
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +24,6 @@ do:
   - only:
       set: {{version: '{version}'}}
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 async def test_starts_follow_registrations_and_deletions(database_url: str) -> None:

@@ -11,7 +11,6 @@ import trio
 
 from tests.support.openapi import assert_matches_openapi
 from tests.support.service import open_service, register_yaml
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +56,6 @@ do:
   - last:
       set: {step: 2}
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 def checked(method: str, template: str, response: httpx.Response) -> Any:

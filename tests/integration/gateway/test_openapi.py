@@ -30,7 +30,6 @@ from tests.support.openapi import (
     schema_validator,
 )
 from tests.support.service import open_service
-from tests.support.spec import require_spec
 from workflow_orchestrator.gateway._openapi import openapi_document
 
 DEFINITIONS = "/v1/workflow-definitions"
@@ -302,15 +301,9 @@ async def call(
     return response, decoded
 
 
-@pytest.fixture
-def _spec() -> None:
-    require_spec()
-
-
 @pytest.mark.integration
 async def test_every_app_route_is_documented(database_url: str) -> None:
     """Each route the running service's API serves is in the document, and nothing more."""
-    require_spec()
     with trio.fail_after(60):
         async with open_service(database_url) as running:
             app = running.service.api_app
@@ -327,7 +320,6 @@ async def test_every_app_route_is_documented(database_url: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.usefixtures("_spec")
 async def test_definition_routes_match_the_document(database_url: str) -> None:
     """Every definitions route's success answers match the schemas the document declares."""
     item = DEFINITIONS + "/{id}"
@@ -374,7 +366,6 @@ async def test_definition_routes_match_the_document(database_url: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.usefixtures("_spec")
 async def test_definition_errors_match_the_document(database_url: str) -> None:
     """Every error status of the definitions routes is a documented problem+json answer."""
     item = DEFINITIONS + "/{id}"

@@ -8,7 +8,6 @@ import trio
 
 from tests.support.events import start, wait_for
 from tests.support.service import open_service, register_yaml
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -18,11 +17,6 @@ do:
   - one:
       set: {done: true}
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 async def test_start_on_a_replica_without_partitions_runs_on_the_owner(database_url: str) -> None:

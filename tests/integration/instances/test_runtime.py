@@ -7,7 +7,6 @@ import trio
 
 from tests.support.events import INSTANCES, start, wait_for
 from tests.support.service import open_service, register_yaml
-from tests.support.spec import require_spec
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 
 pytestmark = pytest.mark.integration
@@ -32,11 +31,6 @@ do:
         method: get
         endpoint: http://127.0.0.1:9/never-called
 """
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 async def test_waiting_instance_leaves_memory_and_wakes(database_url: str) -> None:

@@ -12,7 +12,6 @@ import trio
 from tests.support.events import INSTANCES, start, wait_for
 from tests.support.service import open_service, register_yaml
 from tests.support.services import psql
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +45,6 @@ do:
 """
 
 FAST = {"scheduler.pollInterval": "0.2s"}
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 def timers(database_url: str, instance_id: str) -> str:

@@ -12,7 +12,6 @@ import trio
 
 from tests.support.service import InProcessService, open_service, register_yaml
 from tests.support.services import psql
-from tests.support.spec import require_spec
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +39,6 @@ ELECTED = {
     "scheduler.distributed.enabled": True,
     "scheduler.distributed.leaderElectionInterval": "2s",
 }
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 def ticks(database_url: str, definition_id: str) -> list[str]:

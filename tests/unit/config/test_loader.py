@@ -86,6 +86,11 @@ def test_config_option_wins_over_workflow_config(tmp_path: Path) -> None:
         ("LOG_LEVEL", "debug", lambda s: s.logging.level == "DEBUG"),
         ("METRICS_ENABLED", "false", lambda s: s.metrics.enabled is False),
         ("REPLICA_ID", "replica-2", lambda s: s.cluster.replica_id == "replica-2"),
+        (
+            "WORKFLOW_DSL_SCHEMA",
+            "/opt/spec/workflow.yaml",
+            lambda s: s.definitions.schema == "/opt/spec/workflow.yaml",
+        ),
     ],
 )
 def test_every_environment_variable_overrides_the_file(
@@ -117,6 +122,7 @@ def test_the_override_list_is_the_guides() -> None:
         "LOG_LEVEL",
         "METRICS_ENABLED",
         "REPLICA_ID",
+        "WORKFLOW_DSL_SCHEMA",
     }
 
 

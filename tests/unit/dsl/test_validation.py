@@ -1,4 +1,5 @@
-"""Definition validation: loading, schema problems people can act on, semantic rules."""
+"""Definition validation: loading, structural problems people can act on, semantic rules,
+what this runtime will not run, and the optional official schema (no schema file needed)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from pathlib import Path
 import pytest
 
 import workflow_orchestrator.dsl.validation as validation
-from tests.support.spec import has_spec_or_schema_override, require_spec
 from workflow_orchestrator.dsl.validation import (
+    SCHEMA_ID,
     DefinitionProblem,
     InvalidDefinition,
-    SchemaNotFound,
+    OfficialSchema,
     ValidationOptions,
+    ValidationReport,
+    WrongSchema,
+    check_definition,
+    check_file,
     load_document,
-    load_dsl_schema,
     validate_definition,
     validate_file,
 )
@@ -30,12 +34,6 @@ document:
 """
 
 
-@pytest.fixture(autouse=True)
-def _require_schema() -> None:
-    if not has_spec_or_schema_override():
-        require_spec()
-
-
 def _problems(yaml_text: str, options: ValidationOptions | None = None) -> list[str]:
     document = load_document(HEADER + yaml_text)
     if options is None:
@@ -47,13 +45,19 @@ def test_public_surface() -> None:
     """The names the service and the CLI code against stay exported."""
     assert sorted(validation.__all__) == sorted(
         [
-            "SCHEMA_ENVIRONMENT_VARIABLE",
+            "SCHEMA_ID",
+            "STRUCTURAL_RULES",
+            "UNSUPPORTED_RULES",
             "DefinitionProblem",
             "InvalidDefinition",
-            "SchemaNotFound",
+            "OfficialSchema",
             "ValidationOptions",
+            "ValidationReport",
+            "WrongSchema",
+            "check_definition",
+            "check_file",
             "load_document",
-            "load_dsl_schema",
+            "structural_problems",
             "validate_definition",
             "validate_file",
         ]
@@ -105,7 +109,7 @@ def test_top_level_must_be_a_mapping() -> None:
     with pytest.raises(InvalidDefinition) as caught:
         load_document("- a\n- b\n")
     assert caught.value.problems[0].message == (
-        "the definition must be a mapping with 'document' and 'do' at the top level, not list"
+        "the definition must be a mapping with 'document' and 'do' at the top level, not a list"
     )
 
 
@@ -132,28 +136,35 @@ do:
             status: 503
 """
     )
-    assert problems == ["/do/0/charge/try/0/pay/with/method: 5 is not of type string (type)"]
+    assert problems == ["/do/0/charge/try/0/pay/with/method: must be a string, not 5 (type)"]
 
 
 def test_call_http_without_with() -> None:
-    """call: http without 'with' names the missing property of the HTTP branch."""
+    """call: http without 'with' names the missing key of an http call."""
     assert _problems("do:\n  - get:\n      call: http\n") == [
-        "/do/0/get: missing required property 'with'; add it (required)"
+        "/do/0/get: an http call needs 'with'; add it (required)"
     ]
 
 
-def test_unknown_task_type() -> None:
-    """A task without a task keyword lists the task types."""
+def test_misspelt_task_type() -> None:
+    """A task whose type key is misspelt is told the type it probably meant."""
     assert _problems("do:\n  - oops:\n      sett:\n        a: 1\n") == [
-        "/do/0/oops: expected exactly one of call, do, fork, emit, for, listen, raise, run, "
-        "set, switch, try, wait; found sett (oneOf)"
+        "/do/0/oops/sett: unknown key 'sett'; did you mean 'set'? (unevaluatedProperties)"
+    ]
+
+
+def test_task_without_type() -> None:
+    """A task without a type key lists the task types."""
+    assert _problems("do:\n  - oops:\n      then: end\n") == [
+        "/do/0/oops: a task needs a type: one of call, do, emit, for, fork, listen, raise, run, "
+        "set, switch, try, wait; add one (oneOf)"
     ]
 
 
 def test_unexpected_property() -> None:
-    """A misspelt property of a task is named."""
+    """A misspelt key of a task is named at its own pointer, with the closest key."""
     assert _problems("do:\n  - w:\n      wait: PT1S\n      thn: end\n") == [
-        "/do/0/w: unexpected property 'thn'; remove it or fix its spelling (unevaluatedProperties)"
+        "/do/0/w/thn: unknown key 'thn'; did you mean 'then'? (unevaluatedProperties)"
     ]
 
 
@@ -161,10 +172,18 @@ def test_missing_document_fields() -> None:
     """Missing top-level fields are required problems at the right pointers."""
     problems = [str(p) for p in validate_definition({"document": {"dsl": "1.0.3"}})]
     assert problems == [
-        "/: missing required property 'do'; add it (required)",
-        "/document: missing required property 'namespace'; add it (required)",
-        "/document: missing required property 'name'; add it (required)",
-        "/document: missing required property 'version'; add it (required)",
+        "/: a workflow definition needs 'do'; add it (required)",
+        "/document: the document needs 'namespace'; add it (required)",
+        "/document: the document needs 'name'; add it (required)",
+        "/document: the document needs 'version'; add it (required)",
+    ]
+
+
+def test_version_must_be_semantic() -> None:
+    """A document version such as 1.0 is refused with the form it must have."""
+    problems = validate_definition(load_document(HEADER.replace("'0.1.0'", "'1.0'") + "do: []\n"))
+    assert [str(p) for p in problems] == [
+        "/document/version: '1.0' is not a semantic version such as 1.0.0 (pattern)"
     ]
 
 
@@ -266,6 +285,26 @@ do:
     ]
 
 
+def test_listen_foreach_tasks_are_checked() -> None:
+    """The tasks of a listen's foreach (beside 'listen', not in it) get the semantic checks."""
+    problems = _problems(
+        """\
+do:
+  - l:
+      listen:
+        to:
+          any: []
+      foreach:
+        do:
+          - post:
+              call: notify
+              then: nowhere
+"""
+    )
+    assert [p.rsplit(" (", 1)[-1] for p in problems] == ["function-reference)", "then-target)"]
+    assert problems[0].startswith("/do/0/l/foreach/do/0/post/call: calls function 'notify'")
+
+
 def test_expressions_are_compiled() -> None:
     """Strict expressions anywhere and loose-mode fields are compiled; errors are reported."""
     problems = _problems(
@@ -303,7 +342,7 @@ do:
 
 
 def test_options_enable_run_tasks() -> None:
-    """run.shell, run.script and run.container are accepted when the options allow them."""
+    """run.shell, run.script and run.container are refused unless the options allow them."""
     text = """\
 do:
   - sh:
@@ -330,7 +369,7 @@ do:
 
 
 def test_all_problems_at_once() -> None:
-    """Schema and semantic problems of one document are all reported together."""
+    """Structural and semantic problems of one document are all reported together."""
     problems = _problems(
         """\
 do:
@@ -373,25 +412,106 @@ def test_validate_file(tmp_path: Path) -> None:
     ]
 
 
-def test_schema_location_can_be_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """WORKFLOW_DSL_SCHEMA wins; a wrong path says which variable to set."""
-    missing = tmp_path / "workflow.yaml"
-    monkeypatch.setenv("WORKFLOW_DSL_SCHEMA", str(missing))
-    load_dsl_schema.cache_clear()
-    try:
-        with pytest.raises(SchemaNotFound) as caught:
-            load_dsl_schema()
-        assert isinstance(caught.value, FileNotFoundError)
-        assert str(caught.value) == (
-            f"the Serverless Workflow 1.0.3 schema was not found (tried {missing}); "
-            "set WORKFLOW_DSL_SCHEMA to the path of its workflow.yaml"
-        )
-        missing.write_text("$id: https://example.com/other.yaml\n")
-        with pytest.raises(ValueError, match=r"is not the Serverless Workflow 1\.0\.3 schema"):
-            load_dsl_schema()
-    finally:
-        monkeypatch.delenv("WORKFLOW_DSL_SCHEMA")
-        load_dsl_schema.cache_clear()
+def test_report_keeps_unsupported_apart() -> None:
+    """check_definition separates DSL problems from what this runtime will not run."""
+    text = HEADER + (
+        "do:\n  - sh:\n      run:\n        shell:\n          command: echo hi\n"
+        "  - a:\n      set: {x: 1}\n      then: nowhere\n"
+    )
+    report = check_definition(load_document(text))
+    assert not report.valid
+    assert [p.rule for p in report.problems] == ["then-target"]
+    assert [str(p) for p in report.unsupported] == [
+        "/do/0/sh/run/shell: this service does not run run.shell while workflows.run.shell is "
+        "false (the default); set workflows.run.shell: true in the configuration, or remove this "
+        "task (shell-disabled)"
+    ]
+    shell_only = check_definition(load_document(text.split("  - a:")[0]))
+    assert shell_only.valid
+    assert [p.rule for p in shell_only.unsupported] == ["shell-disabled"]
+    assert check_definition(load_document(HEADER + "do: []\n")) == ValidationReport()
+
+
+def _official(schema: dict[str, object]) -> OfficialSchema:
+    return OfficialSchema.from_document({"$id": SCHEMA_ID, **schema})
+
+
+def test_official_schema_must_be_the_1_0_3_schema() -> None:
+    """A schema document with another $id, or that is no JSON schema, is WrongSchema."""
+    with pytest.raises(WrongSchema) as caught:
+        OfficialSchema.from_document({"$id": "https://example.com/other.yaml"})
+    assert isinstance(caught.value, ValueError)
+    assert str(caught.value) == (
+        "is not the Serverless Workflow 1.0.3 schema ($id is "
+        "'https://example.com/other.yaml', expected "
+        "'https://serverlessworkflow.io/schemas/1.0.3/workflow.yaml')"
+    )
+    with pytest.raises(WrongSchema, match=r"^is not a valid JSON schema: "):
+        _official({"type": 5})
+    with pytest.raises(WrongSchema, match=r"\$id is None"):
+        OfficialSchema.from_document(["not", "a", "mapping"])
+
+
+def test_official_schema_is_an_extra_check() -> None:
+    """With the schema option, what it refuses and the grammar does not is reported too."""
+    schema = _official({"required": ["license"]})
+    document = load_document(HEADER + "do: []\n")
+    assert validate_definition(document) == []
+    assert [
+        str(p) for p in validate_definition(document, ValidationOptions(official_schema=schema))
+    ] == [
+        "/: the official schema refuses this: missing required property 'license'; add it "
+        "(required)"
+    ]
+    broken = load_document(HEADER.replace("name: sample", "nam: sample") + "do: []\n")
+    strict = ValidationOptions(
+        official_schema=_official({"properties": {"document": {"required": ["name"]}}})
+    )
+    assert [str(p) for p in validate_definition(broken, strict)] == [
+        "/document: the document needs 'name'; add it (required)",
+        "/document/nam: unknown key 'nam'; did you mean 'name'? (unevaluatedProperties)",
+    ]
+
+
+def test_check_file_reports_unsupported(tmp_path: Path) -> None:
+    """check_file returns the report of a file; unreadable files are one problem."""
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        HEADER
+        + "do:\n  - g:\n      call: mcp\n      with: {method: tools/list, transport: {stdio: {command: x}}}\n"
+    )
+    report = check_file(path)
+    assert report.valid and [p.rule for p in report.unsupported] == ["unsupported-call"]
+    assert [p.rule for p in check_file(tmp_path / "absent.yaml").problems] == ["file"]
+
+
+def test_unreadable_bytes_are_one_line() -> None:
+    """Bytes that are not text are one syntax problem on one line."""
+    with pytest.raises(InvalidDefinition) as caught:
+        load_document(b"\x11\x00binary", filename="blob.yaml")
+    [problem] = caught.value.problems
+    assert problem.rule == "syntax" and "\n" not in problem.message
+    assert problem.message.startswith("blob.yaml is not valid YAML or JSON: unacceptable character")
+
+
+def test_values_without_json_form_are_refused() -> None:
+    """Keys that are not strings and values of explicit YAML tags are one syntax problem."""
+    with pytest.raises(InvalidDefinition) as caught:
+        load_document("do:\n  - 1: {set: {a: 1}}\n")
+    assert [str(p) for p in caught.value.problems] == [
+        "/do/0: the key 1 is not a string; JSON keys are strings, so quote it ('1':) (syntax)"
+    ]
+    with pytest.raises(InvalidDefinition) as caught:
+        load_document("a: [ok, !!binary aGVsbG8=]\n")
+    assert [str(p) for p in caught.value.problems] == [
+        "/a/1: a YAML bytes has no JSON form; write it as a string, list or mapping (without an "
+        "explicit tag such as !!binary, !!set or !!timestamp) (syntax)"
+    ]
+    with pytest.raises(InvalidDefinition) as caught:
+        load_document("a: {b: .nan}\n")
+    assert [str(p) for p in caught.value.problems] == [
+        "/a/b: nan is not a JSON number; write a number (syntax)"
+    ]
 
 
 def test_alias_bomb_is_refused() -> None:

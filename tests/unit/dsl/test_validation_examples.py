@@ -12,20 +12,20 @@ from workflow_orchestrator.dsl.validation import ValidationOptions, validate_fil
 EXAMPLES = sorted((SPEC / "examples").glob("*.yaml")) if SPEC.is_dir() else []
 
 UNSUPPORTED = (
-    "call: {kind} is not supported yet; use call: http or call: openapi, "
-    "or a function declared in use.functions (unsupported-call)"
+    "this service does not run call: {kind} (not supported yet, no setting enables it); use "
+    "call: http or call: openapi, or a function declared in use.functions (unsupported-call)"
 )
 CONTAINER = (
-    "run.container needs a container runtime, and this service has none; "
-    "remove this task (container tasks are not supported yet) (container-runtime)"
+    "this service does not run run.container: it has no container runtime (not supported yet, "
+    "no setting enables it); remove this task (container-runtime)"
 )
 SHELL = (
-    "run.shell is disabled; set workflows.run.shell: true in the configuration "
-    "(off by default) or remove this task (shell-disabled)"
+    "this service does not run run.shell while workflows.run.shell is false (the default); set "
+    "workflows.run.shell: true in the configuration, or remove this task (shell-disabled)"
 )
 SCRIPT = (
-    "run.script is disabled; set workflows.run.script: true in the configuration "
-    "(off by default) or remove this task (script-disabled)"
+    "this service does not run run.script while workflows.run.script is false (the default); "
+    "set workflows.run.script: true in the configuration, or remove this task (script-disabled)"
 )
 EXPECTED = {
     "call-asyncapi-publish.yaml": [f"/do/0/findPet/call: {UNSUPPORTED.format(kind='asyncapi')}"],

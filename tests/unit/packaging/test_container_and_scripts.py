@@ -36,9 +36,9 @@ def test_containerfile_follows_the_deployment_contract() -> None:
     assert "HEALTHCHECK" in text and "/health/live" in text
     assert 'ENTRYPOINT ["workflow-orchestrator"]' in text and 'CMD ["serve"]' in text
     assert "/app/config/application.yaml" in text
-    # The DSL schema comes from the spec's own folder (a named build context), not the repo.
-    assert "COPY --from=spec schema/workflow.yaml /app/spec/workflow.yaml" in text
-    assert "WORKFLOW_DSL_SCHEMA=/app/spec/workflow.yaml" in text
+    # The service validates with its own grammar: no spec build context, no schema file.
+    assert "--from=spec" not in text and "WORKFLOW_DSL_SCHEMA=" not in text
+    assert "/spec/" not in text
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.spec import require_spec
 from workflow_orchestrator.definitions import parse_submission, schedule_problems
 from workflow_orchestrator.dsl.validation import InvalidDefinition
 
 HEADER = "document: {dsl: '1.0.3', namespace: t, name: s, version: '1.0.0'}\n"
 BODY = "do:\n  - one:\n      set: {a: 1}\n"
-
-
-@pytest.fixture(autouse=True)
-def _spec() -> None:
-    require_spec()
 
 
 def test_unreadable_cron_is_refused_with_its_pointer() -> None:

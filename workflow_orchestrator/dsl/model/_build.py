@@ -1,4 +1,7 @@
-"""Builds the typed model from a definition document that passed schema validation.
+"""Builds the typed model from a definition document that passed the structural checks.
+
+The grammar (``dsl.validation``) guarantees the shape the builder indexes into; the references
+it resolves are checked there too, and are ``ModelError`` here only for callers that skip it.
 
 Reusable components (``use.errors``, ``use.retries``, ``use.timeouts``, ``use.functions``) are
 resolved here, once, so the interpreter never looks names up while running.
@@ -315,7 +318,7 @@ class _Builder:
 
 
 def build_workflow(document: Mapping[str, Any]) -> Workflow:
-    """The typed model of a schema-valid definition document.
+    """The typed model of a structurally valid definition document.
 
     Raises `ModelError` (with the JSON pointer) for references to undeclared reusable
     components and malformed durations; the validation package reports these too, all at once.

@@ -1,22 +1,44 @@
-"""Definition validation: YAML/JSON loading, the official schema, semantic checks.
+"""Definition validation: YAML/JSON loading, the DSL grammar, semantic checks.
 
-``validate_definition`` returns every problem at once, each with a JSON pointer, a sentence
-saying what to change, and the rule it breaks; ``InvalidDefinition`` carries them as an error.
+The project's own grammar of the DSL 1.0.3 (``structural_problems``) refuses exactly what the
+official JSON schema refuses and needs no schema file; the semantic checks add what a schema
+cannot say (references, expressions) and what this runtime will not run. The official schema
+is an optional extra check (``OfficialSchema``, from a document the caller read).
+
+``check_definition`` returns a ``ValidationReport`` (problems, and what will not run here);
+``validate_definition`` returns both as one list. Each ``DefinitionProblem`` has a JSON
+pointer, a sentence saying what to change, and the rule it breaks; ``InvalidDefinition``
+carries them as an error.
 """
 
+from ._grammar import STRUCTURAL_RULES, structural_problems
 from ._loading import load_document
+from ._official import SCHEMA_ID, OfficialSchema, WrongSchema
 from ._problems import DefinitionProblem, InvalidDefinition
-from ._schema import SCHEMA_ENVIRONMENT_VARIABLE, SchemaNotFound, load_dsl_schema
-from ._validate import ValidationOptions, validate_definition, validate_file
+from ._semantic import UNSUPPORTED_RULES
+from ._validate import (
+    ValidationOptions,
+    ValidationReport,
+    check_definition,
+    check_file,
+    validate_definition,
+    validate_file,
+)
 
 __all__ = [
-    "SCHEMA_ENVIRONMENT_VARIABLE",
+    "SCHEMA_ID",
+    "STRUCTURAL_RULES",
+    "UNSUPPORTED_RULES",
     "DefinitionProblem",
     "InvalidDefinition",
-    "SchemaNotFound",
+    "OfficialSchema",
     "ValidationOptions",
+    "ValidationReport",
+    "WrongSchema",
+    "check_definition",
+    "check_file",
     "load_document",
-    "load_dsl_schema",
+    "structural_problems",
     "validate_definition",
     "validate_file",
 ]

@@ -9,6 +9,8 @@ and loads the same way.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
@@ -67,11 +69,26 @@ class _TooDeep(Exception):
     pass
 
 
+class _NotJson(Exception):
+    """A value (or a mapping's key) that JSON cannot hold; ``parent`` holds it."""
+
+    def __init__(self, parent: Any, key: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.parent = parent
+        self.key = key
+        self.reason = reason
+
+
+_JSON_SCALARS = (str, int, bool, type(None))
+
+
 def _expanded_size(document: Any, limit: int) -> int:
     """Number of values ``document`` has as a tree (aliases counted each time), up to ``limit``.
 
     Memoised by object identity, so a "billion laughs" of nested aliases costs linear time.
-    Raises ``_TooDeep`` past ``MAX_DEPTH`` levels of nesting.
+    Raises ``_TooDeep`` past ``MAX_DEPTH`` levels of nesting and ``_NotJson`` for what JSON
+    cannot hold: keys that are not strings (``1:``, ``null:``), ``.nan``/``.inf``, and values
+    of explicit YAML tags such as ``!!binary``, ``!!set`` or ``!!timestamp``.
     """
     sizes: dict[int, int] = {}
 
@@ -82,29 +99,90 @@ def _expanded_size(document: Any, limit: int) -> int:
         if depth > MAX_DEPTH:
             raise _TooDeep
         total = 1
-        children = node.values() if isinstance(node, dict) else node
-        if isinstance(node, dict | list):
-            for item in children:
-                total += size(item, depth + 1)
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key.__class__ is not str:
+                    raise _NotJson(node, key, "")
+                total += _child(node, key, item, depth)
+                if total > limit:
+                    break
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                total += _child(node, index, item, depth)
                 if total > limit:
                     break
         sizes[id(node)] = total
         return total
 
+    def _child(parent: Any, key: Any, item: Any, depth: int) -> int:
+        if isinstance(item, dict | list):
+            return size(item, depth + 1)
+        if item.__class__ is float:
+            if not math.isfinite(item):
+                raise _NotJson(parent, key, f"{item} is not a JSON number; write a number")
+        elif not isinstance(item, _JSON_SCALARS):
+            raise _NotJson(
+                parent,
+                key,
+                f"a YAML {type(item).__name__} has no JSON form; write it as a string, list "
+                "or mapping (without an explicit tag such as !!binary, !!set or !!timestamp)",
+            )
+        return 1
+
     return size(document, 0)
+
+
+def _pointer_of(document: Any, target: Any) -> str | None:
+    """The pointer of the first place ``target`` (by identity) appears in ``document``."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    seen: set[int] = set()
+    while stack:
+        pointer, node = stack.pop()
+        if node is target:
+            return pointer
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            stack.extend((f"{pointer}/{_escape(str(k))}", v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in enumerate(node))
+    return None  # pragma: no cover - the target comes from the document
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _not_json_problem(document: Any, error: _NotJson) -> DefinitionProblem:
+    parent = _pointer_of(document, error.parent) or ""
+    if error.reason:
+        return DefinitionProblem(
+            pointer=f"{parent}/{_escape(str(error.key))}", message=error.reason, rule="syntax"
+        )
+    key = error.key
+    written = "null" if key is None else json.dumps(key)
+    return DefinitionProblem(
+        pointer=parent,
+        message=f"the key {written} is not a string; JSON keys are strings, so quote it "
+        f"('{written}':)",
+        rule="syntax",
+    )
 
 
 def load_document(text_or_bytes: str | bytes, *, filename: str | None = None) -> dict[str, Any]:
     """Parse a definition written in YAML or JSON into plain dicts, lists and scalars.
 
-    Raises ``InvalidDefinition`` with one problem (pointer ``""``) when the text is not YAML or
-    JSON or the top level is not a mapping (rule ``syntax``), or when aliases expand it to more
-    than ``MAX_VALUES`` values (rule ``size``).
+    Raises ``InvalidDefinition`` with one problem when the text is not YAML or JSON, the top
+    level is not a mapping, or a key or value has no JSON form (rule ``syntax``), or when
+    aliases expand it to more than ``MAX_VALUES`` values (rule ``size``).
     """
     where = filename or "the definition"
     try:
         document = yaml.load(text_or_bytes, Loader=_Yaml12Loader)  # a SafeLoader subclass
         too_big = isinstance(document, dict) and _expanded_size(document, MAX_VALUES) > MAX_VALUES
+    except _NotJson as error:
+        raise InvalidDefinition([_not_json_problem(document, error)]) from None
     except (_TooDeep, RecursionError):
         raise InvalidDefinition(
             [
@@ -118,7 +196,7 @@ def load_document(text_or_bytes: str | bytes, *, filename: str | None = None) ->
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
+        reason = " ".join(str(getattr(error, "problem", None) or error).split())
         raise InvalidDefinition(
             [
                 DefinitionProblem(
@@ -142,7 +220,8 @@ def load_document(text_or_bytes: str | bytes, *, filename: str | None = None) ->
             ]
         )
     if not isinstance(document, dict):
-        kind = type(document).__name__ if document is not None else "empty"
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number"}
+        kind = "empty" if document is None else kinds.get(type(document), type(document).__name__)
         raise InvalidDefinition(
             [
                 DefinitionProblem(

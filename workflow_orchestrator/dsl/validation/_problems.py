@@ -26,6 +26,11 @@ class DefinitionProblem:
         return f"{self.pointer or '/'}: {self.message} ({self.rule})"
 
 
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901 pointer of a path (``["do", 0, "a/b"]`` -> ``/do/0/a~1b``)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
 class InvalidDefinition(OrchestratorError, ValueError):
     """A definition has problems; ``problems`` lists all of them, in document order."""
 

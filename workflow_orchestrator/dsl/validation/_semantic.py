@@ -12,12 +12,13 @@
   anywhere, and the fields the DSL evaluates in loose mode too (``if``, ``input.from``,
   ``output.as``, ``export.as``, switch ``when``, ``for.in``/``while``, catch ``when``/
   ``exceptWhen``, listen ``until``, correlation ``from``).
-- Features this runtime does not have or has switched off: ``call`` of ``grpc``, ``asyncapi``,
-  ``a2a`` and ``mcp`` (``unsupported-call``), ``run.container`` without a container runtime
-  (``container-runtime``), ``run.shell``/``run.script`` unless enabled (``shell-disabled``,
-  ``script-disabled``).
 
-The walk tolerates any shape (the schema problems are reported separately), so a broken
+Apart from those problems, ``unsupported`` collects what is valid DSL but this runtime will not
+run (``UNSUPPORTED_RULES``): ``call`` of ``grpc``, ``asyncapi``, ``a2a`` and ``mcp``
+(``unsupported-call``), ``run.container`` without a container runtime (``container-runtime``),
+``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``).
+
+The walk tolerates any shape (the structural problems are reported separately), so a broken
 definition still gets every semantic problem at once.
 """
 
@@ -36,10 +37,12 @@ from workflow_orchestrator.dsl.expressions import (
     is_runtime_expression,
 )
 
-from ._problems import DefinitionProblem
-from ._schema import json_pointer
+from ._problems import DefinitionProblem, json_pointer
 
 FLOW_DIRECTIVES = ("continue", "exit", "end")
+UNSUPPORTED_RULES = frozenset(
+    {"unsupported-call", "container-runtime", "shell-disabled", "script-disabled"}
+)
 UNSUPPORTED_CALLS = frozenset({"grpc", "asyncapi", "a2a", "mcp"})
 BUILTIN_CALLS = frozenset({"http", "openapi"}) | UNSUPPORTED_CALLS
 _SCHEMES = ("basic", "bearer", "digest", "oauth2", "oidc")
@@ -90,7 +93,8 @@ def _listing(names: frozenset[str]) -> str:
 
 @attrs.define(eq=False)
 class SemanticChecker:
-    """Collects the semantic problems of one document (see the module doc)."""
+    """Collects the semantic problems of one document, and what it uses that this runtime will
+    not run (``unsupported``); see the module doc."""
 
     document: Mapping[str, Any]
     engine: ExpressionEngine
@@ -98,6 +102,7 @@ class SemanticChecker:
     allow_shell: bool
     allow_script: bool
     problems: list[DefinitionProblem] = attrs.field(factory=list)
+    unsupported: list[DefinitionProblem] = attrs.field(factory=list)
     declared: _Declared = attrs.field(init=False)
     variables: frozenset[str] = attrs.field(init=False)
 
@@ -110,8 +115,14 @@ class SemanticChecker:
             DefinitionProblem(pointer=json_pointer(path), message=message, rule=rule)
         )
 
+    def _unsupported(self, path: Path, message: str, rule: str) -> None:
+        self.unsupported.append(
+            DefinitionProblem(pointer=json_pointer(path), message=message, rule=rule)
+        )
+
     def run(self) -> list[DefinitionProblem]:
-        """Check the whole document; return the problems in walk order."""
+        """Check the whole document; return the problems in walk order (and fill
+        ``unsupported``)."""
         document = self.document
         self._expressions(document, ())
         self._loose_at(document, (), ("input", "from"))
@@ -231,7 +242,7 @@ class SemanticChecker:
         if "raise" in task:
             self._raise(task.get("raise"), (*path, "raise"))
         if "listen" in task:
-            self._listen(task.get("listen"), (*path, "listen"))
+            self._listen(task, path)
         if "run" in task:
             self._run(task.get("run"), (*path, "run"))
         if "switch" in task:
@@ -242,10 +253,11 @@ class SemanticChecker:
         if not isinstance(call, str):
             return
         if call in UNSUPPORTED_CALLS:
-            self._add(
+            self._unsupported(
                 (*path, "call"),
-                f"call: {call} is not supported yet; use call: http or call: openapi, "
-                "or a function declared in use.functions",
+                f"this service does not run call: {call} (not supported yet, no setting "
+                "enables it); use call: http or call: openapi, or a function declared in "
+                "use.functions",
                 "unsupported-call",
             )
         elif call in BUILTIN_CALLS or "://" in call:
@@ -297,11 +309,11 @@ class SemanticChecker:
                 "error-reference",
             )
 
-    def _listen(self, spec: Any, path: Path) -> None:
-        if not isinstance(spec, Mapping):
-            return
-        self._listen_strategy(spec.get("to"), (*path, "to"))
-        foreach = spec.get("foreach")
+    def _listen(self, task: Mapping[str, Any], path: Path) -> None:
+        spec = task.get("listen")
+        if isinstance(spec, Mapping):
+            self._listen_strategy(spec.get("to"), (*path, "listen", "to"))
+        foreach = task.get("foreach")  # beside `listen`, not inside it
         if isinstance(foreach, Mapping):
             self._task_list(foreach.get("do"), (*path, "foreach", "do"))
             self._loose_at(foreach, (*path, "foreach"), ("output", "as"))
@@ -326,24 +338,25 @@ class SemanticChecker:
         if not isinstance(spec, Mapping):
             return
         if "container" in spec and not self.container_runtime:
-            self._add(
+            self._unsupported(
                 (*path, "container"),
-                "run.container needs a container runtime, and this service has none; "
-                "remove this task (container tasks are not supported yet)",
+                "this service does not run run.container: it has no container runtime (not "
+                "supported yet, no setting enables it); remove this task",
                 "container-runtime",
             )
         if "shell" in spec and not self.allow_shell:
-            self._add(
+            self._unsupported(
                 (*path, "shell"),
-                "run.shell is disabled; set workflows.run.shell: true in the configuration "
-                "(off by default) or remove this task",
+                "this service does not run run.shell while workflows.run.shell is false (the "
+                "default); set workflows.run.shell: true in the configuration, or remove this task",
                 "shell-disabled",
             )
         if "script" in spec and not self.allow_script:
-            self._add(
+            self._unsupported(
                 (*path, "script"),
-                "run.script is disabled; set workflows.run.script: true in the configuration "
-                "(off by default) or remove this task",
+                "this service does not run run.script while workflows.run.script is false (the "
+                "default); set workflows.run.script: true in the configuration, or remove this "
+                "task",
                 "script-disabled",
             )
 

@@ -1,4 +1,11 @@
-"""Validation entry points: the schema first, then the semantic checks, all problems at once."""
+"""Validation entry points: the grammar, the semantic checks and (if given) the official
+schema, every problem at once.
+
+``check_definition`` keeps apart what breaks the DSL (``problems``) and what is valid DSL that
+this runtime will not run with the given options (``unsupported``: grpc calls, containers,
+shell and script tasks while disabled). ``validate_definition`` lists both, for callers that
+refuse either (registration).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ import attrs
 
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 
+from ._grammar import structural_problems
 from ._loading import load_document
+from ._official import OfficialSchema
 from ._problems import DefinitionProblem, InvalidDefinition
-from ._schema import schema_problems
 from ._semantic import SemanticChecker
 
 _COMPILE_ONLY_ENGINE = ExpressionEngine()
@@ -20,32 +28,50 @@ _COMPILE_ONLY_ENGINE = ExpressionEngine()
 
 @attrs.frozen(kw_only=True)
 class ValidationOptions:
-    """What the runtime that will run the definition supports.
+    """What the runtime that will run the definition supports, and how to check.
 
-    ``container_runtime``: a container runtime is configured (``run.container`` allowed).
+    ``container_runtime``: a container runtime is configured (``run.container`` runs).
     ``allow_shell`` / ``allow_script``: ``run.shell`` / ``run.script`` are enabled (off by
     default). ``expression_engine``: the engine whose compile cache to use and warm (a shared
-    compile-only engine when None).
+    compile-only engine when None). ``official_schema``: the official DSL schema, an optional
+    extra check; the project's own grammar needs no schema file.
     """
 
     container_runtime: bool = False
     allow_shell: bool = False
     allow_script: bool = False
     expression_engine: ExpressionEngine | None = attrs.field(default=None, eq=False)
+    official_schema: OfficialSchema | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class ValidationReport:
+    """The result of checking one definition.
+
+    ``problems``: how the document breaks the DSL (structure, references, expressions), in
+    document order; ``unsupported``: valid DSL this runtime will not run with the options
+    used, one entry per task, each naming the setting that enables it where one exists.
+    """
+
+    problems: tuple[DefinitionProblem, ...] = ()
+    unsupported: tuple[DefinitionProblem, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        """The document is valid DSL (it may still use what this runtime will not run)."""
+        return not self.problems
 
 
 _DEFAULT_OPTIONS = ValidationOptions()
 
 
-def validate_definition(
+def check_definition(
     document: Mapping[str, Any], options: ValidationOptions = _DEFAULT_OPTIONS
-) -> list[DefinitionProblem]:
-    """Every problem of a loaded definition (schema and semantic), in document order.
-
-    An empty list means the definition is valid for a runtime with ``options``. Raises
-    ``SchemaNotFound`` if the DSL schema cannot be located (see ``load_dsl_schema``).
-    """
-    problems = schema_problems(document)
+) -> ValidationReport:
+    """Check a loaded definition: its problems and what this runtime will not run."""
+    problems = structural_problems(document)
+    if options.official_schema is not None:
+        problems.extend(_uncovered(options.official_schema.problems(document), problems))
     checker = SemanticChecker(
         document=document,
         engine=options.expression_engine or _COMPILE_ONLY_ENGINE,
@@ -54,13 +80,50 @@ def validate_definition(
         allow_script=options.allow_script,
     )
     problems.extend(checker.run())
-    return _in_document_order(document, problems)
+    return ValidationReport(
+        problems=tuple(_in_document_order(document, problems)),
+        unsupported=tuple(_in_document_order(document, checker.unsupported)),
+    )
+
+
+def validate_definition(
+    document: Mapping[str, Any], options: ValidationOptions = _DEFAULT_OPTIONS
+) -> list[DefinitionProblem]:
+    """Every problem of a loaded definition, and everything this runtime will not run with
+    ``options``, in document order. An empty list means the definition can be registered."""
+    report = check_definition(document, options)
+    if not report.unsupported:
+        return list(report.problems)
+    return _in_document_order(document, [*report.problems, *report.unsupported])
+
+
+def _uncovered(
+    official: list[DefinitionProblem], ours: list[DefinitionProblem]
+) -> list[DefinitionProblem]:
+    """The official schema's problems where the grammar found none at or below (the two agree,
+    so normally none; kept as a safety net when an operator configures the schema)."""
+    pointers = [problem.pointer for problem in ours]
+    return [
+        DefinitionProblem(
+            pointer=problem.pointer,
+            message=f"the official schema refuses this: {problem.message}",
+            rule=problem.rule,
+        )
+        for problem in official
+        if not any(_at_or_below(pointer, problem.pointer) for pointer in pointers)
+    ]
+
+
+def _at_or_below(pointer: str, ancestor: str) -> bool:
+    return pointer == ancestor or pointer.startswith(ancestor + "/")
 
 
 def _in_document_order(
     document: Mapping[str, Any], problems: list[DefinitionProblem]
 ) -> list[DefinitionProblem]:
     """Sort problems by where their pointer appears in the document (stable otherwise)."""
+    if len(problems) < 2:
+        return list(problems)
     order: dict[str, int] = {}
     stack: list[tuple[str, Any]] = [("", document)]
     while stack:
@@ -87,13 +150,7 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def validate_file(
-    path: str | Path, options: ValidationOptions = _DEFAULT_OPTIONS
-) -> list[DefinitionProblem]:
-    """Read, load and validate the definition in ``path``; unreadable files are a problem too.
-
-    Print each problem as ``str(problem)``: ``POINTER: message (rule)``.
-    """
+def _load_file(path: str | Path) -> Mapping[str, Any] | list[DefinitionProblem]:
     try:
         text = Path(path).read_bytes()
     except OSError as error:
@@ -104,7 +161,25 @@ def validate_file(
             )
         ]
     try:
-        document = load_document(text, filename=str(path))
+        return load_document(text, filename=str(path))
     except InvalidDefinition as invalid:
         return invalid.problems
-    return validate_definition(document, options)
+
+
+def check_file(path: str | Path, options: ValidationOptions = _DEFAULT_OPTIONS) -> ValidationReport:
+    """Read, load and check the definition in ``path``; an unreadable file is a problem too.
+
+    Print each problem as ``str(problem)``: ``POINTER: message (rule)``.
+    """
+    loaded = _load_file(path)
+    if isinstance(loaded, list):
+        return ValidationReport(problems=tuple(loaded))
+    return check_definition(loaded, options)
+
+
+def validate_file(
+    path: str | Path, options: ValidationOptions = _DEFAULT_OPTIONS
+) -> list[DefinitionProblem]:
+    """``validate_definition`` of the file at ``path`` (unreadable files are a problem too)."""
+    loaded = _load_file(path)
+    return loaded if isinstance(loaded, list) else validate_definition(loaded, options)

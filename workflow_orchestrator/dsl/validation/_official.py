@@ -1,97 +1,70 @@
-"""The official DSL schema: where it is loaded from, and schema errors people can act on.
+"""The official DSL 1.0.3 JSON schema as an optional, extra check of definitions.
 
-Location (decided in one place, ``load_dsl_schema``): the file named by the environment
-variable ``WORKFLOW_DSL_SCHEMA``; otherwise, in a development checkout (the folder holding
-``setup.cfg`` and ``workflow_orchestrator/``), ``../shared/spec/serverless-workflow-1.0.3/
-schema/workflow.yaml`` beside it. The schema is not copied into the project (architecture
-rule), so an installed service must set ``WORKFLOW_DSL_SCHEMA`` (the container image copies
-the spec in and sets it). The file's ``$id`` must be the 1.0.3 schema's.
+The project's own grammar (``_grammar``) is the authority and needs no file. An operator may
+also hand in the official schema (the ``definitions.schema`` setting, ``WORKFLOW_DSL_SCHEMA``,
+``definitions validate --schema``): it is read outside this package (``dsl`` does no I/O),
+given here as a loaded document, and checked to be the 1.0.3 workflow schema by its ``$id``.
 
 jsonschema-rs reports a failed ``oneOf`` (every task is a ``oneOf`` of twelve task types) as
-"is not valid under any of the schemas". ``explain`` picks the branch the author meant (by
+"is not valid under any of the schemas". ``_explain`` picks the branch the author meant (by
 its required keys, ``const`` values and type: ``call: http`` means the HTTP call branch) and
 reports that branch's nested errors instead, recursively.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import attrs
 import jsonschema_rs
 
 from workflow_orchestrator.errors import OrchestratorError
 
-from ._loading import load_document
-from ._problems import DefinitionProblem
+from ._problems import DefinitionProblem, json_pointer
 
-SCHEMA_ENVIRONMENT_VARIABLE = "WORKFLOW_DSL_SCHEMA"
 SCHEMA_ID = "https://serverlessworkflow.io/schemas/1.0.3/workflow.yaml"
-_RELATIVE_SCHEMA = Path("shared/spec/serverless-workflow-1.0.3/schema/workflow.yaml")
 _ALTERNATIVE_KINDS = frozenset({"OneOfNotValid", "AnyOf"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-class SchemaNotFound(OrchestratorError, FileNotFoundError):
-    """The DSL schema file could not be found; ``searched`` lists the paths tried."""
-
-    def __init__(self, searched: Sequence[Path]) -> None:
-        self.searched = list(searched)
-        tried = ", ".join(str(path) for path in self.searched)
-        super().__init__(
-            f"the Serverless Workflow 1.0.3 schema was not found (tried {tried}); set "
-            f"{SCHEMA_ENVIRONMENT_VARIABLE} to the path of its workflow.yaml"
-        )
+class WrongSchema(OrchestratorError, ValueError):
+    """A document given as the official schema is not the Serverless Workflow 1.0.3 schema."""
 
 
-def _schema_candidates() -> list[Path]:
-    configured = os.environ.get(SCHEMA_ENVIRONMENT_VARIABLE)
-    if configured:
-        return [Path(configured)]
-    here = Path(__file__).resolve()
-    checkouts = [
-        parent
-        for parent in here.parents
-        if (parent / "setup.cfg").is_file() and (parent / "workflow_orchestrator").is_dir()
-    ]
-    return [checkout.parent / _RELATIVE_SCHEMA for checkout in checkouts[:1]]
+@attrs.frozen(eq=False)
+class OfficialSchema:
+    """The official workflow schema, compiled once; ``problems`` checks a definition with it."""
 
+    document: Mapping[str, Any] = attrs.field(repr=False)
+    validator: Any = attrs.field(repr=False)
 
-@functools.cache
-def load_dsl_schema() -> dict[str, Any]:
-    """Load the official DSL 1.0.3 schema (see the module doc for where from); cached.
+    @classmethod
+    def from_document(cls, document: Any) -> OfficialSchema:
+        """Compile a loaded schema document.
 
-    Raises ``SchemaNotFound`` when no candidate exists and ``ValueError`` when the file is not
-    the 1.0.3 workflow schema.
-    """
-    candidates = _schema_candidates()
-    for candidate in candidates:
-        if candidate.is_file():
-            schema = load_document(candidate.read_text(encoding="utf-8"), filename=str(candidate))
-            if schema.get("$id") != SCHEMA_ID:
-                raise ValueError(
-                    f"{candidate} is not the Serverless Workflow 1.0.3 schema "
-                    f"($id is {schema.get('$id')!r}, expected {SCHEMA_ID!r}); "
-                    f"point {SCHEMA_ENVIRONMENT_VARIABLE} at the right file"
-                )
-            return schema
-    raise SchemaNotFound(candidates)
+        Raises ``WrongSchema`` (whose message reads after "the file ...") when its ``$id`` is
+        not the 1.0.3 workflow schema's or it is not a valid JSON schema.
+        """
+        found = document.get("$id") if isinstance(document, Mapping) else None
+        if found != SCHEMA_ID:
+            raise WrongSchema(
+                f"is not the Serverless Workflow 1.0.3 schema ($id is {found!r}, expected "
+                f"{SCHEMA_ID!r})"
+            )
+        try:
+            validator = jsonschema_rs.validator_for(document)
+        except ValueError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WrongSchema(f"is not a valid JSON schema: {reason}") from None
+        return cls(document=document, validator=validator)
 
-
-@functools.cache
-def dsl_validator() -> Any:
-    """The compiled jsonschema-rs validator of the DSL schema; cached."""
-    return jsonschema_rs.validator_for(load_dsl_schema())
-
-
-def json_pointer(path: Iterable[str | int]) -> str:
-    """RFC 6901 pointer of a path (``["do", 0, "a/b"]`` -> ``/do/0/a~1b``)."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+    def problems(self, document: Mapping[str, Any]) -> list[DefinitionProblem]:
+        """Every problem the schema finds in ``document``, with ``oneOf`` failures explained."""
+        errors = list(self.validator.iter_errors(document))
+        return list(dict.fromkeys(_explain(errors, document, self.document)))
 
 
 def _resolve_pointer(schema: Any, fragment: str) -> Any:
@@ -346,10 +319,3 @@ def _explain(
                 message=_message(error, unexpected),
                 rule=_rule(error),
             )
-
-
-def schema_problems(document: Mapping[str, Any]) -> list[DefinitionProblem]:
-    """Every schema problem of ``document``, with ``oneOf`` failures explained."""
-    errors = list(dsl_validator().iter_errors(document))
-    problems = list(_explain(errors, document, load_dsl_schema()))
-    return list(dict.fromkeys(problems))
