@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from workflow_orchestrator.actors._cell import ActorContext
+    from workflow_orchestrator.actors._context import ActorContext
     from workflow_orchestrator.actors._lifecycle import StopReason
 
 M = TypeVar("M")

@@ -1,24 +1,31 @@
-"""The actor cell: mailbox, message loop and lifecycle of one actor.
+"""``ActorCell``: the child record of an actor: mailbox, message loop and life cycle.
 
 Invariants that keep an idle actor cheap (a few hundred bytes, no task, no channel):
 
 - The mailbox is a bounded ``deque`` created on the first message, not a memory channel.
-- The message loop is a Trio task started in the supervisor's nursery only when a message
+- The message loop is a Trio task started in the parent's nursery only when a message
   arrives for an actor that has none running, and it ends when the mailbox is empty. There is
   at most one such task per actor, so messages are handled one at a time, in order.
 - Senders blocked by a full mailbox park on a ``ParkingLot`` created on first need.
-- ``ask`` replies wake the asking task directly (``wait_task_rescheduled``), no channel.
+- ``ask`` replies wake the asking task directly (see ``_messages``), no channel.
+- The ``ActorContext`` handed to the actor's hooks is made per hook call and per run of the
+  message loop, never stored and never made per message.
+
+The cell knows its supervisor only as a ``Parent`` (see ``_parent``): it reports exits and
+idleness and asks for tasks; every restart decision is the parent's.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import outcome
 import trio
 
+from workflow_orchestrator.actors._context import ActorContext
 from workflow_orchestrator.actors._errors import ActorStopped, AskFailed, MailboxFull
 from workflow_orchestrator.actors._lifecycle import (
     LifecycleState,
@@ -26,16 +33,14 @@ from workflow_orchestrator.actors._lifecycle import (
     StopReason,
     Terminated,
 )
+from workflow_orchestrator.actors._messages import Ask, message_type
 from workflow_orchestrator.actors._record import ChildRecord
+from workflow_orchestrator.actors._ref import ActorRef
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from workflow_orchestrator.actors._actor import Actor
-    from workflow_orchestrator.actors._ref import ActorRef
-    from workflow_orchestrator.actors._system import ActorSystem
-    from workflow_orchestrator.supervision._spec import ActorSpec
-    from workflow_orchestrator.supervision._supervisor import Supervisor
+    from workflow_orchestrator.actors._parent import Parent
+    from workflow_orchestrator.actors._spec import ActorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ M = TypeVar("M")
 _CHECKPOINT_EVERY = 32
 # After a forced cancel, how long to wait for the message loop to unwind before giving up.
 _CANCEL_GRACE = 1.0
+_SHUTDOWN = StopReason(kind=StopKind.SHUTDOWN)
+_PASSIVATION = StopReason(kind=StopKind.PASSIVATION)
 
 _ACCEPTING = frozenset(
     {
@@ -58,51 +65,8 @@ _ACCEPTING = frozenset(
 _RUNNABLE = frozenset({LifecycleState.RUNNING, LifecycleState.PASSIVATED})
 
 
-class _Ask:
-    """An ``ask`` in the mailbox: the message and the way back to the asking task."""
-
-    __slots__ = ("abandoned", "message", "result", "task")
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
-        self.task: trio.lowlevel.Task | None = None
-        self.result: outcome.Outcome[Any] | None = None
-        self.abandoned = False
-
-    def reply(self, result: outcome.Outcome[Any]) -> None:
-        if self.task is not None:
-            trio.lowlevel.reschedule(self.task, result)
-            self.task = None
-        elif not self.abandoned:
-            self.result = result
-
-    async def wait(self) -> Any:
-        if self.result is not None:
-            await trio.lowlevel.checkpoint()
-            return self.result.unwrap()
-        self.task = trio.lowlevel.current_task()
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self.task = None
-            self.abandoned = True
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
-
-
-def message_type(message: object) -> str:
-    if type(message) is _Ask:
-        message = message.message
-    return type(message).__name__
-
-
-class ActorContext(ChildRecord, Generic[M]):
-    """What an actor knows about itself; passed to every hook. Created by the runtime.
-
-    ``path``/``name`` identify the actor, ``self_ref`` is its own ``ActorRef``, ``system`` the
-    ``ActorSystem``. ``stop()`` and ``passivate()`` take effect after the current message;
-    ``watch(ref)`` delivers a ``Terminated`` message when ``ref`` stops for good.
-    """
+class ActorCell(ChildRecord, Generic[M]):
+    """The record of one actor child; its ``ActorRef``s and contexts point here."""
 
     __slots__ = (
         "actor",
@@ -120,10 +84,11 @@ class ActorContext(ChildRecord, Generic[M]):
         "watching",
     )
 
+    kind: ClassVar[str] = "actor"
     spec: ActorSpec[M]
 
-    def __init__(self, supervisor: Supervisor, spec: ActorSpec[M]) -> None:
-        super().__init__(supervisor, spec)
+    def __init__(self, parent: Parent, spec: ActorSpec[M]) -> None:
+        super().__init__(parent, spec)
         self.actor: Actor[M] | None = None
         self.capacity = spec.mailbox_capacity
         self.mailbox: deque[Any] | None = None
@@ -138,33 +103,66 @@ class ActorContext(ChildRecord, Generic[M]):
         self.in_heap = False
         self.watching: dict[ChildRecord, Callable[[StopReason], None]] | None = None
 
-    @property
-    def kind(self) -> str:
-        return "actor"
+    # -- life cycle (called by the parent) ------------------------------------------------
 
-    # -- public context API -------------------------------------------------------------
-
-    @property
-    def self_ref(self) -> ActorRef[M]:
-        from workflow_orchestrator.actors._ref import ActorRef
-
+    async def start(self) -> ActorRef[M]:
+        """Make a fresh actor and run its ``on_start``; queued messages then run."""
+        generation = self.begin_start()
+        self.stop_requested = self.passivate_requested = False
+        actor = self.spec.factory()
+        await actor.on_start(ActorContext(self))
+        if self.generation != generation:
+            # Stopped while on_start ran; the stopper found no actor, so stop this one here.
+            await self.call_on_stop(actor, _SHUTDOWN)
+            return ActorRef(self)
+        self.actor = actor
+        self.state = LifecycleState.RUNNING
+        if self.mailbox and not self.running:
+            self.schedule()
+        await trio.lowlevel.checkpoint()
         return ActorRef(self)
 
-    @property
-    def system(self) -> ActorSystem:
-        return self.supervisor.system
+    async def stop(self, reason: StopReason) -> None:
+        """Let the current message finish until the deadline, cancel it, run ``on_stop``."""
+        deadline = self.begin_stop()
+        await self.wait_quiet(deadline)
+        actor, self.actor = self.actor, None
+        if actor is not None:
+            await self.call_on_stop(actor, reason, deadline)
 
-    def stop(self) -> None:
-        """Stop this actor after the current message (a normal exit, as OTP's ``stop``)."""
-        self.stop_requested = True
+    async def terminate(self, reason: StopReason) -> None:
+        """Run ``on_stop`` of the actor instance that crashed, before its restart."""
+        actor, self.actor = self.actor, None
+        if actor is not None:
+            await self.call_on_stop(actor, reason)
 
-    def passivate(self) -> None:
-        """Leave memory after the current message; the next message re-activates it."""
-        self.passivate_requested = True
+    def mark_stopped(self, reason: StopReason) -> None:
+        """Fail what still waits on this actor, then stop for good (watchers are told)."""
+        self.fail_pending()
+        super().mark_stopped(reason)
 
-    def watch(self, ref: ActorRef[Any]) -> None:
-        """Receive ``Terminated(path, reason)`` once ``ref``'s actor stops for good."""
-        target = ref._cell
+    # -- views ------------------------------------------------------------------------------
+
+    def ref(self) -> ActorRef[M]:
+        return ActorRef(self)
+
+    def mailbox_figures(self) -> tuple[int | None, int | None]:
+        return len(self.mailbox) if self.mailbox is not None else 0, self.capacity
+
+    def leftovers(self) -> list[str]:
+        found = super().leftovers()
+        if self.mailbox:
+            found.append(f"{self.path} has {len(self.mailbox)} queued messages")
+        if self.senders:
+            found.append(f"{self.path} has {len(self.senders)} blocked senders")
+        if self.running or self.scope is not None:
+            found.append(f"{self.path} still has a message loop")
+        return found
+
+    # -- death watch ------------------------------------------------------------------------
+
+    def watch(self, target: ChildRecord) -> None:
+        """Deliver ``Terminated(path, reason)`` to this actor once ``target`` stops for good."""
         if self.watching is None:
             self.watching = {}
         if target in self.watching:
@@ -179,9 +177,8 @@ class ActorContext(ChildRecord, Generic[M]):
         self.watching[target] = notify
         target.add_watcher(notify)
 
-    def unwatch(self, ref: ActorRef[Any]) -> None:
-        """Stop watching ``ref``; no ``Terminated`` is delivered for it afterwards."""
-        target = ref._cell
+    def unwatch(self, target: ChildRecord) -> None:
+        """Stop watching ``target``; no ``Terminated`` is delivered for it afterwards."""
         if self.watching is not None and (notify := self.watching.pop(target, None)):
             target.remove_watcher(notify)
 
@@ -215,8 +212,9 @@ class ActorContext(ChildRecord, Generic[M]):
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def schedule(self) -> None:
+        """Start the message loop in the parent's nursery."""
         self.running = True
-        self.supervisor.spawn_task(self._run_messages)
+        self.parent.spawn_task(self._run_messages)
 
     def fail_pending(self) -> None:
         """Final clean-up of a stopped actor: fail waiting asks, wake blocked senders and
@@ -226,7 +224,7 @@ class ActorContext(ChildRecord, Generic[M]):
             target.remove_watcher(notify)
         mailbox, self.mailbox = self.mailbox, None
         for message in mailbox or ():
-            if type(message) is _Ask:
+            if type(message) is Ask:
                 message.reply(outcome.Error(ActorStopped(self.path, message_type(message))))
         if self.senders is not None:
             self.senders.unpark_all()
@@ -248,9 +246,9 @@ class ActorContext(ChildRecord, Generic[M]):
             return
         if self.stop_requested:
             self.state = LifecycleState.STOPPING
-            self.supervisor.child_exited(self, self.generation, None)
+            self.parent.child_exited(self, self.generation, None)
         elif self.passivate_requested:
-            self.supervisor.spawn_task(self.passivate_now)
+            self.parent.spawn_task(self.passivate_now)
         elif self.mailbox:
             # Messages arrived while the last handler ran its final checkpoint.
             self.schedule()
@@ -259,7 +257,7 @@ class ActorContext(ChildRecord, Generic[M]):
             self.mailbox = None
             if self.spec.passivate_after is not None:
                 self.last_active = trio.current_time()
-                self.supervisor.note_idle(self)
+                self.parent.note_idle(self)
 
     async def _handle_messages(self) -> None:
         if self.transition is not None:
@@ -274,17 +272,18 @@ class ActorContext(ChildRecord, Generic[M]):
         mailbox = self.mailbox
         if mailbox is None:
             return
+        ctx = ActorContext(self)
         handled = 0
         while mailbox and self.state is LifecycleState.RUNNING:
             message = mailbox.popleft()
             if self.senders:
                 self.senders.unpark()
             try:
-                if type(message) is _Ask:
-                    value = await actor.receive(self, message.message)
+                if type(message) is Ask:
+                    value = await actor.receive(ctx, message.message)
                     message.reply(outcome.Value(value))
                 else:
-                    await actor.receive(self, message)
+                    await actor.receive(ctx, message)
             except Exception as exc:
                 self._crashed(exc, message)
                 return
@@ -299,26 +298,26 @@ class ActorContext(ChildRecord, Generic[M]):
         self.state = LifecycleState.STARTING
         try:
             actor = self.spec.factory()
-            await actor.on_start(self)
+            await actor.on_start(ActorContext(self))
         except Exception as exc:
             self._crashed(exc, None)
             return False
         if self.state is not LifecycleState.STARTING:
             # Stopped while on_start ran; the stopper finds no actor, so stop this one here.
-            await self.call_on_stop(actor, StopReason(kind=StopKind.SHUTDOWN))
+            await self.call_on_stop(actor, _SHUTDOWN)
             return False
         self.actor = actor
         self.state = LifecycleState.RUNNING
         return True
 
     def _crashed(self, exc: Exception, message: object) -> None:
-        if type(message) is _Ask:
+        if type(message) is Ask:
             error = AskFailed(self.path, message_type(message), exc)
             error.__cause__ = exc
             message.reply(outcome.Error(error))
         if self.state in (LifecycleState.RUNNING, LifecycleState.STARTING):
             self.state = LifecycleState.RESTARTING  # else a stop is already under way
-        self.supervisor.child_exited(self, self.generation, exc)
+        self.parent.child_exited(self, self.generation, exc)
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -336,7 +335,7 @@ class ActorContext(ChildRecord, Generic[M]):
         self.mailbox = None  # empty; an idle deque is most of an idle actor's memory
         self.transition = done = trio.Event()
         try:
-            await self.call_on_stop(actor, StopReason(kind=StopKind.PASSIVATION))
+            await self.call_on_stop(actor, _PASSIVATION)
         finally:
             self.transition = None
             done.set()
@@ -370,7 +369,7 @@ class ActorContext(ChildRecord, Generic[M]):
             deadline = self.deadline_in(self.spec.shutdown_timeout)
         with trio.move_on_at(deadline, shield=True) as scope:
             try:
-                await actor.on_stop(self, reason)
+                await actor.on_stop(ActorContext(self), reason)
             except Exception:
                 logger.exception(
                     "on_stop of actor %s failed",
@@ -384,6 +383,3 @@ class ActorContext(ChildRecord, Generic[M]):
                 self.spec.shutdown_timeout,
                 extra={"actor_path": self.path},
             )
-
-    def mailbox_depth(self) -> int:
-        return len(self.mailbox) if self.mailbox is not None else 0

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
-from workflow_orchestrator.actors._cell import ActorContext, _Ask, message_type
 from workflow_orchestrator.actors._errors import AskTimeout
+from workflow_orchestrator.actors._messages import Ask, message_type
+from workflow_orchestrator.actors._snapshot import snapshot_of
 
 if TYPE_CHECKING:
+    from workflow_orchestrator.actors._cell import ActorCell
     from workflow_orchestrator.actors._lifecycle import StopReason
-    from workflow_orchestrator.supervision._snapshot import ChildSnapshot
+    from workflow_orchestrator.actors._snapshot import ChildSnapshot
 
 M = TypeVar("M")
 
@@ -26,7 +28,7 @@ class ActorRef(Generic[M]):
 
     __slots__ = ("_cell",)
 
-    def __init__(self, cell: ActorContext[M]) -> None:
+    def __init__(self, cell: ActorCell[M]) -> None:
         self._cell = cell
 
     @property
@@ -59,7 +61,7 @@ class ActorRef(Generic[M]):
         exception as ``__cause__``) when the handler raises, ``ActorStopped`` when the actor
         stops before answering. A reply that arrives after the timeout is dropped.
         """
-        request = _Ask(message)
+        request = Ask(message)
         with trio.move_on_after(timeout):
             await self._cell.put(request)
             return await request.wait()
@@ -73,7 +75,7 @@ class ActorRef(Generic[M]):
         ``ActorStopped``. Watchers get ``Terminated`` with ``StopKind.NORMAL``.
         """
         cell = self._cell
-        await cell.supervisor.stop_child(cell.name, _record=cell)
+        await cell.parent.stop_record(cell)
 
     async def wait_stopped(self) -> StopReason:
         """Wait until the actor stops for good and return why (death watch for non-actors)."""
@@ -97,8 +99,6 @@ class ActorRef(Generic[M]):
 
     def statistics(self) -> ChildSnapshot:
         """A frozen snapshot of this actor (state, restarts, mailbox, uptime)."""
-        from workflow_orchestrator.supervision._snapshot import snapshot_of
-
         return snapshot_of(self._cell, depth=0)
 
     def __eq__(self, other: object) -> bool:

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import trio
 
-from workflow_orchestrator.actors._cell import ActorContext
-from workflow_orchestrator.actors._errors import ActorNotFound
+from workflow_orchestrator.actors._errors import ActorNotFound, ChildStartFailed
 from workflow_orchestrator.actors._ref import ActorRef
+from workflow_orchestrator.actors._snapshot import snapshot_of
+from workflow_orchestrator.actors._spec import SupervisorSpec
+from workflow_orchestrator.actors._supervisor import Supervisor
 
 if TYPE_CHECKING:
     from workflow_orchestrator.actors._record import ChildRecord
-    from workflow_orchestrator.supervision._snapshot import ChildSnapshot
-    from workflow_orchestrator.supervision._spec import ActorSpec, ChildSpec, SupervisorSpec
-    from workflow_orchestrator.supervision._supervisor import Supervisor
+    from workflow_orchestrator.actors._snapshot import ChildSnapshot
+    from workflow_orchestrator.actors._spec import ActorSpec, ChildSpec
 
 M = TypeVar("M")
 
@@ -51,21 +52,20 @@ class ActorSystem:
         """The running supervisor at ``path`` (e.g. ``/user/instances``)."""
         if path.rstrip("/") == self.guardian.path:
             return self.guardian
-        record = self._resolve(path)
-        handle = getattr(record, "handle", None)
-        if handle is None:
+        nested = self._resolve(path).nested
+        if nested is None:
             raise ActorNotFound(path, [])
-        return handle  # type: ignore[no-any-return]
+        return nested
 
     def lookup(self, path: str) -> ActorRef[Any]:
         """The actor at ``path`` (e.g. ``/user/instances/42``); raises ``ActorNotFound``.
 
         Passivated actors are found too: sending to them re-activates them.
         """
-        record = self._resolve(path)
-        if not isinstance(record, ActorContext):
+        ref = self._resolve(path).ref()
+        if ref is None:
             raise ActorNotFound(path, [])
-        return ActorRef(record)
+        return ref
 
     def _resolve(self, path: str) -> ChildRecord:
         segments = [segment for segment in path.split("/") if segment]
@@ -78,11 +78,11 @@ class ActorSystem:
             record = supervisor.child(segment)
             if record is None:
                 raise ActorNotFound(path, [child.name for child in supervisor.child_records()])
-            handle = getattr(record, "handle", None)
             if index < len(segments) - 2:
-                if handle is None:
+                nested = record.nested
+                if nested is None:
                     raise ActorNotFound(path, [])
-                supervisor = handle
+                supervisor = nested
         if record is None:
             raise ActorNotFound(path, [])
         return record
@@ -107,11 +107,11 @@ class ActorSystem:
             await target.stop()
             return
         record = self._resolve(target)
-        await record.supervisor.stop_child(record.name, _record=record)
+        await record.parent.stop_record(record)
 
     def watch(self, target: ActorRef[Any], watcher: ActorRef[Any]) -> None:
         """Deliver ``Terminated(path, reason)`` to ``watcher`` when ``target`` stops for good."""
-        watcher._cell.watch(target)
+        watcher._cell.watch(target._cell)
 
     def statistics(
         self,
@@ -126,8 +126,6 @@ class ActorSystem:
         ``depth`` bounds expansion (0: the node and its per-state child counts only);
         ``offset``/``limit`` page the node's children. Raises ``ActorNotFound``.
         """
-        from workflow_orchestrator.supervision._snapshot import snapshot_of
-
         if path is None or path.rstrip("/") in ("", self.guardian.path):
             return self.guardian.statistics(depth=depth, offset=offset, limit=limit)
         return snapshot_of(self._resolve(path), depth=depth, offset=offset, limit=limit)
@@ -152,10 +150,6 @@ async def open_actor_system(
     cancelled and the error propagates inside an ``ExceptionGroup``. ``seed`` makes backoff
     jitter reproducible.
     """
-    from workflow_orchestrator.supervision._errors import ChildStartFailed
-    from workflow_orchestrator.supervision._spec import SupervisorSpec
-    from workflow_orchestrator.supervision._supervisor import Supervisor
-
     spec = guardian if guardian is not None else SupervisorSpec(name="user")
     system = ActorSystem()
     supervisor = Supervisor(spec=spec, path=f"/{spec.name}", system=system, rng=random.Random(seed))

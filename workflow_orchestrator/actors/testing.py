@@ -13,11 +13,8 @@ from typing import Any
 
 import trio
 
-from workflow_orchestrator.actors._cell import ActorContext
-from workflow_orchestrator.actors._lifecycle import LifecycleState
 from workflow_orchestrator.actors._record import ChildRecord
 from workflow_orchestrator.actors._system import ActorSystem, open_actor_system
-from workflow_orchestrator.supervision._children import ServiceRecord
 
 
 def _all_tasks() -> set[trio.lowlevel.Task]:
@@ -37,17 +34,7 @@ def leaks(system: ActorSystem, tasks_before: set[trio.lowlevel.Task]) -> list[st
     """Describe what the (closed) ``system`` left behind; empty when nothing leaked."""
     found = [f"task {task.name!r} still running" for task in _all_tasks() - tasks_before]
     for record in list(system.tracked or ()):
-        if record.state is not LifecycleState.STOPPED:
-            found.append(f"{record.path} is {record.state.value}, not stopped")
-        if record.watchers:
-            found.append(f"{record.path} still has {len(record.watchers)} watchers")
-        if isinstance(record, ActorContext):
-            if record.mailbox:
-                found.append(f"{record.path} has {len(record.mailbox)} queued messages")
-            if record.senders:
-                found.append(f"{record.path} has {len(record.senders)} blocked senders")
-            if record.running or record.scope is not None:
-                found.append(f"{record.path} still has a message loop")
+        found.extend(record.leftovers())
     return found
 
 
@@ -62,8 +49,8 @@ async def open_checked_actor_system(**kwargs: Any) -> AsyncIterator[ActorSystem]
         while pending:
             for record in pending.pop().child_records():
                 tracked.append(record)
-                if isinstance(record, ServiceRecord) and record.handle is not None:
-                    pending.append(record.handle)
+                if record.nested is not None:
+                    pending.append(record.nested)
         system.tracked = tracked
         yield system
     problems = leaks(system, before)

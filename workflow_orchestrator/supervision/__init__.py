@@ -1,16 +1,19 @@
 """OTP-style supervision: strategies, restart types, restart intensity, backoff, inspection.
 
-Pure Trio, no I/O.
+Pure Trio, no I/O. This package is the public namespace of the supervision half of the actor
+runtime; the implementation lives in ``workflow_orchestrator.actors`` (one package, trio's
+``_core`` model; see that package's docstring for why). This package imports ``actors``
+and ``actors`` never imports it, so the two have no import cycle.
 """
 
-from workflow_orchestrator.supervision._errors import (
+from workflow_orchestrator.actors._errors import (
     ChildStartFailed,
     DuplicateChild,
     RestartIntensityExceeded,
     SupervisorStopped,
 )
-from workflow_orchestrator.supervision._snapshot import ChildSnapshot
-from workflow_orchestrator.supervision._spec import (
+from workflow_orchestrator.actors._snapshot import ChildSnapshot
+from workflow_orchestrator.actors._spec import (
     ActorSpec,
     Backoff,
     ChildSpec,
@@ -19,7 +22,7 @@ from workflow_orchestrator.supervision._spec import (
     ServiceSpec,
     SupervisorSpec,
 )
-from workflow_orchestrator.supervision._supervisor import Supervisor
+from workflow_orchestrator.actors._supervisor import Supervisor
 
 __all__ = [
     "ActorSpec",

@@ -17,7 +17,7 @@ from workflow_orchestrator.actors._lifecycle import FailureInfo
 
 if TYPE_CHECKING:
     from workflow_orchestrator.actors._record import ChildRecord
-    from workflow_orchestrator.supervision._supervisor import Supervisor
+    from workflow_orchestrator.actors._supervisor import Supervisor
 
 
 @attrs.frozen(kw_only=True)
@@ -59,15 +59,7 @@ def snapshot_of(
     (``offset``/``limit``) applies to this node's children; deeper levels show at most
     ``limit`` children each, from the first.
     """
-    from workflow_orchestrator.actors._cell import ActorContext
-    from workflow_orchestrator.supervision._children import ServiceRecord
-
-    depth_, capacity = (
-        (record.mailbox_depth(), record.capacity)
-        if isinstance(record, ActorContext)
-        else (None, None)
-    )
-    nested = record.handle if isinstance(record, ServiceRecord) else None
+    depth_, capacity = record.mailbox_figures()
     return _build(
         path=record.path,
         name=record.name,
@@ -78,7 +70,7 @@ def snapshot_of(
         mailbox_depth=depth_,
         mailbox_capacity=capacity,
         started_at=record.started_at,
-        supervisor=nested,
+        supervisor=record.nested,
         depth=depth,
         offset=offset,
         limit=limit,

@@ -11,12 +11,14 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from workflow_orchestrator.actors._cell import ActorContext
 from workflow_orchestrator.actors._lifecycle import LifecycleState
+
+if TYPE_CHECKING:
+    from workflow_orchestrator.actors._cell import ActorCell
 
 
 class PassivationSweeper:
@@ -24,11 +26,11 @@ class PassivationSweeper:
 
     def __init__(self, spawn: Callable[..., None]) -> None:
         self._spawn = spawn
-        self._heap: list[tuple[float, int, ActorContext[Any]]] = []
+        self._heap: list[tuple[float, int, ActorCell[Any]]] = []
         self._seq = itertools.count().__next__
         self._wakeup: trio.Event | None = None
 
-    def note_idle(self, cell: ActorContext[Any]) -> None:
+    def note_idle(self, cell: ActorCell[Any]) -> None:
         """Queue ``cell``, idle since ``cell.last_active``, for a passivation check."""
         passivate_after = cell.spec.passivate_after
         if cell.in_heap or passivate_after is None:

@@ -1,4 +1,9 @@
-"""Non-actor services (storage, HTTP gateways) as supervised children."""
+"""Non-actor children: services (storage, HTTP gateways) and nested supervisors.
+
+The first tests drive the records (``ServiceChild``, ``SupervisorChild``) directly under a
+real running supervisor that does not know them, so their exit reports are ignored and only
+the record's own ``start``/``stop``/``terminate`` act; the rest go through the system.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,13 @@ import pytest
 import trio
 import trio.testing
 
-from workflow_orchestrator.actors import ActorSystem, StopKind
+from workflow_orchestrator.actors import Actor, ActorSystem, LifecycleState, StopKind, StopReason
+from workflow_orchestrator.actors._cell import ActorCell
+from workflow_orchestrator.actors._children import ServiceChild, SupervisorChild, new_child
 from workflow_orchestrator.supervision import (
+    ActorSpec,
     Backoff,
+    ChildSpec,
     ChildStartFailed,
     Restart,
     ServiceSpec,
@@ -18,6 +27,8 @@ from workflow_orchestrator.supervision import (
     SupervisorSpec,
     SupervisorStopped,
 )
+
+SHUTDOWN = StopReason(kind=StopKind.SHUTDOWN)
 
 
 async def run_counter(
@@ -37,6 +48,116 @@ async def run_counter(
         await trio.sleep_forever()
     finally:
         log.append("cancelled")
+
+
+async def host(system: ActorSystem) -> Supervisor:
+    """A running supervisor to lend its nursery to records it does not supervise."""
+    supervisor: Supervisor = await system.start_child(SupervisorSpec(name="host"))
+    return supervisor
+
+
+async def test_new_child_picks_the_record_kind(system: ActorSystem) -> None:
+    """Each spec gets its kind of record; a bare ChildSpec is refused, naming the kinds."""
+    parent = await host(system)
+    actor = new_child(parent, ActorSpec(name="a", factory=Actor))
+    service = new_child(parent, ServiceSpec(name="s", run=run_counter))
+    nested = new_child(parent, SupervisorSpec(name="n"))
+    assert (type(actor), type(service), type(nested)) == (ActorCell, ServiceChild, SupervisorChild)
+    assert [r.kind for r in (actor, service, nested)] == ["actor", "service", "supervisor"]
+    assert (service.ref(), service.nested, service.mailbox_figures()) == (None, None, (None, None))
+    with pytest.raises(TypeError) as info:
+        new_child(parent, ChildSpec(name="bare"))
+    assert str(info.value) == (
+        "child spec 'bare' is a ChildSpec, which cannot be started; "
+        "use an ActorSpec, ServiceSpec or SupervisorSpec"
+    )
+    for record in (actor, service, nested):
+        record.mark_stopped(SHUTDOWN)
+
+
+async def test_service_record_start_stop_terminate(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A service record starts its task, terminate leaves it alone, stop cancels it."""
+    log: list[str] = []
+    record = ServiceChild(
+        await host(system), ServiceSpec(name="svc", run=functools.partial(run_counter, log))
+    )
+    assert await record.start() == "handle"
+    assert (record.state, record.generation, record.path) == (
+        LifecycleState.RUNNING,
+        1,
+        "/user/host/svc",
+    )
+    await record.terminate(SHUTDOWN)
+    assert log == ["started"]
+    started = trio.current_time()
+    await record.stop(SHUTDOWN)
+    assert trio.current_time() == started  # not graceful: cancelled at once
+    assert (record.state, record.generation, log) == (
+        LifecycleState.STOPPING,
+        2,
+        ["started", "cancelled"],
+    )
+    await record.stop(SHUTDOWN)  # already ended: nothing to wait for
+    record.mark_stopped(SHUTDOWN)
+    assert record.leftovers() == []
+
+
+async def test_graceful_service_record_is_asked_first(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A graceful service's record sets stop_requested and cancels only at the deadline."""
+    log: list[str] = []
+
+    async def stubborn(
+        *, stop_requested: trio.Event, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await stop_requested.wait()
+        log.append("asked")
+        try:
+            await trio.sleep_forever()
+        finally:
+            log.append("cancelled")
+
+    record = ServiceChild(
+        await host(system),
+        ServiceSpec(name="api", run=stubborn, graceful=True, shutdown_timeout=4),
+    )
+    await record.start()
+    started = trio.current_time()
+    await record.stop(SHUTDOWN)
+    assert trio.current_time() - started == pytest.approx(4)
+    assert log == ["asked", "cancelled"]
+    record.mark_stopped(SHUTDOWN)
+
+
+async def test_supervisor_record_runs_a_fresh_supervisor_each_start(
+    system: ActorSystem,
+) -> None:
+    """A nested-supervisor record starts a running Supervisor, stops it with its children,
+    and a new start makes a new one."""
+    log: list[str] = []
+    spec = SupervisorSpec(
+        name="nested",
+        children=[ServiceSpec(name="svc", run=functools.partial(run_counter, log))],
+    )
+    record = SupervisorChild(await host(system), spec)
+    first = await record.start()
+    assert isinstance(first, Supervisor)
+    assert record.nested is first
+    assert (first.path, first.state) == ("/user/host/nested", LifecycleState.RUNNING)
+    assert [child.name for child in first.child_records()] == ["svc"]
+    await record.stop(SHUTDOWN)
+    assert first.state is LifecycleState.STOPPED
+    assert log == ["started", "cancelled"]
+    await record.terminate(SHUTDOWN)
+    second = await record.start()
+    assert second is not first
+    assert record.nested is second
+    await record.stop(SHUTDOWN)
+    record.mark_stopped(SHUTDOWN)
 
 
 async def test_service_is_started_with_task_status(system: ActorSystem) -> None:

@@ -321,10 +321,11 @@ async def test_crash_is_logged_with_path(
     """Every crash is logged at ERROR with the actor path and the exception."""
     log: list[tuple[str, str]] = []
     await group(system, log, RestartStrategy.ONE_FOR_ONE)
-    with caplog.at_level(logging.ERROR, logger="workflow_orchestrator.supervision"):
+    with caplog.at_level(logging.ERROR, logger="workflow_orchestrator.actors"):
         await crash(system, "a")
     [record] = [r for r in caplog.records if r.message.startswith("child")]
     assert record.message == "child /user/sup/a crashed: RuntimeError: a crashed"
+    assert record.name == "workflow_orchestrator.actors._supervisor"
     assert record.actor_path == "/user/sup/a"  # type: ignore[attr-defined]
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)

@@ -6,6 +6,10 @@ passivation sweeper. Children report exits synchronously (``child_exited``); the
 supervisor's own task handles the reports one at a time in its control loop, so restart
 decisions never race each other.
 
+What starting, stopping and cleaning up a child means is the business of its record
+(``ChildRecord.start``/``stop``/``terminate``, one implementation per kind); the supervisor
+only decides when, in which order and whether to restart, and never looks at a child's kind.
+
 Invariants:
 
 - ``_children`` is in start order; stopping goes in reverse order.
@@ -27,27 +31,28 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import attrs
 import trio
 
-from workflow_orchestrator.actors._cell import ActorContext
-from workflow_orchestrator.actors._errors import ActorNotFound
+from workflow_orchestrator.actors._children import new_child
+from workflow_orchestrator.actors._errors import (
+    ActorNotFound,
+    ChildStartFailed,
+    DuplicateChild,
+    RestartIntensityExceeded,
+    SupervisorStopped,
+)
 from workflow_orchestrator.actors._lifecycle import (
     FailureInfo,
     LifecycleState,
     StopKind,
     StopReason,
 )
-from workflow_orchestrator.actors._record import ChildRecord
-from workflow_orchestrator.actors._ref import ActorRef
-from workflow_orchestrator.supervision._children import ServiceRecord, StartedStatus
-from workflow_orchestrator.supervision._errors import (
-    ChildStartFailed,
-    DuplicateChild,
-    RestartIntensityExceeded,
-    SupervisorStopped,
+from workflow_orchestrator.actors._metrics import ACTOR_RESTARTS
+from workflow_orchestrator.actors._passivation import PassivationSweeper
+from workflow_orchestrator.actors._snapshot import (
+    ChildSnapshot,
+    snapshot_of,
+    snapshot_of_supervisor,
 )
-from workflow_orchestrator.supervision._metrics import ACTOR_RESTARTS
-from workflow_orchestrator.supervision._passivation import PassivationSweeper
-from workflow_orchestrator.supervision._snapshot import ChildSnapshot, snapshot_of_supervisor
-from workflow_orchestrator.supervision._spec import (
+from workflow_orchestrator.actors._spec import (
     ActorSpec,
     ChildSpec,
     Restart,
@@ -57,13 +62,15 @@ from workflow_orchestrator.supervision._spec import (
 )
 
 if TYPE_CHECKING:
+    from workflow_orchestrator.actors._cell import ActorCell
+    from workflow_orchestrator.actors._record import ChildRecord
+    from workflow_orchestrator.actors._ref import ActorRef
     from workflow_orchestrator.actors._system import ActorSystem
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M")
 
-_CANCEL_GRACE = 1.0  # after cancelling a child, how long to wait for it to unwind
 _SHUTDOWN = StopReason(kind=StopKind.SHUTDOWN)
 _NORMAL = StopReason(kind=StopKind.NORMAL)
 _RESTART = StopReason(kind=StopKind.RESTART)
@@ -173,62 +180,60 @@ class Supervisor:
             raise SupervisorStopped(self.path)
         if spec.name in self._children:
             raise DuplicateChild(self.path, spec.name)
-        record: ChildRecord
-        record = (
-            ActorContext(self, spec) if isinstance(spec, ActorSpec) else ServiceRecord(self, spec)
-        )
+        record = new_child(self, spec)
         self._children[spec.name] = record
         if self.system.tracked is not None:
             self.system.tracked.append(record)
         try:
-            value = await self._start_record(record)
+            return await record.start()
         except BaseException as exc:
             if self._children.get(spec.name) is record:
                 del self._children[spec.name]
-            reason = StopReason(kind=StopKind.FAILURE, error=exc)
-            if isinstance(record, ActorContext):
-                record.fail_pending()
-            record.mark_stopped(reason)
+            record.mark_stopped(StopReason(kind=StopKind.FAILURE, error=exc))
             if isinstance(exc, Exception):
                 raise ChildStartFailed(record.path, exc) from exc
             raise
-        if isinstance(record, ActorContext):
-            return ActorRef(record)
-        if isinstance(record, ServiceRecord) and record.handle is not None:
-            return record.handle
-        return value
 
     async def get_or_start_child(self, spec: ActorSpec[M]) -> ActorRef[M]:
         """The actor named ``spec.name`` if this supervisor has it, else start it from
         ``spec`` (virtual-actor style, e.g. an instance registry re-creating an instance
         actor on its next event). Raises as ``start_child`` does.
         """
-        while isinstance(record := self._children.get(spec.name), ActorContext):
+        # A child of another kind under that name makes start_child raise DuplicateChild.
+        while (record := self._children.get(spec.name)) is not None and (
+            ref := record.ref()
+        ) is not None:
             if record.state is not LifecycleState.STOPPING:
                 await trio.lowlevel.checkpoint()
-                return ActorRef(record)
-            await ActorRef(record).wait_stopped()  # then start a fresh one
+                return ref
+            await ref.wait_stopped()  # then start a fresh one
         return await self.start_child(spec)
 
-    async def stop_child(self, name: str, *, _record: ChildRecord | None = None) -> None:
+    async def stop_child(self, name: str) -> None:
         """Stop the child ``name`` gracefully and remove it, whatever its restart type.
 
         Raises ``ActorNotFound`` if there is no such child. Stopping a child that is already
         stopping waits for that stop to finish.
         """
         record = self._children.get(name)
-        if record is None or (_record is not None and record is not _record):
-            target = _record or record
-            if target is not None and target.stop_reason is not None:
+        if record is None:
+            raise ActorNotFound(f"{self.path.rstrip('/')}/{name}", list(self._children))
+        await self.stop_record(record)
+
+    async def stop_record(self, record: ChildRecord) -> None:
+        """``stop_child`` for a record this supervisor may have had: returns at once if it
+        has stopped for good, raises ``ActorNotFound`` if it is not a child here."""
+        if self._children.get(record.name) is not record:
+            if record.stop_reason is not None:
                 await trio.lowlevel.checkpoint()
                 return
-            raise ActorNotFound(f"{self.path.rstrip('/')}/{name}", list(self._children))
+            raise ActorNotFound(record.path, list(self._children))
         if record.state is LifecycleState.STOPPING:
             done = trio.Event()
             record.add_watcher(lambda _reason: done.set())
             await done.wait()
             return
-        await self._stop_record(record, _NORMAL)
+        await record.stop(_NORMAL)
         self._finish(record, _NORMAL)
 
     def child(self, name: str) -> ChildRecord | None:
@@ -250,11 +255,14 @@ class Supervisor:
         record = parent.child(name) if parent is not None else None
         if record is None:
             return snapshot_of_supervisor(self, depth=depth, offset=offset, limit=limit)
-        from workflow_orchestrator.supervision._snapshot import snapshot_of
-
         return snapshot_of(record, depth=depth, offset=offset, limit=limit)
 
-    # -- called by children (synchronously) ------------------------------------------------
+    def make_nested(self, spec: SupervisorSpec, path: str) -> Supervisor:
+        """A new supervisor (not yet running) for a nested child at ``path``; it shares
+        this supervisor's system and backoff random generator."""
+        return Supervisor(spec=spec, path=path, system=self.system, rng=self.rng)
+
+    # -- called by children (the ``Parent`` protocol, and services' task start) ------------
 
     def spawn_task(self, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Run ``fn(*args)`` as a task owned by this supervisor's nursery."""
@@ -262,12 +270,17 @@ class Supervisor:
             return  # shutting down; the record is being abandoned
         self._nursery.start_soon(fn, *args)
 
+    async def start_task(self, fn: Callable[..., Awaitable[object]], *args: Any) -> Any:
+        """``nursery.start(fn, *args)`` in this supervisor's nursery: wait for readiness."""
+        assert self._nursery is not None
+        return await self._nursery.start(fn, *args)
+
     def child_exited(self, record: ChildRecord, generation: int, error: Exception | None) -> None:
         """Report that ``record``'s incarnation ``generation`` ended (``error`` None: normally)."""
         self._events.append((record, generation, error))
         self._wakeup.set()
 
-    def note_idle(self, cell: ActorContext[Any]) -> None:
+    def note_idle(self, cell: ActorCell[Any]) -> None:
         """Schedule a passivation check for an actor that just went idle."""
         if self._sweeper is None:
             self._sweeper = PassivationSweeper(self.spawn_task)
@@ -326,7 +339,7 @@ class Supervisor:
             await self._restart_group(record, error)
 
     async def _stop_and_finish(self, record: ChildRecord, reason: StopReason) -> None:
-        await self._stop_record(record, reason)
+        await record.stop(reason)
         self._finish(record, reason)
 
     def _intensity_exceeded(self) -> bool:
@@ -341,7 +354,7 @@ class Supervisor:
         self._stop_requested = True
         self.state = LifecycleState.STOPPING
         reason = _exit_reason(error)
-        await self._stop_record(record, reason)
+        await record.stop(reason)
         self._finish(record, reason)
         await self._stop_all(_SHUTDOWN)
         logger.error(
@@ -372,7 +385,7 @@ class Supervisor:
 
     async def _restart_one(self, record: ChildRecord, error: Exception | None) -> None:
         generation = record.generation
-        await self._terminate(record, _exit_reason(error))
+        await record.terminate(_exit_reason(error))
         delay = self._next_delay(record)
         if delay > 0:
             await trio.sleep(delay)
@@ -384,7 +397,7 @@ class Supervisor:
             return  # stopped (or restarted by someone else) meanwhile
         self._count_restart(record)
         try:
-            await self._start_record(record)
+            await record.start()
         except Exception as exc:
             self.child_exited(record, record.generation, exc)
 
@@ -396,12 +409,12 @@ class Supervisor:
         for record in reversed(records):
             if record is failed:
                 continue
-            await self._stop_record(record, _RESTART)
+            await record.stop(_RESTART)
             if record.spec.restart is Restart.TEMPORARY:
                 self._finish(record, _SHUTDOWN)
             else:
                 record.state = LifecycleState.RESTARTING
-        await self._terminate(failed, _exit_reason(error))
+        await failed.terminate(_exit_reason(error))
         delay = self._next_delay(failed)
         if delay > 0:
             with trio.CancelScope() as self._backoff_scope:
@@ -414,128 +427,20 @@ class Supervisor:
                 continue
             self._count_restart(record)
             try:
-                await self._start_record(record)
+                await record.start()
             except Exception as exc:
                 self.child_exited(record, record.generation, exc)
 
-    # -- starting and stopping one child ------------------------------------------------
-
-    async def _start_record(self, record: ChildRecord) -> Any:
-        record.generation += 1
-        generation = record.generation
-        record.state = LifecycleState.STARTING
-        record.started_at = trio.current_time()
-        if isinstance(record, ActorContext):
-            record.stop_requested = record.passivate_requested = False
-            actor = record.spec.factory()
-            await actor.on_start(record)
-            if record.generation != generation:
-                await record.call_on_stop(actor, _SHUTDOWN)
-                return None
-            record.actor = actor
-            record.state = LifecycleState.RUNNING
-            if record.mailbox and not record.running:
-                record.schedule()
-            await trio.lowlevel.checkpoint()
-            return None
-        assert isinstance(record, ServiceRecord)
-        assert self._nursery is not None
-        spec = record.spec
-        kwargs: dict[str, Any] = {}
-        if isinstance(spec, SupervisorSpec):
-            nested = Supervisor(spec=spec, path=record.path, system=self.system, rng=self.rng)
-            record.handle = nested
-            record.request_stop = nested.request_stop
-            run: Callable[..., Awaitable[object]] = nested.run
-        else:
-            assert isinstance(spec, ServiceSpec)
-            run = spec.run
-            record.request_stop = None
-            if spec.graceful:
-                stop_requested = trio.Event()
-                kwargs["stop_requested"] = stop_requested
-                record.request_stop = stop_requested.set
-        record.done = trio.Event()
-        value = await self._nursery.start(self._run_service, record, generation, run, kwargs)
-        if record.generation == generation:
-            record.state = LifecycleState.RUNNING
-        return value
-
-    async def _run_service(
-        self,
-        record: ServiceRecord,
-        generation: int,
-        run: Callable[..., Awaitable[object]],
-        kwargs: dict[str, Any],
-        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        status = StartedStatus(task_status)
-        done = record.done
-        assert done is not None
-        error: Exception | None = None
-        try:
-            with trio.CancelScope() as scope:
-                record.scope = scope
-                await run(task_status=status, **kwargs)
-        except Exception as exc:
-            if not status.is_started:
-                raise
-            error = exc
-        finally:
-            if record.done is done:
-                record.scope = None
-            done.set()
-        if status.is_started and record.generation == generation:
-            self.child_exited(record, generation, error)
-
-    async def _stop_record(self, record: ChildRecord, reason: StopReason) -> None:
-        """Stop a child gracefully, then by cancellation; it stays in ``_children``."""
-        record.generation += 1
-        record.state = LifecycleState.STOPPING
-        deadline = record.deadline_in(record.spec.shutdown_timeout)
-        if isinstance(record, ActorContext):
-            await record.wait_quiet(deadline)
-            actor, record.actor = record.actor, None
-            if actor is not None:
-                await record.call_on_stop(actor, reason, deadline)
-            return
-        assert isinstance(record, ServiceRecord)
-        done = record.done
-        if done is None or done.is_set():
-            return
-        if record.request_stop is not None:
-            record.request_stop()
-            with trio.move_on_at(deadline, shield=True):
-                await done.wait()
-        if not done.is_set():
-            if record.scope is not None:
-                record.scope.cancel()
-            with trio.move_on_at(record.deadline_in(_CANCEL_GRACE), shield=True):
-                await done.wait()
-            if not done.is_set():
-                logger.warning(
-                    "child %s ignored cancellation while stopping",
-                    record.path,
-                    extra={"actor_path": record.path, "supervisor_path": self.path},
-                )
-
-    async def _terminate(self, record: ChildRecord, reason: StopReason) -> None:
-        """Clean up the remains of a child that already exited, before restarting it."""
-        if isinstance(record, ActorContext):
-            actor, record.actor = record.actor, None
-            if actor is not None:
-                await record.call_on_stop(actor, reason)
+    # -- removing children ------------------------------------------------
 
     def _finish(self, record: ChildRecord, reason: StopReason) -> None:
         if self._children.get(record.name) is record:
             del self._children[record.name]
-        if isinstance(record, ActorContext):
-            record.fail_pending()
         record.mark_stopped(reason)
 
     async def _stop_all(self, reason: StopReason) -> None:
         for record in reversed(list(self._children.values())):
-            await self._stop_record(record, reason)
+            await record.stop(reason)
             self._finish(record, reason)
 
     def _abandon_all(self) -> None:
