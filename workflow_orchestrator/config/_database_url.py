@@ -11,12 +11,14 @@ import urllib.parse
 
 import attrs
 
+from workflow_orchestrator.errors import OrchestratorError
+
 __all__ = ["DatabaseLocation", "InvalidDatabaseURL", "mask_url", "parse_database_url"]
 
 _SCHEMES = ("postgresql", "postgres")
 
 
-class InvalidDatabaseURL(ValueError):
+class InvalidDatabaseURL(OrchestratorError, ValueError):
     """The text is not a PostgreSQL URL in JDBC or libpq form."""
 
 

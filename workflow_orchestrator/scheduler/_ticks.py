@@ -67,6 +67,7 @@ from croniter import (  # type: ignore[import-untyped]  # croniter 7 ships no hi
 )
 
 from workflow_orchestrator.dsl.model import Duration, Schedule
+from workflow_orchestrator.errors import OrchestratorError
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -116,7 +117,7 @@ _REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
 _HASHED = re.compile(r"^[hH](?:$|[(/])")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(OrchestratorError, ValueError):
     """A schedule or scheduler setting that cannot be evaluated; the message says how to fix it."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._errors import DefinitionConflict, DefinitionNotFound
 
@@ -45,7 +46,7 @@ __all__ = [
 _KNOWN_IDS_SHOWN = 10
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(OrchestratorError, ValueError):
     """A pagination cursor that this service did not issue."""
 
 

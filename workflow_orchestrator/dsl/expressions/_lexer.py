@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from workflow_orchestrator.errors import OrchestratorError
+
 _OPERATORS = (
     "?//=",
     "?//",
@@ -65,7 +67,7 @@ class Token:
     position: int
 
 
-class LexError(ValueError):
+class LexError(OrchestratorError, ValueError):
     """The text is not lexable jq; jq's compiler gives the real message."""
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.errors import OrchestratorError
+
 _ISO = re.compile(
     r"^P(?!$)(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
@@ -26,7 +28,7 @@ _INLINE_FACTORS = {
 }
 
 
-class InvalidDuration(ValueError):
+class InvalidDuration(OrchestratorError, ValueError):
     """A duration that is neither ISO 8601 nor an inline object (message says which form)."""
 
 

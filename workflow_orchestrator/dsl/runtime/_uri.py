@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from workflow_orchestrator.errors import OrchestratorError
+
 _PLACEHOLDER = re.compile(r"\{(\+?)([A-Za-z0-9_.]+)\}")
 
 
-class MissingTemplateValue(LookupError):
+class MissingTemplateValue(OrchestratorError, LookupError):
     """A URI template placeholder that the data does not provide."""
 
 
