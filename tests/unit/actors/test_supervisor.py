@@ -10,7 +10,6 @@ import trio
 import trio.testing
 from prometheus_client import REGISTRY
 
-import workflow_orchestrator.supervision as supervision_api
 from workflow_orchestrator.actors import (
     Actor,
     ActorContext,
@@ -78,25 +77,6 @@ async def group(
 async def crash(system: ActorSystem, name: str, message: str = "crash") -> None:
     system.lookup(f"/user/sup/{name}").tell_nowait(message)
     await trio.testing.wait_all_tasks_blocked()
-
-
-def test_public_api_is_pinned() -> None:
-    """The supervision package exports exactly its documented public names."""
-    assert sorted(supervision_api.__all__) == [
-        "ActorSpec",
-        "Backoff",
-        "ChildSnapshot",
-        "ChildSpec",
-        "ChildStartFailed",
-        "DuplicateChild",
-        "Restart",
-        "RestartIntensityExceeded",
-        "RestartStrategy",
-        "ServiceSpec",
-        "Supervisor",
-        "SupervisorSpec",
-        "SupervisorStopped",
-    ]
 
 
 async def test_one_for_one_restarts_only_the_failed_child(system: ActorSystem) -> None:

@@ -8,7 +8,6 @@ import pytest
 import trio
 import trio.testing
 
-import workflow_orchestrator.actors as actors_api
 from workflow_orchestrator.actors import (
     Actor,
     ActorContext,
@@ -63,27 +62,6 @@ class Lifecycle(Actor[Any]):
 def spec(name: str, log: list[Any], **kwargs: Any) -> ActorSpec[Any]:
     fail_start = kwargs.pop("fail_start", False)
     return ActorSpec(name=name, factory=lambda: Lifecycle(log, fail_start=fail_start), **kwargs)
-
-
-def test_public_api_is_pinned() -> None:
-    """The actors package exports exactly its documented public names."""
-    assert sorted(actors_api.__all__) == [
-        "Actor",
-        "ActorContext",
-        "ActorNotFound",
-        "ActorRef",
-        "ActorStopped",
-        "ActorSystem",
-        "AskFailed",
-        "AskTimeout",
-        "FailureInfo",
-        "LifecycleState",
-        "MailboxFull",
-        "StopKind",
-        "StopReason",
-        "Terminated",
-        "open_actor_system",
-    ]
 
 
 async def test_lookup_by_path(system: ActorSystem) -> None:
