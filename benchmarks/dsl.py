@@ -17,9 +17,9 @@ from typing import Any
 import trio
 import trio.testing
 
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl import (
     ExecutionState,
-    ExpressionEngine,
     InMemoryEffects,
     Interpreter,
     RuntimeOptions,
@@ -76,8 +76,7 @@ EXECUTED_PER_RUN = TOP_LEVEL + 2 * 2  # the for loop's body runs twice, 2 tasks 
 
 async def _measure(seconds: float, lifecycle: bool) -> tuple[float, int]:
     workflow = load_workflow(DEFINITION)
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         interpreter = Interpreter(workflow, engine, RuntimeOptions(lifecycle_events=lifecycle))
         runs = 0
         start = time.perf_counter()
@@ -87,19 +86,14 @@ async def _measure(seconds: float, lifecycle: bool) -> tuple[float, int]:
             assert result.status == "completed", result.error
             runs += 1
         elapsed = time.perf_counter() - start
-    finally:
-        await engine.aclose()
     return runs * EXECUTED_PER_RUN / elapsed, runs
 
 
 async def _snapshot() -> tuple[int, float, float]:
     workflow = load_workflow(DEFINITION)
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         effects = InMemoryEffects(record_snapshots=True)
         await Interpreter(workflow, engine).start(effects, {"n": 0, "items": [1, 2]})
-    finally:
-        await engine.aclose()
     middle = effects.snapshots[len(effects.snapshots) // 2]
     state = ExecutionState.from_json(middle)
     rounds = 20_000
@@ -115,9 +109,8 @@ async def _snapshot() -> tuple[int, float, float]:
 
 
 async def _expressions(rounds: int = 50_000) -> tuple[float, float]:
-    engine = ExpressionEngine()
     data = {"order": {"id": "ORD-1", "total": 3}, "n": 1}
-    try:
+    async with open_expression_engine() as engine:
         rates = []
         for source in ("${ .order.id }", "${ .n + .order.total }"):
             compiled = engine.compile(source)
@@ -125,8 +118,6 @@ async def _expressions(rounds: int = 50_000) -> tuple[float, float]:
             for _ in range(rounds):
                 await engine.evaluate(compiled, data, {})
             rates.append(rounds / (time.perf_counter() - start))
-    finally:
-        await engine.aclose()
     return rates[0], rates[1]
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import jq
 import trio
 
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.expressions import (
     ExpressionEngine,
     ExpressionError,
     ExpressionLimits,
-    open_expression_engine,
 )
 
 DATA = {

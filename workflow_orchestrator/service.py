@@ -23,11 +23,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
+from workflow_orchestrator.adapters import HttpxClient, open_expression_engine, run_local_process
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.definitions import configured_schema, register_definition_files
-from workflow_orchestrator.dsl import open_expression_engine
-from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
 from workflow_orchestrator.dsl.validation import ValidationOptions
 from workflow_orchestrator.events import EventProcessing, event_options
 from workflow_orchestrator.gateway import (
@@ -273,6 +272,7 @@ class Service:
                 ),
                 supervisor=system.lookup_supervisor("/user/instances"),
                 http_client=http_client,
+                process_runner=run_local_process,
                 run_process_enabled=(workflows.run.shell, workflows.run.script),
                 event_options=event_options(
                     self.settings.event_processing, workflows.lifecycle_events

@@ -19,6 +19,7 @@ import trio
 import yaml
 
 from tests.conformance.gherkin import Scenario, Step
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.errors import Problem, WorkflowError, canonical_error_type
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import load_workflow
@@ -354,9 +355,8 @@ def run_scenario(
             await run_steps()
 
     async def run_steps() -> None:
-        engine = ExpressionEngine()
-        await warm_up(engine)
-        try:
+        async with open_expression_engine() as engine:
+            await warm_up(engine)
             for item in scenario.steps:
                 if item.keyword == "When":
                     apply(world, item)
@@ -364,8 +364,6 @@ def run_scenario(
                         await execute(world, engine)
                 else:
                     apply(world, item)
-        finally:
-            await engine.aclose()
 
     trio.run(main, clock=clock)
     return world

@@ -10,8 +10,8 @@ import pytest
 from tests.conformance.conftest import CTK_FEATURES, require_ctk
 from tests.conformance.gherkin import Scenario, parse_feature
 from tests.conformance.steps import World, run_scenario
+from workflow_orchestrator.adapters import HttpxClient
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
-from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
 
 
 def ctk_scenarios() -> list[Scenario]:

@@ -23,6 +23,7 @@ from tests.conformance.conftest import CTK_FEATURES
 from tests.conformance.gherkin import Scenario, parse_feature
 from tests.conformance.steps import World, apply, warm_up
 from tests.conformance.stub import stub_response
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.errors import WorkflowError
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import load_workflow
@@ -143,9 +144,8 @@ def test_resume_from_every_checkpoint(scenario: Scenario) -> None:
     checked: list[int] = []
 
     async def main() -> None:
-        engine = ExpressionEngine()
-        await warm_up(engine)
-        try:
+        async with open_expression_engine() as engine:
+            await warm_up(engine)
             first = _effects(world, engine, DEFAULT_START, [])
             expected = await _run(world, engine, first)
             assert first.snapshots, "the run took no checkpoint"
@@ -168,8 +168,6 @@ def test_resume_from_every_checkpoint(scenario: Scenario) -> None:
                 rerun = completed & _task_keys(effects.log, "task.started")
                 assert not rerun, f"{where}: completed tasks ran again: {sorted(rerun)}"
             checked.append(len(first.snapshots))
-        finally:
-            await engine.aclose()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.1))
     assert checked, "no snapshot was resumed"

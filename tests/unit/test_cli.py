@@ -127,6 +127,19 @@ def test_definitions_validate_prints_every_problem(
     assert main(["definitions", "validate", str(good)]) == 0
 
 
+def test_definitions_validate_compiles_sandboxed_expressions_without_a_sandbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`definitions validate` checks expressions that need the sandbox by compiling them only."""
+    path = tmp_path / "sum.yaml"
+    path.write_text(
+        "document: {dsl: '1.0.3', namespace: test, name: sum, version: '0.1.0'}\n"
+        "do:\n  - total:\n      set:\n        sum: '${ reduce .items[] as $x (0; . + $x) }'\n"
+    )
+    assert main(["definitions", "validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: valid\n"
+
+
 # -- a user's mistakes: one line naming what to change, a non-zero exit, no traceback ----------
 
 

@@ -1,15 +1,19 @@
 """The Serverless Workflow DSL 1.0 engine: model, validation, expressions and interpreter.
 
-A pure library: it does no I/O of its own. Side effects go through an `Effects` implementation
-(`InMemoryEffects` for tests; the durable one belongs to the instance actor, which may use the
-httpx adapter in ``workflow_orchestrator.dsl.runtime.http_client`` and the process runner in
-``workflow_orchestrator.dsl.runtime.processes``).
+A pure library: it imports no I/O library and nothing of ours but ``workflow_orchestrator.errors``
+(``tests/unit/test_dsl_purity.py`` checks), starts no process and opens no connection; the only
+file it reads is the one given to ``validate_file`` / ``check_file``. Side effects go
+through an `Effects` implementation (`InMemoryEffects` for tests; the durable one belongs to the
+instance actor), and expressions that are not proven cheap through the `ExpressionSandbox` the
+engine is given. The I/O behind these protocols (the httpx client, the process runner, the jq
+sandbox's worker processes) lives in ``workflow_orchestrator.adapters``.
 
 Typical use::
 
-    workflow = load_workflow(text)                    # validate + build, once per version
-    interpreter = Interpreter(workflow, engine)       # shared by the version's instances
-    result = await interpreter.start(effects, input)  # or .resume(effects, snapshot)
+    workflow = load_workflow(text)                        # validate + build, once per version
+    async with open_expression_engine() as engine:        # from workflow_orchestrator.adapters
+        interpreter = Interpreter(workflow, engine)       # shared by the version's instances
+        result = await interpreter.start(effects, input)  # or .resume(effects, snapshot)
 """
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
@@ -18,8 +22,8 @@ from workflow_orchestrator.dsl.expressions import (
     ExpressionEngine,
     ExpressionError,
     ExpressionLimits,
+    ExpressionSandbox,
     is_runtime_expression,
-    open_expression_engine,
 )
 from workflow_orchestrator.dsl.model import ModelError, Workflow, build_workflow, load_workflow
 from workflow_orchestrator.dsl.runtime import (
@@ -59,6 +63,7 @@ __all__ = [
     "ExpressionEngine",
     "ExpressionError",
     "ExpressionLimits",
+    "ExpressionSandbox",
     "HttpRequest",
     "HttpResponse",
     "InMemoryEffects",
@@ -79,7 +84,6 @@ __all__ = [
     "is_runtime_expression",
     "load_document",
     "load_workflow",
-    "open_expression_engine",
     "run_workflow",
     "validate_definition",
     "validate_file",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -111,6 +111,8 @@ class InstanceRuntime:
     catalog: WorkflowCatalog
     supervisor: Supervisor
     http_client: HttpClient
+    # Runs enabled shell/script tasks (``run_local_process`` in the service).
+    process_runner: Callable[[ProcessRequest], Awaitable[ProcessResult]]
     run_process_enabled: tuple[bool, bool] = (False, False)  # shell, script
     park_after: float = 1.0
     partition_check_every: float = 2.0
@@ -398,8 +400,6 @@ class InstanceRuntime:
         return (await load_instance(self.database, instance_id)).record
 
     async def run_process(self, request: ProcessRequest) -> ProcessResult:
-        from workflow_orchestrator.dsl.runtime.processes import run_local_process
-
         shell, script = self.run_process_enabled
         if (request.kind == "shell" and not shell) or (request.kind == "script" and not script):
             raise WorkflowError(
@@ -409,7 +409,7 @@ class InstanceRuntime:
                     "true in the configuration",
                 )
             )
-        return await run_local_process(request)
+        return await self.process_runner(request)
 
     @asynccontextmanager
     async def _guard(self, instance_id: uuid.UUID) -> AsyncIterator[None]:

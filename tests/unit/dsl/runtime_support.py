@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from workflow_orchestrator.dsl.expressions import ExpressionEngine
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.model import load_workflow
 from workflow_orchestrator.dsl.runtime import (
     InMemoryEffects,
@@ -34,12 +34,9 @@ async def run(
     """Validate, build and run a workflow to its end with in-memory effects."""
     definition = document(body) if isinstance(body, str) else body
     effects = effects or InMemoryEffects()
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         interpreter = Interpreter(load_workflow(definition), engine, options)
         return await interpreter.start(effects, input), effects
-    finally:
-        await engine.aclose()
 
 
 def lifecycle_types(effects: InMemoryEffects) -> list[str]:

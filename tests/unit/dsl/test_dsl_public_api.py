@@ -1,4 +1,4 @@
-"""The public surface of ``workflow_orchestrator.dsl`` and its I/O boundary."""
+"""The public surface of ``workflow_orchestrator.dsl`` and its I/O boundary at import time."""
 
 from __future__ import annotations
 
@@ -32,8 +32,16 @@ def test_public_names() -> None:
             assert hasattr(package, name), f"{package.__name__}.{name}"
 
 
-def test_dsl_does_not_import_httpx() -> None:
-    """The interpreter core never imports the httpx adapter (the only I/O module)."""
-    code = "import sys, workflow_orchestrator.dsl; print('httpx' in sys.modules)"
+def test_importing_dsl_loads_no_adapter() -> None:
+    """Importing the DSL loads no I/O client and no package of ours but dsl and errors."""
+    code = (
+        "import sys, workflow_orchestrator.dsl\n"
+        "for name in sorted(sys.modules):\n"
+        "    root = name.split('.')[0]\n"
+        "    ours = name.split('.')[1] if root == 'workflow_orchestrator' and '.' in name else ''\n"
+        "    if root in {'httpx', 'anyio', 'asyncio', 'asyncpg', 'aio_pika', 'trio_asyncio'}"
+        " or ours not in {'', 'dsl', 'errors', '_version'}:\n"
+        "        print(name)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == []

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import workflow_orchestrator.dsl.expressions as expressions
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.expressions import (
     EXPRESSION_ERROR_STATUS,
     EXPRESSION_ERROR_TYPE,
@@ -16,7 +17,6 @@ from workflow_orchestrator.dsl.expressions import (
     ExpressionError,
     ExpressionLimits,
     is_runtime_expression,
-    open_expression_engine,
 )
 from workflow_orchestrator.errors import OrchestratorError
 
@@ -38,8 +38,9 @@ def test_public_surface() -> None:
             "ExpressionEngine",
             "ExpressionError",
             "ExpressionLimits",
+            "ExpressionSandbox",
             "is_runtime_expression",
-            "open_expression_engine",
+            "jq_detail",
         ]
     )
     assert ExpressionLimits() == ExpressionLimits(cpu_seconds=1.0, max_output_bytes=10_000_000)
@@ -163,6 +164,21 @@ def test_tiers() -> None:
         "${ -.total }": "inline",
         "${ .a - .b }": "sandbox",
     }
+
+
+async def test_engine_without_a_sandbox_refuses_only_the_sandbox_tier() -> None:
+    """Without a sandbox the engine compiles everything and runs paths and cheap programs."""
+    engine = ExpressionEngine()
+    source = "${ reduce .[] as $x (0; . + $x) }"
+    assert engine.compile(source).tier == "sandbox"
+    assert await engine.evaluate("${ .a }", {"a": 1}, {}) == 1
+    assert await engine.evaluate("${ .a + 1 }", {"a": 1}, {}) == 2
+    with pytest.raises(RuntimeError) as caught:
+        await engine.evaluate(source, [1, 2], {})
+    assert str(caught.value) == (
+        f"expression {source!r} needs the sandbox and this engine has none; build the engine "
+        "with a sandbox (workflow_orchestrator.adapters.open_expression_engine)"
+    )
 
 
 def test_compile_is_cached() -> None:

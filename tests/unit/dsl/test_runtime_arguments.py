@@ -8,13 +8,9 @@ from workflow_orchestrator.dsl.runtime._arguments import custom_scope
 
 async def test_custom_variable_is_bound_by_the_engine() -> None:
     """A strict expression using $item evaluates with the value passed in the arguments."""
-    engine = ExpressionEngine()
-    try:
-        result = await engine.evaluate(
-            "${ .base + $item }", {"base": 40}, {"runtime": {"name": "x"}, "item": 2}
-        )
-    finally:
-        await engine.aclose()
+    result = await ExpressionEngine().evaluate(
+        "${ .base + $item }", {"base": 40}, {"runtime": {"name": "x"}, "item": 2}
+    )
     assert result == 42
 
 

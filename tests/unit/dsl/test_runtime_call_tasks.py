@@ -223,14 +223,8 @@ async def test_run_workflow_goes_through_the_effects() -> None:
 async def test_shell_is_disabled_by_default() -> None:
     """The in-memory effects refuse processes with a configuration error."""
 
-    engine = ExpressionEngine()
-    try:
-        workflow = build_workflow(
-            document("do:\n  - sh:\n      run:\n        shell: {command: ls}\n")
-        )
-        result = await Interpreter(workflow, engine).start(InMemoryEffects())
-    finally:
-        await engine.aclose()
+    workflow = build_workflow(document("do:\n  - sh:\n      run:\n        shell: {command: ls}\n"))
+    result = await Interpreter(workflow, ExpressionEngine()).start(InMemoryEffects())
     assert result.error is not None
     assert result.error.detail == (
         "running shell processes is disabled; enable it in the runtime configuration"

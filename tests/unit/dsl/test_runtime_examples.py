@@ -15,7 +15,7 @@ import trio.testing
 
 from tests.support.services import unavailable
 from tests.support.spec import SPEC, require_spec
-from workflow_orchestrator.dsl.expressions import ExpressionEngine
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.model import load_workflow
 from workflow_orchestrator.dsl.runtime import InMemoryEffects, Interpreter, json_response
 from workflow_orchestrator.dsl.validation import load_document, validate_definition
@@ -46,14 +46,11 @@ def test_example_runs_offline(path: Path) -> None:
     statuses: list[str] = []
 
     async def main() -> None:
-        engine = ExpressionEngine()
         effects = InMemoryEffects(http=lambda request: json_response(200, {}))
-        try:
+        async with open_expression_engine() as engine:
             with trio.move_on_after(10 * 86400):
                 result = await Interpreter(workflow, engine).start(effects, {})
                 statuses.append(result.status)
-        finally:
-            await engine.aclose()
         if not statuses:
             statuses.append("waiting")
 

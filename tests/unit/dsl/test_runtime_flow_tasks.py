@@ -168,12 +168,8 @@ async def test_waiting_instances_checkpoint_as_waiting(
 async def test_constant_set_output_is_not_shared_between_instances() -> None:
     """A constant ``set`` skips expression evaluation but hands each instance its own copy."""
     definition = document("do:\n  - s:\n      set:\n        tags: [a]\n")
-    engine = ExpressionEngine()
-    try:
-        interpreter = Interpreter(load_workflow(definition), engine)
-        first = await interpreter.start(InMemoryEffects())
-        first.output["tags"].append("mutated")
-        second = await interpreter.start(InMemoryEffects())
-    finally:
-        await engine.aclose()
+    interpreter = Interpreter(load_workflow(definition), ExpressionEngine())
+    first = await interpreter.start(InMemoryEffects())
+    first.output["tags"].append("mutated")
+    second = await interpreter.start(InMemoryEffects())
     assert second.output == {"tags": ["a"]}

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from tests.unit.dsl.runtime_support import document, lifecycle_types, run
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import load_workflow
 from workflow_orchestrator.dsl.runtime import (
@@ -122,13 +123,11 @@ async def test_then_to_an_unknown_task_is_a_configuration_error() -> None:
     """A runtime jump to a missing task says which names exist (validation also catches it)."""
     definition = document("do:\n  - a:\n      set: {x: 1}\n")
     definition["do"][0]["a"]["then"] = "ghost"
-    engine = ExpressionEngine()
-    try:
-        from workflow_orchestrator.dsl.model import build_workflow
+    from workflow_orchestrator.dsl.model import build_workflow
 
-        result = await Interpreter(build_workflow(definition), engine).start(InMemoryEffects())
-    finally:
-        await engine.aclose()
+    result = await Interpreter(build_workflow(definition), ExpressionEngine()).start(
+        InMemoryEffects()
+    )
     assert result.error is not None
     assert result.error.detail == (
         "flow directive 'then: ghost' names no task of this list; use one of ['a'] or "
@@ -164,13 +163,10 @@ async def test_checkpoints_are_json_and_resume_in_a_fresh_interpreter() -> None:
     snapshot = effects.snapshots[1]  # [0] is the start, [1] follows task "one"
     assert snapshot["frames"]["/do"]["next"] == 1
     state = ExecutionState.from_json(json.loads(json.dumps(snapshot)))
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         resumed_effects = InMemoryEffects()
         interpreter = Interpreter(load_workflow(document(body)), engine)
         resumed = await interpreter.resume(resumed_effects, state)
-    finally:
-        await engine.aclose()
     assert resumed.output == first.output == {"n": 3}
     assert "task.started /do/0/one" not in lifecycle_types(resumed_effects)
 
@@ -179,13 +175,9 @@ async def test_resuming_a_finished_state_runs_nothing() -> None:
     """A completed state returns its result and publishes nothing."""
     result, _ = await run("do:\n  - a: {set: {x: 1}}\n")
     effects = InMemoryEffects()
-    engine = ExpressionEngine()
-    try:
-        again = await Interpreter(
-            load_workflow(document("do:\n  - a: {set: {x: 1}}\n")), engine
-        ).resume(effects, result.state.to_json())
-    finally:
-        await engine.aclose()
+    again = await Interpreter(
+        load_workflow(document("do:\n  - a: {set: {x: 1}}\n")), ExpressionEngine()
+    ).resume(effects, result.state.to_json())
     assert again.output == {"x": 1}
     assert effects.log == []
 

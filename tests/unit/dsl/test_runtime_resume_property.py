@@ -15,7 +15,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workflow_orchestrator.dsl.expressions import ExpressionEngine
+from workflow_orchestrator.adapters import open_expression_engine
 from workflow_orchestrator.dsl.model import load_workflow
 from workflow_orchestrator.dsl.runtime import (
     EffectRecord,
@@ -133,14 +133,11 @@ def _dedupe(log: list[EffectRecord]) -> list[tuple[str, str, str]]:
 
 
 async def _run(workflow: Any, effects: InMemoryEffects, state: Any = None) -> WorkflowResult:
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         interpreter = Interpreter(workflow, engine)
         if state is None:
             return await interpreter.start(effects, {"n": 0, "items": [1, 2]})
         return await interpreter.resume(effects, state)
-    finally:
-        await engine.aclose()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

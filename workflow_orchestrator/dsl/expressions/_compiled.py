@@ -2,7 +2,7 @@
 
 A ``CompiledExpression`` is immutable and shared by every instance that evaluates it. It knows
 its *tier*: ``path`` (read without jq), ``inline`` (jq in-process, proven cheap) or ``sandbox``
-(jq in a killable worker process with a CPU deadline).
+(jq in the engine's ``ExpressionSandbox``: killable worker processes with a CPU deadline).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import attrs
 import jq
 
 from ._analysis import bound_variables, forbidden_names, is_cheap
-from ._errors import ExpressionError
+from ._errors import ExpressionError, jq_detail
 from ._lexer import LexError, tokenize
 from ._paths import PlainPath, parse_plain_path
-from ._sandbox import jq_detail
 
 ARGUMENT_NAMES = frozenset(
     {"context", "input", "output", "secrets", "task", "workflow", "runtime", "authorization"}

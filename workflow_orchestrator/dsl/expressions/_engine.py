@@ -1,9 +1,13 @@
-"""The expression engine: one per service; owns the compile cache and the sandbox workers.
+"""The expression engine: one per service; owns the compile cache, uses a sandbox it is given.
 
 Evaluation by tier (see ``_compiled``): ``path`` reads the value in Python, ``inline`` runs jq
-in the calling thread (the program is proven cheap, see ``_analysis``), ``sandbox`` sends the
-program and its inputs to a worker process that enforces the CPU and memory budget and is
-killed and replaced when it blows it; the Trio task waits without blocking the event loop.
+in the calling thread (the program is proven cheap, see ``_analysis``), ``sandbox`` hands the
+program and its inputs to the ``ExpressionSandbox`` the engine was built with (the service's
+runs worker processes that enforce the CPU and memory budget and are killed and replaced when
+they blow it; the Trio task waits without blocking the event loop). An engine built without a
+sandbox compiles everything and evaluates the path and inline tiers; a sandbox-tier evaluation
+then raises ``RuntimeError`` (a wiring bug, not a user's mistake). Validation only compiles, so
+``definitions validate`` needs no worker process.
 
 Result convention: a jq program yields a stream; no output gives ``None``, one output gives that
 value, several outputs give the list of them.
@@ -18,7 +22,7 @@ Why this mechanism (measured on the 2-core development container, Python 3.11, j
 - A persistent worker process costs ~120-230 us per evaluation (4,400-8,000/s per worker; a
   blocking pipe round trip to the same worker takes 25 us, the rest is Trio's
   ``wait_readable`` and scheduling), is killable, and can use the kernel to enforce a
-  *CPU* budget (``ITIMER_PROF``, see ``_sandbox_worker``) and a memory budget
+  *CPU* budget (``ITIMER_PROF``, see ``workflow_orchestrator.adapters``) and a memory budget
   (``RLIMIT_AS``). Runaways with a 0.2 s budget (``def f: f; f``, ``[range(1e10)]``,
   ``[limit(1e8; repeat("x"))]``) end after 210-410 ms wall; a replacement worker starts in
   ~30 ms. Chosen for everything that is not proven cheap.
@@ -33,17 +37,15 @@ Why this mechanism (measured on the 2-core development container, Python 3.11, j
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from ._compiled import CompiledExpression, compile_expression, is_runtime_expression
-from ._errors import ExpressionError, ExpressionLimits
+from ._errors import ExpressionError, jq_detail
 from ._paths import PathMiss, read_plain_path
-from ._sandbox import SandboxPool, jq_detail
+from ._sandbox import ExpressionSandbox
 
 _CACHE_SIZE = 10_000
-_DEFAULT_LIMITS = ExpressionLimits()
 
 
 def collapse(outputs: list[Any]) -> Any:
@@ -65,17 +67,18 @@ def jq_input(compiled: CompiledExpression, data: Any, arguments: Mapping[str, An
 class ExpressionEngine:
     """Compiles, caches and evaluates runtime expressions.
 
-    Create one per service (``open_expression_engine()`` or ``ExpressionEngine()`` plus
-    ``await aclose()``); it is safe to share between all instances and Trio tasks. Worker
-    processes start on the first evaluation that needs one.
+    Create one per service; it is safe to share between all instances and Trio tasks.
+    ``sandbox`` runs the programs that are not proven cheap; its owner opens and closes it
+    (``workflow_orchestrator.adapters.open_expression_engine`` builds both). Without one the
+    engine compiles and evaluates the path and inline tiers only. The engine itself holds no
+    resource: there is nothing to close.
     """
 
-    def __init__(self, limits: ExpressionLimits = _DEFAULT_LIMITS) -> None:
-        self.limits = limits
+    def __init__(self, *, sandbox: ExpressionSandbox | None = None) -> None:
+        self._sandbox = sandbox
         self._cache: collections.OrderedDict[str, CompiledExpression | ExpressionError] = (
             collections.OrderedDict()
         )
-        self._pool = SandboxPool(limits)
 
     def compile(self, source: str) -> CompiledExpression:
         """Compile ``source`` (``${ ... }`` strict or bare jq text), from the cache if seen.
@@ -103,7 +106,8 @@ class ExpressionEngine:
     ) -> Any:
         """Evaluate an expression over ``data`` with ``arguments`` (names without ``$``).
 
-        Raises ``ExpressionError`` when the program fails on this data or blows the budget.
+        Raises ``ExpressionError`` when the program fails on this data or blows the budget,
+        and ``RuntimeError`` when it needs the sandbox and the engine has none (or it is closed).
         """
         compiled = (
             source_or_compiled
@@ -117,7 +121,13 @@ class ExpressionEngine:
                 return self._evaluate_inline(compiled, data, arguments)
         if compiled.tier == "inline":
             return self._evaluate_inline(compiled, data, arguments)
-        outputs = await self._pool.evaluate(compiled, jq_input(compiled, data, arguments))
+        if self._sandbox is None:
+            raise RuntimeError(
+                f"expression {compiled.source!r} needs the sandbox and this engine has none; "
+                "build the engine with a sandbox (workflow_orchestrator.adapters"
+                ".open_expression_engine)"
+            )
+        outputs = await self._sandbox.evaluate(compiled, jq_input(compiled, data, arguments))
         return collapse(outputs)
 
     def _evaluate_inline(
@@ -151,19 +161,3 @@ class ExpressionEngine:
         if isinstance(value, list | tuple):
             return [await self.evaluate_template(item, data, arguments) for item in value]
         return value
-
-    async def aclose(self) -> None:
-        """Stop the worker processes; the engine can still compile but not sandbox."""
-        await self._pool.aclose()
-
-
-@asynccontextmanager
-async def open_expression_engine(
-    limits: ExpressionLimits = _DEFAULT_LIMITS,
-) -> AsyncIterator[ExpressionEngine]:
-    """An ``ExpressionEngine`` whose worker processes are stopped when the block exits."""
-    engine = ExpressionEngine(limits)
-    try:
-        yield engine
-    finally:
-        await engine.aclose()

@@ -3,10 +3,13 @@
 An ``ExpressionError`` is the spec's expression error: every problem with a runtime expression
 (syntax, a forbidden builtin, a jq runtime error, a blown budget) surfaces as one, so the
 interpreter can turn it into the error object ``{type: EXPRESSION_ERROR_TYPE, status: 400}``.
+``jq_detail`` turns jq's message into the ``detail`` of one, wherever jq ran (in this process or
+in a sandbox worker).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -50,3 +53,11 @@ class ExpressionError(OrchestratorError, ValueError):
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:
         return (type(self), (self.expression, self.detail))
+
+
+def jq_detail(error: BaseException | str) -> str:
+    """jq's error message without the ``jq: error`` prefix and its trailing lines."""
+    text = str(error).strip().removeprefix("jq: error: ")
+    text = re.sub(r"\njq: \d+ compile errors?$", "", text)
+    first = text.split("\n", 1)[0]
+    return re.sub(r" at <top-level>, (line \d+, column \d+):?$", r" at \1", first)

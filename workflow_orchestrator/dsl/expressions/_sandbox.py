@@ -1,209 +1,28 @@
-"""Parent side of the sandbox: a pool of killable jq worker processes.
+"""The sandbox port: what the engine needs to run a program that is not proven cheap.
 
-Each worker serves one evaluation at a time; up to ``limits.max_workers`` run concurrently and
-further evaluations wait (without blocking the event loop). A worker that blows its budget dies
-(the kernel ends it, see ``_sandbox_worker``) and is replaced lazily by the next evaluation.
-A wall-clock deadline of ``3 * cpu_seconds + 1`` seconds backs up the CPU budget (a starved
-worker); the worker enforces it itself with a real-time alarm, so a test's mock clock (which
-jumps whenever every task waits, also on the worker's pipe) cannot fire it early. A cancelled
-caller kills its worker, since the reply would be out of step.
+The engine decides *whether* a program needs the sandbox (its tier, see ``_compiled``); an
+``ExpressionSandbox`` decides *how* it is contained. The implementation the service uses runs
+jq in killable worker processes under a CPU, memory and output budget
+(``workflow_orchestrator.adapters.SandboxPool``); it is handed to ``ExpressionEngine`` by whoever
+builds the engine, so this package starts no process and imports no process library.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-import signal
-import struct
-import subprocess
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import attrs
-import trio
-
-from ._errors import ExpressionError, ExpressionLimits
-
-if TYPE_CHECKING:
-    from ._compiled import CompiledExpression
-
-logger = logging.getLogger(__name__)
-
-_WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
-_STOP_GRACE_SECONDS = 1.0
+from ._compiled import CompiledExpression
 
 
-def jq_detail(error: BaseException | str) -> str:
-    """jq's error message without the ``jq: error`` prefix and its trailing lines."""
-    text = str(error).strip().removeprefix("jq: error: ")
-    text = re.sub(r"\njq: \d+ compile errors?$", "", text)
-    first = text.split("\n", 1)[0]
-    return re.sub(r" at <top-level>, (line \d+, column \d+):?$", r" at \1", first)
+class ExpressionSandbox(Protocol):
+    """Evaluates compiled programs out of harm's way; safe to share between Trio tasks.
 
-
-class _WorkerDied(Exception):
-    pass
-
-
-@attrs.define(eq=False)
-class _Worker:
-    process: trio.Process
-    buffer: bytearray = attrs.field(factory=bytearray)
-
-    async def request(self, program: str, payload: bytes) -> tuple[bytes, bytes]:
-        encoded = program.encode()
-        body = struct.pack(">I", len(encoded)) + encoded + payload
-        assert self.process.stdin is not None
-        try:
-            await self.process.stdin.send_all(struct.pack(">I", len(body)) + body)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            raise _WorkerDied from error
-        (size,) = struct.unpack(">I", await self._read_exactly(4))
-        reply = await self._read_exactly(size)
-        return reply[:1], reply[1:]
-
-    async def _read_exactly(self, size: int) -> bytes:
-        assert self.process.stdout is not None
-        while len(self.buffer) < size:
-            try:
-                chunk = await self.process.stdout.receive_some(max(65536, size))
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                raise _WorkerDied from error
-            if not chunk:
-                raise _WorkerDied
-            self.buffer += chunk
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    async def kill(self) -> int | None:
-        """Kill the process and reap it within a bounded, shielded scope."""
-        with trio.move_on_after(_STOP_GRACE_SECONDS, shield=True):
-            self.process.kill()
-            return await self.process.wait()
-        return None
-
-    async def stop(self) -> None:
-        """Ask the worker to exit (close its stdin), then kill it after a grace period."""
-        with trio.move_on_after(_STOP_GRACE_SECONDS, shield=True):
-            assert self.process.stdin is not None
-            await self.process.stdin.aclose()
-            await self.process.wait()
-        if self.process.returncode is None:
-            await self.kill()
-
-
-class SandboxPool:
-    """Worker processes for evaluations that are not proven cheap."""
-
-    def __init__(self, limits: ExpressionLimits) -> None:
-        self._limits = limits
-        self._limiter = trio.CapacityLimiter(limits.max_workers)
-        self._idle: list[_Worker] = []
-        self._closed = False
-        self.started = 0
-        self.killed = 0
-
-    async def _spawn(self) -> _Worker:
-        command = [
-            sys.executable,
-            "-s",  # no user site-packages; PYTHONPATH is honoured, as in the service itself
-            str(_WORKER_SCRIPT),
-            repr(self._limits.cpu_seconds),
-            str(self._limits.max_output_bytes),
-            str(self._limits.max_memory_bytes),
-        ]
-        process = await trio.lowlevel.open_process(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-        self.started += 1
-        return _Worker(process=process)
+    ``evaluate`` runs ``compiled.wrapped`` over ``value`` (the JSON input built by the engine)
+    and returns jq's outputs in order. It raises ``ExpressionError`` when the program fails on
+    this data, when ``value`` is not JSON, or when the evaluation blows its budget; and
+    ``RuntimeError`` once the sandbox is closed. A cancelled caller leaves the sandbox usable.
+    """
 
     async def evaluate(self, compiled: CompiledExpression, value: Any) -> list[Any]:
-        """Run ``compiled`` over ``value`` in a worker; return jq's outputs."""
-        if self.is_closed():
-            raise RuntimeError("the expression engine is closed; open a new one")
-        try:
-            payload = json.dumps(value, allow_nan=False).encode()
-        except (TypeError, ValueError) as error:
-            raise ExpressionError(
-                compiled.source, f"the data is not JSON ({error}); pass JSON values only"
-            ) from None
-        async with self._limiter:
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            deadline = self._limits.cpu_seconds * 3 + 1
-            replies: list[tuple[bytes, bytes]] = []  # a list, so mypy sees the finally clause
-            returncode: int | None = None
-            try:
-                replies.append(await worker.request(compiled.wrapped, payload))
-            except _WorkerDied:
-                returncode = await worker.kill()
-            finally:
-                if not replies:
-                    self.killed += 1
-                    await worker.kill()
-                elif self.is_closed():
-                    await worker.stop()
-                else:
-                    self._idle.append(worker)
-        if not replies:
-            if returncode in (None, -signal.SIGALRM):
-                raise ExpressionError(
-                    compiled.source,
-                    f"took longer than {deadline:g} s; "
-                    "simplify the expression or raise the expression time budget",
-                )
-            raise self._death(compiled, returncode)
-        status, body = replies[0]
-        return self._decode(compiled, status, body)
-
-    def _death(self, compiled: CompiledExpression, returncode: int | None) -> ExpressionError:
-        if returncode in (-signal.SIGPROF, -signal.SIGXCPU):
-            detail = (
-                f"used more than {self._limits.cpu_seconds:g} s of CPU time; "
-                "simplify the expression or raise the expression CPU budget"
-            )
-        elif returncode in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGKILL):
-            detail = (
-                f"needed more than {self._limits.max_memory_bytes} bytes of memory; "
-                "simplify the expression or reduce the data it builds"
-            )
-        else:
-            detail = f"the expression worker stopped unexpectedly (exit status {returncode})"
-        logger.info("expression sandbox worker ended: %s", detail)
-        return ExpressionError(compiled.source, detail)
-
-    def _decode(self, compiled: CompiledExpression, status: bytes, body: bytes) -> list[Any]:
-        if status == b"o":
-            text = body.decode()
-            outputs: list[Any] = json.loads(f"[{text.replace(chr(10), ',')}]") if text else []
-            return outputs
-        if status == b"e":
-            raise ExpressionError(compiled.source, jq_detail(body.decode()))
-        if status == b"s":
-            raise ExpressionError(
-                compiled.source,
-                f"produced {body.decode()} bytes of output, more than the limit of "
-                f"{self._limits.max_output_bytes}; make the result smaller",
-            )
-        return self._raise_memory(compiled)
-
-    def _raise_memory(self, compiled: CompiledExpression) -> list[Any]:
-        raise ExpressionError(
-            compiled.source,
-            f"needed more than {self._limits.max_memory_bytes} bytes of memory; "
-            "simplify the expression or reduce the data it builds",
-        )
-
-    def is_closed(self) -> bool:
-        """Whether ``aclose`` was called."""
-        return self._closed
-
-    async def aclose(self) -> None:
-        """Stop idle workers; busy ones are stopped when their evaluation ends."""
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for worker in idle:
-            await worker.stop()
+        """jq's outputs of ``compiled`` over ``value``; see the class docstring."""
+        ...

@@ -1,9 +1,9 @@
 """The Serverless Workflow interpreter, its effects interface and the in-memory effects.
 
-Nothing here does I/O. The two I/O adapters live in their own modules, imported only by the
-effects implementations that use them: ``workflow_orchestrator.dsl.runtime.http_client``
-(`HttpxClient`, outbound HTTP through httpx) and ``workflow_orchestrator.dsl.runtime.processes``
-(`run_local_process`, shell/script tasks where configuration enables them).
+Nothing here does I/O. The I/O behind `Effects.http` and `Effects.run_process` lives in
+``workflow_orchestrator.adapters`` (`HttpxClient`, outbound HTTP through httpx;
+`run_local_process`, shell/script tasks where configuration enables them); the effects
+implementations that use them are handed them by whoever builds them.
 """
 
 from workflow_orchestrator.dsl.runtime._effects import (

@@ -2,8 +2,8 @@
 
 The interpreter itself does no I/O and reads no clock. An `Effects` implementation decides how a
 side effect happens: `InMemoryEffects` runs workflows to completion under a virtual clock for
-tests; the durable instance actor will implement the same protocol with an outbox, durable timers
-and the httpx adapter of `_http_client`.
+tests; the durable instance actor implements the same protocol with an outbox, durable timers
+and the httpx client of ``workflow_orchestrator.adapters``.
 
 Value types here are plain, immutable and JSON-friendly so a durable implementation can record
 them. Absolute times are timezone-aware UTC `datetime` values.

@@ -1,8 +1,8 @@
-"""THE I/O adapter of the DSL runtime: outbound HTTP through httpx.
+"""Outbound HTTP through httpx: the I/O behind the DSL's `Effects.http`.
 
-This is the one module of ``workflow_orchestrator.dsl`` that performs I/O. The interpreter core
-and the model never import it; the durable effects of the instance actor use it (and the
-conformance tests do) to implement `Effects.http`. httpx runs under trio through anyio.
+The durable effects of the instance actor send their `HttpRequest` values through it (the
+service builds one per replica and hands it in), and so do the conformance tests. httpx runs
+under trio through anyio.
 
 Transport failures and timeouts become communication/timeout `WorkflowError`s the workflow can
 catch; every request carries its ``Idempotency-Key`` header.
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import httpx
 import trio
 
-from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
-from workflow_orchestrator.dsl.runtime._effects import HttpRequest, HttpResponse
+from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
+from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 
 
 class HttpxClient:

@@ -1,10 +1,11 @@
-"""The sandbox worker: a standalone script run as ``python -s _sandbox_worker.py CPU OUT MEM``.
+"""The sandbox worker: a standalone script run as ``python -s -P _sandbox_worker.py CPU OUT MEM``.
 
-It imports nothing of workflow_orchestrator, so it starts fast and works from an installed
-wheel. Protocol on stdin/stdout, frames of a 4-byte big-endian length and a body:
-request body = 4-byte program length, program text, input JSON text; reply body = one status
-byte (``o`` outputs as JSON texts joined by newlines, ``e`` jq error message, ``s`` output too
-large, ``m`` out of memory) and its payload.
+It imports nothing of workflow_orchestrator (only the standard library and jq), so it starts
+fast and works from an installed wheel; ``-P`` keeps this folder off ``sys.path``, so a module
+of this package never shadows a standard one. Protocol on stdin/stdout, frames of a 4-byte
+big-endian length and a body: request body = 4-byte program length, program text, input JSON
+text; reply body = one status byte (``o`` outputs as JSON texts joined by newlines, ``e`` jq
+error message, ``s`` output too large, ``m`` out of memory) and its payload.
 
 Budget: before each evaluation the process arms ``ITIMER_PROF`` with the CPU budget and does not
 handle ``SIGPROF``, so the kernel terminates the process when the budget is spent, even inside

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from workflow_orchestrator.adapters import HttpxClient
 from workflow_orchestrator.dsl.errors import WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest
-from workflow_orchestrator.dsl.runtime.http_client import HttpxClient
 
 
 def _client(handler: httpx.MockTransport) -> HttpxClient:

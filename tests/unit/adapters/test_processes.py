@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.dsl.runtime_support import document
+from workflow_orchestrator.adapters import open_expression_engine, run_local_process
 from workflow_orchestrator.dsl.errors import WorkflowError
-from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import build_workflow
 from workflow_orchestrator.dsl.runtime import InMemoryEffects, Interpreter, ProcessRequest
-from workflow_orchestrator.dsl.runtime.processes import run_local_process
 
 
 async def test_shell_command_with_arguments_and_stdin() -> None:
@@ -49,11 +48,8 @@ async def test_run_shell_task_when_enabled() -> None:
             "do:\n  - sh:\n      run:\n        shell: {command: 'echo out; echo err >&2'}\n        return: all\n"
         )
     )
-    engine = ExpressionEngine()
-    try:
+    async with open_expression_engine() as engine:
         result = await Interpreter(workflow, engine).start(
             InMemoryEffects(processes=run_local_process)
         )
-    finally:
-        await engine.aclose()
     assert result.output == {"code": 0, "stdout": "out\n", "stderr": "err\n"}

@@ -1,4 +1,4 @@
-"""Local ``run.shell`` / ``run.script`` processes: the second I/O adapter of the DSL runtime.
+"""Local ``run.shell`` / ``run.script`` processes: the I/O behind the DSL's `Effects.run_process`.
 
 Off by default: runtimes call `run_local_process` from their `Effects.run_process` only when
 configuration enables shell/script tasks. Every process runs under a hard timeout; on timeout
@@ -13,8 +13,8 @@ import sys
 
 import trio
 
-from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
-from workflow_orchestrator.dsl.runtime._effects import ProcessRequest, ProcessResult
+from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
+from workflow_orchestrator.dsl.runtime import ProcessRequest, ProcessResult
 
 _INTERPRETERS = {
     "python": (sys.executable, "-c"),

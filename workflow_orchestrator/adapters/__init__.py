@@ -1,0 +1,35 @@
+"""The I/O behind the DSL's protocols: outbound HTTP, local processes, the expression sandbox.
+
+``workflow_orchestrator.dsl`` describes effects as values and protocols and performs none of
+them; this package performs them. The composition root (``service.py``), the CLI and the tests
+build these adapters and hand them to what uses them; nothing here is looked up globally.
+
+- `HttpxClient`: `HttpRequest` -> `HttpResponse` through httpx (behind `Effects.http`).
+- `run_local_process`: `ProcessRequest` -> `ProcessResult` as a child process (behind
+  `Effects.run_process`, where configuration enables shell/script tasks).
+- `SandboxPool`: the `ExpressionSandbox` of the expression engine, jq in killable worker
+  processes under a CPU, memory and output budget; `open_sandbox` owns one and
+  `open_expression_engine` builds an engine on one.
+
+Invariants: every external call is bounded (an HTTP request by its timeout, a process by its
+timeout, an evaluation by its CPU and wall-clock budget) and its failure becomes the DSL's
+error (`WorkflowError` with a standard problem, `ExpressionError`); every process started here
+is reaped by its owner, within a bounded, shielded scope. This package may import ``dsl``
+(whose protocols it implements), never the other way round.
+"""
+
+from workflow_orchestrator.adapters._http_client import HttpxClient
+from workflow_orchestrator.adapters._processes import run_local_process
+from workflow_orchestrator.adapters._sandbox import (
+    SandboxPool,
+    open_expression_engine,
+    open_sandbox,
+)
+
+__all__ = [
+    "HttpxClient",
+    "SandboxPool",
+    "open_expression_engine",
+    "open_sandbox",
+    "run_local_process",
+]
