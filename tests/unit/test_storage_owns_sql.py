@@ -89,6 +89,17 @@ def test_no_module_outside_storage_imports_asyncpg_or_holds_sql() -> None:
         ("X = 'insert the event into the inbox, then delete it from the table'\n", []),
         ("X = '${ .orderId }'\n", []),
     ],
+    ids=[
+        "import",
+        "function-local import",
+        "select",
+        "lower-case update",
+        "implicit concatenation",
+        "placeholder",
+        "docstring",
+        "prose",
+        "jq",
+    ],
 )
 def test_the_check_recognises_imports_and_statements(source: str, expected: list[str]) -> None:
     """The check finds asyncpg imports (also function-local) and SQL, and leaves prose alone."""
