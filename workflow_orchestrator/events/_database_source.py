@@ -29,9 +29,9 @@ How the source works
 ``workflow_events`` (a statement trigger on ``events`` notifies it on every insert) and loops:
 
 1. claim up to ``batch_size`` rows in ``event_seq`` order in ONE statement
-   (``UPDATE ... WHERE event_seq IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``): the
-   claim (``claimed_by``/``claimed_until``) lasts ``claim_ttl`` seconds, so the rows of a
-   replica that died are claimed by another one once it expires;
+   (``storage.events.claim_events``, which skips rows locked by another claim): the claim
+   (``claimed_by``/``claimed_until``) lasts ``claim_ttl`` seconds, so the rows of a replica
+   that died are claimed by another one once it expires;
 2. parse each row with the CloudEvents parser; invalid rows are dead-lettered and deleted in one
    statement and logged at WARNING with their sequence and the reason;
 3. hand the valid events to ``Router.route(events, source="database", consume=...)``; the
@@ -75,6 +75,14 @@ from workflow_orchestrator.storage import (
     describe_error,
     retry_backoff,
 )
+from workflow_orchestrator.storage.events import (
+    EVENTS_CHANNEL,
+    DeadLetter,
+    claim_events,
+    dead_letter_events,
+    delete_claimed_events,
+    oldest_event_age,
+)
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -86,50 +94,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "workflow_events"
+NOTIFY_CHANNEL = EVENTS_CHANNEL
 """The channel the ``events`` insert trigger notifies."""
 
 SOURCE_KIND = "database"
 """The ``source`` passed to the router and the ``source_kind`` of dead letters."""
 
 _RETRY_MAX = retry_backoff(100)  # the longest pause between attempts
-
-_CLAIM = """
-UPDATE events
-SET claimed_by = $1, claimed_until = now() + $2::float8 * interval '1 second'
-WHERE event_seq IN (
-    SELECT event_seq FROM events
-    WHERE claimed_until IS NULL OR claimed_until < now() OR claimed_by = $1
-    ORDER BY event_seq
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING event_seq, event::text AS event, received_at
-"""
-
-_DELETE_CLAIMED = "DELETE FROM events WHERE event_seq = ANY($1::bigint[]) AND claimed_by = $2"
-
-_DEAD_LETTER = """
-WITH gone AS (
-    DELETE FROM events
-    WHERE event_seq = ANY($1::bigint[]) AND claimed_by = $2
-    RETURNING event_seq
-), letters AS (
-    INSERT INTO event_dead_letters (source_kind, reason, payload)
-    SELECT $5, bad.reason, bad.payload
-    FROM unnest($1::bigint[], $3::text[], $4::text[]) AS bad(seq, reason, payload)
-    JOIN gone ON gone.event_seq = bad.seq
-    ORDER BY bad.seq
-)
-SELECT event_seq FROM gone
-"""
-
-_OLDEST_AGE = """
-SELECT greatest(extract(epoch FROM clock_timestamp() - received_at), 0)::float8
-FROM events
-ORDER BY event_seq
-LIMIT 1
-"""
 
 # What a lost or refused connection, or a failed statement (a deadlock, a serialization
 # failure), raises through ``Database.run`` and the router: logged and retried with backoff.
@@ -238,8 +209,7 @@ class DatabaseEventSource:
         """Seconds since the first pending row of ``events`` (in ``event_seq`` order, the oldest
         unless a producer set ``received_at`` itself) was received; None when the table is empty.
         One indexed query."""
-        age: float | None = await self.database.fetchval(_OLDEST_AGE)
-        return age
+        return await oldest_event_age(self.database)
 
     def wake(self) -> None:
         """Look for events now instead of at the next notification or poll (Trio thread)."""
@@ -269,11 +239,15 @@ class DatabaseEventSource:
         """Claim, dead-letter and route one batch: True when it was full (more may be waiting),
         False when not, None when an attempt failed (back off and try again)."""
         try:
-            rows = await self.database.fetch(_CLAIM, self.owner_id, self.claim_ttl, self.batch_size)
+            rows = await claim_events(
+                self.database,
+                owner_id=self.owner_id,
+                claim_ttl=self.claim_ttl,
+                limit=self.batch_size,
+            )
         except _DATABASE_ERRORS as exc:
             self._failed(f"claiming events failed: {describe_error(exc)}", exc)
             return None
-        rows = sorted(rows, key=lambda row: int(row["event_seq"]))
         self._last_batch_size = len(rows)
         self._claimed += len(rows)
         if not rows:
@@ -283,13 +257,12 @@ class DatabaseEventSource:
         seqs: list[int] = []
         invalid: list[_Invalid] = []
         for row in rows:
-            seq = int(row["event_seq"])
             try:
-                events.append(parse_json_event(row["event"], max_size=self.max_event_size))
+                events.append(parse_json_event(row.event, max_size=self.max_event_size))
             except InvalidEvent as exc:
-                invalid.append(_Invalid(seq, str(exc), row["event"], row["received_at"]))
+                invalid.append(_Invalid(row.seq, str(exc), row.event, row.received_at))
             else:
-                seqs.append(seq)
+                seqs.append(row.seq)
         if invalid and not await self._dead_letter(invalid):
             return None
         if events and not await self._route(events, seqs):
@@ -298,21 +271,18 @@ class DatabaseEventSource:
         return len(rows) >= self.batch_size
 
     async def _dead_letter(self, invalid: Sequence[_Invalid]) -> bool:
+        letters = [
+            DeadLetter(seq=bad.seq, reason=bad.reason, payload=bad.payload) for bad in invalid
+        ]
         try:
-            gone = await self.database.fetch(
-                _DEAD_LETTER,
-                [bad.seq for bad in invalid],
-                self.owner_id,
-                [bad.reason for bad in invalid],
-                [bad.payload for bad in invalid],
-                SOURCE_KIND,
+            moved = await dead_letter_events(
+                self.database, letters, owner_id=self.owner_id, source_kind=SOURCE_KIND
             )
         except _DATABASE_ERRORS as exc:
             self._failed(
                 f"dead-lettering {len(invalid)} invalid events failed: {describe_error(exc)}", exc
             )
             return False
-        moved = {int(row["event_seq"]) for row in gone}
         self._dead_lettered += len(moved)
         for bad in invalid:
             if bad.seq in moved:
@@ -334,8 +304,7 @@ class DatabaseEventSource:
         claimed = list(seqs)
 
         async def delete_claimed(connection: Any) -> None:
-            status: str = await connection.execute(_DELETE_CLAIMED, claimed, owner_id)
-            deleted = int(status.rsplit(" ", 1)[-1])
+            deleted = await delete_claimed_events(connection, claimed, owner_id)
             if deleted != len(claimed):
                 raise ClaimLost(
                     f"{len(claimed) - deleted} of {len(claimed)} claimed events are no longer "

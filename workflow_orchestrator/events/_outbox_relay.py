@@ -36,14 +36,19 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-import asyncpg
 import attrs
 import trio
 
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
 from workflow_orchestrator.events._rabbitmq_errors import BrokerError, PublishFailed
 from workflow_orchestrator.events._rabbitmq_values import OutgoingMessage
-from workflow_orchestrator.storage._database import Database
+from workflow_orchestrator.storage import CONNECTION_ERRORS, Database
+from workflow_orchestrator.storage.events import (
+    OutboxRow,
+    count_outbox,
+    delete_outbox_rows,
+    read_outbox,
+)
 
 __all__ = ["OUTBOX_EXCHANGE_KINDS", "OutboxRelay", "OutboxRelayStatistics", "Publisher"]
 
@@ -54,26 +59,10 @@ RelayState = Literal["publishing", "retrying", "idle"]
 #: The values of ``outbox.exchange`` (a CHECK constraint); ``exchanges`` maps each to a name.
 OUTBOX_EXCHANGE_KINDS = ("business", "system")
 
-_READ = """
-SELECT outbox_seq, exchange, routing_key, event_id, body
-FROM outbox
-WHERE partition = ANY($1::integer[])
-ORDER BY outbox_seq
-LIMIT $2
-"""
-_DELETE = "DELETE FROM outbox WHERE outbox_seq = ANY($1::bigint[])"
-_COUNT = "SELECT count(*) FROM outbox WHERE partition = ANY($1::integer[])"
-
-# What a lost or refused database connection raises through ``Database.run``; anything else
-# (a bug, a schema mismatch) ends the relay instead of being retried forever.
-_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # includes DatabaseUnavailable and ConnectionError
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-)
+# What a lost or refused database connection raises through ``Database.run`` (OSError
+# includes DatabaseUnavailable); anything else (a bug, a schema mismatch) ends the relay
+# instead of being retried forever.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS
 
 
 class Publisher(Protocol):
@@ -165,8 +154,7 @@ class OutboxRelay:
         owned = sorted(self.partitions())
         if not owned:
             return 0
-        count: int = await self.database.fetchval(_COUNT, owned)
-        return count
+        return await count_outbox(self.database, owned)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Relay batches until cancelled (see the module docstring). The state is
@@ -201,7 +189,7 @@ class OutboxRelay:
         if self._attempt == 0:
             self._state = "publishing"
         try:
-            rows = await self.database.fetch(_READ, owned, self.batch_size)
+            rows = await read_outbox(self.database, owned, self.batch_size)
         except _DATABASE_ERRORS as exc:
             self._failed(f"reading the outbox failed: {_reason(exc)}", exc)
             return None
@@ -217,7 +205,7 @@ class OutboxRelay:
             return None
         self._published += len(messages)
         try:
-            await self.database.execute(_DELETE, [row["outbox_seq"] for row in rows])
+            await delete_outbox_rows(self.database, [row.outbox_seq for row in rows])
         except _DATABASE_ERRORS as exc:
             # Published but still in the table: they go out again (consumers deduplicate).
             self._failed(
@@ -233,14 +221,14 @@ class OutboxRelay:
             self._recovered(waiting)
         return full
 
-    def _message(self, row: Any) -> OutgoingMessage:
+    def _message(self, row: OutboxRow) -> OutgoingMessage:
         return OutgoingMessage(
-            exchange=self.exchanges[row["exchange"]],
-            routing_key=row["routing_key"],
-            body=row["body"].encode("utf-8"),
+            exchange=self.exchanges[row.exchange],
+            routing_key=row.routing_key,
+            body=row.body.encode("utf-8"),
             content_type=STRUCTURED_CONTENT_TYPE,
-            message_id=row["event_id"],
-            message_type=row["routing_key"],
+            message_id=row.event_id,
+            message_type=row.routing_key,
             persistent=True,
         )
 

@@ -34,6 +34,7 @@ from workflow_orchestrator.events._wake_listener import WakeListener
 from workflow_orchestrator.instances import EventOptions, InstanceRuntime
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage.events import count_outbox, count_subscribed_instances
 
 __all__ = ["EventProcessing", "event_options"]
 
@@ -157,9 +158,7 @@ class EventProcessing:
 
     async def report(self) -> dict[str, Any]:
         """The health details: subscriptions, processing delay, source and broker (queries)."""
-        subscriptions = await self.database.fetchval(
-            "SELECT count(DISTINCT instance_id) FROM event_subscriptions"
-        )
+        subscriptions = await count_subscribed_instances(self.database)
         delay = self.router.oldest_in_flight()
         if self.database_source is not None:
             pending = await self.database_source.oldest_pending_age()
@@ -167,14 +166,12 @@ class EventProcessing:
                 delay = max(delay or 0.0, pending)
         details: dict[str, Any] = {
             "source": self.settings.source,
-            "subscriptionCount": int(subscriptions),
+            "subscriptionCount": subscriptions,
             "processingDelay": f"{round((delay or 0.0) * 1000)}ms",
             "eventsRouted": self.router.routed_total,
         }
         if self.uses_broker:
-            details["outboxBacklog"] = int(
-                await self.database.fetchval("SELECT count(*) FROM outbox")
-            )
+            details["outboxBacklog"] = await count_outbox(self.database)
             details["broker"] = self.broker_state()
             if self.broker is not None:
                 details["brokerAddress"] = self.broker.broker

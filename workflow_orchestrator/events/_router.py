@@ -9,7 +9,7 @@ For each batch (see ``_routing`` for the contract with sources):
   when the routing transaction finds the definitions changed) each get a start, with the
   events array as input; with ``all``, the event fills its filter's slot for its correlation
   key (``event_start_progress``) and the event that fills the last slot starts the instance;
-- ``storage.route_batch`` commits it all in one transaction (deduplication, inbox rows,
+- ``storage.events.route_batch`` commits it all in one transaction (deduplication, inbox rows,
   instances, retained unmatched events, the source's own statements);
 - the instances of this replica's partitions are activated from what the transaction returned
   (no further reads); the other replicas are notified by the transaction.
@@ -36,14 +36,14 @@ from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
 from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
 from workflow_orchestrator.instances import InstanceRuntime, correlation_key
 from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import (
-    Database,
+from workflow_orchestrator.storage import Database, InstanceStart
+from workflow_orchestrator.storage.events import (
     EventToRoute,
-    InstanceStart,
     RoutingStale,
     StartSlot,
     SubscriptionShape,
     definitions_stamp,
+    load_event_starters,
     load_shapes,
     purge_event_records,
     route_batch,
@@ -52,15 +52,6 @@ from workflow_orchestrator.storage import (
 __all__ = ["EventRouter", "Starter"]
 
 logger = logging.getLogger(__name__)
-
-_STARTERS_SQL = """
-SELECT definition_id, version FROM (
-    SELECT DISTINCT ON (definition_id) definition_id, version, document
-    FROM workflow_definitions WHERE deleted_at IS NULL
-    ORDER BY definition_id, created_at DESC, version DESC
-) latest
-WHERE latest.document -> 'schedule' ? 'on'
-"""
 
 
 @attrs.frozen(kw_only=True)
@@ -131,7 +122,7 @@ class EventRouter:
 
     async def purge(self) -> None:
         """Delete expired deduplication records, retained events and slot sets, and inbox
-        rows of instances that ended (``storage.purge_event_records``)."""
+        rows of instances that ended (``storage.events.purge_event_records``)."""
         counts = await purge_event_records(
             self.database,
             deduplication_window=self.deduplication_window,
@@ -146,19 +137,18 @@ class EventRouter:
         stamp = await definitions_stamp(self.database)
         if stamp == self._starters_stamp:
             return
-        rows = await self.database.fetch(_STARTERS_SQL)
         starters = []
-        for row in rows:
+        for version in await load_event_starters(self.database):
             interpreter = await self.runtime.catalog.interpreter(
-                row["definition_id"], row["version"]
+                version.definition_id, version.version
             )
             schedule = interpreter.workflow.schedule
             if schedule is None or schedule.on is None:
                 continue
             starters.append(
                 Starter(
-                    definition_id=row["definition_id"],
-                    version=row["version"],
+                    definition_id=version.definition_id,
+                    version=version.version,
                     strategy=schedule.on,
                 )
             )

@@ -15,20 +15,12 @@ import attrs
 import trio
 
 from workflow_orchestrator.instances import InstanceRuntime
-from workflow_orchestrator.storage import WAKE_CHANNEL, NotificationListener, partition_of
+from workflow_orchestrator.storage import NotificationListener, partition_of
+from workflow_orchestrator.storage.events import WAKE_CHANNEL, instances_to_wake
 
 __all__ = ["WakeListener"]
 
 logger = logging.getLogger(__name__)
-
-_SWEEP_SQL = """
-SELECT w.instance_id FROM workflow_instances w
-WHERE w.partition = ANY($1::int[]) AND w.updated_at < now() - make_interval(secs => $2)
-  AND ((w.status = 'waiting'
-        AND EXISTS (SELECT 1 FROM instance_inbox i WHERE i.instance_id = w.instance_id))
-       OR w.status = 'pending')
-LIMIT 1000
-"""
 
 
 @attrs.define(eq=False)
@@ -76,12 +68,14 @@ class WakeListener:
     async def _sweep(self) -> None:
         while True:
             await trio.sleep(self.sweep_every)
-            held = sorted(self.runtime.leases.current().partitions)
+            held = self.runtime.leases.current().partitions
             if not held:
                 continue
             try:
-                rows = await self.runtime.database.fetch(_SWEEP_SQL, held, self.sweep_after)
+                found = await instances_to_wake(
+                    self.runtime.database, held, older_than=self.sweep_after
+                )
             except Exception as exc:  # the database may be away: the next sweep retries
                 logger.debug("wake sweep failed: %s", exc)
                 continue
-            await self._activate([str(r["instance_id"]) for r in rows])
+            await self._activate([str(instance_id) for instance_id in found])

@@ -32,15 +32,21 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import attrs
 import trio
 
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.storage import Database
-from workflow_orchestrator.storage._database import Connection
+from workflow_orchestrator.storage import Connection, Database
+from workflow_orchestrator.storage.scheduling import (
+    LeaderGrant,
+    acquire_leadership,
+    check_fence,
+    release_leadership,
+    renew_leadership,
+)
 
 __all__ = [
     "SCHEDULES_ROLE",
@@ -48,7 +54,6 @@ __all__ = [
     "LeaderStatistics",
     "Leadership",
     "LeadershipLost",
-    "check_fence",
     "require_fence",
 ]
 
@@ -57,44 +62,6 @@ logger = logging.getLogger(__name__)
 SCHEDULES_ROLE = "schedules"
 _RELEASE_TIMEOUT = 5.0
 _MIN_POLL = 0.02  # never poll the row faster than this while another candidate leads
-
-_ACQUIRE = """
-UPDATE leader_leases
-SET leader_id = $2, epoch = epoch + 1, expires_at = now() + $3::interval, changed_at = now()
-WHERE role = $1
-  AND (leader_id IS NULL OR expires_at IS NULL OR expires_at <= now() OR leader_id = $2)
-RETURNING epoch, changed_at
-"""
-
-_OBSERVE = """
-SELECT leader_id, epoch, extract(epoch FROM expires_at - now())::float8 AS remaining
-FROM leader_leases WHERE role = $1
-"""
-
-_CREATE_ROLE = "INSERT INTO leader_leases (role) VALUES ($1) ON CONFLICT (role) DO NOTHING"
-
-_RENEW = """
-UPDATE leader_leases SET expires_at = now() + $4::interval
-WHERE role = $1 AND leader_id = $2 AND epoch = $3 AND expires_at > now()
-RETURNING epoch
-"""
-
-_RELEASE = """
-UPDATE leader_leases SET leader_id = NULL, expires_at = NULL, changed_at = now()
-WHERE role = $1 AND leader_id = $2 AND epoch = $3
-"""
-
-_FENCE = """
-SELECT 1 FROM leader_leases
-WHERE role = $1 AND leader_id = $2 AND epoch = $3 AND expires_at > now()
-FOR SHARE
-"""
-
-_FENCE_LIMITED = """
-SELECT set_config('idle_in_transaction_session_timeout', $4, true) FROM leader_leases
-WHERE role = $1 AND leader_id = $2 AND epoch = $3 AND expires_at > now()
-FOR SHARE
-"""
 
 
 class LeadershipLost(OrchestratorError, RuntimeError):
@@ -105,33 +72,6 @@ class LeadershipLost(OrchestratorError, RuntimeError):
         self.role = role
         self.leader_id = leader_id
         self.epoch = epoch
-
-
-async def check_fence(
-    connection: Connection,
-    role: str,
-    leader_id: str,
-    epoch: int,
-    *,
-    idle_timeout: float | None = None,
-) -> bool:
-    """True when ``leader_id`` still holds ``role`` under ``epoch``; False when fenced.
-
-    Call it on the asyncio side (inside ``Database.run`` work), INSIDE the caller's transaction,
-    as its first statement, and roll back when it returns False. It share-locks the lease row
-    until the transaction ends, so a takeover waits for this write and every write after the
-    takeover sees the new epoch and is refused.
-
-    ``idle_timeout`` (seconds) sets ``idle_in_transaction_session_timeout`` for this transaction:
-    if the process stalls with the transaction open, PostgreSQL ends the session after that long
-    and the row lock no longer holds a takeover back (the stalled write is rolled back).
-    """
-    if idle_timeout is None:
-        row = await connection.fetchrow(_FENCE, role, leader_id, epoch)
-    else:
-        milliseconds = f"{max(1, math.ceil(idle_timeout * 1000))}ms"
-        row = await connection.fetchrow(_FENCE_LIMITED, role, leader_id, epoch, milliseconds)
-    return row is not None
 
 
 async def require_fence(
@@ -352,17 +292,16 @@ class LeaderLease:
         held = self._held
         assert held is not None
         started = self.clock()
-        interval = timedelta(seconds=self.ttl)
         try:
             with trio.fail_after(self.timeout):
-                epoch = await self.database.fetchval(
-                    _RENEW, self.role, self.candidate_id, held.epoch, interval
+                renewed = await renew_leadership(
+                    self.database, self.role, self.candidate_id, held.epoch, self.ttl
                 )
         except Exception as exc:  # any failure: we cannot prove the lease is still ours
             self._failures += 1
             self._lose(f"renewal failed: {_describe(exc)}")
             return self.period
-        if epoch is None:
+        if not renewed:
             self._lose("the lease expired or was taken over")
             return 0.0  # learn at once who holds it now (and take it back if it is free)
         self._extend(started)
@@ -370,44 +309,30 @@ class LeaderLease:
 
     async def _acquire(self) -> float:
         started = self.clock()
-        role, me, interval = self.role, self.candidate_id, timedelta(seconds=self.ttl)
-
-        async def work(connection: Connection) -> tuple[Any, Any]:
-            granted = await connection.fetchrow(_ACQUIRE, role, me, interval)
-            if granted is not None:
-                return granted, None
-            seen = await connection.fetchrow(_OBSERVE, role)
-            if seen is None:  # a role without its row yet: create it, then try again
-                await connection.execute(_CREATE_ROLE, role)
-                granted = await connection.fetchrow(_ACQUIRE, role, me, interval)
-                if granted is None:
-                    seen = await connection.fetchrow(_OBSERVE, role)
-            return granted, seen
-
+        role, me = self.role, self.candidate_id
         try:
             with trio.fail_after(self.timeout):
-                granted, seen = await self.database.run(work)
+                answer = await acquire_leadership(self.database, role, me, self.ttl)
         except Exception as exc:
             self._failures += 1
             logger.warning("%s: acquiring %s leadership failed: %s", me, role, _describe(exc))
             return self.period
-        if granted is None:
-            if seen is None:
+        if not isinstance(answer, LeaderGrant):
+            if answer is None:
                 return self.period
-            self._seen_leader, self._seen_epoch = seen["leader_id"], seen["epoch"]
-            remaining: float | None = seen["remaining"]
-            if remaining is None:  # free again already (released between our two statements)
+            self._seen_leader, self._seen_epoch = answer.leader_id, answer.epoch
+            if answer.remaining is None:  # free again already (released between two statements)
                 return _MIN_POLL
-            return min(self.period, max(_MIN_POLL, remaining + _MIN_POLL))
+            return min(self.period, max(_MIN_POLL, answer.remaining + _MIN_POLL))
         self._held = Leadership(
-            role=role, leader_id=me, epoch=granted["epoch"], acquired_at=granted["changed_at"]
+            role=role, leader_id=me, epoch=answer.epoch, acquired_at=answer.granted_at
         )
-        self._last_epoch = granted["epoch"]
+        self._last_epoch = answer.epoch
         self._extend(started)
         if self.current() is None:  # the answer came after the lease could be trusted
             self._lose("the grant arrived too late to be trusted")
             return 0.0
-        logger.info("%s leads %s (epoch %d)", me, role, granted["epoch"])
+        logger.info("%s leads %s (epoch %d)", me, role, answer.epoch)
         self._set_leader(True)
         self._gained.set()
         self._gained = trio.Event()
@@ -453,8 +378,7 @@ class LeaderLease:
         epoch = self._last_epoch
         if epoch is None:
             return
-        role, me = self.role, self.candidate_id
-        await self.database.execute(_RELEASE, role, me, epoch)
+        await release_leadership(self.database, self.role, self.candidate_id, epoch)
 
 
 def _describe(exc: BaseException) -> str:

@@ -32,8 +32,9 @@ from workflow_orchestrator.scheduler._ticks import (
     next_tick,
     plan_ticks,
 )
-from workflow_orchestrator.storage import (
-    RecoverableInstance,
+from workflow_orchestrator.storage import RecoverableInstance
+from workflow_orchestrator.storage.scheduling import (
+    Fence,
     ScheduleRecord,
     commit_ticks,
     load_schedules,
@@ -197,7 +198,7 @@ class ScheduleLoop:
                 if count:
                     metrics.schedule_ticks.labels(outcome).inc(count)
 
-    def _fence(self, leadership: Leadership | None) -> Any:
+    def _fence(self, leadership: Leadership | None) -> Fence | None:
         """The tick transaction's first statement: the leader's epoch still holds the lease.
         A leader that stalls inside it loses its session after half a lease, so a takeover is
         not held back by its row lock."""

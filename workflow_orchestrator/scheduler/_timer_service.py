@@ -2,13 +2,13 @@
 
 Every ``poll_interval`` the service claims the timers of its partitions that are due within
 ``lookahead`` (waiting instances only: a suspended one keeps its timers and fires when resumed,
-at the same absolute time) with ``FOR UPDATE SKIP LOCKED``, marks them claimed for
-``claim_for`` seconds after their due time, and arms the runtime's in-memory wake-ups
-(``WakeTimers``), which activate the instance at its earliest due time. The instance's next
-snapshot deletes its timers (consumed); a wake-up that got lost (a crash between claim and
-firing) is claimed again once the claim runs out. When this replica is granted partitions
-(new ones, or its own again under a new epoch), their earlier claims are cleared first, so a
-restart or a takeover fires overdue timers at once.
+at the same absolute time; ``storage.scheduling.claim_due_timers`` skips the ones another
+replica is claiming), marks them claimed for ``claim_for`` seconds after their due time, and
+arms the runtime's in-memory wake-ups (``WakeTimers``), which activate the instance at its
+earliest due time. The instance's next snapshot deletes its timers (consumed); a wake-up that
+got lost (a crash between claim and firing) is claimed again once the claim runs out. When this
+replica is granted partitions (new ones, or its own again under a new epoch), their earlier
+claims are cleared first, so a restart or a takeover fires overdue timers at once.
 """
 
 from __future__ import annotations
@@ -17,44 +17,20 @@ import logging
 import uuid
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 import attrs
 import trio
 
 from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.storage.scheduling import (
+    claim_due_timers,
+    count_due_timers,
+    release_timer_claims,
+)
 
 __all__ = ["TimerService"]
 
 logger = logging.getLogger(__name__)
-
-_CLAIM_SQL = """
-WITH due AS (
-    SELECT t.instance_id, t.timer_key
-    FROM workflow_timers t
-    JOIN workflow_instances w ON w.instance_id = t.instance_id AND w.status = 'waiting'
-    WHERE t.partition = ANY($1::int[])
-      AND t.due_at <= now() + make_interval(secs => $2)
-      AND (t.claimed_until IS NULL OR t.claimed_until < now())
-    ORDER BY t.due_at
-    LIMIT $3
-    FOR UPDATE OF t SKIP LOCKED
-)
-UPDATE workflow_timers t
-SET claimed_until = greatest(t.due_at, now()) + make_interval(secs => $4)
-FROM due
-WHERE t.instance_id = due.instance_id AND t.timer_key = due.timer_key
-RETURNING t.instance_id, t.due_at
-"""
-
-_RELEASE_SQL = (
-    "UPDATE workflow_timers SET claimed_until = NULL "
-    "WHERE partition = ANY($1::int[]) AND claimed_until IS NOT NULL"
-)
-
-_PENDING_SQL = (
-    "SELECT count(*) FROM workflow_timers WHERE partition = ANY($1::int[]) AND due_at <= now()"
-)
 
 
 @attrs.define(eq=False)
@@ -91,27 +67,30 @@ class TimerService:
         held = {p: lease.epoch for p, lease in leases.items()}
         gained = [p for p, epoch in held.items() if self._held.get(p) != epoch]
         if gained:  # granted anew (also back to this replica): earlier claims are stale
-            await self.runtime.database.execute(_RELEASE_SQL, sorted(gained))
+            await release_timer_claims(self.runtime.database, gained)
         self._held = held
         if not held:
             return 0
-        rows = await self.runtime.database.fetch(
-            _CLAIM_SQL, sorted(held), self.lookahead, self.batch_size, self.claim_for
+        claimed = await claim_due_timers(
+            self.runtime.database,
+            held,
+            lookahead=self.lookahead,
+            limit=self.batch_size,
+            claim_for=self.claim_for,
         )
         earliest: dict[uuid.UUID, datetime] = {}
-        for row in rows:
-            instance_id, due = row["instance_id"], row["due_at"]
+        for timer in claimed:
+            instance_id, due = timer.instance_id, timer.due_at
             if instance_id not in earliest or due < earliest[instance_id]:
                 earliest[instance_id] = due
         for instance_id, due in earliest.items():
             self.runtime.timers.arm(instance_id, due, replace=False)
-        self.claimed_total += len(rows)
-        return len(rows)
+        self.claimed_total += len(claimed)
+        return len(claimed)
 
     async def pending_due(self, partitions: Collection[int] | None = None) -> int:
         """How many timers of this replica's partitions are due now or overdue (one query)."""
-        held = sorted(partitions if partitions is not None else self._held.keys())
+        held = partitions if partitions is not None else self._held.keys()
         if not held:
             return 0
-        count: Any = await self.runtime.database.fetchval(_PENDING_SQL, held)
-        return int(count)
+        return await count_due_timers(self.runtime.database, held)

@@ -1,14 +1,21 @@
 """Storage: the only package that talks to PostgreSQL (asyncpg behind trio-asyncio).
 
-``open_database`` owns the pools (the primary's and the read replicas', whose health
-``Database.run_replica_checks`` keeps current); ``migrate``/``schema_status`` manage the schema;
-``open_embedded_postgres`` runs a private server when no database is configured. The
-repositories: definitions (``register_definition``, ``get_definition``, ...), instances
-(``create_instance``, ``list_instances``, ...), partition leases (``PartitionLeases``,
-``run_lease_keeper``), the group-commit ``SnapshotWriter`` and the batching ``InstanceCreator``.
+The core lives here: ``open_database`` owns the pools (the primary's and the read replicas',
+whose health ``Database.run_replica_checks`` keeps current); ``migrate``/``schema_status``
+manage the schema; ``open_embedded_postgres`` runs a private server when no database is
+configured; ``NotificationListener`` keeps a LISTEN; ``PartitionLeases``/``run_lease_keeper``
+hold the partition leases; the errors.
+
+The repositories are grouped by audience, each a subpackage speaking its callers' language:
+``storage.events`` (routing, subscriptions, the events table, the outbox, wake-ups) and
+``storage.scheduling`` (durable timers, schedules, leader leases). The instances audience
+(definitions, instances, history, the group-commit ``SnapshotWriter`` and the batching
+``InstanceCreator``) is still re-exported from here; see the marked sections below.
 """
 
+from workflow_orchestrator.storage import events, scheduling
 from workflow_orchestrator.storage._database import (
+    Connection,
     Database,
     open_database,
     primary_location,
@@ -46,21 +53,6 @@ from workflow_orchestrator.storage._errors import (
     OwnerIdInUse,
     SnapshotWriteFailed,
     StorageError,
-)
-from workflow_orchestrator.storage._event_routing import (
-    WAKE_CHANNEL,
-    EventToRoute,
-    RoutedBatch,
-    RoutingStale,
-    StartSlot,
-    SubscriptionShape,
-    definitions_stamp,
-    ensure_shape,
-    fetch_retained_events,
-    load_shapes,
-    notify_wake,
-    purge_event_records,
-    route_batch,
 )
 from workflow_orchestrator.storage._instance_creator import InstanceCreator, NewInstance
 from workflow_orchestrator.storage._instances import (
@@ -109,20 +101,17 @@ from workflow_orchestrator.storage._notifications import (
     describe_error,
     retry_backoff,
 )
-from workflow_orchestrator.storage._pools import PoolStatistics, describe_connect_error
+from workflow_orchestrator.storage._pools import (
+    CONNECTION_ERRORS,
+    PoolStatistics,
+    describe_connect_error,
+)
 from workflow_orchestrator.storage._replicas import (
     ReadStatistics,
     ReplicaProbe,
     ReplicaState,
     ReplicaStatus,
     assess_replica,
-)
-from workflow_orchestrator.storage._schedules import (
-    ScheduleRecord,
-    TickCommit,
-    commit_ticks,
-    load_schedules,
-    tick_idempotency_key,
 )
 from workflow_orchestrator.storage._snapshot_writer import (
     HistoryRow,
@@ -133,32 +122,25 @@ from workflow_orchestrator.storage._snapshot_writer import (
     SubscriptionRow,
     TimerRow,
 )
+from workflow_orchestrator.storage.events import (
+    ensure_shape,
+    fetch_retained_events,
+    notify_wake,
+)
 
+# The core: the database and its pools, replicas, schema, embedded server, notifications,
+# partition leases, errors.
 __all__ = [
+    "CONNECTION_ERRORS",
     "DATABASE_ERRORS",
-    "DEFAULT_PARTITION_COUNT",
-    "INSTANCE_STATUSES",
     "REQUIRED_EXTENSIONS",
-    "TERMINAL_STATUSES",
-    "WAKE_CHANNEL",
+    "Connection",
     "Database",
     "DatabaseUnavailable",
     "DefinitionConflict",
     "DefinitionNotFound",
-    "DefinitionPage",
-    "DefinitionSummary",
     "EmbeddedDatabaseError",
-    "EventToRoute",
-    "HistoryEntry",
-    "HistoryRow",
-    "InboxEvent",
-    "InstanceCreator",
     "InstanceNotFound",
-    "InstancePage",
-    "InstanceRecord",
-    "InstanceSnapshot",
-    "InstanceStart",
-    "InvalidCursor",
     "InvalidStatusTransition",
     "Lease",
     "LeaseLost",
@@ -168,74 +150,84 @@ __all__ = [
     "MigrationError",
     "MigrationReport",
     "MissingExtension",
-    "NewInstance",
     "NotificationListener",
-    "OutgoingEvent",
     "OwnerIdInUse",
     "PartitionLeases",
     "PoolStatistics",
     "ReadStatistics",
-    "RecoverableInstance",
-    "RegistrationOutcome",
-    "RegistrationResult",
     "ReplicaProbe",
     "ReplicaState",
     "ReplicaStatus",
-    "RoutedBatch",
-    "RoutingStale",
-    "ScheduleRecord",
     "SchemaStatus",
     "SnapshotWriteFailed",
-    "SnapshotWriter",
-    "SnapshotWriterStatistics",
-    "StartSlot",
     "StorageError",
-    "StoredDefinition",
-    "SubscriptionRow",
-    "SubscriptionShape",
-    "TickCommit",
-    "TimerRow",
     "acquire_partitions",
     "assess_replica",
-    "commit_ticks",
-    "content_hash",
-    "create_instance",
     "default_data_dir",
-    "definitions_stamp",
-    "delete_definition",
     "describe_connect_error",
     "describe_error",
-    "ensure_shape",
-    "fetch_retained_events",
     "find_postgres_binaries",
+    "hold_owner_id",
+    "load_migrations",
+    "migrate",
+    "open_database",
+    "open_embedded_postgres",
+    "partitions_per_owner",
+    "primary_location",
+    "release_partitions",
+    "render_init_sql",
+    "renew_partitions",
+    "retry_backoff",
+    "run_lease_keeper",
+    "schema_status",
+]
+
+# The audience subpackages (``storage.instances`` joins them: issue 12).
+__all__ += ["events", "scheduling"]
+
+# Audience names: the instances audience (definitions, instances, history, snapshot writer,
+# instance creator), re-exported here until it moves to ``storage.instances`` (issue 12).
+__all__ += [
+    "DEFAULT_PARTITION_COUNT",
+    "INSTANCE_STATUSES",
+    "TERMINAL_STATUSES",
+    "DefinitionPage",
+    "DefinitionSummary",
+    "HistoryEntry",
+    "HistoryRow",
+    "InboxEvent",
+    "InstanceCreator",
+    "InstancePage",
+    "InstanceRecord",
+    "InstanceSnapshot",
+    "InstanceStart",
+    "InvalidCursor",
+    "NewInstance",
+    "OutgoingEvent",
+    "RecoverableInstance",
+    "RegistrationOutcome",
+    "RegistrationResult",
+    "SnapshotWriter",
+    "SnapshotWriterStatistics",
+    "StoredDefinition",
+    "SubscriptionRow",
+    "TimerRow",
+    "content_hash",
+    "create_instance",
+    "delete_definition",
     "get_definition",
     "get_instance",
-    "hold_owner_id",
     "instance_history",
     "list_definitions",
     "list_instances",
     "list_recoverable",
     "list_versions",
     "load_instance",
-    "load_migrations",
-    "load_schedules",
-    "load_shapes",
-    "migrate",
-    "notify_wake",
-    "open_database",
-    "open_embedded_postgres",
     "partition_of",
-    "partitions_per_owner",
-    "primary_location",
-    "purge_event_records",
     "register_definition",
-    "release_partitions",
-    "render_init_sql",
-    "renew_partitions",
-    "retry_backoff",
-    "route_batch",
-    "run_lease_keeper",
-    "schema_status",
     "set_status",
-    "tick_idempotency_key",
 ]
+
+# Audience names of ``storage.events`` that ``instances/`` imports from here today; new code
+# imports them from ``storage.events`` (issue 12: these go once instances/ does).
+__all__ += ["ensure_shape", "fetch_retained_events", "notify_wake"]

@@ -27,13 +27,9 @@ from tests.support.database import open_test_database
 from tests.support.leader_process import CREATE_TICKS
 from tests.support.process import REPOSITORY
 from workflow_orchestrator.config import DatabaseSettings
-from workflow_orchestrator.scheduler._leader import (
-    LeaderLease,
-    Leadership,
-    LeadershipLost,
-    check_fence,
-)
+from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership, LeadershipLost
 from workflow_orchestrator.storage import Database, open_database
+from workflow_orchestrator.storage.scheduling import check_fence
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The routing transaction of a batch of events, and the subscription shapes it keys on.
+"""The routing transaction of a batch of events, and the staleness check of its inputs.
 
 ``route_batch`` does everything a batch of events causes in ONE transaction and ONE crossing:
 
@@ -14,6 +14,9 @@
 6. run the source's own statements (``consume``);
 7. return, for the instances of this replica's partitions, what their activation needs (record,
    snapshot and inbox), and notify the owners of the others on ``workflow_wake``.
+
+``load_event_starters`` reads the definitions whose ``schedule.on`` may start instances (the
+router builds the batch's starts from them, and reloads them when ``RoutingStale`` says so).
 """
 
 from __future__ import annotations
@@ -34,25 +37,18 @@ from workflow_orchestrator.storage._instances import (
     RecoverableInstance,
     insert_started_instances,
 )
+from workflow_orchestrator.storage.events._wake import notify_wake
 
 __all__ = [
-    "WAKE_CHANNEL",
     "EventToRoute",
     "RoutedBatch",
     "RoutingStale",
     "StartSlot",
-    "SubscriptionShape",
+    "StarterVersion",
     "definitions_stamp",
-    "ensure_shape",
-    "fetch_retained_events",
-    "load_shapes",
-    "notify_wake",
-    "purge_event_records",
+    "load_event_starters",
     "route_batch",
 ]
-
-WAKE_CHANNEL = "workflow_wake"
-_NOTIFY_CHUNK = 7000  # bytes of ids per notification (the payload limit is 8000)
 
 
 class RoutingStale(Exception):
@@ -84,13 +80,31 @@ async def definitions_stamp(database: Database) -> str:
     return stamp
 
 
-@attrs.frozen(kw_only=True)
-class SubscriptionShape:
-    """A distinct (event type, correlation pairs) of listen filters."""
+# The latest live version of each definition, when it has a ``schedule.on``.
+_STARTERS_SQL = """
+SELECT definition_id, version FROM (
+    SELECT DISTINCT ON (definition_id) definition_id, version, document
+    FROM workflow_definitions WHERE deleted_at IS NULL
+    ORDER BY definition_id, created_at DESC, version DESC
+) latest
+WHERE latest.document -> 'schedule' ? 'on'
+"""
 
-    shape_id: int
-    event_type: str
-    correlate: tuple[tuple[str, str], ...]
+
+@attrs.frozen(kw_only=True)
+class StarterVersion:
+    """The latest live version of a definition whose ``schedule.on`` starts it from events."""
+
+    definition_id: str
+    version: str
+
+
+async def load_event_starters(database: Database) -> tuple[StarterVersion, ...]:
+    """Every definition whose latest live version has a ``schedule.on``; one crossing."""
+    rows = await database.fetch(_STARTERS_SQL)
+    return tuple(
+        StarterVersion(definition_id=r["definition_id"], version=r["version"]) for r in rows
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -130,49 +144,6 @@ class RoutedBatch:
     started: tuple[tuple[uuid.UUID, ...], ...]
     activations: tuple[RecoverableInstance, ...]
     unmatched_types: tuple[str, ...]
-
-
-def _canonical(pairs: Sequence[tuple[str, str]]) -> str:
-    return json.dumps([list(p) for p in pairs], separators=(",", ":"))
-
-
-async def ensure_shape(
-    database: Database, event_type: str, correlate: Sequence[tuple[str, str]]
-) -> int:
-    """The id of the shape (created if new); one crossing."""
-    text = _canonical(correlate)
-
-    async def work(connection: Connection) -> int:
-        await connection.execute(
-            "INSERT INTO subscription_shapes (event_type, correlate) VALUES ($1, $2::text::jsonb) "
-            "ON CONFLICT (event_type, correlate) DO NOTHING",
-            event_type,
-            text,
-        )
-        shape_id: int = await connection.fetchval(
-            "SELECT shape_id FROM subscription_shapes "
-            "WHERE event_type = $1 AND correlate = $2::text::jsonb",
-            event_type,
-            text,
-        )
-        return shape_id
-
-    return await database.run(work)
-
-
-async def load_shapes(database: Database) -> tuple[SubscriptionShape, ...]:
-    """Every subscription shape; one crossing."""
-    rows = await database.fetch(
-        "SELECT shape_id, event_type, correlate FROM subscription_shapes ORDER BY shape_id"
-    )
-    return tuple(
-        SubscriptionShape(
-            shape_id=r["shape_id"],
-            event_type=r["event_type"],
-            correlate=tuple((str(n), str(f)) for n, f in r["correlate"]),
-        )
-        for r in rows
-    )
 
 
 _MATCH_SQL = """
@@ -387,65 +358,3 @@ async def _fill_slots(
                 )
             )
     return starts
-
-
-async def fetch_retained_events(
-    database: Database, event_types: Collection[str], within: float
-) -> list[dict[str, Any]]:
-    """Retained unmatched events of ``event_types`` ('' = any type) received in the last
-    ``within`` seconds, oldest first; one crossing."""
-    types = sorted(event_types)
-    rows = await database.fetch(
-        "SELECT event FROM unmatched_events "
-        "WHERE ($1::text[] && ARRAY['']::text[] OR event_type = ANY($1::text[])) "
-        "AND received_at > now() - make_interval(secs => $2) ORDER BY received_at",
-        types,
-        within,
-    )
-    return [r["event"] for r in rows]
-
-
-_PURGE_SQL = (
-    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
-    "DELETE FROM unmatched_events WHERE received_at < now() - make_interval(secs => $1)",
-    "DELETE FROM instance_inbox i USING workflow_instances w WHERE w.instance_id = i.instance_id "
-    "AND w.status IN ('completed', 'cancelled', 'faulted')",
-    "DELETE FROM event_start_progress WHERE updated_at < now() - make_interval(secs => $1)",
-)
-
-
-async def purge_event_records(
-    database: Database, *, deduplication_window: float, keep_unmatched_for: float
-) -> tuple[int, int, int, int]:
-    """Delete deduplication records older than ``deduplication_window`` seconds, retained
-    unmatched events older than ``keep_unmatched_for``, inbox rows of instances that ended, and
-    ``schedule.on`` ``all`` slot sets untouched for a deduplication window; one crossing.
-    Returns how many rows of each were deleted."""
-
-    async def work(connection: Connection) -> tuple[int, int, int, int]:
-        counts = []
-        for sql, args in zip(
-            _PURGE_SQL,
-            ((deduplication_window,), (keep_unmatched_for,), (), (deduplication_window,)),
-            strict=True,
-        ):
-            status: str = await connection.execute(sql, *args)
-            counts.append(int(status.rsplit(" ", 1)[-1]))
-        return counts[0], counts[1], counts[2], counts[3]
-
-    return await database.run(work)
-
-
-async def notify_wake(connection: Connection, instance_ids: Sequence[str]) -> None:
-    """Tell the owners of ``instance_ids`` (other replicas) to activate them when the
-    transaction commits (asyncio side, inside a unit of work)."""
-    chunk: list[str] = []
-    size = 0
-    for instance_id in instance_ids:
-        if size + len(instance_id) + 1 > _NOTIFY_CHUNK:
-            await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))
-            chunk, size = [], 0
-        chunk.append(instance_id)
-        size += len(instance_id) + 1
-    if chunk:
-        await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))

@@ -10,19 +10,20 @@ deposed leader writes nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._event_routing import notify_wake
 from workflow_orchestrator.storage._instances import (
     TERMINAL_STATUSES,
     InstanceRecord,
     InstanceStart,
     insert_started_instances,
 )
+from workflow_orchestrator.storage.events._wake import notify_wake
+from workflow_orchestrator.storage.scheduling._leader_leases import Fence
 
 __all__ = [
     "ScheduleRecord",
@@ -31,8 +32,6 @@ __all__ = [
     "load_schedules",
     "tick_idempotency_key",
 ]
-
-Fence = Callable[[Connection], Awaitable[bool]]
 
 _SCHEDULES_SQL = """
 SELECT d.definition_id, d.version, d.created_at, s.last_tick, s.buffered_tick,

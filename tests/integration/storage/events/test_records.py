@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from tests.support.database import open_test_database
-from workflow_orchestrator.storage import purge_event_records
+from workflow_orchestrator.storage.events import purge_event_records
 
 pytestmark = pytest.mark.integration
 
