@@ -358,7 +358,7 @@ def test_errors_share_one_root() -> None:
     signals = {
         "workflow_orchestrator.instances._effects.Parked",  # unwinds a run that parked
         "workflow_orchestrator.dsl.expressions._paths.PathMiss",  # falls back to full jq
-        "workflow_orchestrator.storage._event_routing.RoutingStale",  # reloads, then retries
+        "workflow_orchestrator.storage.events._routing.RoutingStale",  # reloads, then retries
     }
     checked, outside, found = 0, [], set()
     for module_info in pkgutil.walk_packages(
