@@ -41,8 +41,7 @@ import attrs
 import trio
 
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
-from workflow_orchestrator.events._rabbitmq_errors import BrokerError, PublishFailed
-from workflow_orchestrator.events._rabbitmq_values import OutgoingMessage
+from workflow_orchestrator.events._rabbitmq import BrokerError, OutgoingMessage, PublishFailed
 from workflow_orchestrator.storage._database import Database
 
 __all__ = ["OUTBOX_EXCHANGE_KINDS", "OutboxRelay", "OutboxRelayStatistics", "Publisher"]
