@@ -44,8 +44,7 @@ import trio_asyncio
 
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import RabbitMQSettings
-from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
-from workflow_orchestrator.events._rabbitmq_values import OutgoingMessage
+from workflow_orchestrator.events import OutgoingMessage, RabbitMQConnection, open_rabbitmq
 
 RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -32,7 +32,7 @@ from workflow_orchestrator.config import (
 )
 from workflow_orchestrator.definitions import check_definition_file, read_official_schema
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
-from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.errors import OrchestratorError, exception_leaves
 from workflow_orchestrator.observability import configure_logging
 from workflow_orchestrator.service import Service, open_configured_database
 from workflow_orchestrator.storage import migrate, schema_status
@@ -360,20 +360,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     return code
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
+def _shown(error: BaseException) -> list[BaseException]:
     """The errors to show: groups flattened, and a part of the service that failed to start
     replaced by its own error when that is one of ours (it says what to fix)."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    if isinstance(error, ChildStartFailed) and error.__cause__ is not None:
-        causes = _leaves(error.__cause__)
-        if all(isinstance(cause, OrchestratorError) for cause in causes):
-            return causes
-    return [error]
+    shown: list[BaseException] = []
+    for leaf in exception_leaves(error):
+        if isinstance(leaf, ChildStartFailed) and leaf.__cause__ is not None:
+            causes = _shown(leaf.__cause__)
+            if all(isinstance(cause, OrchestratorError) for cause in causes):
+                shown.extend(causes)
+                continue
+        shown.append(leaf)
+    return shown
 
 
 def _report(group: BaseExceptionGroup[OrchestratorError]) -> None:
-    for exc in _leaves(group):
+    for exc in _shown(group):
         logger.debug("failure details", exc_info=exc)
         print(f"workflow-orchestrator: {exc}", file=sys.stderr)
 

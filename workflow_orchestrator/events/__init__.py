@@ -34,21 +34,17 @@ from workflow_orchestrator.events._outbox_relay import OutboxRelay
 from workflow_orchestrator.events._processing import EventProcessing, event_options
 from workflow_orchestrator.events._rabbitmq import (
     REJECTION_REASON_HEADER,
-    RabbitMQConnection,
-    open_rabbitmq,
-)
-from workflow_orchestrator.events._rabbitmq_errors import (
     BrokerError,
-    BrokerUnavailable,
-    PublishFailed,
-    TopologyConflict,
-)
-from workflow_orchestrator.events._rabbitmq_values import (
     BrokerState,
+    BrokerUnavailable,
     Delivery,
     OutgoingMessage,
+    PublishFailed,
+    RabbitMQConnection,
     RabbitMQStatistics,
     RabbitMQTopology,
+    TopologyConflict,
+    open_rabbitmq,
 )
 from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._routing import EventOutcome, RouteOutcome, Router

@@ -40,8 +40,7 @@ import attrs
 import trio
 
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
-from workflow_orchestrator.events._rabbitmq_errors import BrokerError, PublishFailed
-from workflow_orchestrator.events._rabbitmq_values import OutgoingMessage
+from workflow_orchestrator.events._rabbitmq import BrokerError, OutgoingMessage, PublishFailed
 from workflow_orchestrator.storage import CONNECTION_ERRORS, Database
 from workflow_orchestrator.storage.events import (
     OutboxRow,

@@ -26,8 +26,7 @@ from workflow_orchestrator.config import EventProcessingSettings
 from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.events._database_source import DatabaseEventSource
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
-from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
-from workflow_orchestrator.events._rabbitmq_errors import BrokerError
+from workflow_orchestrator.events._rabbitmq import BrokerError, RabbitMQConnection, open_rabbitmq
 from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
 from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._wake_listener import WakeListener

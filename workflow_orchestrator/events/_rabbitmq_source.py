@@ -12,7 +12,6 @@ and the router's deduplication drops what was committed already.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Sequence
 
 import trio
@@ -20,11 +19,10 @@ import trio
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.events._bindings import parse_amqp_message
 from workflow_orchestrator.events._cloudevents import InvalidEvent
-from workflow_orchestrator.events._rabbitmq import RabbitMQConnection
-from workflow_orchestrator.events._rabbitmq_errors import BrokerError
-from workflow_orchestrator.events._rabbitmq_values import Delivery
+from workflow_orchestrator.events._rabbitmq import BrokerError, Delivery, RabbitMQConnection
 from workflow_orchestrator.events._routing import Router
 from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.retrying import RetryBackoff
 
 __all__ = ["consume_rabbitmq"]
 
@@ -43,14 +41,13 @@ async def _route_until_done(
     router: Router, events: Sequence[CloudEvent], deliveries: Sequence[Delivery]
 ) -> None:
     """Route ``events``, retrying database failures with backoff (the deliveries wait)."""
-    delay = _RETRY_INITIAL
-    failures = 0
+    backoff = RetryBackoff(initial=_RETRY_INITIAL, maximum=_RETRY_MAX)
     while True:
         try:
             await router.route(events, source="rabbitmq")
         except Exception as exc:  # database errors: retry; nothing was committed
-            failures += 1
-            if failures == 1:
+            delay = backoff.failed()
+            if backoff.failures == 1:
                 logger.warning(
                     "routing %d events from RabbitMQ failed (%s: %s); retrying, the messages "
                     "stay unacknowledged",
@@ -58,9 +55,9 @@ async def _route_until_done(
                     type(exc).__name__,
                     exc,
                 )
-            await trio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, _RETRY_MAX)
+            await trio.sleep(delay)
             continue
+        failures = backoff.succeeded()
         if failures:
             logger.info("routing from RabbitMQ works again after %d failures", failures)
         return

@@ -17,17 +17,11 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.errors import OrchestratorError, exception_leaves
 
 __all__ = ["ListenerError", "serve_app"]
 
 logger = logging.getLogger(__name__)
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
 
 
 def _reason(error: BaseException) -> str:
@@ -84,7 +78,7 @@ async def serve_app(
                 partial(serve, app, config, shutdown_trigger=shutdown.wait)
             )
         except* OSError as group:
-            errors = _leaves(group)
+            errors = exception_leaves(group)
             reasons = sorted({_reason(exc) for exc in errors})
             failure = ListenerError(
                 f"cannot listen on {address} for the {name}: {'; '.join(reasons)}; "

@@ -32,9 +32,13 @@ from tests.support.rabbitmq import (
 )
 from workflow_orchestrator.config import RabbitMQSettings
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
-from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
-from workflow_orchestrator.events._rabbitmq_errors import BrokerUnavailable
-from workflow_orchestrator.events._rabbitmq_values import Delivery, OutgoingMessage
+from workflow_orchestrator.events._rabbitmq import (
+    BrokerUnavailable,
+    Delivery,
+    OutgoingMessage,
+    RabbitMQConnection,
+    open_rabbitmq,
+)
 from workflow_orchestrator.storage import Database
 
 pytestmark = pytest.mark.integration

@@ -29,17 +29,16 @@ from tests.support.rabbitmq import (
 )
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import RabbitMQSettings
-from workflow_orchestrator.events._rabbitmq import (
+from workflow_orchestrator.events import (
     REJECTION_REASON_HEADER,
+    BrokerUnavailable,
+    Delivery,
+    OutgoingMessage,
+    PublishFailed,
     RabbitMQConnection,
+    TopologyConflict,
     open_rabbitmq,
 )
-from workflow_orchestrator.events._rabbitmq_errors import (
-    BrokerUnavailable,
-    PublishFailed,
-    TopologyConflict,
-)
-from workflow_orchestrator.events._rabbitmq_values import Delivery, OutgoingMessage
 
 pytestmark = pytest.mark.integration
 
@@ -348,6 +347,39 @@ async def test_publish_waits_for_confirms_and_reports_nacks(names: Names) -> Non
                 await on_broker(lambda channel: channel.queue_delete(full))
     assert caught.value.exchange == names.business
     assert "the broker refused the message (nack)" in str(caught.value)
+
+
+async def test_consuming_resumes_after_the_broker_cancelled_the_consumer(
+    names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting the queue under the consumer (the broker cancels it) is survived: the queue is
+    declared and bound again and the adapter's own task consumes it again."""
+    with trio.fail_after(60):
+        async with (
+            scratch(names),
+            open_rabbitmq(
+                names.settings,
+                consumer_group=names.group,
+                reconnect_interval=0.2,
+                operation_timeout=3,
+            ) as rmq,
+        ):
+            await rmq.publish([message(names, 0)])
+            (first,) = await receive(rmq, 1)
+            assert await rmq.ack([first]) == 1
+            await on_broker(lambda channel: channel.queue_delete(names.group))
+            # Until the queue is bound again, what is published is dropped (unroutable).
+            number, arrived = 0, []
+            while not arrived:
+                number += 1
+                await rmq.publish([message(names, number)])
+                with trio.move_on_after(0.5):
+                    arrived = await receive(rmq, 1)
+            assert arrived[0].message_id == f"m-{number}"
+            assert await rmq.ack(arrived) == 1
+    assert f"RabbitMQ cancelled the consumer of '{names.group}'; consuming again" in [
+        record.getMessage() for record in caplog.records
+    ]
 
 
 async def test_unreachable_broker_is_a_clear_error() -> None:

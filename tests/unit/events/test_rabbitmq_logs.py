@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import aiormq.exceptions
 import pytest
 
-from workflow_orchestrator.events._rabbitmq_logs import (
+from workflow_orchestrator.events._rabbitmq._logs import (
     broker_display,
     describe_connection_error,
     install_connection_log_rules,
