@@ -37,6 +37,7 @@ from workflow_orchestrator.storage import (
     Database,
     HistoryRow,
     InstanceSnapshot,
+    InstanceStatus,
     PartitionLeases,
     SnapshotWriter,
     migrate,
@@ -44,7 +45,12 @@ from workflow_orchestrator.storage import (
     partition_of,
     register_definition,
 )
-from workflow_orchestrator.storage._snapshot_writer import _WRITE_SQL
+from workflow_orchestrator.storage.instances._snapshot_statement import (
+    WRITE_SQL,
+    BatchRows,
+    InstanceRow,
+    statement_arguments,
+)
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -147,28 +153,29 @@ async def compare_statements(database: Database, batch: int = 500, rounds: int =
     details = json.dumps({})
 
     async def with_unnest(connection: Any, version: int) -> None:
-        now = None
-        await connection.fetch(
-            _WRITE_SQL,
-            "bench",
-            [i for i, _ in instances],
-            [p for _, p in instances],
-            [held.epoch_of(p) for _, p in instances],
-            [version] * batch,
-            ["running"] * batch,
-            [snapshot] * batch,
-            [None] * batch,
-            [None] * batch,
-            ["{}"] * batch,
-            [now] * batch,
-            [now] * batch,
-            [2] * batch,
-            [i for i, _ in instances for _ in range(2)],
-            ["/do/1/step"] * (2 * batch),
-            ["task.completed"] * (2 * batch),
-            [time_now()] * (2 * batch),
-            [details] * (2 * batch),
+        # The writer's own statement and arguments, built from the same row types.
+        history = HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now())
+        rows = BatchRows(
+            instances=[
+                InstanceRow(
+                    instance_id=i,
+                    partition=p,
+                    epoch=held.epoch_of(p) or 0,
+                    snapshot_version=version,
+                    status=InstanceStatus.RUNNING,
+                    snapshot=snapshot,
+                    output=None,
+                    error=None,
+                    context="{}",
+                    started_at=None,
+                    completed_at=None,
+                    history_count=2,
+                )
+                for i, p in instances
+            ],
+            history=[(i, history) for i, _ in instances for _ in range(2)],
         )
+        await connection.fetch(WRITE_SQL, *statement_arguments("bench", rows))
 
     async def with_executemany(connection: Any, version: int) -> None:
         async with connection.transaction():

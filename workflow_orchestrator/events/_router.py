@@ -34,12 +34,13 @@ from workflow_orchestrator.dsl.expressions import is_runtime_expression
 from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter
 from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
 from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
-from workflow_orchestrator.instances import InstanceRuntime, correlation_key
+from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog, correlation_key
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import (
     Database,
     EventToRoute,
     InstanceStart,
+    PartitionLeases,
     RoutingStale,
     StartSlot,
     SubscriptionShape,
@@ -87,6 +88,8 @@ class EventRouter:
 
     database: Database
     runtime: InstanceRuntime
+    leases: PartitionLeases
+    catalog: WorkflowCatalog
     engine: ExpressionEngine
     metrics: ServiceMetrics | None = None
     keep_unmatched_for: float = 0.0
@@ -149,9 +152,7 @@ class EventRouter:
         rows = await self.database.fetch(_STARTERS_SQL)
         starters = []
         for row in rows:
-            interpreter = await self.runtime.catalog.interpreter(
-                row["definition_id"], row["version"]
-            )
+            interpreter = await self.catalog.interpreter(row["definition_id"], row["version"])
             schedule = interpreter.workflow.schedule
             if schedule is None or schedule.on is None:
                 continue
@@ -260,7 +261,7 @@ class EventRouter:
                     batch,
                     shapes_version=self._shapes_version,
                     definitions_stamp=self._starters_stamp,
-                    local_partitions=self.runtime.leases.current().partitions,
+                    local_partitions=self.leases.current().partitions,
                     keep_unmatched=self.keep_unmatched_for > 0,
                     consume=consume,
                 )

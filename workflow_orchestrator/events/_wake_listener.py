@@ -15,7 +15,13 @@ import attrs
 import trio
 
 from workflow_orchestrator.instances import InstanceRuntime
-from workflow_orchestrator.storage import WAKE_CHANNEL, NotificationListener, partition_of
+from workflow_orchestrator.storage import (
+    WAKE_CHANNEL,
+    Database,
+    NotificationListener,
+    PartitionLeases,
+    partition_of,
+)
 
 __all__ = ["WakeListener"]
 
@@ -36,6 +42,8 @@ class WakeListener:
     """LISTEN ``workflow_wake`` and activate this replica's instances (see module docstring)."""
 
     runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
     sweep_every: float = 5.0
     sweep_after: float = 5.0
     _send: trio.MemorySendChannel[str] = attrs.field(init=False)
@@ -48,7 +56,7 @@ class WakeListener:
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 NotificationListener(
-                    database=self.runtime.database,
+                    database=self.database,
                     channel=WAKE_CHANNEL,
                     on_payload=self._push,
                     name="wake-ups",
@@ -64,7 +72,7 @@ class WakeListener:
             self._send.send_nowait(payload)
 
     async def _activate(self, ids: list[str]) -> None:
-        held = self.runtime.leases.current().partitions
+        held = self.leases.current().partitions
         for text in ids:
             try:
                 instance_id = uuid.UUID(text)
@@ -76,11 +84,11 @@ class WakeListener:
     async def _sweep(self) -> None:
         while True:
             await trio.sleep(self.sweep_every)
-            held = sorted(self.runtime.leases.current().partitions)
+            held = sorted(self.leases.current().partitions)
             if not held:
                 continue
             try:
-                rows = await self.runtime.database.fetch(_SWEEP_SQL, held, self.sweep_after)
+                rows = await self.database.fetch(_SWEEP_SQL, held, self.sweep_after)
             except Exception as exc:  # the database may be away: the next sweep retries
                 logger.debug("wake sweep failed: %s", exc)
                 continue

@@ -4,7 +4,7 @@ Every ``poll_interval`` the service claims the timers of its partitions that are
 ``lookahead`` (waiting instances only: a suspended one keeps its timers and fires when resumed,
 at the same absolute time) with ``FOR UPDATE SKIP LOCKED``, marks them claimed for
 ``claim_for`` seconds after their due time, and arms the runtime's in-memory wake-ups
-(``WakeTimers``), which activate the instance at its earliest due time. The instance's next
+(``wake_timers``), which activate the instance at its earliest due time. The instance's next
 snapshot deletes its timers (consumed); a wake-up that got lost (a crash between claim and
 firing) is claimed again once the claim runs out. When this replica is granted partitions
 (new ones, or its own again under a new epoch), their earlier claims are cleared first, so a
@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 import trio
 
-from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.instances import WakeTimers
+from workflow_orchestrator.storage import Database, PartitionLeases
 
 __all__ = ["TimerService"]
 
@@ -61,7 +62,9 @@ _PENDING_SQL = (
 class TimerService:
     """See the module docstring; run with ``nursery.start(service.run)``."""
 
-    runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
+    wake_timers: WakeTimers
     poll_interval: float = 1.0
     lookahead: float = 5.0
     claim_for: float = 30.0
@@ -87,15 +90,15 @@ class TimerService:
     async def claim_round(self) -> int:
         """One claim (after clearing stale claims of newly held partitions); returns how many
         timers were claimed."""
-        leases = self.runtime.leases.current().leases
+        leases = self.leases.current().leases
         held = {p: lease.epoch for p, lease in leases.items()}
         gained = [p for p, epoch in held.items() if self._held.get(p) != epoch]
         if gained:  # granted anew (also back to this replica): earlier claims are stale
-            await self.runtime.database.execute(_RELEASE_SQL, sorted(gained))
+            await self.database.execute(_RELEASE_SQL, sorted(gained))
         self._held = held
         if not held:
             return 0
-        rows = await self.runtime.database.fetch(
+        rows = await self.database.fetch(
             _CLAIM_SQL, sorted(held), self.lookahead, self.batch_size, self.claim_for
         )
         earliest: dict[uuid.UUID, datetime] = {}
@@ -104,7 +107,7 @@ class TimerService:
             if instance_id not in earliest or due < earliest[instance_id]:
                 earliest[instance_id] = due
         for instance_id, due in earliest.items():
-            self.runtime.timers.arm(instance_id, due, replace=False)
+            self.wake_timers.arm(instance_id, due, replace=False)
         self.claimed_total += len(rows)
         return len(rows)
 
@@ -113,5 +116,5 @@ class TimerService:
         held = sorted(partitions if partitions is not None else self._held.keys())
         if not held:
             return 0
-        count: Any = await self.runtime.database.fetchval(_PENDING_SQL, held)
+        count: Any = await self.database.fetchval(_PENDING_SQL, held)
         return int(count)

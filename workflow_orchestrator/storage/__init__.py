@@ -2,30 +2,20 @@
 
 ``open_database`` owns the pools (the primary's and the read replicas', whose health
 ``Database.run_replica_checks`` keeps current); ``migrate``/``schema_status`` manage the schema;
-``open_embedded_postgres`` runs a private server when no database is configured. The
-repositories: definitions (``register_definition``, ``get_definition``, ...), instances
-(``create_instance``, ``list_instances``, ...), partition leases (``PartitionLeases``,
-``run_lease_keeper``), the group-commit ``SnapshotWriter`` and the batching ``InstanceCreator``.
+``open_embedded_postgres`` runs a private server when no database is configured. Partition
+leases (``PartitionLeases``, ``run_lease_keeper``) fence every replica's writes.
+
+Repositories are grouped by audience in subpackages: ``storage.instances`` (instance rows,
+``InstanceStatus``, the group-commit ``SnapshotWriter``, the batching ``InstanceCreator``,
+history) and ``storage.definitions`` (register, read, list, delete definitions). Their names
+are re-exported here too.
 """
 
+from workflow_orchestrator.storage import definitions, instances
 from workflow_orchestrator.storage._database import (
     Database,
     open_database,
     primary_location,
-)
-from workflow_orchestrator.storage._definitions import (
-    DefinitionPage,
-    DefinitionSummary,
-    InvalidCursor,
-    RegistrationOutcome,
-    RegistrationResult,
-    StoredDefinition,
-    content_hash,
-    delete_definition,
-    get_definition,
-    list_definitions,
-    list_versions,
-    register_definition,
 )
 from workflow_orchestrator.storage._embedded import (
     default_data_dir,
@@ -61,26 +51,6 @@ from workflow_orchestrator.storage._event_routing import (
     notify_wake,
     purge_event_records,
     route_batch,
-)
-from workflow_orchestrator.storage._instance_creator import InstanceCreator, NewInstance
-from workflow_orchestrator.storage._instances import (
-    DEFAULT_PARTITION_COUNT,
-    INSTANCE_STATUSES,
-    TERMINAL_STATUSES,
-    HistoryEntry,
-    InboxEvent,
-    InstancePage,
-    InstanceRecord,
-    InstanceStart,
-    RecoverableInstance,
-    create_instance,
-    get_instance,
-    instance_history,
-    list_instances,
-    list_recoverable,
-    load_instance,
-    partition_of,
-    set_status,
 )
 from workflow_orchestrator.storage._leases import (
     Lease,
@@ -124,14 +94,48 @@ from workflow_orchestrator.storage._schedules import (
     load_schedules,
     tick_idempotency_key,
 )
-from workflow_orchestrator.storage._snapshot_writer import (
+from workflow_orchestrator.storage.definitions import (
+    DefinitionPage,
+    DefinitionSummary,
+    InvalidCursor,
+    RegistrationOutcome,
+    RegistrationResult,
+    StoredDefinition,
+    content_hash,
+    delete_definition,
+    get_definition,
+    list_definitions,
+    list_versions,
+    register_definition,
+)
+from workflow_orchestrator.storage.instances import (
+    DEFAULT_PARTITION_COUNT,
+    INSTANCE_STATUSES,
+    TERMINAL_STATUSES,
+    HistoryEntry,
     HistoryRow,
+    InboxEvent,
+    InstanceCreator,
+    InstancePage,
+    InstanceRecord,
     InstanceSnapshot,
+    InstanceStart,
+    InstanceStatus,
+    NewInstance,
     OutgoingEvent,
+    RecoverableInstance,
     SnapshotWriter,
     SnapshotWriterStatistics,
     SubscriptionRow,
     TimerRow,
+    create_instance,
+    get_instance,
+    instance_history,
+    list_instances,
+    list_recoverable,
+    load_instance,
+    partition_of,
+    set_status,
 )
 
 __all__ = [
@@ -158,6 +162,7 @@ __all__ = [
     "InstanceRecord",
     "InstanceSnapshot",
     "InstanceStart",
+    "InstanceStatus",
     "InvalidCursor",
     "InvalidStatusTransition",
     "Lease",
@@ -201,6 +206,7 @@ __all__ = [
     "content_hash",
     "create_instance",
     "default_data_dir",
+    "definitions",
     "definitions_stamp",
     "delete_definition",
     "describe_connect_error",
@@ -212,6 +218,7 @@ __all__ = [
     "get_instance",
     "hold_owner_id",
     "instance_history",
+    "instances",
     "list_definitions",
     "list_instances",
     "list_recoverable",

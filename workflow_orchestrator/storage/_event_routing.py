@@ -26,8 +26,8 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._instances import (
-    _COLUMNS,
+from workflow_orchestrator.storage.instances import (
+    INSTANCE_COLUMNS,
     InboxEvent,
     InstanceRecord,
     InstanceStart,
@@ -205,7 +205,7 @@ RETURNING events
 """
 
 _ACTIVATIONS_SQL = f"""
-SELECT {_COLUMNS}, snapshot FROM workflow_instances
+SELECT {INSTANCE_COLUMNS}, snapshot FROM workflow_instances
 WHERE instance_id = ANY($1::uuid[]) AND status NOT IN ('completed', 'cancelled', 'faulted')
 """
 

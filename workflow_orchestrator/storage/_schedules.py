@@ -17,7 +17,7 @@ import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._event_routing import notify_wake
-from workflow_orchestrator.storage._instances import (
+from workflow_orchestrator.storage.instances import (
     TERMINAL_STATUSES,
     InstanceRecord,
     InstanceStart,

@@ -19,7 +19,7 @@ from workflow_orchestrator.storage import (
     get_instance,
     partition_of,
 )
-from workflow_orchestrator.storage._instance_creator import Retry
+from workflow_orchestrator.storage.instances import Retry
 
 pytestmark = pytest.mark.integration
 
