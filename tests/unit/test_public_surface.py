@@ -78,6 +78,7 @@ SURFACE = {
         "plan_commit",
         "runtime_options",
         "secret_from_environment",
+        "start_instance_actor",
         "validation_options",
     },
     "workflow_orchestrator.instances.testing": {"InMemoryInstanceStore", "StoredInstance"},

@@ -6,7 +6,7 @@ use of the service in one frozen ``InstancePorts``; what each commit writes is d
 pure ``plan_commit``. ``instances.testing`` has an in-memory instance store for tests.
 """
 
-from workflow_orchestrator.instances._actor import MAX_ATTEMPTS, InstanceActor
+from workflow_orchestrator.instances._actor import MAX_ATTEMPTS, InstanceActor, start_instance_actor
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command
 from workflow_orchestrator.instances._commit import CommitAsk, CommitTarget, Pending, plan_commit
@@ -67,5 +67,6 @@ __all__ = [
     "plan_commit",
     "runtime_options",
     "secret_from_environment",
+    "start_instance_actor",
     "validation_options",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 import attrs
@@ -28,8 +29,9 @@ from workflow_orchestrator.instances._effects import DurableEffects, Parked
 from workflow_orchestrator.instances._fault import fault_instance
 from workflow_orchestrator.instances._ports import InstancePorts
 from workflow_orchestrator.storage import InstanceStatus, LeaseLost, RecoverableInstance
+from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
 
-__all__ = ["MAX_ATTEMPTS", "InstanceActor", "Recover", "Run"]
+__all__ = ["MAX_ATTEMPTS", "InstanceActor", "Recover", "Run", "start_instance_actor"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +189,22 @@ class InstanceActor(Actor[Any]):
             self.ports.parked(self.instance_id, parked.wake_at)
         else:
             await effects.flush()
+
+
+async def start_instance_actor(
+    supervisor: Supervisor,
+    ports: InstancePorts,
+    instance_id: uuid.UUID,
+    activation: RecoverableInstance | None = None,
+) -> None:
+    """Start the actor of ``instance_id`` under ``supervisor`` (transient: restarted after a
+    crash, not after it stops) unless it runs already, and tell it to run."""
+    spec = ActorSpec[Any](
+        name=str(instance_id),
+        factory=partial(InstanceActor, ports, instance_id),
+        restart=Restart.TRANSIENT,
+        mailbox_capacity=4,
+        shutdown_timeout=10.0,
+    )
+    ref = await supervisor.get_or_start_child(spec)
+    ref.tell_nowait(Run(activation=activation))

@@ -30,7 +30,7 @@ import attrs
 import trio
 
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.instances._actor import InstanceActor, Run
+from workflow_orchestrator.instances._actor import start_instance_actor
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command, command_transition
 from workflow_orchestrator.instances._listening import EventOptions, ShapeRegistry
@@ -62,7 +62,7 @@ from workflow_orchestrator.storage import (
     partition_of,
     set_status,
 )
-from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
+from workflow_orchestrator.supervision import Supervisor
 
 __all__ = ["InputInvalid", "InstanceRuntime", "StartRequest"]
 
@@ -328,15 +328,7 @@ class InstanceRuntime:
             if instance_id in self._commanded:
                 self._commanded.discard(instance_id)
                 activation = None  # a command changed it since: read it again
-            spec = ActorSpec[Any](
-                name=str(instance_id),
-                factory=partial(InstanceActor, self.ports, instance_id),
-                restart=Restart.TRANSIENT,
-                mailbox_capacity=4,
-                shutdown_timeout=10.0,
-            )
-            ref = await self._supervisor.get_or_start_child(spec)
-            ref.tell_nowait(Run(activation=activation))
+            await start_instance_actor(self._supervisor, self.ports, instance_id, activation)
 
     # -- commands -------------------------------------------------------------------------
 

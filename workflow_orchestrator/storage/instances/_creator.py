@@ -50,6 +50,7 @@ from workflow_orchestrator.storage.instances._records import (
     instance_record,
     partition_of,
 )
+from workflow_orchestrator.storage.instances._status import InstanceStatus
 
 __all__ = ["InstanceCreator", "NewInstance", "Retry"]
 
@@ -73,8 +74,8 @@ WITH batch AS (
 )
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
     business_key, idempotency_key, input, partition)
-SELECT instance_id, definition_id, definition_version, 'pending', business_key,
-       idempotency_key, input::jsonb, partition
+SELECT instance_id, definition_id, definition_version, '{InstanceStatus.PENDING}',
+       business_key, idempotency_key, input::jsonb, partition
 FROM checked ORDER BY ord
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {INSTANCE_COLUMNS}

@@ -45,6 +45,7 @@ from workflow_orchestrator.storage.instances._records import (
 )
 from workflow_orchestrator.storage.instances._status import (
     INSTANCE_STATUSES,
+    TERMINAL_SQL,
     TERMINAL_STATUSES,
     InstanceStatus,
 )
@@ -64,8 +65,8 @@ __all__ = [
 _INSERT_STARTED_SQL = f"""
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
     idempotency_key, input, partition)
-SELECT s.instance_id, s.definition_id, s.definition_version, 'pending', s.idempotency_key,
-       s.input::jsonb, s.partition
+SELECT s.instance_id, s.definition_id, s.definition_version, '{InstanceStatus.PENDING}',
+       s.idempotency_key, s.input::jsonb, s.partition
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
     WITH ORDINALITY AS s(instance_id, definition_id, definition_version, idempotency_key, input,
                          partition, ord)
@@ -184,7 +185,7 @@ async def create_instance(
             f"""
             INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
                 business_key, idempotency_key, input, partition)
-            VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)
+            VALUES ($1, $2, $3, '{InstanceStatus.PENDING}', $4, $5, $6, $7)
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING {INSTANCE_COLUMNS}
             """,
@@ -414,7 +415,7 @@ async def list_recoverable(
                            WHERE i.instance_id = workflow_instances.instance_id) AS has_inbox
             FROM workflow_instances
             WHERE partition = ANY($1::int[])
-              AND status NOT IN ('completed', 'cancelled', 'faulted')
+              AND status NOT IN {TERMINAL_SQL}
               AND ($2::uuid IS NULL OR instance_id > $2)
             ORDER BY instance_id
             LIMIT $3

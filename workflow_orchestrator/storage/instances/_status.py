@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["INSTANCE_STATUSES", "TERMINAL_STATUSES", "InstanceStatus"]
+__all__ = ["INSTANCE_STATUSES", "TERMINAL_SQL", "TERMINAL_STATUSES", "InstanceStatus"]
 
 
 class InstanceStatus(enum.StrEnum):
@@ -35,4 +35,14 @@ class InstanceStatus(enum.StrEnum):
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = tuple(InstanceStatus)
 TERMINAL_STATUSES: frozenset[InstanceStatus] = frozenset(
     {InstanceStatus.CANCELLED, InstanceStatus.FAULTED, InstanceStatus.COMPLETED}
+)
+
+#: The terminal statuses as an SQL list, ``('completed', 'cancelled', 'faulted')``: the text of
+#: the partial index of active instances (migration V001), which queries repeat so that the
+#: planner uses it.
+TERMINAL_SQL = "({})".format(
+    ", ".join(
+        f"'{status}'"
+        for status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED, InstanceStatus.FAULTED)
+    )
 )
