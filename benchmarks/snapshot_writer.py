@@ -47,8 +47,7 @@ from workflow_orchestrator.storage import (
 )
 from workflow_orchestrator.storage.instances._snapshot_statement import (
     WRITE_SQL,
-    BatchRows,
-    InstanceRow,
+    plan_batch,
     statement_arguments,
 )
 
@@ -149,33 +148,29 @@ async def compare_statements(database: Database, batch: int = 500, rounds: int =
     instances = await make_instances(database, batch)
     leases = PartitionLeases(database=database, owner_id="bench")
     held = await leases.acquire()
-    snapshot = json.dumps({"position": "/do/1/step", "data": {"orderId": "ORD-12345"}})
+    payload = {"position": "/do/1/step", "data": {"orderId": "ORD-12345"}}
+    snapshot = json.dumps(payload)
     details = json.dumps({})
 
     async def with_unnest(connection: Any, version: int) -> None:
         # The writer's own statement and arguments, built from the same row types.
-        history = HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now())
-        rows = BatchRows(
-            instances=[
-                InstanceRow(
-                    instance_id=i,
-                    partition=p,
-                    epoch=held.epoch_of(p) or 0,
-                    snapshot_version=version,
-                    status=InstanceStatus.RUNNING,
-                    snapshot=snapshot,
-                    output=None,
-                    error=None,
-                    context="{}",
-                    started_at=None,
-                    completed_at=None,
-                    history_count=2,
-                )
-                for i, p in instances
-            ],
-            history=[(i, history) for i, _ in instances for _ in range(2)],
+        history = (
+            HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now()),
+            HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now()),
         )
-        await connection.fetch(WRITE_SQL, *statement_arguments("bench", rows))
+        snapshots = [
+            InstanceSnapshot(
+                instance_id=i,
+                partition=p,
+                snapshot_version=version,
+                status=InstanceStatus.RUNNING,
+                snapshot=payload,
+                history=history,
+            )
+            for i, p in instances
+        ]
+        plan = plan_batch(snapshots, held.epoch_of)
+        await connection.fetch(WRITE_SQL, *statement_arguments("bench", plan.rows))
 
     async def with_executemany(connection: Any, version: int) -> None:
         async with connection.transaction():

@@ -22,7 +22,7 @@ and ``fault_instance`` uses the same function for a runtime fault. The rules:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from datetime import datetime
 from typing import Any
 
@@ -37,10 +37,20 @@ from workflow_orchestrator.storage import (
     TimerRow,
 )
 
-__all__ = ["ALL_INBOX", "PLAIN_COMMIT", "CommitAsk", "CommitTarget", "Pending", "plan_commit"]
+__all__ = [
+    "ALL_INBOX",
+    "PLAIN_COMMIT",
+    "CommitAsk",
+    "CommitTarget",
+    "Pending",
+    "nothing_to_commit",
+    "plan_commit",
+]
 
 #: ``inbox_through`` of a terminal snapshot: every inbox row left is consumed.
 ALL_INBOX = 2**62
+# The interpreter's status words to the enum (a dict lookup: this runs for every commit).
+_STATUS_OF = {str(status): status for status in InstanceStatus}
 
 
 @attrs.frozen(kw_only=True)
@@ -96,25 +106,34 @@ def _parse_time(value: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def nothing_to_commit(changed: bool, history: Sized, outgoing: Sized, ask: CommitAsk) -> bool:
+    """True when a commit would write nothing new: no checkpoint or consumed event since the
+    last one (``changed``), no history or outgoing row, no status and no park asked. (Callers
+    check this before collecting a ``Pending``, so an idle flush costs nothing.)"""
+    return not (
+        changed
+        or history
+        or outgoing
+        or ask.status is not None
+        or ask.subscriptions is not None
+        or ask.timers is not None
+    )
+
+
 def plan_commit(
     target: CommitTarget, version: int, pending: Pending, ask: CommitAsk, now: datetime
 ) -> InstanceSnapshot | None:
     """The snapshot to write after the committed ``version``, or None when there is nothing to
     commit (see the module docstring). Raises ``RuntimeError`` for a commit before the first
     checkpoint (the interpreter checkpoints before any effect, so that is a bug)."""
-    if not (
-        pending.changed
-        or pending.history
-        or pending.outgoing
-        or ask.status is not None
-        or ask.subscriptions is not None
-        or ask.timers is not None
-    ):
+    if nothing_to_commit(pending.changed, pending.history, pending.outgoing, ask):
         return None
     state = pending.state
     if state is None:
         raise RuntimeError("commit before the first checkpoint")
-    status = ask.status if ask.status is not None else InstanceStatus(pending.status)
+    status = ask.status
+    if status is None:
+        status = _STATUS_OF.get(pending.status) or InstanceStatus(pending.status)
     terminal = status.terminal
     history = pending.history
     if ask.note:

@@ -38,6 +38,7 @@ import os
 import random
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,7 @@ from workflow_orchestrator.instances._commit import (
     CommitAsk,
     CommitTarget,
     Pending,
+    nothing_to_commit,
     plan_commit,
 )
 from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
@@ -99,7 +101,7 @@ def secret_from_environment(name: str) -> Any:
         return raw
 
 
-def _history_row(event: CloudEvent, now: datetime) -> HistoryRow:
+def _history_row(event: CloudEvent, clock: Callable[[], datetime]) -> HistoryRow:
     attributes = event.attributes
     kind = (
         str(attributes.get("type", "")).removeprefix("io.serverlessworkflow.").removesuffix(".v1")
@@ -109,7 +111,7 @@ def _history_row(event: CloudEvent, now: datetime) -> HistoryRow:
         {k: v for k, v in data.items() if k not in _HISTORY_DROPS} if isinstance(data, dict) else {}
     )
     at = attributes.get("time")
-    moment = datetime.fromisoformat(at) if isinstance(at, str) and at else now
+    moment = datetime.fromisoformat(at) if isinstance(at, str) and at else clock()
     task_ref = details.get("task") if isinstance(details.get("task"), str) else ""
     return HistoryRow(kind=kind, task_ref=task_ref or "", at=moment, details=details)
 
@@ -189,7 +191,7 @@ class DurableEffects:
         self._timed = waiting or resumed  # a resumed instance may have parked before
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
-        self._history.append(_history_row(event, self.now()))
+        self._history.append(_history_row(event, self.ports.clock))
         row = self.ports.events.lifecycle_outgoing(event)
         if row is not None:
             self._outgoing.append(row)
@@ -219,6 +221,8 @@ class DurableEffects:
     async def flush(self, ask: CommitAsk = PLAIN_COMMIT) -> None:
         """Commit what is pending (``plan_commit``), with ``ask`` (a park, a status decided
         outside the interpreter); returns once it is durable, at once when nothing is."""
+        if nothing_to_commit(self._dirty, self._history, self._outgoing, ask):
+            return
         snapshot = plan_commit(self._target, self.version, self.pending(), ask, self.now())
         if snapshot is None:
             return

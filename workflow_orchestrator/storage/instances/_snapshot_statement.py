@@ -12,8 +12,9 @@ instances updated, numbered from ``workflow_instances.history_seq``; the subscri
 outbox, events and timers writes likewise join the updated instances. No BEGIN/COMMIT round
 trips are needed for a single statement.
 
-Each table has one row type (``InstanceRow``, ``HistoryRow``, ``SubscriptionRow``,
-``TimerRow``, ``OutgoingEvent``, and the inbox position) whose columns are declared once below:
+Each table has one row type (``InstanceSnapshot`` for ``workflow_instances``, with the epoch
+and history count the plan adds; ``HistoryRow``, ``SubscriptionRow``, ``TimerRow``,
+``OutgoingEvent``, and the inbox position) whose columns are declared once below:
 the statement's ``unnest`` parameters, their numbers and SQL types, and the arrays passed for
 them are all derived from those declarations, so the statement and its arguments cannot drift
 apart.
@@ -25,7 +26,6 @@ import json
 import operator
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 import attrs
@@ -37,45 +37,28 @@ from workflow_orchestrator.storage.instances._snapshot_rows import (
     SubscriptionRow,
     TimerRow,
 )
-from workflow_orchestrator.storage.instances._status import InstanceStatus
 
 __all__ = [
     "DIAGNOSE_SQL",
     "WRITE_SQL",
     "BatchPlan",
     "BatchRows",
-    "InstanceRow",
     "plan_batch",
     "statement_arguments",
 ]
 
 
 @attrs.frozen(kw_only=True)
-class InstanceRow:
-    """The ``workflow_instances`` update of one instance: its snapshot as JSON text, the lease
-    epoch it is fenced with, and how many history rows the batch adds for it."""
-
-    instance_id: uuid.UUID
-    partition: int
-    epoch: int
-    snapshot_version: int
-    status: InstanceStatus
-    snapshot: str | None
-    output: str | None
-    error: str | None
-    context: str | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    history_count: int
-
-
-@attrs.frozen(kw_only=True)
 class BatchRows:
-    """Everything one batch writes, per table. Rows of the other tables are keyed by their
-    instance id; ``*_replaced`` list the instances whose subscriptions or timers the batch
-    replaces (with the rows given, possibly none)."""
+    """Everything one batch writes, per table. ``instances`` are the snapshots written (one
+    per instance) with, in the same order, the lease epoch each is fenced with and how many
+    history rows the batch adds for it. Rows of the other tables are keyed by their instance
+    id; ``*_replaced`` list the instances whose subscriptions or timers the batch replaces
+    (with the rows given, possibly none)."""
 
-    instances: Sequence[InstanceRow]
+    instances: Sequence[InstanceSnapshot]
+    epochs: Sequence[int] = ()
+    history_counts: Sequence[int] = ()
     history: Sequence[tuple[uuid.UUID, HistoryRow]] = ()
     subscriptions_replaced: Sequence[uuid.UUID] = ()
     subscriptions: Sequence[tuple[uuid.UUID, SubscriptionRow]] = ()
@@ -105,9 +88,13 @@ def _dumps(value: Any) -> str | None:
 
 @attrs.frozen
 class _Column:
+    """One array of a group: the column ``name`` of SQL type ``sql_type``, read from each
+    row with ``get`` (and written as JSON text when ``json``)."""
+
     name: str
     sql_type: str
-    value: Callable[[Any], Any]
+    get: Callable[[Any], Any]
+    json: bool = False
 
 
 def _column(name: str, sql_type: str) -> _Column:
@@ -115,38 +102,45 @@ def _column(name: str, sql_type: str) -> _Column:
 
 
 def _json_column(name: str) -> _Column:
-    get = operator.attrgetter(name)
-    return _Column(name, "text", lambda row: _dumps(get(row)))
+    return _Column(name, "text", operator.attrgetter(name), json=True)
 
 
-def _itself(name: str, sql_type: str) -> _Column:
+def _values(name: str, sql_type: str) -> _Column:
+    """A column whose rows are the values themselves."""
     return _Column(name, sql_type, lambda value: value)
 
 
 @attrs.frozen
 class _Group:
-    """One ``unnest`` (or id array) of the statement and the ``BatchRows`` field it reads.
+    """Arrays of the statement read from one ``BatchRows`` field, in column order.
 
     ``keyed`` rows are ``(instance_id, row)`` pairs: the instance ids come first. A group
-    without columns is a plain array of instance ids."""
+    without columns is one array of the field's values (instance ids unless ``sql_type``
+    says otherwise)."""
 
     field: str
     columns: tuple[_Column, ...] = ()
     keyed: bool = True
+    sql_type: str = "uuid"
 
     def sql_types(self) -> list[tuple[str, str]]:
-        head = [("instance_id", "uuid")] if self.keyed or not self.columns else []
+        if not self.columns:
+            return [(self.field, self.sql_type)]
+        head = [("instance_id", "uuid")] if self.keyed else []
         return head + [(c.name, c.sql_type) for c in self.columns]
 
     def arrays(self, rows: Sequence[Any]) -> list[list[Any]]:
         if not self.columns:
             return [list(rows)]
-        if not self.keyed:
-            return [[column.value(row) for row in rows] for column in self.columns]
-        return [
-            [instance_id for instance_id, _ in rows],
-            *([column.value(row) for _, row in rows] for column in self.columns),
-        ]
+        arrays: list[list[Any]] = []
+        items: Sequence[Any] = rows
+        if self.keyed:
+            arrays.append([instance_id for instance_id, _ in rows])
+            items = [row for _, row in rows]
+        for column in self.columns:
+            values = map(column.get, items)
+            arrays.append([_dumps(v) for v in values] if column.json else list(values))
+        return arrays
 
 
 _GROUPS = (
@@ -155,19 +149,19 @@ _GROUPS = (
         (
             _column("instance_id", "uuid"),
             _column("partition", "int"),
-            _column("epoch", "bigint"),
             _column("snapshot_version", "bigint"),
             _column("status", "text"),
-            _column("snapshot", "text"),
-            _column("output", "text"),
-            _column("error", "text"),
-            _column("context", "text"),
+            _json_column("snapshot"),
+            _json_column("output"),
+            _json_column("error"),
+            _json_column("context"),
             _column("started_at", "timestamptz"),
             _column("completed_at", "timestamptz"),
-            _column("history_count", "int"),
         ),
         keyed=False,
     ),
+    _Group("epochs", keyed=False, sql_type="bigint"),
+    _Group("history_counts", keyed=False, sql_type="int"),
     _Group(
         "history",
         (
@@ -189,7 +183,7 @@ _GROUPS = (
             _json_column("attributes"),
         ),
     ),
-    _Group("inbox_consumed", (_itself("through", "bigint"),)),
+    _Group("inbox_consumed", (_values("through", "bigint"),)),
     _Group(
         "outgoing",
         (
@@ -244,7 +238,8 @@ WITH fence AS (
     WHERE owner_id = $1 AND partition = ANY({instances[partition]}) AND expires_at > now()
     FOR SHARE
 ), batch AS (
-    SELECT * FROM unnest({instances.arrays}) AS b({instances.names})
+    SELECT * FROM unnest({instances.arrays}, {epochs.arrays}, {history_counts.arrays})
+        AS b({instances.names}, epoch, history_count)
 ), updated AS (
     UPDATE workflow_instances w
     SET status = b.status,
@@ -359,23 +354,6 @@ class _Merged:
         self.outgoing.extend(snapshot.outgoing)
 
 
-def _instance_row(snapshot: InstanceSnapshot, epoch: int, history_count: int) -> InstanceRow:
-    return InstanceRow(
-        instance_id=snapshot.instance_id,
-        partition=snapshot.partition,
-        epoch=epoch,
-        snapshot_version=snapshot.snapshot_version,
-        status=snapshot.status,
-        snapshot=_dumps(snapshot.snapshot),
-        output=_dumps(snapshot.output),
-        error=_dumps(snapshot.error),
-        context=_dumps(snapshot.context),
-        started_at=snapshot.started_at,
-        completed_at=snapshot.completed_at,
-        history_count=history_count,
-    )
-
-
 def plan_batch(
     snapshots: Iterable[InstanceSnapshot], epoch_of: Callable[[int], int | None]
 ) -> BatchPlan:
@@ -398,10 +376,9 @@ def plan_batch(
             writes = merged[snapshot.instance_id] = _Merged()
         writes.add(snapshot)
     rows = BatchRows(
-        instances=[
-            _instance_row(snapshot, epoch, len(merged[instance_id].history))
-            for instance_id, (snapshot, epoch) in written.items()
-        ],
+        instances=[snapshot for snapshot, _ in written.values()],
+        epochs=[epoch for _, epoch in written.values()],
+        history_counts=[len(m.history) for m in merged.values()],
         history=[(i, row) for i, m in merged.items() for row in m.history],
         subscriptions_replaced=[i for i, m in merged.items() if m.subscriptions is not None],
         subscriptions=[(i, row) for i, m in merged.items() for row in m.subscriptions or ()],

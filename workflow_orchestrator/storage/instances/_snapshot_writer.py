@@ -241,15 +241,18 @@ class SnapshotWriter:
         """Write one batch and release its callers; never raises except Cancelled."""
         self._last_batch_size = len(batch)
         plan = plan_batch((p.snapshot for p in batch), self.leases.epoch_of)
-        unleased = {id(s) for s in plan.unleased}
-        for pending in batch:
-            if id(pending.snapshot) in unleased:
-                self._fenced += 1
-                pending.finish(
-                    lease_lost(
-                        pending.snapshot, self.leases.owner_id, "this replica holds no lease on it"
+        if plan.unleased:
+            unleased = {id(s) for s in plan.unleased}
+            for pending in batch:
+                if id(pending.snapshot) in unleased:
+                    self._fenced += 1
+                    pending.finish(
+                        lease_lost(
+                            pending.snapshot,
+                            self.leases.owner_id,
+                            "this replica holds no lease on it",
+                        )
                     )
-                )
         if not plan.written:
             return
         try:

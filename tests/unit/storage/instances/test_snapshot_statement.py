@@ -71,9 +71,7 @@ def test_higher_version_wins_and_histories_merge_in_version_order() -> None:
     plan = plan_batch([second, first], lambda partition: 7)
     rows = plan.rows
     assert plan.written == {A: (second, 7)} and plan.unleased == ()
-    (instance,) = rows.instances
-    assert (instance.snapshot_version, instance.epoch, instance.history_count) == (2, 7, 2)
-    assert instance.snapshot == '{"v":2}' and instance.context == "{}"
+    assert rows.instances == [second] and rows.epochs == [7] and rows.history_counts == [2]
     assert [row.task_ref for _, row in rows.history] == ["/do/1", "/do/2"]
     assert rows.subscriptions_replaced == [A] and rows.subscriptions == []
     assert rows.timers_replaced == [A] and [t.timer_key for _, t in rows.timers] == ["k"]
@@ -88,7 +86,7 @@ def test_snapshots_without_a_lease_are_set_aside() -> None:
     unleased = snapshot(A, 1)
     plan = plan_batch([own, unleased], lambda partition: None)
     assert plan.unleased == (unleased,) and list(plan.written) == [B]
-    assert plan.rows.instances[0].epoch == 3
+    assert plan.rows.epochs == [3]
     assert plan.rows.subscriptions_replaced == [] and plan.rows.timers_replaced == []
 
 
@@ -103,6 +101,8 @@ def test_arguments_are_one_array_per_column() -> None:
     )
     arguments = statement_arguments("o", plan.rows)
     instances, history = arguments[1:13], arguments[13:18]
-    assert instances[0] == [A, B] and instances[4] == ["completed", "running"]
-    assert instances[6] == ['{"x":1}', None] and instances[11] == [1, 0]
+    assert instances[0] == [A, B] and instances[3] == ["completed", "running"]
+    assert instances[4] == ['{"v":1}', '{"v":5}'] and instances[5] == ['{"x":1}', None]
+    assert instances[7] == ["{}", "{}"]  # context
+    assert instances[10:] == [[1, 1], [1, 0]]  # epochs, history counts
     assert history[0] == [A] and history[4] == ["{}"]
