@@ -154,7 +154,9 @@ async def start_service(nursery: trio.Nursery, service: Service) -> InstanceRunt
     # The runtime's database calls cross into the service's trio-asyncio loop, which its own
     # tasks find in a context variable; this task was not started by the service, so point it
     # at that loop (the pool knows it).
-    trio_asyncio.current_loop.set(runtime.database._primary._loop)
+    database = service._database
+    assert database is not None, "the database is not open"
+    trio_asyncio.current_loop.set(database._primary._loop)
     return runtime
 
 

@@ -33,18 +33,20 @@ import trio_asyncio
 
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import DatabaseSettings
-from workflow_orchestrator.storage import (
-    Database,
+from workflow_orchestrator.storage import Database, PartitionLeases, migrate, open_database
+from workflow_orchestrator.storage.definitions import register_definition
+from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InstanceSnapshot,
-    PartitionLeases,
+    InstanceStatus,
     SnapshotWriter,
-    migrate,
-    open_database,
     partition_of,
-    register_definition,
 )
-from workflow_orchestrator.storage._snapshot_writer import _WRITE_SQL
+from workflow_orchestrator.storage.instances._snapshot_statement import (
+    WRITE_SQL,
+    plan_batch,
+    statement_arguments,
+)
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -143,32 +145,29 @@ async def compare_statements(database: Database, batch: int = 500, rounds: int =
     instances = await make_instances(database, batch)
     leases = PartitionLeases(database=database, owner_id="bench")
     held = await leases.acquire()
-    snapshot = json.dumps({"position": "/do/1/step", "data": {"orderId": "ORD-12345"}})
+    payload = {"position": "/do/1/step", "data": {"orderId": "ORD-12345"}}
+    snapshot = json.dumps(payload)
     details = json.dumps({})
 
     async def with_unnest(connection: Any, version: int) -> None:
-        now = None
-        await connection.fetch(
-            _WRITE_SQL,
-            "bench",
-            [i for i, _ in instances],
-            [p for _, p in instances],
-            [held.epoch_of(p) for _, p in instances],
-            [version] * batch,
-            ["running"] * batch,
-            [snapshot] * batch,
-            [None] * batch,
-            [None] * batch,
-            ["{}"] * batch,
-            [now] * batch,
-            [now] * batch,
-            [2] * batch,
-            [i for i, _ in instances for _ in range(2)],
-            ["/do/1/step"] * (2 * batch),
-            ["task.completed"] * (2 * batch),
-            [time_now()] * (2 * batch),
-            [details] * (2 * batch),
+        # The writer's own statement and arguments, built from the same row types.
+        history = (
+            HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now()),
+            HistoryRow(kind="task.completed", task_ref="/do/1/step", at=time_now()),
         )
+        snapshots = [
+            InstanceSnapshot(
+                instance_id=i,
+                partition=p,
+                snapshot_version=version,
+                status=InstanceStatus.RUNNING,
+                snapshot=payload,
+                history=history,
+            )
+            for i, p in instances
+        ]
+        plan = plan_batch(snapshots, held.epoch_of)
+        await connection.fetch(WRITE_SQL, *statement_arguments("bench", plan.rows))
 
     async def with_executemany(connection: Any, version: int) -> None:
         async with connection.transaction():

@@ -81,7 +81,7 @@ from _common import (
 
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
 from workflow_orchestrator.service import Service
-from workflow_orchestrator.storage import TERMINAL_STATUSES
+from workflow_orchestrator.storage.instances import TERMINAL_STATUSES
 
 PEER_SCRIPT = HERE.parent.parent / "shared" / "bench" / "peers" / "bench_dbos.py"
 DBOS_VENV = Path("/tmp/dbos-venv")

@@ -113,7 +113,7 @@ class Firings:
         self.fired: list[tuple[float, float]] = []
 
     def install(self, runtime: InstanceRuntime) -> None:
-        """Wrap the callback the scheduler installed (keeps the service's metrics)."""
+        """Wrap the callback the service gave the runtime's timers (keeps its metrics)."""
         original = runtime.timers.on_fire
         fired = self.fired
 

@@ -28,7 +28,7 @@ from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import LoadedConfig, Settings
 from workflow_orchestrator.definitions import configured_schema, register_definition_files
 from workflow_orchestrator.dsl.validation import ValidationOptions
-from workflow_orchestrator.events import EventProcessing, event_options
+from workflow_orchestrator.events import EventProcessing, OutboxSignal, event_options
 from workflow_orchestrator.gateway import (
     HealthReporter,
     create_api_app,
@@ -36,6 +36,7 @@ from workflow_orchestrator.gateway import (
     serve_app,
 )
 from workflow_orchestrator.instances import (
+    ConfiguredProcesses,
     InstanceRuntime,
     WorkflowCatalog,
     expression_limits,
@@ -48,7 +49,6 @@ from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
     PartitionLeases,
-    SnapshotWriter,
     hold_owner_id,
     migrate,
     open_database,
@@ -56,6 +56,7 @@ from workflow_orchestrator.storage import (
     run_lease_keeper,
     schema_status,
 )
+from workflow_orchestrator.storage.instances import SnapshotWriter
 from workflow_orchestrator.supervision import Backoff, RestartStrategy, ServiceSpec, SupervisorSpec
 
 __all__ = ["Service", "ServiceAddresses", "open_configured_database"]
@@ -133,6 +134,9 @@ class Service:
     _leases: PartitionLeases | None = attrs.field(default=None, init=False)
     _writer: SnapshotWriter | None = attrs.field(default=None, init=False)
     _runtime: InstanceRuntime | None = attrs.field(default=None, init=False)
+    _catalog: WorkflowCatalog | None = attrs.field(default=None, init=False)
+    # Rung by the snapshot writer after commits with outbox rows; the relay waits on it.
+    _outbox: OutboxSignal = attrs.field(factory=OutboxSignal, init=False)
     _events: EventProcessing | None = attrs.field(default=None, init=False)
     _scheduler: Scheduler | None = attrs.field(default=None, init=False)
     api_app: QuartTrio | None = attrs.field(default=None, init=False)
@@ -242,7 +246,9 @@ class Service:
     ) -> None:
         if self._leases is None:
             raise RuntimeError("leases are not held")  # started before, so this is a bug
-        writer = SnapshotWriter(database=self._current_database(), leases=self._leases)
+        writer = SnapshotWriter(
+            database=self._current_database(), leases=self._leases, on_outbox=self._outbox.notify
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             self._writer = writer
@@ -263,41 +269,47 @@ class Service:
             trio.open_nursery() as nursery,
         ):
             database = self._current_database()
+            catalog = WorkflowCatalog(
+                database=database, engine=engine, options=runtime_options(workflows)
+            )
             runtime = InstanceRuntime(
                 database=database,
-                writer=self._writer,
+                snapshots=self._writer,
                 leases=self._leases,
-                catalog=WorkflowCatalog(
-                    database=database, engine=engine, options=runtime_options(workflows)
-                ),
+                catalog=catalog,
                 supervisor=system.lookup_supervisor("/user/instances"),
-                http_client=http_client,
-                process_runner=run_local_process,
-                run_process_enabled=(workflows.run.shell, workflows.run.script),
+                http=http_client,
+                processes=ConfiguredProcesses(
+                    run=run_local_process, shell=workflows.run.shell, script=workflows.run.script
+                ),
                 event_options=event_options(
                     self.settings.event_processing, workflows.lifecycle_events
                 ),
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
+                on_timer_fired=Scheduler.on_timer_fired(self._metrics),
             )
             await nursery.start(runtime.run)
-            self._runtime = runtime
+            self._runtime, self._catalog = runtime, catalog
             task_status.started(runtime)
 
     async def _run_events(
         self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        runtime = self._runtime
-        if runtime is None:
+        runtime, catalog, leases = self._runtime, self._catalog, self._leases
+        if runtime is None or catalog is None or leases is None:
             raise RuntimeError("the instance runtime is not running")  # started before: a bug
         processing = EventProcessing(
             settings=self.settings.event_processing,
             database=self._current_database(),
             runtime=runtime,
-            engine=runtime.catalog.engine,
+            leases=leases,
+            catalog=catalog,
+            engine=catalog.engine,
             owner_id=self.owner_id,
             metrics=self._metrics,
+            outbox=self._outbox,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -310,12 +322,16 @@ class Service:
     async def _run_scheduler(
         self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        runtime = self._runtime
-        if runtime is None:
+        runtime, catalog, leases = self._runtime, self._catalog, self._leases
+        if runtime is None or catalog is None or leases is None:
             raise RuntimeError("the instance runtime is not running")  # started before: a bug
         scheduler = Scheduler(
             settings=self.settings.scheduler,
             runtime=runtime,
+            database=self._current_database(),
+            leases=leases,
+            catalog=catalog,
+            wake_timers=runtime.timers,
             owner_id=self.owner_id,
             metrics=self._metrics,
         )
@@ -487,6 +503,7 @@ class Service:
             context_path=server.context_path,
             validation=self._validation,
             runtime=self._runtime,
+            catalog=self._catalog,
             events=self._events.router if self._events is not None else None,
         )
         self.api_app = app

@@ -9,7 +9,7 @@ import trio
 
 from tests.support.database import open_test_database
 from workflow_orchestrator.definitions import DefinitionFilesInvalid, register_definition_files
-from workflow_orchestrator.storage import get_definition
+from workflow_orchestrator.storage.definitions import get_definition
 
 pytestmark = pytest.mark.integration
 

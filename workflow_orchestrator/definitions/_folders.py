@@ -25,11 +25,8 @@ from workflow_orchestrator.definitions._submission import (
 )
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.storage import (
-    Database,
-    DefinitionConflict,
-    RegistrationResult,
-)
+from workflow_orchestrator.storage import Database, DefinitionConflict
+from workflow_orchestrator.storage.definitions import RegistrationResult
 
 __all__ = ["DefinitionFilesInvalid", "find_definition_files", "register_definition_files"]
 

@@ -22,7 +22,8 @@ from workflow_orchestrator.dsl.validation import (
     validate_definition,
 )
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.storage import Database, RegistrationResult, register_definition
+from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage.definitions import RegistrationResult, register_definition
 
 __all__ = [
     "DEFINITION_ID_PATTERN",

@@ -31,6 +31,7 @@ from workflow_orchestrator.events._cloudevents import (
 )
 from workflow_orchestrator.events._database_source import DatabaseEventSource
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
+from workflow_orchestrator.events._outbox_signal import OutboxSignal
 from workflow_orchestrator.events._processing import EventProcessing, event_options
 from workflow_orchestrator.events._rabbitmq import (
     REJECTION_REASON_HEADER,
@@ -66,6 +67,7 @@ __all__ = [
     "EventRouter",
     "InvalidEvent",
     "OutboxRelay",
+    "OutboxSignal",
     "OutgoingMessage",
     "PublishFailed",
     "RabbitMQConnection",

@@ -68,12 +68,12 @@ from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.events._cloudevents import MAX_EVENT_SIZE, InvalidEvent, parse_json_event
 from workflow_orchestrator.events._routing import Router
+from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage import (
     DATABASE_ERRORS,
     Database,
     NotificationListener,
     describe_error,
-    retry_backoff,
 )
 from workflow_orchestrator.storage.events import (
     EVENTS_CHANNEL,
@@ -100,7 +100,8 @@ NOTIFY_CHANNEL = EVENTS_CHANNEL
 SOURCE_KIND = "database"
 """The ``source`` passed to the router and the ``source_kind`` of dead letters."""
 
-_RETRY_MAX = retry_backoff(100)  # the longest pause between attempts
+_RETRY_INITIAL = 0.1  # the first pause after a failure; doubling up to:
+_RETRY_MAX = 5.0  # the longest pause between attempts
 
 # What a lost or refused connection, or a failed statement (a deadlock, a serialization
 # failure), raises through ``Database.run`` and the router: logged and retried with backoff.
@@ -358,4 +359,4 @@ class DatabaseEventSource:
         self._attempt = 0
 
     def _next_delay(self) -> float:
-        return retry_backoff(self._attempt)
+        return backoff_step(self._attempt, initial=_RETRY_INITIAL, maximum=_RETRY_MAX)

@@ -40,6 +40,7 @@ import attrs
 import trio
 
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
+from workflow_orchestrator.events._outbox_signal import OutboxSignal
 from workflow_orchestrator.events._rabbitmq import BrokerError, OutgoingMessage, PublishFailed
 from workflow_orchestrator.storage import CONNECTION_ERRORS, Database
 from workflow_orchestrator.storage.events import (
@@ -111,7 +112,8 @@ class OutboxRelay:
     ``partitions`` returns the partitions this replica holds now (for example
     ``lambda: leases.current().partitions``); it is called before every read. ``exchanges`` maps
     ``business``/``system`` to exchange names. Run ``run`` in a nursery (``nursery.start``); call
-    ``notify()`` after committing outbox rows.
+    ``notify()`` after committing outbox rows, or pass the replica's ``signal``, which the
+    snapshot writer rings.
     """
 
     database: Database
@@ -126,6 +128,7 @@ class OutboxRelay:
     retry_initial: float = attrs.field(default=0.2, validator=_positive)
     retry_max: float = attrs.field(default=10.0, validator=_positive)
     rng: random.Random = attrs.field(factory=random.Random, repr=False)
+    signal: OutboxSignal = attrs.field(factory=OutboxSignal, repr=False)
     _wakeup: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
     _state: RelayState = attrs.field(default="idle", init=False)
     _published: int = attrs.field(default=0, init=False)
@@ -136,7 +139,7 @@ class OutboxRelay:
 
     def notify(self) -> None:
         """Wake the relay now (rows were committed). Cheap and idempotent; Trio thread only."""
-        self._wakeup.set()
+        self.signal.notify()
 
     def statistics(self) -> OutboxRelayStatistics:
         """The state and counters (no I/O)."""
@@ -164,7 +167,7 @@ class OutboxRelay:
         while True:
             # A fresh event before reading: a notify() that arrives while this batch is in
             # flight makes the wait below return at once, so no commit waits for the poll.
-            self._wakeup = trio.Event()
+            self._wakeup = self.signal.arm()
             full = await self._relay_one_batch()
             if full is None:
                 await trio.sleep(self._next_delay())

@@ -26,13 +26,14 @@ from workflow_orchestrator.config import EventProcessingSettings
 from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.events._database_source import DatabaseEventSource
 from workflow_orchestrator.events._outbox_relay import OutboxRelay
+from workflow_orchestrator.events._outbox_signal import OutboxSignal
 from workflow_orchestrator.events._rabbitmq import BrokerError, RabbitMQConnection, open_rabbitmq
 from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
 from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._wake_listener import WakeListener
-from workflow_orchestrator.instances import EventOptions, InstanceRuntime
+from workflow_orchestrator.instances import EventOptions, InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import count_outbox, count_subscribed_instances
 
 __all__ = ["EventProcessing", "event_options"]
@@ -55,14 +56,22 @@ def event_options(settings: EventProcessingSettings, lifecycle_events: bool) -> 
 
 @attrs.define(eq=False)
 class EventProcessing:
-    """See the module docstring; run with ``nursery.start(processing.run)``."""
+    """See the module docstring; run with ``nursery.start(processing.run)``.
+
+    ``runtime`` activates instances; ``leases`` are this replica's partitions, ``catalog`` the
+    definitions' interpreters, ``outbox`` the signal the snapshot writer rings after commits
+    that added outbox rows (the relay waits on it).
+    """
 
     settings: EventProcessingSettings
     database: Database
     runtime: InstanceRuntime
+    leases: PartitionLeases
+    catalog: WorkflowCatalog
     engine: ExpressionEngine
     owner_id: str
     metrics: ServiceMetrics | None = None
+    outbox: OutboxSignal = attrs.field(factory=OutboxSignal)
     router: EventRouter = attrs.field(init=False)
     broker: RabbitMQConnection | None = attrs.field(default=None, init=False)
     broker_error: str | None = attrs.field(default=None, init=False)
@@ -73,6 +82,8 @@ class EventProcessing:
         self.router = EventRouter(
             database=self.database,
             runtime=self.runtime,
+            leases=self.leases,
+            catalog=self.catalog,
             engine=self.engine,
             metrics=self.metrics,
             keep_unmatched_for=self.settings.unmatched_retention,
@@ -88,7 +99,9 @@ class EventProcessing:
     ) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.router.run)
-            await nursery.start(WakeListener(runtime=self.runtime).run)
+            await nursery.start(
+                WakeListener(runtime=self.runtime, database=self.database, leases=self.leases).run
+            )
             if self.uses_broker:
                 nursery.start_soon(self._run_broker)
             else:
@@ -125,11 +138,11 @@ class EventProcessing:
                     relay = OutboxRelay(
                         database=self.database,
                         publisher=connection,
-                        partitions=lambda: self.runtime.leases.current().partitions,
+                        partitions=lambda: self.leases.current().partitions,
                         exchanges={"business": business, "system": system},
+                        signal=self.outbox,
                     )
                     self.relay = relay
-                    self.runtime.writer.on_outbox = relay.notify
                     try:
                         async with trio.open_nursery() as nursery:
                             await nursery.start(relay.run)
@@ -139,7 +152,6 @@ class EventProcessing:
                                 )
                             )
                     finally:
-                        self.runtime.writer.on_outbox = None
                         self.broker = None
             except (BrokerError, OSError) as exc:  # unreachable, refused, topology conflict
                 self.broker_error = str(exc)

@@ -34,9 +34,9 @@ from workflow_orchestrator.dsl.expressions import is_runtime_expression
 from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter
 from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
 from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
-from workflow_orchestrator.instances import InstanceRuntime, correlation_key
+from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog, correlation_key
 from workflow_orchestrator.observability import ServiceMetrics
-from workflow_orchestrator.storage import Database, InstanceStart
+from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import (
     EventToRoute,
     RoutingStale,
@@ -48,6 +48,7 @@ from workflow_orchestrator.storage.events import (
     purge_event_records,
     route_batch,
 )
+from workflow_orchestrator.storage.instances import InstanceStart
 
 __all__ = ["EventRouter", "Starter"]
 
@@ -78,6 +79,8 @@ class EventRouter:
 
     database: Database
     runtime: InstanceRuntime
+    leases: PartitionLeases
+    catalog: WorkflowCatalog
     engine: ExpressionEngine
     metrics: ServiceMetrics | None = None
     keep_unmatched_for: float = 0.0
@@ -139,9 +142,7 @@ class EventRouter:
             return
         starters = []
         for version in await load_event_starters(self.database):
-            interpreter = await self.runtime.catalog.interpreter(
-                version.definition_id, version.version
-            )
+            interpreter = await self.catalog.interpreter(version.definition_id, version.version)
             schedule = interpreter.workflow.schedule
             if schedule is None or schedule.on is None:
                 continue
@@ -250,7 +251,7 @@ class EventRouter:
                     batch,
                     shapes_version=self._shapes_version,
                     definitions_stamp=self._starters_stamp,
-                    local_partitions=self.runtime.leases.current().partitions,
+                    local_partitions=self.leases.current().partitions,
                     keep_unmatched=self.keep_unmatched_for > 0,
                     consume=consume,
                 )

@@ -15,8 +15,9 @@ import attrs
 import trio
 
 from workflow_orchestrator.instances import InstanceRuntime
-from workflow_orchestrator.storage import NotificationListener, partition_of
+from workflow_orchestrator.storage import Database, NotificationListener, PartitionLeases
 from workflow_orchestrator.storage.events import WAKE_CHANNEL, instances_to_wake
+from workflow_orchestrator.storage.instances import partition_of
 
 __all__ = ["WakeListener"]
 
@@ -28,6 +29,8 @@ class WakeListener:
     """LISTEN ``workflow_wake`` and activate this replica's instances (see module docstring)."""
 
     runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
     sweep_every: float = 5.0
     sweep_after: float = 5.0
     _send: trio.MemorySendChannel[str] = attrs.field(init=False)
@@ -40,7 +43,7 @@ class WakeListener:
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 NotificationListener(
-                    database=self.runtime.database,
+                    database=self.database,
                     channel=WAKE_CHANNEL,
                     on_payload=self._push,
                     name="wake-ups",
@@ -56,7 +59,7 @@ class WakeListener:
             self._send.send_nowait(payload)
 
     async def _activate(self, ids: list[str]) -> None:
-        held = self.runtime.leases.current().partitions
+        held = self.leases.current().partitions
         for text in ids:
             try:
                 instance_id = uuid.UUID(text)
@@ -68,13 +71,11 @@ class WakeListener:
     async def _sweep(self) -> None:
         while True:
             await trio.sleep(self.sweep_every)
-            held = self.runtime.leases.current().partitions
+            held = self.leases.current().partitions
             if not held:
                 continue
             try:
-                found = await instances_to_wake(
-                    self.runtime.database, held, older_than=self.sweep_after
-                )
+                found = await instances_to_wake(self.database, held, older_than=self.sweep_after)
             except Exception as exc:  # the database may be away: the next sweep retries
                 logger.debug("wake sweep failed: %s", exc)
                 continue

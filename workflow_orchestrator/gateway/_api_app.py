@@ -15,7 +15,7 @@ from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._instance_routes import instance_routes
 from workflow_orchestrator.gateway._openapi import openapi_routes
 from workflow_orchestrator.gateway._problems import install_problem_handlers
-from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.instances import InstanceRuntime, InterpreterSource
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
 
@@ -32,12 +32,13 @@ def create_api_app(
     context_path: str = "/api",
     validation: ValidationOptions | None = None,
     runtime: InstanceRuntime | None = None,
+    catalog: InterpreterSource | None = None,
     events: EventSubmitter | None = None,
 ) -> QuartTrio:
     """Build the API app with every route under ``context_path``.
 
-    The instances routes exist when an ``InstanceRuntime`` is given, ``POST /v1/events`` when
-    the event router (``events``) is.
+    The instances routes exist when an ``InstanceRuntime`` and the ``catalog`` of definition
+    interpreters are given, ``POST /v1/events`` when the event router (``events``) is.
     """
     app = QuartTrio("workflow_orchestrator.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -46,8 +47,8 @@ def create_api_app(
         install_request_metrics(app, metrics, "api")
     v1 = Blueprint("v1", __name__, url_prefix=context_path.rstrip("/") + "/v1")
     v1.register_blueprint(definition_routes(database, validation or ValidationOptions()))
-    if runtime is not None:
-        v1.register_blueprint(instance_routes(runtime))
+    if runtime is not None and catalog is not None:
+        v1.register_blueprint(instance_routes(runtime, database, catalog))
     if events is not None:
         v1.register_blueprint(event_routes(events))
     app.register_blueprint(v1)

@@ -25,10 +25,8 @@ from workflow_orchestrator.definitions import (
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
 from workflow_orchestrator.gateway._json import json_response
 from workflow_orchestrator.gateway._problems import problem_response
-from workflow_orchestrator.storage import (
-    Database,
-    DefinitionConflict,
-    DefinitionNotFound,
+from workflow_orchestrator.storage import Database, DefinitionConflict, DefinitionNotFound
+from workflow_orchestrator.storage.definitions import (
     DefinitionSummary,
     InvalidCursor,
     StoredDefinition,

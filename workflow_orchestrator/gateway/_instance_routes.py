@@ -24,14 +24,22 @@ from workflow_orchestrator.config._convert import parse_duration
 from workflow_orchestrator.gateway._definition_routes import page_size
 from workflow_orchestrator.gateway._json import json_response
 from workflow_orchestrator.gateway._problems import problem_response
-from workflow_orchestrator.instances import InputInvalid, InstanceRuntime, StartRequest
+from workflow_orchestrator.instances import (
+    InputInvalid,
+    InstanceRuntime,
+    InterpreterSource,
+    StartRequest,
+)
 from workflow_orchestrator.storage import (
-    INSTANCE_STATUSES,
+    Database,
     DefinitionNotFound,
     InstanceNotFound,
-    InstanceRecord,
-    InvalidCursor,
     InvalidStatusTransition,
+)
+from workflow_orchestrator.storage.definitions import InvalidCursor
+from workflow_orchestrator.storage.instances import (
+    INSTANCE_STATUSES,
+    InstanceRecord,
     instance_history,
     list_instances,
     load_instance,
@@ -69,11 +77,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def _instance_json(
-    runtime: InstanceRuntime, record: InstanceRecord, snapshot: dict[str, Any] | None = None
+    catalog: InterpreterSource, record: InstanceRecord, snapshot: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    workflow = (
-        await runtime.catalog.interpreter(record.definition_id, record.definition_version)
-    ).workflow
+    workflow = (await catalog.interpreter(record.definition_id, record.definition_version)).workflow
     state = (snapshot or {}).get("state") or {}
     return {
         "id": str(record.instance_id),
@@ -184,10 +190,12 @@ def _statuses() -> list[str] | None:
     return values or None
 
 
-def instance_routes(runtime: InstanceRuntime) -> Blueprint:
-    """The instance routes, relative to the API's ``/v1`` prefix."""
+def instance_routes(
+    runtime: InstanceRuntime, database: Database, catalog: InterpreterSource
+) -> Blueprint:
+    """The instance routes, relative to the API's ``/v1`` prefix: ``runtime`` starts and
+    commands instances, ``database`` serves the reads, ``catalog`` describes definitions."""
     routes = Blueprint("instances", __name__, url_prefix="/workflow-instances")
-    database = runtime.database
 
     @routes.errorhandler(InstanceNotFound)
     async def not_found(exc: InstanceNotFound) -> Response:
@@ -219,7 +227,7 @@ def instance_routes(runtime: InstanceRuntime) -> Blueprint:
             )
         location = f"{request.path.rstrip('/')}/{record.instance_id}"
         return json_response(
-            await _instance_json(runtime, record),
+            await _instance_json(catalog, record),
             201 if created else 200,
             headers={"Location": location},
         )
@@ -249,7 +257,7 @@ def instance_routes(runtime: InstanceRuntime) -> Blueprint:
             raise _BadRequest(str(exc), "cursor") from None
         return json_response(
             {
-                "items": [await _instance_json(runtime, r) for r in page.items],
+                "items": [await _instance_json(catalog, r) for r in page.items],
                 "nextCursor": page.next_cursor,
                 "totalEstimate": page.total_estimate,
             }
@@ -270,7 +278,7 @@ def instance_routes(runtime: InstanceRuntime) -> Blueprint:
             await runtime.wait_terminal(instance_id, seconds)
         # After ?wait= the primary: the wait ended on its state, which a replica may lag.
         loaded = await load_instance(database, instance_id, read_only=wait is None)
-        return json_response(await _instance_json(runtime, loaded.record, loaded.snapshot))
+        return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))
 
     async def command(raw_id: str, action: str) -> Response:
         instance_id = _instance_id(raw_id)
@@ -279,7 +287,7 @@ def instance_routes(runtime: InstanceRuntime) -> Blueprint:
         except InvalidStatusTransition as exc:
             return problem_response(409, "invalid-transition", "Invalid Transition", str(exc))
         loaded = await load_instance(database, instance_id)
-        return json_response(await _instance_json(runtime, loaded.record, loaded.snapshot))
+        return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))
 
     @routes.post("/<raw_id>/cancel")
     async def cancel(raw_id: str) -> Response:

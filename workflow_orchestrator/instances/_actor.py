@@ -8,26 +8,31 @@ event or a command brings it back as a fresh actor from the snapshot.
 A bug in our code (an exception that is not a workflow error) crashes the actor; its supervisor
 restarts it and it resumes from the last committed snapshot. After ``MAX_ATTEMPTS`` restarts
 the instance is marked faulted with the error, instead of being retried forever.
+
+Everything it uses of the service comes in its ``InstancePorts``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 import attrs
 import trio
 
 from workflow_orchestrator.actors import Actor, ActorContext, StopReason
+from workflow_orchestrator.dsl import Interpreter
 from workflow_orchestrator.dsl.runtime import ExecutionState
 from workflow_orchestrator.instances._effects import DurableEffects, Parked
-from workflow_orchestrator.storage import LeaseLost, RecoverableInstance, load_instance
+from workflow_orchestrator.instances._fault import fault_instance
+from workflow_orchestrator.instances._ports import InstancePorts
+from workflow_orchestrator.storage import LeaseLost
+from workflow_orchestrator.storage.instances import InstanceStatus, RecoverableInstance
+from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
 
-if TYPE_CHECKING:
-    from workflow_orchestrator.instances._runtime import InstanceRuntime
-
-__all__ = ["MAX_ATTEMPTS", "InstanceActor", "Recover", "Run"]
+__all__ = ["MAX_ATTEMPTS", "InstanceActor", "Recover", "Run", "start_instance_actor"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +63,24 @@ def _leaves(error: BaseException) -> list[BaseException]:
 class InstanceActor(Actor[Any]):
     """Drives one instance; see the module docstring."""
 
-    def __init__(self, runtime: InstanceRuntime, instance_id: uuid.UUID) -> None:
-        self.runtime = runtime
+    def __init__(self, ports: InstancePorts, instance_id: uuid.UUID) -> None:
+        self.ports = ports
         self.instance_id = instance_id
         self._scope: trio.CancelScope | None = None
-        self._requested: str | None = None  # "cancelled" or "suspended"
+        self._requested: InstanceStatus | None = None  # cancelled or suspended
         self._settled = trio.Event()
         self._gone = trio.Event()
         self._accepting = True  # False once the last run has ended
         self._again = False
 
     async def on_start(self, ctx: ActorContext[Any]) -> None:
-        self.runtime.live[self.instance_id] = self
+        self.ports.live.add(self.instance_id, self)
         if ctx.restart_count:
             ctx.self_ref.tell_nowait(Recover(attempt=ctx.restart_count))
 
     async def on_stop(self, ctx: ActorContext[Any], reason: StopReason) -> None:
         self._accepting = False
-        if self.runtime.live.get(self.instance_id) is self:
-            del self.runtime.live[self.instance_id]
+        self.ports.live.discard(self.instance_id, self)
         self._settled.set()
         self._gone.set()
 
@@ -96,7 +100,7 @@ class InstanceActor(Actor[Any]):
             failure = ctx.last_failure
             if message.attempt >= MAX_ATTEMPTS:
                 self._accepting = False
-                await self.runtime.fault(self.instance_id, failure, message.attempt)
+                await fault_instance(self.ports, self.instance_id, failure, message.attempt)
                 ctx.stop()
                 return
             logger.warning(
@@ -116,7 +120,7 @@ class InstanceActor(Actor[Any]):
         self._accepting = False
         ctx.stop()
 
-    async def interrupt(self, status: str) -> None:
+    async def interrupt(self, status: InstanceStatus) -> None:
         """Stop the run and record ``status`` (cancelled or suspended); wait until committed."""
         self._requested = status
         if self._scope is not None:
@@ -125,36 +129,34 @@ class InstanceActor(Actor[Any]):
             await self._settled.wait()
 
     async def _run(self, activation: RecoverableInstance | None) -> None:
-        runtime = self.runtime
+        ports = self.ports
         try:
             if activation is None:
-                activation = await load_instance(runtime.database, self.instance_id)
+                activation = await ports.load(self.instance_id)
             record = activation.record
-            if record.terminal or record.status == "suspended":
+            if record.terminal or record.status == InstanceStatus.SUSPENDED:
                 return
-            interpreter = await runtime.catalog.interpreter(
+            interpreter = await ports.interpreters.interpreter(
                 record.definition_id, record.definition_version
             )
             saved = (activation.snapshot or {}).get("state")
             if saved:
                 state = ExecutionState.from_json(saved)
-                if state.status in ("waiting", "suspended"):
-                    state.status = "running"
+                if state.status in (InstanceStatus.WAITING, InstanceStatus.SUSPENDED):
+                    state.status = InstanceStatus.RUNNING
             else:
                 state = interpreter.new_state(record.input, instance_id=str(self.instance_id))
             effects = DurableEffects(
-                runtime=runtime,
+                ports=ports,
                 instance_id=self.instance_id,
                 partition=record.partition,
-                lease_epoch=runtime.leases.epoch_of(record.partition),
+                lease_epoch=ports.lease_epoch(record.partition),
                 version=record.snapshot_version,
-                park_after=runtime.park_after,
-                on_commit=lambda status: runtime.committed(self.instance_id, status),
             )
             effects.start_from(
                 state,
                 inbox=activation.inbox,
-                waiting=record.status == "waiting",
+                waiting=record.status == InstanceStatus.WAITING,
                 resumed=bool(saved),
             )
             await self._drive(interpreter, effects, state)
@@ -170,7 +172,7 @@ class InstanceActor(Actor[Any]):
             self._settled.set()
 
     async def _drive(
-        self, interpreter: Any, effects: DurableEffects, state: ExecutionState
+        self, interpreter: Interpreter, effects: DurableEffects, state: ExecutionState
     ) -> None:
         parked: Parked | None = None
         with trio.CancelScope() as scope:
@@ -185,6 +187,25 @@ class InstanceActor(Actor[Any]):
         if self._requested is not None and scope.cancelled_caught:
             await effects.commit_final(self._requested, state)
         elif parked is not None:
-            self.runtime.parked(self.instance_id, parked.wake_at)
+            self.ports.parked(self.instance_id, parked.wake_at)
         else:
             await effects.flush()
+
+
+async def start_instance_actor(
+    supervisor: Supervisor,
+    ports: InstancePorts,
+    instance_id: uuid.UUID,
+    activation: RecoverableInstance | None = None,
+) -> None:
+    """Start the actor of ``instance_id`` under ``supervisor`` (transient: restarted after a
+    crash, not after it stops) unless it runs already, and tell it to run."""
+    spec = ActorSpec[Any](
+        name=str(instance_id),
+        factory=partial(InstanceActor, ports, instance_id),
+        restart=Restart.TRANSIENT,
+        mailbox_capacity=4,
+        shutdown_timeout=10.0,
+    )
+    ref = await supervisor.get_or_start_child(spec)
+    ref.tell_nowait(Run(activation=activation))

@@ -14,7 +14,8 @@ import jsonschema_rs
 
 from workflow_orchestrator.dsl import ExpressionEngine, Interpreter, Workflow, build_workflow
 from workflow_orchestrator.dsl.runtime import RuntimeOptions
-from workflow_orchestrator.storage import Database, get_definition
+from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage.definitions import get_definition
 
 __all__ = ["WorkflowCatalog"]
 

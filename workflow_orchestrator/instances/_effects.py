@@ -3,7 +3,8 @@
 When a snapshot becomes durable (the durability contract of architecture.md):
 
 - ``checkpoint`` (every task boundary) only remembers the latest state; the state is written
-  through the group-commit ``SnapshotWriter`` *before the next externally visible effect*
+  through the ports' snapshot sink (the group-commit ``SnapshotWriter`` in the service), as
+  ``plan_commit`` decides, *before the next externally visible effect*
   (an HTTP call, an emitted event, a process, a wait), at the first task boundary *after* one
   (so a task that called out is committed as completed before anything else runs), and when
   the run ends. A task recorded as completed in a committed snapshot is never executed again;
@@ -32,13 +33,14 @@ become outgoing rows (outbox or ``events`` table) in the same transaction as the
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import attrs
 import trio
@@ -54,19 +56,23 @@ from workflow_orchestrator.dsl.runtime import (
     ProcessResult,
     SubflowRequest,
 )
+from workflow_orchestrator.instances._commit import (
+    PLAIN_COMMIT,
+    CommitAsk,
+    CommitTarget,
+    Pending,
+    nothing_to_commit,
+    plan_commit,
+)
 from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
-from workflow_orchestrator.storage import (
+from workflow_orchestrator.instances._ports import InstancePorts
+from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InboxEvent,
-    InstanceSnapshot,
+    InstanceStatus,
     OutgoingEvent,
-    SubscriptionRow,
     TimerRow,
-    fetch_retained_events,
 )
-
-if TYPE_CHECKING:
-    from workflow_orchestrator.instances._runtime import InstanceRuntime
 
 __all__ = ["DurableEffects", "Parked", "secret_from_environment"]
 
@@ -74,7 +80,6 @@ SECRET_PREFIX = "WORKFLOW_SECRET_"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]")
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
-_ALL_INBOX = 2**62  # inbox_through for a terminal snapshot: everything left is dropped
 
 
 class Parked(Exception):
@@ -87,8 +92,6 @@ class Parked(Exception):
 
 def secret_from_environment(name: str) -> Any:
     """``$secrets.<name>`` from ``WORKFLOW_SECRET_<NAME>`` (JSON when it parses, else text)."""
-    import json
-
     raw = os.environ.get(SECRET_PREFIX + _NOT_NAME.sub("_", name).upper())
     if raw is None:
         return None
@@ -98,7 +101,7 @@ def secret_from_environment(name: str) -> Any:
         return raw
 
 
-def _history_row(event: CloudEvent) -> HistoryRow:
+def _history_row(event: CloudEvent, clock: Callable[[], datetime]) -> HistoryRow:
     attributes = event.attributes
     kind = (
         str(attributes.get("type", "")).removeprefix("io.serverlessworkflow.").removesuffix(".v1")
@@ -108,49 +111,54 @@ def _history_row(event: CloudEvent) -> HistoryRow:
         {k: v for k, v in data.items() if k not in _HISTORY_DROPS} if isinstance(data, dict) else {}
     )
     at = attributes.get("time")
-    moment = datetime.fromisoformat(at) if isinstance(at, str) and at else datetime.now(UTC)
+    moment = datetime.fromisoformat(at) if isinstance(at, str) and at else clock()
     task_ref = details.get("task") if isinstance(details.get("task"), str) else ""
     return HistoryRow(kind=kind, task_ref=task_ref or "", at=moment, details=details)
 
 
-def _parse_time(value: str) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 @attrs.define(eq=False)
 class DurableEffects:
-    """Effects of one activation of one instance (see the module docstring)."""
+    """Effects of one activation of one instance (see the module docstring).
 
-    runtime: InstanceRuntime
+    ``ports`` is all it uses of the service; ``version`` is the last committed snapshot
+    version, ``lease_epoch`` the epoch the activation runs under (stamped on its snapshots).
+    """
+
+    ports: InstancePorts
     instance_id: uuid.UUID
     partition: int
     lease_epoch: int | None
     version: int
-    park_after: float
-    on_commit: Callable[[str], None]
+    _target: CommitTarget = attrs.field(init=False)
+    # What the last commit does not hold yet (the inputs of plan_commit):
     _latest: dict[str, Any] | None = attrs.field(default=None, init=False)
+    _status: str = attrs.field(default=InstanceStatus.PENDING, init=False)
     _dirty: bool = attrs.field(default=False, init=False)
-    _status: str = attrs.field(default="pending", init=False)
     _history: list[HistoryRow] = attrs.field(factory=list, init=False)
-    _in_flight: int = attrs.field(default=0, init=False)
-    _sleepers: list[TimerRow] = attrs.field(factory=list, init=False)
-    # True while committed durable timers may exist (the instance was parked): the next commit
-    # removes them unless it parks with new ones.
-    _timed: bool = attrs.field(default=False, init=False)
-    _effects_since_commit: bool = attrs.field(default=False, init=False)
     _outgoing: list[OutgoingEvent] = attrs.field(factory=list, init=False)
-    _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
+    _sleepers: list[TimerRow] = attrs.field(factory=list, init=False)
     _inbox_through: int = attrs.field(default=0, init=False)
-    # True while committed subscriptions may exist (the instance was waiting): the next commit
-    # removes them unless it parks with new ones.
+    # True while committed subscriptions (timers) may exist, as the instance was waiting
+    # (parked): the next commit removes them unless it parks with new ones.
     _subscribed: bool = attrs.field(default=False, init=False)
+    _timed: bool = attrs.field(default=False, init=False)
+    # When to commit: an external effect returned since the last commit (commit at the next
+    # task boundary), calls in flight (a long wait then sleeps in place instead of parking).
+    _effects_since_commit: bool = attrs.field(default=False, init=False)
+    _in_flight: int = attrs.field(default=0, init=False)
+    _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
     _retained_read: set[str] = attrs.field(factory=set, init=False)
     _retained_events: list[dict[str, Any]] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._target = CommitTarget(
+            instance_id=self.instance_id, partition=self.partition, lease_epoch=self.lease_epoch
+        )
 
     # -- time and identity ----------------------------------------------------------------
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.ports.clock()
 
     def new_id(self) -> str:
         return str(uuid.uuid4())
@@ -183,8 +191,8 @@ class DurableEffects:
         self._timed = waiting or resumed  # a resumed instance may have parked before
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
-        self._history.append(_history_row(event))
-        row = self.runtime.event_options.lifecycle_outgoing(event)
+        self._history.append(_history_row(event, self.ports.clock))
+        row = self.ports.events.lifecycle_outgoing(event)
         if row is not None:
             self._outgoing.append(row)
 
@@ -196,72 +204,41 @@ class DurableEffects:
             # A task that called out has completed: commit now, so that it never runs again.
             await self.flush()
 
-    async def flush(
-        self,
-        *,
-        status: str | None = None,
-        wake_at: datetime | None = None,
-        extra: str = "",
-        subscriptions: tuple[SubscriptionRow, ...] | None = None,
-        timers: tuple[TimerRow, ...] | None = None,
-    ) -> None:
-        """Commit the latest checkpoint (and the history since the last commit); park with
-        ``subscriptions`` and ``timers`` when given."""
-        if not (
-            self._dirty
-            or self._history
-            or self._outgoing
-            or status is not None
-            or subscriptions is not None
-            or timers is not None
-        ):
-            return
-        state = self._latest
-        if state is None:
-            raise RuntimeError("flush before the first checkpoint")  # the interpreter's contract
-        final = status or self._status
-        self.version += 1
-        history = tuple(self._history)
-        if extra:
-            history += (HistoryRow(kind=f"workflow.{extra}", at=self.now()),)
-        terminal = final in ("completed", "faulted", "cancelled")
-        if subscriptions is None and (self._subscribed or terminal):
-            subscriptions = ()  # listening is over: drop what a park committed
-        if timers is None and self._sleepers and not terminal:
-            # Tasks sleep in memory (a short wait, a timeout beside a call): their timers are
-            # durable too, so an instance that crashes while waiting is woken after a restart.
-            timers = tuple(self._sleepers)
-        elif timers is None and (self._timed or terminal):
-            timers = ()  # awake: the timers of the last park are consumed
-        inbox_through = _ALL_INBOX if terminal else self._inbox_through
-        snapshot = InstanceSnapshot(
-            instance_id=self.instance_id,
-            partition=self.partition,
-            snapshot_version=self.version,
-            status=final,
-            snapshot={"state": state, "wakeAt": wake_at.isoformat() if wake_at else None},
-            output=state.get("output") if final == "completed" else None,
-            error=state.get("error") if final == "faulted" else None,
-            context=state.get("context") or {},
-            started_at=_parse_time(state.get("startedAt") or ""),
-            completed_at=self.now() if final in ("completed", "faulted", "cancelled") else None,
-            history=history,
-            lease_epoch=self.lease_epoch,
-            subscriptions=subscriptions,
-            inbox_through=inbox_through,
+    def pending(self) -> Pending:
+        """What the last commit does not hold yet (no I/O)."""
+        return Pending(
+            state=self._latest,
+            status=self._status,
+            changed=self._dirty,
+            history=tuple(self._history),
             outgoing=tuple(self._outgoing),
-            timers=timers,
+            sleepers=tuple(self._sleepers),
+            inbox_through=self._inbox_through,
+            subscriptions_held=self._subscribed,
+            timers_held=self._timed,
         )
-        self._outgoing = []
-        if subscriptions is not None:
-            self._subscribed = bool(subscriptions)
-        if timers is not None:
-            self._timed = bool(timers)
+
+    async def flush(self, ask: CommitAsk = PLAIN_COMMIT) -> None:
+        """Commit what is pending (``plan_commit``), with ``ask`` (a park, a status decided
+        outside the interpreter); returns once it is durable, at once when nothing is."""
+        if nothing_to_commit(self._dirty, self._history, self._outgoing, ask):
+            return
+        snapshot = plan_commit(self._target, self.version, self.pending(), ask, self.now())
+        if snapshot is None:
+            return
+        # The commit now holds all this: later effects start a new pending set (before the
+        # write's await, so what happens meanwhile goes to the next commit).
+        self.version = snapshot.snapshot_version
         self._history = []
+        self._outgoing = []
         self._dirty = False
         self._effects_since_commit = False
-        await self.runtime.writer.write(snapshot)
-        self.on_commit(final)
+        if snapshot.subscriptions is not None:
+            self._subscribed = bool(snapshot.subscriptions)
+        if snapshot.timers is not None:
+            self._timed = bool(snapshot.timers)
+        await self.ports.snapshots.write(snapshot)
+        self.ports.committed(self.instance_id, snapshot.status)
 
     def _park_timers(self, own: TimerRow | None) -> tuple[TimerRow, ...]:
         """The durable timers of a park: this wait's and those other tasks sleep on."""
@@ -271,12 +248,12 @@ class DurableEffects:
     def _wake_time(timers: tuple[TimerRow, ...]) -> datetime | None:
         return min((t.due_at for t in timers), default=None)
 
-    async def commit_final(self, status: str, state: ExecutionState) -> None:
+    async def commit_final(self, status: InstanceStatus, state: ExecutionState) -> None:
         """Write a status decided outside the interpreter (cancelled, suspended) on top of
         the last checkpoint: whatever ran since then runs again on resume."""
         self._latest = dict(self._latest) if self._latest is not None else state.to_json()
         self._latest["status"] = status
-        await self.flush(status=status, extra=status)
+        await self.flush(CommitAsk(status=status, note=status))
 
     # -- effects --------------------------------------------------------------------------
 
@@ -287,10 +264,10 @@ class DurableEffects:
         timer = TimerRow(timer_key=key or f"timer@{when.isoformat()}", kind=kind, due_at=when)
         # A timeout's timer runs beside the work it guards: it never parks the instance itself
         # (the guarded work parks when it waits, with this timer among its durable timers).
-        if kind != "timeout" and delay > self.park_after and self._in_flight == 0:
+        if kind != "timeout" and delay > self.ports.park_after and self._in_flight == 0:
             timers = self._park_timers(timer)
             wake_at = self._wake_time(timers)
-            await self.flush(wake_at=wake_at, timers=timers)
+            await self.flush(CommitAsk(wake_at=wake_at, timers=timers))
             raise Parked(wake_at)
         self._sleepers.append(timer)  # before any await: a park meanwhile must include it
         try:
@@ -303,7 +280,7 @@ class DurableEffects:
         await self.flush()
         self._in_flight += 1
         try:
-            return await self.runtime.http_client.http(request)
+            return await self.ports.http.http(request)
         finally:
             self._in_flight -= 1
             self._effects_since_commit = True
@@ -315,7 +292,7 @@ class DurableEffects:
         self._history.append(
             HistoryRow(kind="event.emitted", task_ref="", at=self.now(), details=data)
         )
-        self._outgoing.append(outgoing_event(event, self.runtime.event_options.emit_destination))
+        self._outgoing.append(outgoing_event(event, self.ports.events.emit_destination))
         self._dirty = True
         await self.flush()
 
@@ -335,22 +312,20 @@ class DurableEffects:
             await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
         timers = self._park_timers(None)
         wake_at = self._wake_time(timers)
-        rows = await subscription_rows(request, self.runtime.shapes)
-        await self.flush(wake_at=wake_at, subscriptions=rows, timers=timers)
+        rows = await subscription_rows(request, self.ports.shapes)
+        await self.flush(CommitAsk(wake_at=wake_at, subscriptions=rows, timers=timers))
         raise Parked(wake_at)
 
     async def _retained(self, request: ListenRequest) -> CloudEvent | None:
         """A retained unmatched event for this listen (``eventProcessing.unmatchedRetention``),
         read once per listen task and activation; None when there is none left."""
-        keep = self.runtime.unmatched_retention
+        keep = self.ports.unmatched_retention
         if keep <= 0:
             return None
         if request.task_ref not in self._retained_read:
             self._retained_read.add(request.task_ref)
             types = {str(f.attributes.get("type", "")) for f in await request.subscriptions()}
-            self._retained_events.extend(
-                await fetch_retained_events(self.runtime.database, types, keep)
-            )
+            self._retained_events.extend(await self.ports.retained_events(types, keep))
         while self._retained_events:
             event = CloudEvent(attributes=self._retained_events.pop(0))
             if event.key not in request.exclude:
@@ -371,7 +346,7 @@ class DurableEffects:
         await self.flush()
         self._in_flight += 1
         try:
-            return await self.runtime.run_process(request)
+            return await self.ports.processes.run_process(request)
         finally:
             self._in_flight -= 1
             self._effects_since_commit = True

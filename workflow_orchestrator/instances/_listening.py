@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from workflow_orchestrator.dsl.runtime import CloudEvent, ListenRequest
-from workflow_orchestrator.storage import (
-    Database,
-    OutgoingEvent,
-    SubscriptionRow,
-    ensure_shape,
-)
+from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage.events import ensure_shape
+from workflow_orchestrator.storage.instances import OutgoingEvent, SubscriptionRow
 
 __all__ = [
     "EventOptions",
     "ShapeRegistry",
+    "ShapeSource",
     "correlation_key",
     "outgoing_event",
     "subscription_rows",
@@ -70,6 +68,12 @@ def outgoing_event(event: CloudEvent, destination: str) -> OutgoingEvent:
     )
 
 
+class ShapeSource(Protocol):
+    """The id of a subscription shape, registered on first use (``ShapeRegistry``)."""
+
+    async def shape_id(self, event_type: str, correlate: tuple[tuple[str, str], ...]) -> int: ...
+
+
 @attrs.define(eq=False)
 class ShapeRegistry:
     """The ids of subscription shapes, registered on first use and cached for the process."""
@@ -93,7 +97,7 @@ def _type_of(attributes: Mapping[str, Any]) -> str:
 
 
 async def subscription_rows(
-    request: ListenRequest, shapes: ShapeRegistry
+    request: ListenRequest, shapes: ShapeSource
 ) -> tuple[SubscriptionRow, ...]:
     """The ``event_subscriptions`` rows of a parked listen."""
     rows = []

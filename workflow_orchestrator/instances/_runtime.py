@@ -9,72 +9,65 @@ Commands (cancel, suspend, resume) go to the live actor when the instance is run
 stops its run and commits the status itself; otherwise they change the stored status directly.
 A per-instance lock orders a command against an activation of the same instance, so neither
 overwrites the other.
+
+The runtime receives what it uses from the composition root (the database for its own reads
+and starts, the snapshot sink, leases, the catalog, the supervisor, HTTP and processes) and
+hands its actors one frozen ``InstancePorts`` built from them and its own callbacks; nobody
+reaches through the runtime to those.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 
-from workflow_orchestrator.actors import FailureInfo
-from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
-from workflow_orchestrator.dsl.runtime import (
-    HttpRequest,
-    HttpResponse,
-    ProcessRequest,
-    ProcessResult,
-)
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.instances._actor import InstanceActor, Run
+from workflow_orchestrator.instances._actor import start_instance_actor
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
+from workflow_orchestrator.instances._commands import Command, command_transition
 from workflow_orchestrator.instances._listening import EventOptions, ShapeRegistry
-from workflow_orchestrator.instances._timers import WakeTimers
-from workflow_orchestrator.storage import (
-    TERMINAL_STATUSES,
-    Database,
-    HistoryRow,
+from workflow_orchestrator.instances._live import LiveInstances
+from workflow_orchestrator.instances._ports import (
+    HttpPort,
+    InstancePorts,
+    ProcessPort,
+    SnapshotSink,
+    utc_now,
+)
+from workflow_orchestrator.instances._recovery import recovery_run
+from workflow_orchestrator.instances._timers import WakeTimers, due_within
+from workflow_orchestrator.instances._waiters import TerminalWaiters
+from workflow_orchestrator.storage import Database, PartitionLeases
+from workflow_orchestrator.storage.definitions import get_definition
+from workflow_orchestrator.storage.events import fetch_retained_events, notify_wake
+from workflow_orchestrator.storage.instances import (
     InstanceCreator,
     InstanceRecord,
-    InstanceSnapshot,
+    InstanceStatus,
     NewInstance,
-    PartitionLeases,
     RecoverableInstance,
-    SnapshotWriter,
     create_instance,
-    get_definition,
     list_recoverable,
     load_instance,
-    notify_wake,
     partition_of,
     set_status,
 )
-from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
+from workflow_orchestrator.supervision import Supervisor
 
-__all__ = ["HttpClient", "InputInvalid", "InstanceRuntime", "StartRequest"]
+__all__ = ["InputInvalid", "InstanceRuntime", "StartRequest"]
 
 logger = logging.getLogger(__name__)
 
 _RECOVERY_PAGE = 500
 _WAKE_HOLD = 10.0
-_COMMANDS = {
-    "cancel": ("cancelled", ("pending", "running", "waiting", "suspended")),
-    "suspend": ("suspended", ("pending", "running", "waiting")),
-    "resume": ("running", ("suspended",)),
-}
-
-
-class HttpClient(Protocol):
-    """What the runtime needs of an HTTP client (``HttpxClient`` in the service)."""
-
-    async def http(self, request: HttpRequest) -> HttpResponse: ...
 
 
 class InputInvalid(OrchestratorError, ValueError):
@@ -103,17 +96,22 @@ class StartRequest:
 
 @attrs.define(eq=False)
 class InstanceRuntime:
-    """See the module docstring."""
+    """See the module docstring.
 
-    database: Database
-    writer: SnapshotWriter
-    leases: PartitionLeases
-    catalog: WorkflowCatalog
-    supervisor: Supervisor
-    http_client: HttpClient
-    # Runs enabled shell/script tasks (``run_local_process`` in the service).
-    process_runner: Callable[[ProcessRequest], Awaitable[ProcessResult]]
-    run_process_enabled: tuple[bool, bool] = (False, False)  # shell, script
+    ``snapshots`` is where the actors commit (the ``SnapshotWriter``), ``http`` and
+    ``processes`` their outbound effects; ``on_timer_fired(lateness_seconds)`` is told about
+    every wake-up fired (the scheduler's metrics). ``timers`` (the in-memory wake-ups, which
+    the scheduler's timer service arms) and ``live`` (the running actors) are the runtime's
+    own; ``ports`` is the record every actor of this runtime receives.
+    """
+
+    _database: Database = attrs.field(alias="database")
+    _snapshots: SnapshotSink = attrs.field(alias="snapshots")
+    _leases: PartitionLeases = attrs.field(alias="leases")
+    _catalog: WorkflowCatalog = attrs.field(alias="catalog")
+    _supervisor: Supervisor = attrs.field(alias="supervisor")
+    _http: HttpPort = attrs.field(alias="http")
+    _processes: ProcessPort = attrs.field(alias="processes")
     park_after: float = 1.0
     partition_check_every: float = 2.0
     event_options: EventOptions = attrs.field(factory=EventOptions)
@@ -122,22 +120,42 @@ class InstanceRuntime:
     # later ones are armed by the scheduler's timer service as they come near.
     timer_lookahead: float = 5.0
     wake_concurrency: int = 10
-    live: dict[uuid.UUID, InstanceActor] = attrs.field(factory=dict, init=False)
-    shapes: ShapeRegistry = attrs.field(init=False)
+    on_timer_fired: Callable[[float], None] | None = None
+    clock: Callable[[], datetime] = utc_now
+    live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
-    creator: InstanceCreator = attrs.field(init=False)
+    ports: InstancePorts = attrs.field(init=False)
+    _creator: InstanceCreator = attrs.field(init=False)
+    _waiters: TerminalWaiters = attrs.field(factory=TerminalWaiters, init=False)
     # definition id -> the latest live version seen; only a hint, checked by the INSERT.
     _latest_versions: dict[str, str] = attrs.field(factory=dict, init=False)
     _locks: dict[uuid.UUID, trio.Lock] = attrs.field(factory=dict, init=False)
     _commanded: set[uuid.UUID] = attrs.field(factory=set, init=False)
-    _waiters: dict[uuid.UUID, trio.Event] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.timers = WakeTimers(
-            wake=self.wake, limiter=trio.CapacityLimiter(self.wake_concurrency)
+            wake=self.wake,
+            limiter=trio.CapacityLimiter(self.wake_concurrency),
+            on_fire=self.on_timer_fired,
         )
-        self.creator = InstanceCreator(database=self.database)
-        self.shapes = ShapeRegistry(database=self.database)
+        self._creator = InstanceCreator(database=self._database)
+        self.ports = InstancePorts(
+            snapshots=self._snapshots,
+            load=partial(load_instance, self._database),
+            interpreters=self._catalog,
+            shapes=ShapeRegistry(database=self._database),
+            http=self._http,
+            processes=self._processes,
+            retained_events=partial(fetch_retained_events, self._database),
+            events=self.event_options,
+            unmatched_retention=self.unmatched_retention,
+            park_after=self.park_after,
+            lease_epoch=self._leases.epoch_of,
+            clock=self.clock,
+            committed=self.committed,
+            parked=self.parked,
+            live=self.live,
+        )
 
     # -- service --------------------------------------------------------------------------
 
@@ -146,7 +164,7 @@ class InstanceRuntime:
     ) -> None:
         """Recover the partitions' instances, then fire wake-ups until cancelled."""
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.creator.run)
+            await nursery.start(self._creator.run)
             await nursery.start(self.timers.run)
             held = self._epochs()
             await self._recover_logged(frozenset(held))
@@ -163,7 +181,7 @@ class InstanceRuntime:
                 held = current
 
     def _epochs(self) -> dict[int, int]:
-        return {p: lease.epoch for p, lease in self.leases.current().leases.items()}
+        return {p: lease.epoch for p, lease in self._leases.current().leases.items()}
 
     async def _recover_logged(self, partitions: frozenset[int]) -> None:
         found = await self.recover(partitions)
@@ -176,15 +194,13 @@ class InstanceRuntime:
         found = 0
         while partitions:
             page = await list_recoverable(
-                self.database, partitions=partitions, after=after, limit=_RECOVERY_PAGE
+                self._database, partitions=partitions, after=after, limit=_RECOVERY_PAGE
             )
             for item in page:
                 found += 1
-                record = item.record
-                if record.status == "waiting" and item.has_inbox:
-                    await self.activate(record.instance_id)  # events arrived meanwhile
-                elif record.status in ("pending", "running"):
-                    await self.activate(record.instance_id, item)
+                run = recovery_run(item)
+                if run is not None:
+                    await self.activate(item.record.instance_id, run.activation)
             if len(page) < _RECOVERY_PAGE:
                 break
             after = page[-1].record.instance_id
@@ -206,15 +222,15 @@ class InstanceRuntime:
         """
         definition_id = request.definition_id
         version = request.version or self._latest_versions.get(definition_id)
-        if version is not None and self.creator.running:
-            interpreter = await self.catalog.interpreter(definition_id, version)
-            problems = self.catalog.input_problems(
+        if version is not None and self._creator.running:
+            interpreter = await self._catalog.interpreter(definition_id, version)
+            problems = self._catalog.input_problems(
                 definition_id, version, interpreter.workflow, request.input
             )
             if problems and request.version is not None:
                 raise InputInvalid(definition_id, version, problems)
             if not problems:
-                outcome = await self.creator.create(
+                outcome = await self._creator.create(
                     NewInstance(
                         definition_id=definition_id,
                         definition_version=version,
@@ -238,16 +254,16 @@ class InstanceRuntime:
         """Start an instance with its own reads and statements (see ``start_instance``)."""
         version = request.version
         if version is None:
-            version = (await get_definition(self.database, request.definition_id)).version
+            version = (await get_definition(self._database, request.definition_id)).version
             self._latest_versions[request.definition_id] = version
-        interpreter = await self.catalog.interpreter(request.definition_id, version)
-        problems = self.catalog.input_problems(
+        interpreter = await self._catalog.interpreter(request.definition_id, version)
+        problems = self._catalog.input_problems(
             request.definition_id, version, interpreter.workflow, request.input
         )
         if problems:
             raise InputInvalid(request.definition_id, version, problems)
         record, created = await create_instance(
-            self.database,
+            self._database,
             definition_id=request.definition_id,
             definition_version=version,
             input=request.input,
@@ -261,18 +277,22 @@ class InstanceRuntime:
     async def _run_new(self, record: InstanceRecord) -> None:
         """Run a new instance here when this replica holds its partition, else tell the
         replica that does (``NOTIFY workflow_wake``; its sweep finds it if that is lost)."""
-        if record.partition in self.leases.current().partitions:
+        if record.partition in self._leases.current().partitions:
             await self.activate(
                 record.instance_id, RecoverableInstance(record=record, snapshot=None)
             )
             return
         ids = [str(record.instance_id)]
-        await self.database.run(lambda connection: notify_wake(connection, ids))
+        await self._database.run(lambda connection: notify_wake(connection, ids))
+
+    def _holds(self, instance_id: uuid.UUID) -> bool:
+        """Whether this replica holds the instance's partition now (no I/O)."""
+        return partition_of(instance_id) in self._leases.current().partitions
 
     async def wake(self, instance_id: uuid.UUID) -> None:
         """A parked instance is due: run it again from its snapshot (when this replica still
         holds its partition; otherwise its new owner fires the timer)."""
-        if partition_of(instance_id) not in self.leases.current().partitions:
+        if not self._holds(instance_id):
             return
         await self.activate(instance_id)
         actor = self.live.get(instance_id)
@@ -286,7 +306,7 @@ class InstanceRuntime:
         """An instance parked (its timers are committed): arm its wake-up when it is near."""
         if wake_at is None:
             self.timers.disarm(instance_id)
-        elif (wake_at - datetime.now(UTC)).total_seconds() <= self.timer_lookahead:
+        elif due_within(wake_at, self.clock(), self.timer_lookahead):
             self.timers.arm(instance_id, wake_at)
 
     async def activate(
@@ -306,110 +326,49 @@ class InstanceRuntime:
             if instance_id in self._commanded:
                 self._commanded.discard(instance_id)
                 activation = None  # a command changed it since: read it again
-            spec = ActorSpec[Any](
-                name=str(instance_id),
-                factory=partial(InstanceActor, self, instance_id),
-                restart=Restart.TRANSIENT,
-                mailbox_capacity=4,
-                shutdown_timeout=10.0,
-            )
-            ref = await self.supervisor.get_or_start_child(spec)
-            ref.tell_nowait(Run(activation=activation))
+            await start_instance_actor(self._supervisor, self.ports, instance_id, activation)
 
     # -- commands -------------------------------------------------------------------------
 
     async def command(self, instance_id: uuid.UUID, action: str) -> None:
         """``cancel``, ``suspend`` or ``resume``, committed when this returns; raises
         ``InstanceNotFound`` and ``InvalidStatusTransition``."""
-        status, allowed_from = _COMMANDS[action]
+        command = Command(action)
+        transition = command_transition(command)
         actor = self.live.get(instance_id)
-        if actor is not None and action != "resume":
-            await actor.interrupt(status)
+        if actor is not None and command is not Command.RESUME:
+            await actor.interrupt(transition.status)
             return
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
             await set_status(
-                self.database,
+                self._database,
                 instance_id,
-                status,
-                allowed_from=allowed_from,
-                history_kind=f"workflow.{status if action != 'resume' else 'resumed'}",
+                transition.status,
+                allowed_from=transition.allowed_from,
+                history_kind=transition.history_kind,
             )
-            if status != "running":
+            if transition.status is not InstanceStatus.RUNNING:
                 self.timers.disarm(instance_id)
-            self.committed(instance_id, status)
-        if action == "resume":
+            self.committed(instance_id, transition.status)
+        if command is Command.RESUME:
             await self.activate(instance_id)
-
-    async def fault(
-        self, instance_id: uuid.UUID, failure: FailureInfo | None, attempts: int
-    ) -> None:
-        """Record a runtime error (a bug of ours) as the instance's fault."""
-        current = await load_instance(self.database, instance_id)
-        detail = f"{failure.type}: {failure.message}" if failure is not None else "unknown failure"
-        problem = Problem.standard(
-            ErrorType.RUNTIME,
-            title="Runtime Error",
-            detail=f"the instance failed {attempts} times in the runtime ({detail}); it is "
-            "marked faulted instead of being retried again",
-        ).to_json()
-        record = current.record
-        await self.writer.write(
-            InstanceSnapshot(
-                instance_id=instance_id,
-                partition=record.partition,
-                snapshot_version=record.snapshot_version + 1,
-                status="faulted",
-                snapshot=current.snapshot or {},
-                output=None,
-                error=problem,
-                context=record.context or {},
-                completed_at=datetime.now(UTC),
-                history=(HistoryRow(kind="workflow.faulted", details={"error": problem}),),
-            )
-        )
-        logger.error(
-            "workflow instance %s faulted after %d runtime failures: %s",
-            instance_id,
-            attempts,
-            detail,
-            extra={"instance_id": str(instance_id)},
-        )
-        self.committed(instance_id, "faulted")
 
     # -- waiting for the end --------------------------------------------------------------
 
-    def committed(self, instance_id: uuid.UUID, status: str) -> None:
+    def committed(self, instance_id: uuid.UUID, status: InstanceStatus) -> None:
         """Called after a status is committed: wakes long polls on terminal states."""
-        if status in TERMINAL_STATUSES:
-            event = self._waiters.pop(instance_id, None)
-            if event is not None:
-                event.set()
+        if status.terminal:
+            self._waiters.ended(instance_id)
 
     async def wait_terminal(self, instance_id: uuid.UUID, seconds: float) -> InstanceRecord:
         """The instance once terminal, or as it is when ``seconds`` have passed."""
-        with trio.move_on_after(seconds):
-            while True:
-                record = (await load_instance(self.database, instance_id)).record
-                if record.terminal:
-                    return record
-                event = self._waiters.setdefault(instance_id, trio.Event())
-                # Poll too: another replica (or a command) may finish it without telling us.
-                with trio.move_on_after(1.0):
-                    await event.wait()
-        return (await load_instance(self.database, instance_id)).record
+        return await self._waiters.wait_terminal(
+            instance_id, seconds, lambda: self._read_record(instance_id)
+        )
 
-    async def run_process(self, request: ProcessRequest) -> ProcessResult:
-        shell, script = self.run_process_enabled
-        if (request.kind == "shell" and not shell) or (request.kind == "script" and not script):
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.CONFIGURATION,
-                    detail=f"run.{request.kind} is disabled; set workflows.run.{request.kind}: "
-                    "true in the configuration",
-                )
-            )
-        return await self.process_runner(request)
+    async def _read_record(self, instance_id: uuid.UUID) -> InstanceRecord:
+        return (await load_instance(self._database, instance_id)).record
 
     @asynccontextmanager
     async def _guard(self, instance_id: uuid.UUID) -> AsyncIterator[None]:

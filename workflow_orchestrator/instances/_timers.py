@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 import attrs
 import trio
 
-__all__ = ["WakeTimers"]
+__all__ = ["WakeTimers", "due_within"]
+
+
+def due_within(due: datetime, now: datetime, lookahead: float) -> bool:
+    """Whether ``due`` is at most ``lookahead`` seconds after ``now`` (or already past): the
+    instance arms its own wake-up then; later ones are armed by the timer service."""
+    return (due - now).total_seconds() <= lookahead
 
 
 @attrs.define(eq=False)

@@ -11,6 +11,7 @@ enabled replica fires them, and the tick keys still start one instance per tick.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +19,12 @@ import attrs
 import trio
 
 from workflow_orchestrator.config import SchedulerSettings
-from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.instances import InstanceRuntime, WakeTimers, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler._leader import LeaderLease
 from workflow_orchestrator.scheduler._schedules import ScheduleLoop
 from workflow_orchestrator.scheduler._timer_service import TimerService
+from workflow_orchestrator.storage import Database, PartitionLeases
 
 __all__ = ["Scheduler"]
 
@@ -31,10 +33,19 @@ logger = logging.getLogger(__name__)
 
 @attrs.define(eq=False)
 class Scheduler:
-    """See the module docstring; run with ``nursery.start(scheduler.run)``."""
+    """See the module docstring; run with ``nursery.start(scheduler.run)``.
+
+    ``runtime`` activates the instances schedules start; ``wake_timers`` are the runtime's
+    in-memory wake-ups, which the timer service arms; ``leases`` are this replica's
+    partitions and ``catalog`` the definitions' interpreters.
+    """
 
     settings: SchedulerSettings
     runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
+    catalog: WorkflowCatalog
+    wake_timers: WakeTimers
     owner_id: str
     metrics: ServiceMetrics | None = None
     timers: TimerService = attrs.field(init=False)
@@ -43,7 +54,9 @@ class Scheduler:
 
     def __attrs_post_init__(self) -> None:
         self.timers = TimerService(
-            runtime=self.runtime,
+            database=self.database,
+            leases=self.leases,
+            wake_timers=self.wake_timers,
             poll_interval=self.settings.poll_interval,
             lookahead=self.lookahead_for(self.settings),
         )
@@ -63,13 +76,19 @@ class Scheduler:
                     metrics.leadership_changes.inc()
 
             self.leader = LeaderLease(
-                database=self.runtime.database,
+                database=self.database,
                 candidate_id=self.owner_id,
                 ttl=distributed.leader_election_interval,
                 on_change=changed,
             )
         self.schedules = ScheduleLoop(
-            settings=self.settings, runtime=self.runtime, leader=self.leader, metrics=self.metrics
+            settings=self.settings,
+            runtime=self.runtime,
+            database=self.database,
+            leases=self.leases,
+            catalog=self.catalog,
+            leader=self.leader,
+            metrics=self.metrics,
         )
 
     @staticmethod
@@ -77,27 +96,27 @@ class Scheduler:
         """How far ahead timers are held in memory: a few polls, at least 5 s."""
         return max(5.0, 3 * settings.poll_interval)
 
+    @staticmethod
+    def on_timer_fired(metrics: ServiceMetrics) -> Callable[[float], None]:
+        """What the runtime's wake-up timers report each firing to (its lateness in
+        seconds): the timer metrics. Given to the runtime when it is built."""
+
+        def fired(lateness: float) -> None:
+            metrics.timers_fired.inc()
+            metrics.timer_lateness.observe(max(lateness, 0.0))
+
+        return fired
+
     async def run(
         self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        metrics = self.metrics
-        if metrics is not None:
-
-            def fired(lateness: float) -> None:
-                metrics.timers_fired.inc()
-                metrics.timer_lateness.observe(max(lateness, 0.0))
-
-            self.runtime.timers.on_fire = fired
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.timers.run)
-                if self.leader is not None:
-                    await nursery.start(self.leader.run)
-                if self.schedules is not None:
-                    await nursery.start(self.schedules.run)
-                task_status.started(self)
-        finally:
-            self.runtime.timers.on_fire = None
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.timers.run)
+            if self.leader is not None:
+                await nursery.start(self.leader.run)
+            if self.schedules is not None:
+                await nursery.start(self.schedules.run)
+            task_status.started(self)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -110,7 +129,7 @@ class Scheduler:
     def last_execution(self) -> datetime | None:
         """The last timer fired or schedule tick started, whichever is later."""
         tick = self.schedules.last_tick_at if self.schedules is not None else None
-        moments = [m for m in (self.runtime.timers.last_fired_at, tick) if m]
+        moments = [m for m in (self.wake_timers.last_fired_at, tick) if m]
         return max(moments, default=None)
 
     async def report(self) -> dict[str, Any]:
@@ -121,8 +140,8 @@ class Scheduler:
             "pendingTasks": await self.timers.pending_due(),
             "lastExecutionTime": self.last_execution(),
             "leader": self.is_leader(),
-            "armedTimers": self.runtime.timers.armed(),
-            "timersFired": self.runtime.timers.fired_total,
+            "armedTimers": self.wake_timers.armed(),
+            "timersFired": self.wake_timers.fired_total,
             "scheduledInstancesStarted": (
                 self.schedules.started_total if self.schedules is not None else 0
             ),

@@ -20,7 +20,7 @@ import trio
 
 from workflow_orchestrator.config import SchedulerSettings
 from workflow_orchestrator.dsl.model import Schedule
-from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership
 from workflow_orchestrator.scheduler._ticks import (
@@ -32,7 +32,8 @@ from workflow_orchestrator.scheduler._ticks import (
     next_tick,
     plan_ticks,
 )
-from workflow_orchestrator.storage import RecoverableInstance
+from workflow_orchestrator.storage import Database, PartitionLeases
+from workflow_orchestrator.storage.instances import RecoverableInstance
 from workflow_orchestrator.storage.scheduling import (
     Fence,
     ScheduleRecord,
@@ -51,6 +52,9 @@ class ScheduleLoop:
 
     settings: SchedulerSettings
     runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
+    catalog: WorkflowCatalog
     leader: LeaderLease | None = None  # None: this replica always fires (no election)
     metrics: ServiceMetrics | None = None
     last_tick_at: datetime | None = attrs.field(default=None, init=False)
@@ -77,7 +81,7 @@ class ScheduleLoop:
         """One round: start every due tick; returns the earliest upcoming tick (or None)."""
         tz = load_timezone(self.settings.timezone)
         upcoming: datetime | None = None
-        for record in await load_schedules(self.runtime.database):
+        for record in await load_schedules(self.database):
             schedule = await self._schedule_of(record)
             if schedule is None:
                 continue
@@ -159,14 +163,14 @@ class ScheduleLoop:
         if not starts and watermark == record.last_tick and buffered == record.buffered_tick:
             return
         commit = await commit_ticks(
-            self.runtime.database,
+            self.database,
             record,
             starts=starts,
             last_tick=watermark,
             buffered_tick=buffered,
             fence=self._fence(leadership),
             epoch=leadership.epoch if leadership is not None else 0,
-            local_partitions=self.runtime.leases.current().partitions,
+            local_partitions=self.leases.current().partitions,
         )
         if commit.fenced:
             logger.warning(
@@ -175,7 +179,7 @@ class ScheduleLoop:
                 leadership.epoch if leadership is not None else None,
             )
             return
-        held = self.runtime.leases.current().partitions
+        held = self.leases.current().partitions
         for created in commit.created:
             if created.partition in held:
                 await self.runtime.activate(
@@ -209,9 +213,7 @@ class ScheduleLoop:
 
     async def _schedule_of(self, record: ScheduleRecord) -> Schedule | None:
         try:
-            interpreter = await self.runtime.catalog.interpreter(
-                record.definition_id, record.version
-            )
+            interpreter = await self.catalog.interpreter(record.definition_id, record.version)
         except Exception as exc:  # a definition that no longer builds: logged once
             self._log_invalid(record, exc)
             return None

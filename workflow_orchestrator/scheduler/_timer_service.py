@@ -21,7 +21,8 @@ from datetime import datetime
 import attrs
 import trio
 
-from workflow_orchestrator.instances import InstanceRuntime
+from workflow_orchestrator.instances import WakeTimers
+from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.scheduling import (
     claim_due_timers,
     count_due_timers,
@@ -37,7 +38,9 @@ logger = logging.getLogger(__name__)
 class TimerService:
     """See the module docstring; run with ``nursery.start(service.run)``."""
 
-    runtime: InstanceRuntime
+    database: Database
+    leases: PartitionLeases
+    wake_timers: WakeTimers
     poll_interval: float = 1.0
     lookahead: float = 5.0
     claim_for: float = 30.0
@@ -63,16 +66,16 @@ class TimerService:
     async def claim_round(self) -> int:
         """One claim (after clearing stale claims of newly held partitions); returns how many
         timers were claimed."""
-        leases = self.runtime.leases.current().leases
+        leases = self.leases.current().leases
         held = {p: lease.epoch for p, lease in leases.items()}
         gained = [p for p, epoch in held.items() if self._held.get(p) != epoch]
         if gained:  # granted anew (also back to this replica): earlier claims are stale
-            await release_timer_claims(self.runtime.database, gained)
+            await release_timer_claims(self.database, gained)
         self._held = held
         if not held:
             return 0
         claimed = await claim_due_timers(
-            self.runtime.database,
+            self.database,
             held,
             lookahead=self.lookahead,
             limit=self.batch_size,
@@ -84,7 +87,7 @@ class TimerService:
             if instance_id not in earliest or due < earliest[instance_id]:
                 earliest[instance_id] = due
         for instance_id, due in earliest.items():
-            self.runtime.timers.arm(instance_id, due, replace=False)
+            self.wake_timers.arm(instance_id, due, replace=False)
         self.claimed_total += len(claimed)
         return len(claimed)
 
@@ -93,4 +96,4 @@ class TimerService:
         held = partitions if partitions is not None else self._held.keys()
         if not held:
             return 0
-        return await count_due_timers(self.runtime.database, held)
+        return await count_due_timers(self.database, held)

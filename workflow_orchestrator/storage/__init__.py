@@ -4,35 +4,24 @@ The core lives here: ``open_database`` owns the pools (the primary's and the rea
 whose health ``Database.run_replica_checks`` keeps current); ``migrate``/``schema_status``
 manage the schema; ``open_embedded_postgres`` runs a private server when no database is
 configured; ``NotificationListener`` keeps a LISTEN; ``PartitionLeases``/``run_lease_keeper``
-hold the partition leases; the errors.
+hold the partition leases and fence every replica's writes; the errors.
 
-The repositories are grouped by audience, each a subpackage speaking its callers' language:
-``storage.events`` (routing, subscriptions, the events table, the outbox, wake-ups) and
-``storage.scheduling`` (durable timers, schedules, leader leases). The instances audience
-(definitions, instances, history, the group-commit ``SnapshotWriter`` and the batching
-``InstanceCreator``) is still re-exported from here; see the marked sections below.
+The repositories are grouped by audience, each a subpackage speaking its callers' language
+(import their names from the subpackage, not from here):
+
+- ``storage.instances``: instance rows, ``InstanceStatus``, history, the group-commit
+  ``SnapshotWriter`` and the batching ``InstanceCreator``;
+- ``storage.definitions``: register, read, list and delete definitions;
+- ``storage.events``: routing, subscriptions, the events table, the outbox, wake-ups;
+- ``storage.scheduling``: durable timers, schedules, leader leases.
 """
 
-from workflow_orchestrator.storage import events, scheduling
+from workflow_orchestrator.storage import definitions, events, instances, scheduling
 from workflow_orchestrator.storage._database import (
     Connection,
     Database,
     open_database,
     primary_location,
-)
-from workflow_orchestrator.storage._definitions import (
-    DefinitionPage,
-    DefinitionSummary,
-    InvalidCursor,
-    RegistrationOutcome,
-    RegistrationResult,
-    StoredDefinition,
-    content_hash,
-    delete_definition,
-    get_definition,
-    list_definitions,
-    list_versions,
-    register_definition,
 )
 from workflow_orchestrator.storage._embedded import (
     default_data_dir,
@@ -53,26 +42,6 @@ from workflow_orchestrator.storage._errors import (
     OwnerIdInUse,
     SnapshotWriteFailed,
     StorageError,
-)
-from workflow_orchestrator.storage._instance_creator import InstanceCreator, NewInstance
-from workflow_orchestrator.storage._instances import (
-    DEFAULT_PARTITION_COUNT,
-    INSTANCE_STATUSES,
-    TERMINAL_STATUSES,
-    HistoryEntry,
-    InboxEvent,
-    InstancePage,
-    InstanceRecord,
-    InstanceStart,
-    RecoverableInstance,
-    create_instance,
-    get_instance,
-    instance_history,
-    list_instances,
-    list_recoverable,
-    load_instance,
-    partition_of,
-    set_status,
 )
 from workflow_orchestrator.storage._leases import (
     Lease,
@@ -99,7 +68,6 @@ from workflow_orchestrator.storage._notifications import (
     DATABASE_ERRORS,
     NotificationListener,
     describe_error,
-    retry_backoff,
 )
 from workflow_orchestrator.storage._pools import (
     CONNECTION_ERRORS,
@@ -113,23 +81,7 @@ from workflow_orchestrator.storage._replicas import (
     ReplicaStatus,
     assess_replica,
 )
-from workflow_orchestrator.storage._snapshot_writer import (
-    HistoryRow,
-    InstanceSnapshot,
-    OutgoingEvent,
-    SnapshotWriter,
-    SnapshotWriterStatistics,
-    SubscriptionRow,
-    TimerRow,
-)
-from workflow_orchestrator.storage.events import (
-    ensure_shape,
-    fetch_retained_events,
-    notify_wake,
-)
 
-# The core: the database and its pools, replicas, schema, embedded server, notifications,
-# partition leases, errors.
 __all__ = [
     "CONNECTION_ERRORS",
     "DATABASE_ERRORS",
@@ -164,10 +116,13 @@ __all__ = [
     "acquire_partitions",
     "assess_replica",
     "default_data_dir",
+    "definitions",
     "describe_connect_error",
     "describe_error",
+    "events",
     "find_postgres_binaries",
     "hold_owner_id",
+    "instances",
     "load_migrations",
     "migrate",
     "open_database",
@@ -177,57 +132,7 @@ __all__ = [
     "release_partitions",
     "render_init_sql",
     "renew_partitions",
-    "retry_backoff",
     "run_lease_keeper",
+    "scheduling",
     "schema_status",
 ]
-
-# The audience subpackages (``storage.instances`` joins them: issue 12).
-__all__ += ["events", "scheduling"]
-
-# Audience names: the instances audience (definitions, instances, history, snapshot writer,
-# instance creator), re-exported here until it moves to ``storage.instances`` (issue 12).
-__all__ += [
-    "DEFAULT_PARTITION_COUNT",
-    "INSTANCE_STATUSES",
-    "TERMINAL_STATUSES",
-    "DefinitionPage",
-    "DefinitionSummary",
-    "HistoryEntry",
-    "HistoryRow",
-    "InboxEvent",
-    "InstanceCreator",
-    "InstancePage",
-    "InstanceRecord",
-    "InstanceSnapshot",
-    "InstanceStart",
-    "InvalidCursor",
-    "NewInstance",
-    "OutgoingEvent",
-    "RecoverableInstance",
-    "RegistrationOutcome",
-    "RegistrationResult",
-    "SnapshotWriter",
-    "SnapshotWriterStatistics",
-    "StoredDefinition",
-    "SubscriptionRow",
-    "TimerRow",
-    "content_hash",
-    "create_instance",
-    "delete_definition",
-    "get_definition",
-    "get_instance",
-    "instance_history",
-    "list_definitions",
-    "list_instances",
-    "list_recoverable",
-    "list_versions",
-    "load_instance",
-    "partition_of",
-    "register_definition",
-    "set_status",
-]
-
-# Audience names of ``storage.events`` that ``instances/`` imports from here today; new code
-# imports them from ``storage.events`` (issue 12: these go once instances/ does).
-__all__ += ["ensure_shape", "fetch_retained_events", "notify_wake"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,10 @@ import attrs
 import trio
 import trio_asyncio
 
+from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage._database import Database
 
-__all__ = ["DATABASE_ERRORS", "NotificationListener", "describe_error", "retry_backoff"]
+__all__ = ["DATABASE_ERRORS", "NotificationListener", "describe_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class NotificationListener:
                     self.channel,
                     lost or describe_error(exc),
                 )
-                await trio.sleep(retry_backoff(failures))
+                await trio.sleep(backoff_step(failures, initial=_RETRY_INITIAL, maximum=_RETRY_MAX))
 
     async def _watch(self, connection: Any) -> None:
         """Return (by raising) once the LISTEN connection is lost."""
@@ -131,8 +131,3 @@ class NotificationListener:
             # connection the server closed has dropped them and is detached from its proxy.)
             with contextlib.suppress(asyncpg.InterfaceError):
                 connection.remove_termination_listener(on_termination)
-
-
-def retry_backoff(attempt: int) -> float:
-    """The pause before retry ``attempt`` (1, 2, ...): 0.1 s, 0.2 s, 0.4 s, ... up to 5 s."""
-    return min(_RETRY_MAX, _RETRY_INITIAL * math.pow(2, min(max(attempt - 1, 0), 60)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import trio
 
@@ -85,7 +86,8 @@ async def test_runtime_bug_faults_the_instance_after_bounded_retries(database_ur
             runtime = app.service._runtime
             assert runtime is not None
             exploding = Exploding()
-            runtime.http_client = exploding
+            # The actors started from now on get the exploding HTTP port.
+            runtime.ports = attrs.evolve(runtime.ports, http=exploding)
             instance_id = await start(app, "caller")
             faulted = (
                 await app.api.get(f"{INSTANCES}/{instance_id}", params={"wait": "30s"})

@@ -7,11 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.support.database import open_test_database
-from workflow_orchestrator.storage import (
-    Database,
-    RegistrationResult,
-    register_definition,
-)
+from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage.definitions import RegistrationResult, register_definition
 
 
 @asynccontextmanager

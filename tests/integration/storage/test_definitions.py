@@ -7,18 +7,17 @@ import trio
 
 from tests.integration.storage.helpers import open_storage, register_sample, sample_document
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.storage import (
-    DefinitionConflict,
-    DefinitionNotFound,
+from workflow_orchestrator.storage import DefinitionConflict, DefinitionNotFound
+from workflow_orchestrator.storage.definitions import (
     RegistrationOutcome,
     content_hash,
-    create_instance,
     delete_definition,
     get_definition,
     list_definitions,
     list_versions,
     register_definition,
 )
+from workflow_orchestrator.storage.instances import create_instance
 
 pytestmark = pytest.mark.integration
 

@@ -9,17 +9,16 @@ import trio
 import trio_asyncio
 
 from tests.integration.storage.helpers import open_storage, register_sample
-from workflow_orchestrator.storage import (
-    Database,
-    DatabaseUnavailable,
+from workflow_orchestrator.storage import Database, DatabaseUnavailable
+from workflow_orchestrator.storage.definitions import delete_definition
+from workflow_orchestrator.storage.instances import (
     InstanceCreator,
     InstanceRecord,
     NewInstance,
-    delete_definition,
+    Retry,
     get_instance,
     partition_of,
 )
-from workflow_orchestrator.storage._instance_creator import Retry
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,10 @@ import pytest
 import trio
 
 from tests.integration.storage.helpers import open_storage, register_sample
-from workflow_orchestrator.storage import (
-    InstanceNotFound,
+from workflow_orchestrator.storage import InstanceNotFound, InvalidStatusTransition
+from workflow_orchestrator.storage.definitions import InvalidCursor
+from workflow_orchestrator.storage.instances import (
     InstanceRecord,
-    InvalidCursor,
-    InvalidStatusTransition,
     create_instance,
     get_instance,
     instance_history,

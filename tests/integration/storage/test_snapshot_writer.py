@@ -1,30 +1,33 @@
-"""The group-commit snapshot writer against the real PostgreSQL."""
+"""The group-commit snapshot writer against the real PostgreSQL: the snapshot sink contract
+(shared with the in-memory store) and what only a batching writer does."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
 import trio_asyncio
 
 from tests.integration.storage.helpers import open_storage, register_sample
+from tests.support.snapshot_contract import OpenHarness, SnapshotSinkContract, Stored
 from workflow_orchestrator.storage import (
     Database,
-    HistoryRow,
-    InstanceNotFound,
-    InstanceRecord,
-    InstanceSnapshot,
-    LeaseLost,
     PartitionLeases,
     SnapshotWriteFailed,
-    SnapshotWriter,
     acquire_partitions,
+)
+from workflow_orchestrator.storage.instances import (
+    HistoryRow,
+    InstanceRecord,
+    InstanceSnapshot,
+    SnapshotWriter,
     create_instance,
     get_instance,
     instance_history,
@@ -71,55 +74,111 @@ async def running_writer(
         nursery.cancel_scope.cancel()
 
 
-async def test_write_commits_snapshot_and_history(database_url: str) -> None:
-    """A returned write is committed: status, snapshot, output, times and numbered history."""
-    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    with trio.fail_after(30):
-        async with open_storage(database_url) as database:
-            (record,) = await make_instances(database, 1)
-            async with running_writer(database) as writer:
-                await writer.write(
-                    snapshot_of(
-                        record,
-                        1,
-                        started_at=started,
-                        history=(
-                            HistoryRow(kind="workflow.started"),
-                            HistoryRow(kind="task.started", task_ref="/do/0/greet"),
-                        ),
-                    )
-                )
-                await writer.write(
-                    snapshot_of(
-                        record,
-                        2,
-                        status="completed",
-                        output={"hello": "world"},
-                        context={"seen": 1},
-                        completed_at=started,
-                        history=(HistoryRow(kind="task.completed", task_ref="/do/0/greet"),),
-                    )
-                )
-                # A retried write of a committed version is accepted and changes nothing.
-                await writer.write(snapshot_of(record, 2, status="running"))
-                stats = writer.statistics()
-            stored = await get_instance(database, record.instance_id)
-            history = await instance_history(database, record.instance_id)
-            snapshot = await database.fetchval(
-                "SELECT snapshot FROM workflow_instances WHERE instance_id = $1",
-                record.instance_id,
-            )
-    assert stored.status == "completed" and stored.snapshot_version == 2
-    assert stored.output == {"hello": "world"} and stored.context == {"seen": 1}
-    assert stored.started_at == started == stored.completed_at
-    assert stored.lease_owner == "replica-a" and stored.lease_epoch == 1
-    assert snapshot == {"position": "/do/2"}
-    assert [(h.seq, h.kind, h.task_ref) for h in history] == [
-        (1, "workflow.started", ""),
-        (2, "task.started", "/do/0/greet"),
-        (3, "task.completed", "/do/0/greet"),
-    ]
-    assert stats.snapshots == 3 and stats.fenced == stats.failed == 0
+@attrs.define(eq=False)
+class DatabaseHarness:
+    """The contract's harness on a running ``SnapshotWriter`` and its database."""
+
+    database: Database
+    sink: SnapshotWriter
+    registered: bool = False
+
+    async def create(self) -> InstanceRecord:
+        if not self.registered:
+            await register_sample(self.database)
+            self.registered = True
+        record, _ = await create_instance(
+            self.database, definition_id="order_processing", definition_version=None, input={}
+        )
+        return record
+
+    async def stored(self, instance_id: uuid.UUID) -> Stored:
+        database = self.database
+        record = await get_instance(database, instance_id)
+        history = await instance_history(database, instance_id)
+        snapshot = await database.fetchval(
+            "SELECT snapshot FROM workflow_instances WHERE instance_id = $1", instance_id
+        )
+        subscriptions = await database.fetch(
+            "SELECT filter_index, task_ref, event_type, shape_id, corr_key, attributes "
+            "FROM event_subscriptions WHERE instance_id = $1 ORDER BY filter_index",
+            instance_id,
+        )
+        timers = await database.fetch(
+            "SELECT timer_key, kind, due_at FROM workflow_timers WHERE instance_id = $1",
+            instance_id,
+        )
+        inbox = await database.fetch(
+            "SELECT inbox_seq FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq",
+            instance_id,
+        )
+        outbox = await database.fetch(
+            "SELECT exchange, routing_key, event_id FROM outbox WHERE instance_id = $1 "
+            "ORDER BY outbox_seq",
+            instance_id,
+        )
+        events = await database.fetch("SELECT event ->> 'id' AS id FROM events ORDER BY event_seq")
+        return Stored(
+            status=record.status,
+            version=record.snapshot_version,
+            snapshot=snapshot,
+            output=record.output,
+            context=record.context,
+            started_at=record.started_at,
+            completed_at=record.completed_at,
+            lease_owner=record.lease_owner,
+            lease_epoch=record.lease_epoch,
+            history=[(h.seq, h.kind, h.task_ref) for h in history],
+            subscriptions=[tuple(r) for r in subscriptions],  # type: ignore[misc]
+            timers={r["timer_key"]: (r["kind"], r["due_at"]) for r in timers},
+            inbox=[r["inbox_seq"] for r in inbox],
+            outbox=[tuple(r) for r in outbox],  # type: ignore[misc]
+            events=[r["id"] for r in events],
+        )
+
+    async def deliver(self, instance_id: uuid.UUID, event_id: str) -> int:
+        event = {"id": event_id, "source": "s", "type": "t"}
+        seq: int = await self.database.fetchval(
+            "INSERT INTO instance_inbox (instance_id, event_key, event) VALUES ($1, $2, $3) "
+            "RETURNING inbox_seq",
+            instance_id,
+            f"s#{event_id}",
+            event,
+        )
+        return seq
+
+    async def take_over(self, partition: int) -> None:
+        await self.expire(partition)
+        taken = await acquire_partitions(self.database, "replica-b", ttl=30, target=1)
+        assert taken.partitions == {partition}
+
+    async def reacquire(self) -> None:
+        await self.database.execute(
+            "UPDATE partition_leases SET expires_at = now() - interval '1 second'"
+        )
+        await self.sink.leases.acquire()
+
+    async def expire(self, partition: int) -> None:
+        await self.database.execute(
+            "UPDATE partition_leases SET expires_at = now() - interval '1 second' "
+            "WHERE partition = $1",
+            partition,
+        )
+
+
+@asynccontextmanager
+async def open_database_harness(url: str) -> AsyncIterator[DatabaseHarness]:
+    async with open_storage(url) as database, running_writer(database) as writer:
+        yield DatabaseHarness(database=database, sink=writer)
+
+
+@pytest.fixture
+def open_harness(database_url: str) -> OpenHarness:
+    """Opens a contract harness on the test's database with a running writer."""
+    return partial(open_database_harness, database_url)
+
+
+class TestSnapshotWriterContract(SnapshotSinkContract):
+    """The snapshot sink contract on the ``SnapshotWriter`` and PostgreSQL."""
 
 
 async def test_concurrent_writers_share_transactions(database_url: str) -> None:
@@ -161,87 +220,18 @@ async def test_same_instance_twice_in_one_batch(database_url: str) -> None:
     assert [h.task_ref for h in history] == ["/do/1", "/do/2"]
 
 
-async def test_fenced_write_raises_lease_lost(database_url: str) -> None:
-    """A write after another owner took the partition fails with LeaseLost, changing nothing."""
+async def test_write_before_start_and_after_stop_fails(database_url: str) -> None:
+    """A writer that is not started or has stopped fails the write with what to do."""
     with trio.fail_after(30):
         async with open_storage(database_url) as database:
             (record,) = await make_instances(database, 1)
-            async with running_writer(database) as writer:
-                await writer.write(snapshot_of(record, 1))
-                await database.execute(
-                    "UPDATE partition_leases SET expires_at = now() - interval '1 second' "
-                    "WHERE partition = $1",
-                    record.partition,
-                )
-                taken = await acquire_partitions(database, "replica-b", ttl=30, target=1)
-                with pytest.raises(LeaseLost) as lost:
-                    await writer.write(snapshot_of(record, 2, status="completed"))
-                stats = writer.statistics()
-            stored = await get_instance(database, record.instance_id)
-            history = await instance_history(database, record.instance_id)
-    assert taken.partitions == {record.partition}
-    assert str(lost.value) == (
-        f"the snapshot of workflow instance {record.instance_id} was fenced: 'replica-a' lost "
-        f"partition {record.partition} ('replica-b' holds it now, at epoch 2); stop driving the "
-        "instance, the partition's owner recovers it"
-    )
-    assert (lost.value.instance_id, lost.value.partition) == (record.instance_id, record.partition)
-    assert stored.snapshot_version == 1 and stored.status == "running"
-    assert len(history) == 1 and stats.fenced == 1
-
-
-async def test_stale_epoch_is_fenced_after_reacquire(database_url: str) -> None:
-    """An actor's write under the epoch it started with fails once the lease was re-granted."""
-    with trio.fail_after(30):
-        async with open_storage(database_url) as database:
-            (record,) = await make_instances(database, 1)
-            async with running_writer(database) as writer:
-                await database.execute(
-                    "UPDATE partition_leases SET expires_at = now() - interval '1 second'"
-                )
-                await writer.leases.acquire()  # same owner, new epoch 2
-                with pytest.raises(LeaseLost) as lost:
-                    await writer.write(snapshot_of(record, 1, lease_epoch=1))
-                await writer.write(snapshot_of(record, 1, lease_epoch=2))
-            stored = await get_instance(database, record.instance_id)
-    assert str(lost.value).endswith(
-        f"lost partition {record.partition} (it is held at epoch 2, not at epoch 1); stop "
-        "driving the instance, the partition's owner recovers it"
-    )
-    assert stored.snapshot_version == 1 and stored.lease_epoch == 2
-
-
-async def test_write_errors_name_the_instance(database_url: str) -> None:
-    """Unknown instances, stale versions and a stopped writer give errors naming the instance."""
-    with trio.fail_after(30):
-        async with open_storage(database_url) as database:
-            (record,) = await make_instances(database, 1)
-            ghost = InstanceSnapshot(
-                instance_id=uuid.UUID(int=9),
-                partition=0,
-                snapshot_version=1,
-                status="running",
-                snapshot={},
-            )
             idle = SnapshotWriter(database=database, leases=PartitionLeases(database, "x"))
             with pytest.raises(SnapshotWriteFailed) as early:
                 await idle.write(snapshot_of(record, 1))
             async with running_writer(database) as writer:
-                with pytest.raises(InstanceNotFound) as missing:
-                    await writer.write(ghost)
-                await writer.write(snapshot_of(record, 3))
-                with pytest.raises(SnapshotWriteFailed) as stale:
-                    await writer.write(snapshot_of(record, 2))
+                await writer.write(snapshot_of(record, 1))
             with pytest.raises(SnapshotWriteFailed) as stopped:
-                await writer.write(snapshot_of(record, 4))
-    assert str(missing.value) == (
-        "workflow instance 00000000-0000-0000-0000-000000000009 not found; its snapshot was "
-        "not written"
-    )
-    assert str(stale.value) == (
-        f"snapshot version 2 of workflow instance {record.instance_id} is older than the "
-        "stored version 3; snapshot_version must grow with every write"
-    )
+                await writer.write(snapshot_of(record, 2))
     assert str(stopped.value) == (
         f"cannot write the snapshot of workflow instance {record.instance_id}: the snapshot "
         "writer has stopped; recover the instance from its last committed snapshot"
@@ -374,15 +364,3 @@ async def test_failed_batch_reports_and_writer_survives(database_url: str) -> No
     assert failed.value.instance_id == record.instance_id
     assert stats.failed == 1 and stats.snapshots == 1
     assert stored.snapshot_version == 1
-
-
-def test_snapshot_values_are_checked_where_they_enter() -> None:
-    """An unknown status is refused when the snapshot is made, not by the whole batch's commit."""
-    with pytest.raises(ValueError, match="'status' must be in"):
-        InstanceSnapshot(
-            instance_id=uuid.UUID(int=1),
-            partition=0,
-            snapshot_version=1,
-            status="done",
-            snapshot={},
-        )

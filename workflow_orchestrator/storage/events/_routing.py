@@ -29,15 +29,15 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._instances import (
-    _COLUMNS,
+from workflow_orchestrator.storage.events._wake import notify_wake
+from workflow_orchestrator.storage.instances import (
+    INSTANCE_COLUMNS,
     InboxEvent,
     InstanceRecord,
     InstanceStart,
     RecoverableInstance,
     insert_started_instances,
 )
-from workflow_orchestrator.storage.events._wake import notify_wake
 
 __all__ = [
     "EventToRoute",
@@ -176,7 +176,7 @@ RETURNING events
 """
 
 _ACTIVATIONS_SQL = f"""
-SELECT {_COLUMNS}, snapshot FROM workflow_instances
+SELECT {INSTANCE_COLUMNS}, snapshot FROM workflow_instances
 WHERE instance_id = ANY($1::uuid[]) AND status NOT IN ('completed', 'cancelled', 'faulted')
 """
 

@@ -16,13 +16,13 @@ from datetime import datetime
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._instances import (
+from workflow_orchestrator.storage.events._wake import notify_wake
+from workflow_orchestrator.storage.instances import (
     TERMINAL_STATUSES,
     InstanceRecord,
     InstanceStart,
     insert_started_instances,
 )
-from workflow_orchestrator.storage.events._wake import notify_wake
 from workflow_orchestrator.storage.scheduling._leader_leases import Fence
 
 __all__ = [

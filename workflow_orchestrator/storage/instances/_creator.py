@@ -43,13 +43,14 @@ import trio
 
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._errors import DatabaseUnavailable
-from workflow_orchestrator.storage._instances import (
-    _COLUMNS,
+from workflow_orchestrator.storage.instances._records import (
     DEFAULT_PARTITION_COUNT,
+    INSTANCE_COLUMNS,
     InstanceRecord,
-    _record,
+    instance_record,
     partition_of,
 )
+from workflow_orchestrator.storage.instances._status import InstanceStatus
 
 __all__ = ["InstanceCreator", "NewInstance", "Retry"]
 
@@ -73,14 +74,16 @@ WITH batch AS (
 )
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
     business_key, idempotency_key, input, partition)
-SELECT instance_id, definition_id, definition_version, 'pending', business_key,
-       idempotency_key, input::jsonb, partition
+SELECT instance_id, definition_id, definition_version, '{InstanceStatus.PENDING}',
+       business_key, idempotency_key, input::jsonb, partition
 FROM checked ORDER BY ord
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING {_COLUMNS}
+RETURNING {INSTANCE_COLUMNS}
 """
 
-_BY_KEY_SQL = f"SELECT {_COLUMNS} FROM workflow_instances WHERE idempotency_key = ANY($1::text[])"
+_BY_KEY_SQL = (
+    f"SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE idempotency_key = ANY($1::text[])"
+)
 
 
 class Retry:
@@ -249,7 +252,7 @@ class InstanceCreator:
             [p.input for p in batch],
             [p.partition for p in batch],
         )
-        inserted = {r["instance_id"]: _record(r) for r in rows}
+        inserted = {r["instance_id"]: instance_record(r) for r in rows}
         keys = [
             p.item.idempotency_key
             for p in batch
@@ -258,7 +261,7 @@ class InstanceCreator:
         existing: dict[str, InstanceRecord] = {}
         if keys:
             for row in await connection.fetch(_BY_KEY_SQL, keys):
-                existing[row["idempotency_key"]] = _record(row)
+                existing[row["idempotency_key"]] = instance_record(row)
         outcomes: list[Outcome] = []
         for pending in batch:
             record = inserted.get(pending.instance_id)

@@ -1,12 +1,10 @@
-"""The instances repository: create (idempotently), read, list, command and read history.
+"""The instances repository: create (idempotently), read, list, recover and command instances.
 
 Invariants:
 
 - One instance per idempotency key, also under concurrent creates: the INSERT uses
   ``ON CONFLICT (idempotency_key) DO NOTHING`` and the loser reads the winner's row in the same
   crossing (the INSERT waits for the winner's transaction, so the row is there to read).
-- An instance's partition is ``crc32(instance_id.bytes) % partition_count``: stable across
-  processes and releases (unlike ``hash()``), fixed at creation.
 - Lists are newest first, paged by the keyset ``(created_at, instance_id)`` in an opaque cursor.
   Only the filters given appear in the SQL, so the planner can use the matching index: the
   ``pg_trgm`` GIN index for ``business_key_contains`` (``ILIKE``, three characters or more) and
@@ -24,150 +22,51 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-import zlib
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._definitions import InvalidCursor, _not_found
 from workflow_orchestrator.storage._errors import InstanceNotFound, InvalidStatusTransition
+from workflow_orchestrator.storage.definitions._repository import (
+    InvalidCursor,
+    definition_not_found,
+)
+from workflow_orchestrator.storage.instances._records import (
+    DEFAULT_PARTITION_COUNT,
+    INSTANCE_COLUMNS,
+    InboxEvent,
+    InstancePage,
+    InstanceRecord,
+    InstanceStart,
+    RecoverableInstance,
+    instance_record,
+    partition_of,
+)
+from workflow_orchestrator.storage.instances._status import (
+    INSTANCE_STATUSES,
+    TERMINAL_SQL,
+    TERMINAL_STATUSES,
+    InstanceStatus,
+)
 
 __all__ = [
-    "DEFAULT_PARTITION_COUNT",
-    "INSTANCE_STATUSES",
-    "TERMINAL_STATUSES",
-    "HistoryEntry",
-    "InboxEvent",
-    "InstancePage",
-    "InstanceRecord",
-    "InstanceStart",
-    "RecoverableInstance",
     "create_instance",
     "fetch_inbox",
     "get_instance",
     "insert_started_instances",
-    "instance_history",
+    "instance_not_found",
     "list_instances",
     "list_recoverable",
     "load_instance",
-    "partition_of",
     "set_status",
 ]
-
-DEFAULT_PARTITION_COUNT = 64
-INSTANCE_STATUSES = (
-    "pending",
-    "running",
-    "waiting",
-    "suspended",
-    "cancelled",
-    "faulted",
-    "completed",
-)
-TERMINAL_STATUSES = frozenset({"cancelled", "faulted", "completed"})
-
-_COLUMNS = (
-    "instance_id, definition_id, definition_version, status, business_key, idempotency_key, "
-    "input, output, error, context, partition, lease_owner, lease_epoch, snapshot_version, "
-    "created_at, updated_at, started_at, completed_at"
-)
-
-
-@attrs.frozen(kw_only=True)
-class InstanceRecord:
-    """One workflow instance as stored (without its execution snapshot)."""
-
-    instance_id: uuid.UUID
-    definition_id: str
-    definition_version: str
-    status: str
-    business_key: str | None
-    idempotency_key: str | None
-    input: Any
-    output: Any
-    error: Any
-    context: Any
-    partition: int
-    lease_owner: str | None
-    lease_epoch: int
-    snapshot_version: int
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-
-@attrs.frozen(kw_only=True)
-class InstancePage:
-    """One page of instances, newest first; ``next_cursor`` is None on the last page.
-
-    ``total_estimate`` counts every instance matching the filters (all pages); it is exact when
-    ``total_exact`` is true, else the planner's estimate.
-    """
-
-    items: tuple[InstanceRecord, ...]
-    next_cursor: str | None
-    total_estimate: int
-    total_exact: bool
-
-
-@attrs.frozen(kw_only=True)
-class HistoryEntry:
-    """One step of an instance's lifecycle; ``seq`` orders them (1, 2, ...)."""
-
-    instance_id: uuid.UUID
-    seq: int
-    task_ref: str
-    kind: str
-    at: datetime
-    details: dict[str, Any]
-
-
-@attrs.frozen(kw_only=True)
-class InboxEvent:
-    """An event delivered to an instance and not consumed yet (``instance_inbox``)."""
-
-    seq: int
-    event: dict[str, Any]
-
-
-@attrs.frozen(kw_only=True)
-class RecoverableInstance:
-    """A non-terminal instance with its last committed snapshot (None before the first).
-
-    ``inbox`` holds the events delivered to it and not consumed yet, oldest first, when they
-    were loaded; ``has_inbox`` says whether there are any (also when not loaded).
-    """
-
-    record: InstanceRecord
-    snapshot: dict[str, Any] | None = attrs.field(repr=False)
-    inbox: tuple[InboxEvent, ...] = attrs.field(default=(), repr=False)
-    has_inbox: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class InstanceStart:
-    """An instance started by the service itself (``schedule.on`` events, schedule ticks):
-    a concrete live version, its input, and the key that makes the start happen once."""
-
-    definition_id: str
-    definition_version: str
-    input: Any
-    idempotency_key: str
-
 
 _INSERT_STARTED_SQL = f"""
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
     idempotency_key, input, partition)
-SELECT s.instance_id, s.definition_id, s.definition_version, 'pending', s.idempotency_key,
-       s.input::jsonb, s.partition
+SELECT s.instance_id, s.definition_id, s.definition_version, '{InstanceStatus.PENDING}',
+       s.idempotency_key, s.input::jsonb, s.partition
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
     WITH ORDINALITY AS s(instance_id, definition_id, definition_version, idempotency_key, input,
                          partition, ord)
@@ -176,7 +75,7 @@ WHERE EXISTS (SELECT 1 FROM workflow_definitions d
                 AND d.deleted_at IS NULL)
 ORDER BY s.ord
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING {_COLUMNS}
+RETURNING {INSTANCE_COLUMNS}
 """
 
 
@@ -199,7 +98,7 @@ async def insert_started_instances(
         [json.dumps(s.input, separators=(",", ":")) for _, s in starts],
         [partition_of(i, partition_count) for i, _ in starts],
     )
-    return [InstanceRecord(**dict(r)) for r in rows]
+    return [instance_record(r) for r in rows]
 
 
 _INBOX_SQL = "SELECT inbox_seq, event FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq"
@@ -212,15 +111,6 @@ async def fetch_inbox(connection: Connection, instance_id: uuid.UUID) -> tuple[I
 
 
 _EXACT_COUNT_BELOW = 10_000
-
-
-def partition_of(instance_id: uuid.UUID, partition_count: int = DEFAULT_PARTITION_COUNT) -> int:
-    """The partition of an instance: a stable hash of its id modulo ``partition_count``."""
-    return zlib.crc32(instance_id.bytes) % partition_count
-
-
-def _record(row: Any) -> InstanceRecord:
-    return InstanceRecord(**dict(row.items()))
 
 
 def _encode_cursor(record: InstanceRecord) -> str:
@@ -240,7 +130,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from None
 
 
-def _instance_not_found(instance_id: uuid.UUID) -> InstanceNotFound:
+def instance_not_found(instance_id: uuid.UUID) -> InstanceNotFound:
+    """The error for an instance id that is not stored."""
     return InstanceNotFound(f"workflow instance {instance_id} not found", instance_id=instance_id)
 
 
@@ -271,10 +162,10 @@ async def create_instance(
 
     async def existing(connection: Connection) -> InstanceRecord | None:
         row = await connection.fetchrow(
-            f"SELECT {_COLUMNS} FROM workflow_instances WHERE idempotency_key = $1",
+            f"SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE idempotency_key = $1",
             idempotency_key,
         )
-        return None if row is None else _record(row)
+        return None if row is None else instance_record(row)
 
     async def work(connection: Connection) -> tuple[InstanceRecord, bool]:
         if idempotency_key is not None:
@@ -289,14 +180,14 @@ async def create_instance(
             definition_version,
         )
         if version is None:
-            raise await _not_found(connection, definition_id, definition_version)
+            raise await definition_not_found(connection, definition_id, definition_version)
         row = await connection.fetchrow(
             f"""
             INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
                 business_key, idempotency_key, input, partition)
-            VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)
+            VALUES ($1, $2, $3, '{InstanceStatus.PENDING}', $4, $5, $6, $7)
             ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING {_COLUMNS}
+            RETURNING {INSTANCE_COLUMNS}
             """,
             instance_id,
             definition_id,
@@ -307,7 +198,7 @@ async def create_instance(
             partition,
         )
         if row is not None:
-            return _record(row), True
+            return instance_record(row), True
         # A concurrent create with the same key won; its transaction has ended (ON CONFLICT
         # waited for it), so this new statement sees its row.
         found = await existing(connection)
@@ -321,14 +212,14 @@ async def get_instance(database: Database, instance_id: uuid.UUID) -> InstanceRe
     """One instance. Raises ``InstanceNotFound``."""
     row = await database.run(
         lambda c: c.fetchrow(
-            f"SELECT {_COLUMNS} FROM workflow_instances WHERE instance_id = $1", instance_id
+            f"SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE instance_id = $1", instance_id
         )
     )
     if row is None:
         raise InstanceNotFound(
             f"workflow instance {instance_id} not found", instance_id=instance_id
         )
-    return _record(row)
+    return instance_record(row)
 
 
 async def list_instances(
@@ -388,8 +279,9 @@ async def list_instances(
         args.extend([created, after_id])
         clauses.append(f"(created_at, instance_id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
+    where = " AND ".join(clauses) or "TRUE"
     query = (
-        f"SELECT {_COLUMNS} FROM workflow_instances WHERE {' AND '.join(clauses) or 'TRUE'} "
+        f"SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE {where} "
         f"ORDER BY created_at DESC, instance_id DESC LIMIT ${len(args)}"
     )
 
@@ -416,7 +308,7 @@ async def list_instances(
         return rows, counted, counted <= _EXACT_COUNT_BELOW
 
     rows, total, exact = await database.run(work, read_only=True)
-    items = tuple(_record(r) for r in rows[:limit])
+    items = tuple(instance_record(r) for r in rows[:limit])
     more = len(rows) > limit
     return InstancePage(
         items=items,
@@ -429,9 +321,9 @@ async def list_instances(
 async def set_status(
     database: Database,
     instance_id: uuid.UUID,
-    status: str,
+    status: InstanceStatus,
     *,
-    allowed_from: Collection[str],
+    allowed_from: Collection[InstanceStatus],
     history_kind: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> InstanceRecord:
@@ -444,7 +336,10 @@ async def set_status(
     transaction. Raises ``InstanceNotFound`` or ``InvalidStatusTransition``.
     """
     if status not in INSTANCE_STATUSES:
-        raise ValueError(f"unknown instance status {status!r}; expected one of {INSTANCE_STATUSES}")
+        raise ValueError(
+            f"unknown instance status {status!r}; expected one of "
+            f"{[str(s) for s in INSTANCE_STATUSES]}"
+        )
 
     async def work(connection: Connection) -> InstanceRecord:
         async with connection.transaction():
@@ -472,7 +367,7 @@ async def set_status(
                     completed_at = CASE WHEN $3 THEN now() ELSE completed_at END,
                     history_seq = history_seq + $4
                 WHERE instance_id = $1
-                RETURNING {_COLUMNS}, history_seq
+                RETURNING {INSTANCE_COLUMNS}, history_seq
                 """,
                 instance_id,
                 status,
@@ -499,30 +394,6 @@ async def set_status(
     return await database.run(work)
 
 
-async def instance_history(
-    database: Database, instance_id: uuid.UUID, *, after_seq: int = 0, limit: int | None = None
-) -> Sequence[HistoryEntry]:
-    """An instance's history in ``seq`` order (from ``after_seq + 1``); may read from a replica
-    (a miss there is confirmed on the primary). Raises ``InstanceNotFound``."""
-
-    async def work(connection: Connection) -> list[Any]:
-        if not await connection.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM workflow_instances WHERE instance_id = $1)", instance_id
-        ):
-            raise _instance_not_found(instance_id)
-        rows: list[Any] = await connection.fetch(
-            "SELECT instance_id, seq, task_ref, kind, at, details FROM workflow_instance_history "
-            "WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            instance_id,
-            after_seq,
-            limit,
-        )
-        return rows
-
-    rows = await database.run(work, read_only=True)
-    return tuple(HistoryEntry(**dict(r.items())) for r in rows)
-
-
 async def list_recoverable(
     database: Database,
     *,
@@ -539,12 +410,12 @@ async def list_recoverable(
     async def work(connection: Connection) -> list[Any]:
         rows: list[Any] = await connection.fetch(
             f"""
-            SELECT {_COLUMNS}, snapshot,
+            SELECT {INSTANCE_COLUMNS}, snapshot,
                    EXISTS (SELECT 1 FROM instance_inbox i
                            WHERE i.instance_id = workflow_instances.instance_id) AS has_inbox
             FROM workflow_instances
             WHERE partition = ANY($1::int[])
-              AND status NOT IN ('completed', 'cancelled', 'faulted')
+              AND status NOT IN {TERMINAL_SQL}
               AND ($2::uuid IS NULL OR instance_id > $2)
             ORDER BY instance_id
             LIMIT $3
@@ -579,11 +450,11 @@ async def load_instance(
 
     async def work(connection: Connection) -> tuple[Any, tuple[InboxEvent, ...]]:
         row = await connection.fetchrow(
-            f"SELECT {_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
+            f"SELECT {INSTANCE_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
             instance_id,
         )
         if row is None:
-            raise _instance_not_found(instance_id)
+            raise instance_not_found(instance_id)
         if row["status"] in TERMINAL_STATUSES:
             return row, ()
         return row, await fetch_inbox(connection, instance_id)

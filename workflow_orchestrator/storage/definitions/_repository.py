@@ -35,6 +35,7 @@ __all__ = [
     "RegistrationResult",
     "StoredDefinition",
     "content_hash",
+    "definition_not_found",
     "delete_definition",
     "get_definition",
     "list_definitions",
@@ -139,7 +140,7 @@ def _summary(row: Any) -> DefinitionSummary:
     )
 
 
-async def _not_found(
+async def definition_not_found(
     connection: Connection, definition_id: str, version: str | None
 ) -> DefinitionNotFound:
     """The error for a missing id (listing some live ids) or missing version (listing versions)."""
@@ -348,7 +349,7 @@ async def get_definition(
                 include_deleted,
             )
         if row is None:
-            raise await _not_found(connection, definition_id, version)
+            raise await definition_not_found(connection, definition_id, version)
         return _stored(row)
 
     return await database.run(work, read_only=read_only)
@@ -365,7 +366,7 @@ async def list_versions(database: Database, definition_id: str) -> tuple[Definit
             definition_id,
         )
         if not rows:
-            raise await _not_found(connection, definition_id, None)
+            raise await definition_not_found(connection, definition_id, None)
         return tuple(_summary(r) for r in rows)
 
     return await database.run(work, read_only=True)
@@ -385,7 +386,7 @@ async def delete_definition(database: Database, definition_id: str) -> tuple[str
             definition_id,
         )
         if not rows:
-            raise await _not_found(connection, definition_id, None)
+            raise await definition_not_found(connection, definition_id, None)
         return tuple(r["version"] for r in rows)
 
     return await database.run(work)

@@ -1,0 +1,87 @@
+"""Storage for the instances audience: instance rows, their snapshots, history and creation.
+
+What the instances part (and the API's instance routes) read and write:
+
+- ``InstanceStatus`` and the records (``InstanceRecord``, ``RecoverableInstance``, ...);
+- the repository functions (``create_instance``, ``load_instance``, ``list_instances``,
+  ``list_recoverable``, ``set_status``, ``instance_history``, ...);
+- the group-commit ``SnapshotWriter`` and what a snapshot writes (``InstanceSnapshot`` with its
+  ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
+  statement per batch from one row type per table;
+- the batching ``InstanceCreator``.
+"""
+
+from workflow_orchestrator.storage.instances._creator import InstanceCreator, NewInstance, Retry
+from workflow_orchestrator.storage.instances._history import HistoryEntry, instance_history
+from workflow_orchestrator.storage.instances._queries import (
+    create_instance,
+    fetch_inbox,
+    get_instance,
+    insert_started_instances,
+    list_instances,
+    list_recoverable,
+    load_instance,
+    set_status,
+)
+from workflow_orchestrator.storage.instances._records import (
+    DEFAULT_PARTITION_COUNT,
+    INSTANCE_COLUMNS,
+    InboxEvent,
+    InstancePage,
+    InstanceRecord,
+    InstanceStart,
+    RecoverableInstance,
+    instance_record,
+    partition_of,
+)
+from workflow_orchestrator.storage.instances._snapshot_rows import (
+    HistoryRow,
+    InstanceSnapshot,
+    OutgoingEvent,
+    SubscriptionRow,
+    TimerRow,
+)
+from workflow_orchestrator.storage.instances._snapshot_writer import (
+    SnapshotWriter,
+    SnapshotWriterStatistics,
+)
+from workflow_orchestrator.storage.instances._status import (
+    INSTANCE_STATUSES,
+    TERMINAL_STATUSES,
+    InstanceStatus,
+)
+
+__all__ = [
+    "DEFAULT_PARTITION_COUNT",
+    "INSTANCE_COLUMNS",
+    "INSTANCE_STATUSES",
+    "TERMINAL_STATUSES",
+    "HistoryEntry",
+    "HistoryRow",
+    "InboxEvent",
+    "InstanceCreator",
+    "InstancePage",
+    "InstanceRecord",
+    "InstanceSnapshot",
+    "InstanceStart",
+    "InstanceStatus",
+    "NewInstance",
+    "OutgoingEvent",
+    "RecoverableInstance",
+    "Retry",
+    "SnapshotWriter",
+    "SnapshotWriterStatistics",
+    "SubscriptionRow",
+    "TimerRow",
+    "create_instance",
+    "fetch_inbox",
+    "get_instance",
+    "insert_started_instances",
+    "instance_history",
+    "instance_record",
+    "list_instances",
+    "list_recoverable",
+    "load_instance",
+    "partition_of",
+    "set_status",
+]

@@ -1,0 +1,390 @@
+"""The one statement that commits a batch of snapshots, built from one row type per table.
+
+A batch is planned without I/O (``plan_batch``): per instance, the snapshot with the highest
+``snapshot_version`` is written, with the history rows of every snapshot of the batch (in
+version order) and their event-processing writes merged in the same order; a snapshot whose
+partition this replica holds no lease on is set aside (fenced) before the statement.
+
+The statement passes the batch as arrays (``unnest``) and does everything in data-modifying
+CTEs: share-lock the writer's lease rows (the fence), update the instances whose lease and epoch
+match and whose stored ``snapshot_version`` is older, and insert the history rows of exactly the
+instances updated, numbered from ``workflow_instances.history_seq``; the subscriptions, inbox,
+outbox, events and timers writes likewise join the updated instances. No BEGIN/COMMIT round
+trips are needed for a single statement.
+
+Each table has one row type (``InstanceSnapshot`` for ``workflow_instances``, with the epoch
+and history count the plan adds; ``HistoryRow``, ``SubscriptionRow``, ``TimerRow``,
+``OutgoingEvent``, and the inbox position) whose columns are declared once below:
+the statement's ``unnest`` parameters, their numbers and SQL types, and the arrays passed for
+them are all derived from those declarations, so the statement and its arguments cannot drift
+apart.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from workflow_orchestrator.storage.instances._snapshot_rows import (
+    HistoryRow,
+    InstanceSnapshot,
+    OutgoingEvent,
+    SubscriptionRow,
+    TimerRow,
+)
+
+__all__ = [
+    "DIAGNOSE_SQL",
+    "WRITE_SQL",
+    "BatchPlan",
+    "BatchRows",
+    "plan_batch",
+    "statement_arguments",
+]
+
+
+@attrs.frozen(kw_only=True)
+class BatchRows:
+    """Everything one batch writes, per table. ``instances`` are the snapshots written (one
+    per instance) with, in the same order, the lease epoch each is fenced with and how many
+    history rows the batch adds for it. Rows of the other tables are keyed by their instance
+    id; ``*_replaced`` list the instances whose subscriptions or timers the batch replaces
+    (with the rows given, possibly none)."""
+
+    instances: Sequence[InstanceSnapshot]
+    epochs: Sequence[int] = ()
+    history_counts: Sequence[int] = ()
+    history: Sequence[tuple[uuid.UUID, HistoryRow]] = ()
+    subscriptions_replaced: Sequence[uuid.UUID] = ()
+    subscriptions: Sequence[tuple[uuid.UUID, SubscriptionRow]] = ()
+    inbox_consumed: Sequence[tuple[uuid.UUID, int]] = ()
+    outgoing: Sequence[tuple[uuid.UUID, OutgoingEvent]] = ()
+    timers_replaced: Sequence[uuid.UUID] = ()
+    timers: Sequence[tuple[uuid.UUID, TimerRow]] = ()
+
+
+@attrs.frozen(kw_only=True)
+class BatchPlan:
+    """What a batch commits: ``written`` maps each instance to the snapshot written for it
+    (its highest version) and the epoch it is fenced with; ``unleased`` are the snapshots of
+    partitions this replica holds no lease on (fenced without a statement)."""
+
+    written: dict[uuid.UUID, tuple[InstanceSnapshot, int]]
+    unleased: tuple[InstanceSnapshot, ...]
+    rows: BatchRows
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+# -- columns ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Column:
+    """One array of a group: the column ``name`` of SQL type ``sql_type``, read from each
+    row with ``get`` (and written as JSON text when ``json``)."""
+
+    name: str
+    sql_type: str
+    get: Callable[[Any], Any]
+    json: bool = False
+
+
+def _column(name: str, sql_type: str) -> _Column:
+    return _Column(name, sql_type, operator.attrgetter(name))
+
+
+def _json_column(name: str) -> _Column:
+    return _Column(name, "text", operator.attrgetter(name), json=True)
+
+
+def _values(name: str, sql_type: str) -> _Column:
+    """A column whose rows are the values themselves."""
+    return _Column(name, sql_type, lambda value: value)
+
+
+@attrs.frozen
+class _Group:
+    """Arrays of the statement read from one ``BatchRows`` field, in column order.
+
+    ``keyed`` rows are ``(instance_id, row)`` pairs: the instance ids come first. A group
+    without columns is one array of the field's values (instance ids unless ``sql_type``
+    says otherwise)."""
+
+    field: str
+    columns: tuple[_Column, ...] = ()
+    keyed: bool = True
+    sql_type: str = "uuid"
+
+    def sql_types(self) -> list[tuple[str, str]]:
+        if not self.columns:
+            return [(self.field, self.sql_type)]
+        head = [("instance_id", "uuid")] if self.keyed else []
+        return head + [(c.name, c.sql_type) for c in self.columns]
+
+    def arrays(self, rows: Sequence[Any]) -> list[list[Any]]:
+        if not self.columns:
+            return [list(rows)]
+        arrays: list[list[Any]] = []
+        items: Sequence[Any] = rows
+        if self.keyed:
+            arrays.append([instance_id for instance_id, _ in rows])
+            items = [row for _, row in rows]
+        for column in self.columns:
+            values = map(column.get, items)
+            arrays.append([_dumps(v) for v in values] if column.json else list(values))
+        return arrays
+
+
+_GROUPS = (
+    _Group(
+        "instances",
+        (
+            _column("instance_id", "uuid"),
+            _column("partition", "int"),
+            _column("snapshot_version", "bigint"),
+            _column("status", "text"),
+            _json_column("snapshot"),
+            _json_column("output"),
+            _json_column("error"),
+            _json_column("context"),
+            _column("started_at", "timestamptz"),
+            _column("completed_at", "timestamptz"),
+        ),
+        keyed=False,
+    ),
+    _Group("epochs", keyed=False, sql_type="bigint"),
+    _Group("history_counts", keyed=False, sql_type="int"),
+    _Group(
+        "history",
+        (
+            _column("task_ref", "text"),
+            _column("kind", "text"),
+            _column("at", "timestamptz"),
+            _json_column("details"),
+        ),
+    ),
+    _Group("subscriptions_replaced"),
+    _Group(
+        "subscriptions",
+        (
+            _column("filter_index", "int"),
+            _column("task_ref", "text"),
+            _column("event_type", "text"),
+            _column("shape_id", "int"),
+            _column("corr_key", "text"),
+            _json_column("attributes"),
+        ),
+    ),
+    _Group("inbox_consumed", (_values("through", "bigint"),)),
+    _Group(
+        "outgoing",
+        (
+            _column("destination", "text"),
+            _column("routing_key", "text"),
+            _column("event_id", "text"),
+            _column("body", "text"),
+        ),
+    ),
+    _Group("timers_replaced"),
+    _Group(
+        "timers",
+        (
+            _column("timer_key", "text"),
+            _column("kind", "text"),
+            _column("due_at", "timestamptz"),
+        ),
+    ),
+)
+
+
+@attrs.frozen
+class _Placeholders:
+    """The SQL text of one group: ``arrays`` (the unnest arguments), ``names`` (its column
+    names) and, by column name, the parameter of one array (``group[partition]``)."""
+
+    arrays: str
+    names: str
+    by_name: dict[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        return self.by_name[name]
+
+
+def _placeholders() -> dict[str, _Placeholders]:
+    number = 2  # $1 is the owner id
+    found = {}
+    for group in _GROUPS:
+        params = {}
+        for name, sql_type in group.sql_types():
+            params[name] = f"${number}::{sql_type}[]"
+            number += 1
+        found[group.field] = _Placeholders(
+            arrays=", ".join(params.values()), names=", ".join(params), by_name=params
+        )
+    return found
+
+
+WRITE_SQL = """
+WITH fence AS (
+    SELECT partition, epoch FROM partition_leases
+    WHERE owner_id = $1 AND partition = ANY({instances[partition]}) AND expires_at > now()
+    FOR SHARE
+), batch AS (
+    SELECT * FROM unnest({instances.arrays}, {epochs.arrays}, {history_counts.arrays})
+        AS b({instances.names}, epoch, history_count)
+), updated AS (
+    UPDATE workflow_instances w
+    SET status = b.status,
+        snapshot = b.snapshot::jsonb,
+        snapshot_version = b.snapshot_version,
+        output = b.output::jsonb,
+        error = b.error::jsonb,
+        context = coalesce(b.context::jsonb, '{{}}'::jsonb),
+        started_at = coalesce(b.started_at, w.started_at),
+        completed_at = coalesce(b.completed_at, w.completed_at),
+        lease_owner = $1,
+        lease_epoch = b.epoch,
+        updated_at = now(),
+        history_seq = w.history_seq + b.history_count
+    FROM batch b JOIN fence f ON f.partition = b.partition AND f.epoch = b.epoch
+    WHERE w.instance_id = b.instance_id
+      AND w.partition = b.partition
+      AND w.snapshot_version < b.snapshot_version
+    RETURNING w.instance_id, w.partition, w.history_seq - b.history_count AS seq_base
+), history AS (
+    INSERT INTO workflow_instance_history (instance_id, seq, task_ref, kind, at, details)
+    SELECT h.instance_id,
+           u.seq_base + row_number() OVER (PARTITION BY h.instance_id ORDER BY h.ord),
+           h.task_ref, h.kind, h.at, h.details::jsonb
+    FROM unnest({history.arrays}) WITH ORDINALITY AS h({history.names}, ord)
+    JOIN updated u ON u.instance_id = h.instance_id
+), subscriptions_gone AS (
+    DELETE FROM event_subscriptions s
+    USING updated u
+    WHERE s.instance_id = u.instance_id AND u.instance_id = ANY({subscriptions_replaced.arrays})
+), subscriptions_new AS (
+    INSERT INTO event_subscriptions (instance_id, partition, filter_index, task_ref, event_type,
+                                     shape_id, corr_key, attributes)
+    SELECT n.instance_id, u.partition, n.filter_index, n.task_ref, n.event_type, n.shape_id,
+           n.corr_key, n.attributes::jsonb
+    FROM unnest({subscriptions.arrays}) AS n({subscriptions.names})
+    JOIN updated u ON u.instance_id = n.instance_id
+), inbox_consumed AS (
+    DELETE FROM instance_inbox i
+    USING unnest({inbox_consumed.arrays}) AS d({inbox_consumed.names}), updated u
+    WHERE u.instance_id = d.instance_id AND i.instance_id = d.instance_id
+      AND i.inbox_seq <= d.through
+), outgoing AS (
+    SELECT o.*, u.partition
+    FROM unnest({outgoing.arrays}) WITH ORDINALITY AS o({outgoing.names}, ord)
+    JOIN updated u ON u.instance_id = o.instance_id
+), outbox_new AS (
+    INSERT INTO outbox (partition, instance_id, exchange, routing_key, event_id, body)
+    SELECT partition, instance_id, destination, routing_key, event_id, body
+    FROM outgoing WHERE destination <> 'events' ORDER BY ord
+), events_new AS (
+    INSERT INTO events (event)
+    SELECT body::jsonb FROM outgoing WHERE destination = 'events' ORDER BY ord
+), timers AS (
+    SELECT n.*, u.partition, b.epoch
+    FROM unnest({timers.arrays}) AS n({timers.names})
+    JOIN updated u ON u.instance_id = n.instance_id
+    JOIN batch b ON b.instance_id = n.instance_id
+), timers_gone AS (
+    DELETE FROM workflow_timers t
+    USING updated u
+    WHERE t.instance_id = u.instance_id AND u.instance_id = ANY({timers_replaced.arrays})
+      AND NOT EXISTS (SELECT 1 FROM timers n
+                      WHERE n.instance_id = t.instance_id AND n.timer_key = t.timer_key)
+), timers_new AS (
+    INSERT INTO workflow_timers (instance_id, timer_key, partition, kind, due_at, lease_epoch)
+    SELECT instance_id, timer_key, partition, kind, due_at, epoch FROM timers
+    ON CONFLICT (instance_id, timer_key) DO UPDATE
+    SET due_at = EXCLUDED.due_at, kind = EXCLUDED.kind, partition = EXCLUDED.partition,
+        lease_epoch = EXCLUDED.lease_epoch, claimed_until = NULL
+)
+SELECT instance_id FROM updated
+""".format(**_placeholders())
+
+#: Why snapshots were not applied: the stored version and the partition's lease, per instance.
+DIAGNOSE_SQL = """
+SELECT w.instance_id, w.partition, w.snapshot_version, l.owner_id, l.epoch,
+       coalesce(l.expires_at > now(), false) AS live
+FROM workflow_instances w JOIN partition_leases l ON l.partition = w.partition
+WHERE w.instance_id = ANY($1::uuid[])
+"""
+
+
+def statement_arguments(owner_id: str, rows: BatchRows) -> list[Any]:
+    """The arguments of ``WRITE_SQL`` for ``rows`` (one array per column, in order)."""
+    arguments: list[Any] = [owner_id]
+    for group in _GROUPS:
+        arguments.extend(group.arrays(getattr(rows, group.field)))
+    return arguments
+
+
+# -- planning -----------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Merged:
+    """The writes of one instance in a batch, merged in version order."""
+
+    history: list[HistoryRow] = attrs.field(factory=list)
+    subscriptions: tuple[SubscriptionRow, ...] | None = None
+    inbox_through: int = 0
+    outgoing: list[OutgoingEvent] = attrs.field(factory=list)
+    timers: tuple[TimerRow, ...] | None = None
+
+    def add(self, snapshot: InstanceSnapshot) -> None:
+        self.history.extend(snapshot.history)
+        if snapshot.subscriptions is not None:
+            self.subscriptions = snapshot.subscriptions
+        if snapshot.timers is not None:
+            self.timers = snapshot.timers
+        self.inbox_through = max(self.inbox_through, snapshot.inbox_through)
+        self.outgoing.extend(snapshot.outgoing)
+
+
+def plan_batch(
+    snapshots: Iterable[InstanceSnapshot], epoch_of: Callable[[int], int | None]
+) -> BatchPlan:
+    """What a batch writes (see the module docstring). ``epoch_of(partition)`` is the epoch
+    under which this replica holds a partition now (None: not held); it is used for snapshots
+    without their own ``lease_epoch``."""
+    written: dict[uuid.UUID, tuple[InstanceSnapshot, int]] = {}
+    merged: dict[uuid.UUID, _Merged] = {}
+    unleased: list[InstanceSnapshot] = []
+    for snapshot in sorted(snapshots, key=operator.attrgetter("snapshot_version")):
+        epoch = snapshot.lease_epoch
+        if epoch is None:
+            epoch = epoch_of(snapshot.partition)
+        if epoch is None:
+            unleased.append(snapshot)
+            continue
+        written[snapshot.instance_id] = (snapshot, epoch)
+        writes = merged.get(snapshot.instance_id)
+        if writes is None:
+            writes = merged[snapshot.instance_id] = _Merged()
+        writes.add(snapshot)
+    rows = BatchRows(
+        instances=[snapshot for snapshot, _ in written.values()],
+        epochs=[epoch for _, epoch in written.values()],
+        history_counts=[len(m.history) for m in merged.values()],
+        history=[(i, row) for i, m in merged.items() for row in m.history],
+        subscriptions_replaced=[i for i, m in merged.items() if m.subscriptions is not None],
+        subscriptions=[(i, row) for i, m in merged.items() for row in m.subscriptions or ()],
+        inbox_consumed=[(i, m.inbox_through) for i, m in merged.items() if m.inbox_through > 0],
+        outgoing=[(i, row) for i, m in merged.items() for row in m.outgoing],
+        timers_replaced=[i for i, m in merged.items() if m.timers is not None],
+        timers=[(i, row) for i, m in merged.items() for row in m.timers or ()],
+    )
+    return BatchPlan(written=written, unleased=tuple(unleased), rows=rows)
