@@ -31,7 +31,6 @@ the same rows; that makes duplicates, not reordering after deduplication, for th
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
@@ -42,6 +41,7 @@ import trio
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
 from workflow_orchestrator.events._outbox_signal import OutboxSignal
 from workflow_orchestrator.events._rabbitmq import BrokerError, OutgoingMessage, PublishFailed
+from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage import CONNECTION_ERRORS, Database
 from workflow_orchestrator.storage.events import (
     OutboxRow,
@@ -269,7 +269,7 @@ class OutboxRelay:
 
     def _next_delay(self) -> float:
         """Exponential backoff with jitter: half the step fixed, half random."""
-        step = min(self.retry_max, self.retry_initial * math.pow(2, min(self._attempt - 1, 60)))
+        step = backoff_step(self._attempt, initial=self.retry_initial, maximum=self.retry_max)
         return step / 2 + self.rng.uniform(0, step / 2)
 
     async def _count_quietly(self) -> int:

@@ -33,6 +33,7 @@ from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._wake_listener import WakeListener
 from workflow_orchestrator.instances import EventOptions, InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.retrying import RetryBackoff
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import count_outbox, count_subscribed_instances
 
@@ -118,7 +119,7 @@ class EventProcessing:
     async def _run_broker(self) -> None:
         rabbitmq = self.settings.rabbitmq
         business, system = rabbitmq.exchanges[0], rabbitmq.exchanges[1]
-        delay = _RECONNECT_INITIAL
+        backoff = RetryBackoff(initial=_RECONNECT_INITIAL, maximum=_RECONNECT_MAX, jitter=0)
         while True:
             try:
                 async with open_rabbitmq(
@@ -128,7 +129,7 @@ class EventProcessing:
                     heartbeat=rabbitmq.heartbeat,
                     consume_exchanges=(business,),
                 ) as connection:
-                    delay = _RECONNECT_INITIAL
+                    backoff.succeeded()
                     self.broker, self.broker_error = connection, None
                     logger.info(
                         "consuming events from RabbitMQ at %s (queue '%s')",
@@ -155,9 +156,11 @@ class EventProcessing:
                         self.broker = None
             except (BrokerError, OSError) as exc:  # unreachable, refused, topology conflict
                 self.broker_error = str(exc)
+                delay = backoff.failed()
                 logger.warning("RabbitMQ: %s; connecting again in %.0fs", exc, delay)
-            await trio.sleep(delay)
-            delay = min(delay * 2, _RECONNECT_MAX)
+                await trio.sleep(delay)
+            else:
+                await trio.sleep(backoff.failed())
 
     # -- health ---------------------------------------------------------------------------
 

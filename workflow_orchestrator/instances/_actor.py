@@ -25,6 +25,7 @@ import trio
 from workflow_orchestrator.actors import Actor, ActorContext, StopReason
 from workflow_orchestrator.dsl import Interpreter
 from workflow_orchestrator.dsl.runtime import ExecutionState
+from workflow_orchestrator.errors import exception_leaves
 from workflow_orchestrator.instances._effects import DurableEffects, Parked
 from workflow_orchestrator.instances._fault import fault_instance
 from workflow_orchestrator.instances._ports import InstancePorts
@@ -52,12 +53,6 @@ class Recover:
     """Sent to itself by a restarted actor: resume, or give up after ``MAX_ATTEMPTS``."""
 
     attempt: int
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
 
 
 class InstanceActor(Actor[Any]):
@@ -165,7 +160,7 @@ class InstanceActor(Actor[Any]):
             logger.warning(
                 "workflow instance %s stopped here: %s",
                 self.instance_id,
-                _leaves(lost)[0],
+                exception_leaves(lost)[0],
                 extra={"instance_id": str(self.instance_id)},
             )
         finally:
@@ -182,7 +177,7 @@ class InstanceActor(Actor[Any]):
             try:
                 await interpreter.resume(effects, state)
             except* Parked as group:
-                parked = next(e for e in _leaves(group) if isinstance(e, Parked))
+                parked = next(e for e in exception_leaves(group) if isinstance(e, Parked))
         self._scope = None
         if self._requested is not None and scope.cancelled_caught:
             await effects.commit_final(self._requested, state)
