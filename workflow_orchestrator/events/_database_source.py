@@ -77,6 +77,7 @@ from workflow_orchestrator.storage import (
 )
 from workflow_orchestrator.storage.events import (
     EVENTS_CHANNEL,
+    ClaimedEvent,
     DeadLetter,
     claim_events,
     dead_letter_events,
@@ -88,8 +89,12 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "SOURCE_KIND",
     "ClaimLost",
+    "ClaimedBatch",
     "DatabaseEventSource",
     "DatabaseEventSourceStatistics",
+    "InvalidRow",
+    "check_claim",
+    "parse_claimed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -152,12 +157,55 @@ def _non_empty(instance: Any, attribute: attrs.Attribute[Any], value: str) -> No
         raise ValueError(f"{attribute.name} must be a non-empty string")
 
 
-@attrs.frozen
-class _Invalid:
+@attrs.frozen(kw_only=True)
+class InvalidRow:
+    """A claimed row that is not a valid CloudEvent: dead-lettered with ``reason``."""
+
     seq: int
     reason: str
     payload: str
     received_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class ClaimedBatch:
+    """A claim parsed: the valid events with their sequences (same order), the invalid rows."""
+
+    events: tuple[CloudEvent, ...]
+    seqs: tuple[int, ...]
+    invalid: tuple[InvalidRow, ...]
+
+
+def parse_claimed(rows: Sequence[ClaimedEvent], *, max_size: int) -> ClaimedBatch:
+    """Split claimed rows into the events to route and the rows to dead-letter (not JSON, not
+    a CloudEvent, over ``max_size`` bytes), keeping ``event_seq`` order in both."""
+    events: list[CloudEvent] = []
+    seqs: list[int] = []
+    invalid: list[InvalidRow] = []
+    for row in rows:
+        try:
+            events.append(parse_json_event(row.event, max_size=max_size))
+        except InvalidEvent as exc:
+            invalid.append(
+                InvalidRow(
+                    seq=row.seq, reason=str(exc), payload=row.event, received_at=row.received_at
+                )
+            )
+        else:
+            seqs.append(row.seq)
+    return ClaimedBatch(events=tuple(events), seqs=tuple(seqs), invalid=tuple(invalid))
+
+
+def check_claim(deleted: int, claimed: Sequence[int], owner_id: str) -> None:
+    """Raise `ClaimLost` when the routing transaction deleted fewer of the ``claimed`` rows
+    than it claimed (another source took some after the claim expired)."""
+    if deleted != len(claimed):
+        raise ClaimLost(
+            f"{len(claimed) - deleted} of {len(claimed)} claimed events are no longer "
+            f"claimed by {owner_id!r} (the claim expired and another source took them)",
+            owner_id=owner_id,
+            missing=len(claimed) - deleted,
+        )
 
 
 @attrs.define(eq=False)
@@ -254,24 +302,15 @@ class DatabaseEventSource:
         if not rows:
             self._recovered()
             return False
-        events: list[CloudEvent] = []
-        seqs: list[int] = []
-        invalid: list[_Invalid] = []
-        for row in rows:
-            try:
-                events.append(parse_json_event(row.event, max_size=self.max_event_size))
-            except InvalidEvent as exc:
-                invalid.append(_Invalid(row.seq, str(exc), row.event, row.received_at))
-            else:
-                seqs.append(row.seq)
-        if invalid and not await self._dead_letter(invalid):
+        batch = parse_claimed(rows, max_size=self.max_event_size)
+        if batch.invalid and not await self._dead_letter(batch.invalid):
             return None
-        if events and not await self._route(events, seqs):
+        if batch.events and not await self._route(batch.events, batch.seqs):
             return None
         self._recovered()
         return len(rows) >= self.batch_size
 
-    async def _dead_letter(self, invalid: Sequence[_Invalid]) -> bool:
+    async def _dead_letter(self, invalid: Sequence[InvalidRow]) -> bool:
         letters = [
             DeadLetter(seq=bad.seq, reason=bad.reason, payload=bad.payload) for bad in invalid
         ]
@@ -306,13 +345,7 @@ class DatabaseEventSource:
 
         async def delete_claimed(connection: Any) -> None:
             deleted = await delete_claimed_events(connection, claimed, owner_id)
-            if deleted != len(claimed):
-                raise ClaimLost(
-                    f"{len(claimed) - deleted} of {len(claimed)} claimed events are no longer "
-                    f"claimed by {owner_id!r} (the claim expired and another source took them)",
-                    owner_id=owner_id,
-                    missing=len(claimed) - deleted,
-                )
+            check_claim(deleted, claimed, owner_id)
 
         try:
             await self.router.route(events, source=SOURCE_KIND, consume=delete_claimed)

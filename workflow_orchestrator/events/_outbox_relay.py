@@ -50,7 +50,15 @@ from workflow_orchestrator.storage.events import (
     read_outbox,
 )
 
-__all__ = ["OUTBOX_EXCHANGE_KINDS", "OutboxRelay", "OutboxRelayStatistics", "Publisher"]
+__all__ = [
+    "OUTBOX_EXCHANGE_KINDS",
+    "OutboxRelay",
+    "OutboxRelayStatistics",
+    "Publisher",
+    "outbox_message",
+    "publish_failure",
+    "retry_delay",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +207,12 @@ class OutboxRelay:
         if not rows:
             self._recovered(0)
             return False
-        messages = [self._message(row) for row in rows]
+        exchanges = self.exchanges
+        messages = [outbox_message(row, exchanges) for row in rows]
         try:
             await self.publisher.publish(messages)
         except (BrokerError, OSError) as exc:
-            self._failed(self._publish_failure(messages, exc), exc)
+            self._failed(publish_failure(messages, exc), exc)
             return None
         self._published += len(messages)
         try:
@@ -222,25 +231,6 @@ class OutboxRelay:
             waiting = len(rows) + (await self._count_quietly() if full else 0)
             self._recovered(waiting)
         return full
-
-    def _message(self, row: OutboxRow) -> OutgoingMessage:
-        return OutgoingMessage(
-            exchange=self.exchanges[row.exchange],
-            routing_key=row.routing_key,
-            body=row.body.encode("utf-8"),
-            content_type=STRUCTURED_CONTENT_TYPE,
-            message_id=row.event_id,
-            message_type=row.routing_key,
-            persistent=True,
-        )
-
-    def _publish_failure(self, messages: Sequence[OutgoingMessage], exc: BaseException) -> str:
-        if isinstance(exc, PublishFailed):
-            exchanges = [exc.exchange]
-        else:
-            exchanges = sorted({m.exchange for m in messages})
-        named = ", ".join(f"'{name}'" for name in exchanges)
-        return f"publishing {len(messages)} outbox rows to exchange {named} failed: {_reason(exc)}"
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self._failures += 1
@@ -268,15 +258,47 @@ class OutboxRelay:
         self._state = "publishing"
 
     def _next_delay(self) -> float:
-        """Exponential backoff with jitter: half the step fixed, half random."""
-        step = backoff_step(self._attempt, initial=self.retry_initial, maximum=self.retry_max)
-        return step / 2 + self.rng.uniform(0, step / 2)
+        return retry_delay(
+            self._attempt, initial=self.retry_initial, maximum=self.retry_max, rng=self.rng
+        )
 
     async def _count_quietly(self) -> int:
         try:
             return await self.backlog()
         except _DATABASE_ERRORS:
             return 0
+
+
+def outbox_message(row: OutboxRow, exchanges: Mapping[str, str]) -> OutgoingMessage:
+    """The persistent structured-mode message of an outbox row: to the exchange of its kind,
+    routed and typed by its routing key, with the CloudEvent's stable ``id`` as message id."""
+    return OutgoingMessage(
+        exchange=exchanges[row.exchange],
+        routing_key=row.routing_key,
+        body=row.body.encode("utf-8"),
+        content_type=STRUCTURED_CONTENT_TYPE,
+        message_id=row.event_id,
+        message_type=row.routing_key,
+        persistent=True,
+    )
+
+
+def publish_failure(messages: Sequence[OutgoingMessage], exc: BaseException) -> str:
+    """What failed, for the log and ``last_error``: the exchange that refused a message, else
+    every exchange of the batch, and the reason."""
+    if isinstance(exc, PublishFailed):
+        exchanges = [exc.exchange]
+    else:
+        exchanges = sorted({m.exchange for m in messages})
+    named = ", ".join(f"'{name}'" for name in exchanges)
+    return f"publishing {len(messages)} outbox rows to exchange {named} failed: {_reason(exc)}"
+
+
+def retry_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
+    """The pause after failed attempt ``attempt``: exponential backoff with jitter, half the
+    step fixed and half random (so between ``step / 2`` and ``step``)."""
+    step = backoff_step(attempt, initial=initial, maximum=maximum)
+    return step / 2 + rng.uniform(0, step / 2)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """The event router: from a batch of CloudEvents to instances started and listens completed.
 
-For each batch (see ``_routing`` for the contract with sources):
+For each batch (see ``_routing`` for the contract with sources; the decisions below are the
+I/O-free functions of ``_matching``, this module loads their inputs and performs their result):
 
 - the subscription keys of each event are computed here, in Trio: for every correlation shape of
   its type (cached from ``subscription_shapes``), the ``from`` expressions are evaluated on the
@@ -24,23 +25,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import trio
 
 from workflow_orchestrator.dsl import ExpressionEngine
-from workflow_orchestrator.dsl.expressions import is_runtime_expression
-from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter
-from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
+from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.events._matching import (
+    Starter,
+    by_source,
+    event_to_route,
+    instance_starts,
+    route_outcome,
+    start_slots,
+    starter_of,
+    subscription_keys,
+)
 from workflow_orchestrator.events._routing import Consume, EventOutcome, RouteOutcome
-from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog, correlation_key
+from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import (
-    EventToRoute,
     RoutingStale,
-    StartSlot,
     SubscriptionShape,
     definitions_stamp,
     load_event_starters,
@@ -48,20 +54,10 @@ from workflow_orchestrator.storage.events import (
     purge_event_records,
     route_batch,
 )
-from workflow_orchestrator.storage.instances import InstanceStart
 
 __all__ = ["EventRouter", "Starter"]
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen(kw_only=True)
-class Starter:
-    """A definition version that ``schedule.on`` starts from events."""
-
-    definition_id: str
-    version: str
-    strategy: ConsumptionStrategy
 
 
 @attrs.define(eq=False)
@@ -71,6 +67,10 @@ class _Submission:
     done: trio.Event = attrs.field(factory=trio.Event)
     outcome: EventOutcome | None = None
     error: BaseException | None = None
+
+
+def _source_of(submission: _Submission) -> str:
+    return submission.source
 
 
 @attrs.define(eq=False)
@@ -143,16 +143,11 @@ class EventRouter:
         starters = []
         for version in await load_event_starters(self.database):
             interpreter = await self.catalog.interpreter(version.definition_id, version.version)
-            schedule = interpreter.workflow.schedule
-            if schedule is None or schedule.on is None:
-                continue
-            starters.append(
-                Starter(
-                    definition_id=version.definition_id,
-                    version=version.version,
-                    strategy=schedule.on,
-                )
+            starter = starter_of(
+                version.definition_id, version.version, interpreter.workflow.schedule
             )
+            if starter is not None:
+                starters.append(starter)
         self._starters = tuple(starters)
         self._starters_stamp = stamp
 
@@ -187,10 +182,7 @@ class EventRouter:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            by_source: dict[str, list[_Submission]] = {}
-            for item in batch:
-                by_source.setdefault(item.source, []).append(item)
-            for source, items in by_source.items():
+            for source, items in by_source(batch, _source_of).items():
                 try:
                     outcome = await self.route([i.event for i in items], source=source)
                 except Exception as exc:  # handed to each submitter, who answers the client
@@ -230,16 +222,18 @@ class EventRouter:
         if metrics is not None:
             for event in events:
                 metrics.events_received.labels(source, event.type).inc()
+        engine = self.engine
         for attempt in range(5):
-            starts = [await self._starts(event) for event in events]
-            slots = [await self._slots(event) for event in events]
+            # One consistent view per attempt: a concurrent reload cannot pair these keys with
+            # a newer version (route_batch would not see that they are stale).
+            starters, stamp = self._starters, self._starters_stamp
+            shapes, shapes_version = self._shapes, self._shapes_version
+            starts = [await instance_starts(engine, event, starters) for event in events]
+            slots = [await start_slots(engine, event, starters) for event in events]
             batch = [
-                EventToRoute(
-                    source=str(event.attributes.get("source", "")),
-                    id=str(event.attributes.get("id", "")),
-                    type=event.type,
-                    event=event.to_json(),
-                    keys=await self._keys(event),
+                event_to_route(
+                    event,
+                    keys=await subscription_keys(engine, event, shapes),
                     starts=event_starts,
                     slots=event_slots,
                 )
@@ -249,8 +243,8 @@ class EventRouter:
                 routed = await route_batch(
                     self.database,
                     batch,
-                    shapes_version=self._shapes_version,
-                    definitions_stamp=self._starters_stamp,
+                    shapes_version=shapes_version,
+                    definitions_stamp=stamp,
                     local_partitions=self.leases.current().partitions,
                     keep_unmatched=self.keep_unmatched_for > 0,
                     consume=consume,
@@ -278,107 +272,4 @@ class EventRouter:
                     metrics.events_routed.labels(source, event.type).inc()
             for event_type in routed.unmatched_types:
                 metrics.events_unmatched.labels(event_type).inc()
-        return RouteOutcome(
-            events=tuple(
-                EventOutcome(
-                    duplicate=duplicate,
-                    delivered=delivered,
-                    started=tuple(str(i) for i in started),
-                )
-                for duplicate, delivered, started in zip(
-                    routed.duplicate, routed.delivered, routed.started, strict=True
-                )
-            )
-        )
-
-    async def _keys(self, event: CloudEvent) -> tuple[tuple[str, int, str], ...]:
-        """The subscription keys ``event`` can match (see ``event_subscriptions``)."""
-        event_type = event.type
-        keys = [(event_type, 0, ""), ("", 0, "")]
-        attributes = dict(event.attributes)
-        for shape in self._shapes:
-            if shape.event_type not in (event_type, ""):
-                continue
-            keys.append((shape.event_type, shape.shape_id, ""))
-            values = []
-            for _, expression in shape.correlate:
-                try:
-                    values.append(await self.engine.evaluate(expression, attributes, {}))
-                except Exception:  # not computable from the event alone: only '' keys match
-                    break
-            else:
-                keys.append((shape.event_type, shape.shape_id, correlation_key(values)))
-        return tuple(keys)
-
-    async def _slots(self, event: CloudEvent) -> tuple[StartSlot, ...]:
-        """The ``all`` slots ``event`` fills: per definition, its first matching filter that
-        correlates (its ``from`` values become the slot set's key)."""
-        slots = []
-        for starter in self._starters:
-            strategy = starter.strategy
-            if strategy.mode != "all":
-                continue
-            for index, event_filter in enumerate(strategy.filters):
-                if not await self._matches_any((event_filter,), event):
-                    continue
-                key = await self._start_key(event_filter, event)
-                if key is None:
-                    continue
-                slots.append(
-                    StartSlot(
-                        definition_id=starter.definition_id,
-                        definition_version=starter.version,
-                        corr_key=key,
-                        index=index,
-                        slots=len(strategy.filters),
-                    )
-                )
-                break
-        return tuple(slots)
-
-    async def _start_key(self, event_filter: EventFilter, event: CloudEvent) -> str | None:
-        """The correlation key of ``event`` for a start filter ('' without ``correlate``);
-        None when a correlation cannot be computed or misses its ``expect``."""
-        values = []
-        attributes = dict(event.attributes)
-        for _, rule in sorted(event_filter.correlate.items()):
-            try:
-                value = await self.engine.evaluate(str(rule["from"]), attributes, {})
-            except Exception:
-                return None
-            expect = rule.get("expect")
-            if expect is not None and not is_runtime_expression(str(expect)) and value != expect:
-                return None
-            values.append(value)
-        return correlation_key(values) if values else ""
-
-    async def _starts(self, event: CloudEvent) -> tuple[InstanceStart, ...]:
-        starts = []
-        for starter in self._starters:
-            if starter.strategy.mode == "all":
-                continue
-            if await self._matches_any(starter.strategy.filters, event):
-                starts.append(
-                    InstanceStart(
-                        definition_id=starter.definition_id,
-                        definition_version=starter.version,
-                        input=[event.to_json()],
-                        idempotency_key=f"on:{starter.definition_id}:{event.key}",
-                    )
-                )
-        return tuple(starts)
-
-    async def _matches_any(self, filters: Sequence[EventFilter], event: CloudEvent) -> bool:
-        """Whether ``event`` satisfies the ``with`` of one of ``filters`` (an expression that
-        fails on the event counts as no match)."""
-
-        async def evaluate(expression: str, value: Any) -> Any:
-            try:
-                return await self.engine.evaluate(expression, value, {})
-            except Exception:
-                return False
-
-        for event_filter in filters:
-            if await with_matches(event_filter.with_, event.attributes, evaluate):
-                return True
-        return False
+        return route_outcome(routed)

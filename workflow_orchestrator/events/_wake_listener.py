@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Container
 
 import attrs
 import trio
@@ -19,9 +20,22 @@ from workflow_orchestrator.storage import Database, NotificationListener, Partit
 from workflow_orchestrator.storage.events import WAKE_CHANNEL, instances_to_wake
 from workflow_orchestrator.storage.instances import partition_of
 
-__all__ = ["WakeListener"]
+__all__ = ["WakeListener", "wake_target"]
 
 logger = logging.getLogger(__name__)
+
+
+def wake_target(text: str, held: Container[int], live: Container[uuid.UUID]) -> uuid.UUID | None:
+    """The instance to activate for one id of a wake-up payload: None when the text is not an
+    instance id (a payload is untrusted), when another replica holds its partition, or when
+    it runs here already."""
+    try:
+        instance_id = uuid.UUID(text)
+    except ValueError:
+        return None
+    if partition_of(instance_id) in held and instance_id not in live:
+        return instance_id
+    return None
 
 
 @attrs.define(eq=False)
@@ -61,11 +75,9 @@ class WakeListener:
     async def _activate(self, ids: list[str]) -> None:
         held = self.leases.current().partitions
         for text in ids:
-            try:
-                instance_id = uuid.UUID(text)
-            except ValueError:
-                continue
-            if partition_of(instance_id) in held and instance_id not in self.runtime.live:
+            # Asked per id: an activation makes the instance live, so a repeated id is skipped.
+            instance_id = wake_target(text, held, self.runtime.live)
+            if instance_id is not None:
                 await self.runtime.activate(instance_id)
 
     async def _sweep(self) -> None:

@@ -12,6 +12,7 @@ Rounds run every ``poll_interval`` and at the next tick, whichever comes first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,9 @@ from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership
 from workflow_orchestrator.scheduler._ticks import (
+    CatchUp,
     OverlapAction,
+    OverlapPolicy,
     ScheduleError,
     decide_overlap,
     load_timezone,
@@ -41,9 +44,111 @@ from workflow_orchestrator.storage.scheduling import (
     load_schedules,
 )
 
-__all__ = ["ScheduleLoop"]
+__all__ = ["DueTicks", "ScheduleLoop", "TickStarts", "plan_starts", "schedule_due"]
 
 logger = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class DueTicks:
+    """What a schedule owes now: the ticks to fire, the new watermark (``last_tick``), how
+    many ticks catch-up skipped, and the next tick after now (None: none, or not known until
+    the previous instance completes)."""
+
+    fire: tuple[datetime, ...]
+    watermark: datetime | None
+    skipped: int = 0
+    following: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TickStarts:
+    """The overlap policy applied to due ticks: the ticks that start instances, the buffered
+    tick afterwards, and how many ticks were skipped (catch-up included) or buffered."""
+
+    starts: tuple[datetime, ...]
+    buffered: datetime | None
+    skipped: int
+    buffered_count: int
+
+    def changes(self, record: ScheduleRecord, watermark: datetime | None) -> bool:
+        """Whether there is anything to commit: a start, or progress that moved."""
+        return bool(self.starts) or (
+            watermark != record.last_tick or self.buffered != record.buffered_tick
+        )
+
+
+def schedule_due(
+    schedule: Schedule,
+    record: ScheduleRecord,
+    *,
+    now: datetime,
+    tz: Any,
+    catch_up: CatchUp,
+    limit: int,
+) -> DueTicks:
+    """The ticks of ``schedule`` due at ``now`` given its progress ``record``. ``after``
+    fires at registration, then ``after`` past the completion of the previous instance
+    (nothing while it runs); ``cron``/``every`` follow ``plan_ticks`` (catch-up policy).
+    Raises ``ScheduleError`` for a schedule that cannot be computed."""
+    if schedule.after is not None:
+        if record.last_instance_id is None:
+            due = record.registered_at
+        elif record.previous_running or record.last_completed_at is None:
+            return DueTicks(fire=(), watermark=record.last_tick)
+        else:
+            found = next_after_completion(schedule, completed_at=record.last_completed_at)
+            if found is None:
+                return DueTicks(fire=(), watermark=record.last_tick)
+            due = found
+        if due > now:
+            return DueTicks(fire=(), watermark=record.last_tick, following=due)
+        return DueTicks(fire=(due,), watermark=due)
+    plan = plan_ticks(
+        schedule,
+        anchor=record.registered_at,
+        last_tick=record.last_tick,
+        now=now,
+        tz=tz,
+        catch_up=catch_up,
+        limit=limit,
+    )
+    following = plan.next_tick
+    if following is None:
+        following = next_tick(schedule, anchor=record.registered_at, after=now, tz=tz)
+    return DueTicks(
+        fire=tuple(plan.fire), watermark=plan.last_tick, skipped=plan.skipped, following=following
+    )
+
+
+def plan_starts(
+    policy: OverlapPolicy, record: ScheduleRecord, ticks: Sequence[datetime], *, skipped: int
+) -> TickStarts:
+    """Apply the overlap ``policy`` to the due ``ticks``: a buffered tick starts first once
+    the previous instance ended, then each tick starts, is buffered or is skipped
+    (``decide_overlap``); ``skipped`` (by catch-up) is added to the skipped count."""
+    running = record.previous_running
+    buffered = record.buffered_tick
+    starts: list[datetime] = []
+    buffered_count = 0
+    if buffered is not None and not running:
+        starts.append(buffered)  # the buffered tick's turn: the previous one has ended
+        buffered, running = None, True
+    for tick in ticks:
+        decision = decide_overlap(policy, previous_running=running, buffered=buffered, tick=tick)
+        if decision.action is OverlapAction.START:
+            starts.append(tick)
+            running = True
+        elif decision.action is OverlapAction.BUFFER:
+            buffered_count += 1
+        else:
+            skipped += 1
+        if decision.dropped is not None and decision.action is not OverlapAction.SKIP:
+            skipped += 1
+        buffered = decision.buffered
+    return TickStarts(
+        starts=tuple(starts), buffered=buffered, skipped=skipped, buffered_count=buffered_count
+    )
 
 
 @attrs.define(eq=False)
@@ -87,87 +192,42 @@ class ScheduleLoop:
                 continue
             now = datetime.now(UTC)
             try:
-                ticks, watermark, skipped, following = self._due(schedule, record, now, tz)
+                due = schedule_due(
+                    schedule,
+                    record,
+                    now=now,
+                    tz=tz,
+                    catch_up=self.settings.catch_up,  # type: ignore[arg-type]
+                    limit=self.settings.catch_up_limit,
+                )
             except ScheduleError as exc:
                 self._log_invalid(record, exc)
                 continue
+            following = due.following
             if following is not None and (upcoming is None or following < upcoming):
                 upcoming = following
-            await self._start(record, ticks, watermark, skipped, leadership)
+            await self._start(record, due, leadership)
         return upcoming
 
-    def _due(
-        self, schedule: Schedule, record: ScheduleRecord, now: datetime, tz: Any
-    ) -> tuple[list[datetime], datetime | None, int, datetime | None]:
-        """(due ticks, new watermark, ticks skipped by catch-up, next tick after now)."""
-        if schedule.after is not None:
-            if record.last_instance_id is None:
-                due = record.registered_at
-            elif record.previous_running or record.last_completed_at is None:
-                return [], record.last_tick, 0, None
-            else:
-                found = next_after_completion(schedule, completed_at=record.last_completed_at)
-                if found is None:
-                    return [], record.last_tick, 0, None
-                due = found
-            if due > now:
-                return [], record.last_tick, 0, due
-            return [due], due, 0, None
-        plan = plan_ticks(
-            schedule,
-            anchor=record.registered_at,
-            last_tick=record.last_tick,
-            now=now,
-            tz=tz,
-            catch_up=self.settings.catch_up,  # type: ignore[arg-type]
-            limit=self.settings.catch_up_limit,
-        )
-        following = plan.next_tick
-        if following is None:
-            following = next_tick(schedule, anchor=record.registered_at, after=now, tz=tz)
-        return list(plan.fire), plan.last_tick, plan.skipped, following
-
     async def _start(
-        self,
-        record: ScheduleRecord,
-        ticks: list[datetime],
-        watermark: datetime | None,
-        skipped: int,
-        leadership: Leadership | None,
+        self, record: ScheduleRecord, due: DueTicks, leadership: Leadership | None
     ) -> None:
-        policy = self.settings.overlap_policy
-        running = record.previous_running
-        buffered = record.buffered_tick
-        starts: list[datetime] = []
-        outcomes = {"skipped": skipped, "buffered": 0}
-        if buffered is not None and not running:
-            starts.append(buffered)  # the buffered tick's turn: the previous one has ended
-            buffered, running = None, True
-        for tick in ticks:
-            decision = decide_overlap(
-                policy,  # type: ignore[arg-type]
-                previous_running=running,
-                buffered=buffered,
-                tick=tick,
-            )
-            if decision.action is OverlapAction.START:
-                starts.append(tick)
-                running = True
-            elif decision.action is OverlapAction.BUFFER:
-                outcomes["buffered"] += 1
-            else:
-                outcomes["skipped"] += 1
-            if decision.dropped is not None and decision.action is not OverlapAction.SKIP:
-                outcomes["skipped"] += 1
-            buffered = decision.buffered
-        if not starts and watermark == record.last_tick and buffered == record.buffered_tick:
+        planned = plan_starts(
+            self.settings.overlap_policy,  # type: ignore[arg-type]
+            record,
+            due.fire,
+            skipped=due.skipped,
+        )
+        if not planned.changes(record, due.watermark):
             return
+        starts = list(planned.starts)
+        outcomes = {"skipped": planned.skipped, "buffered": planned.buffered_count}
         commit = await commit_ticks(
             self.database,
             record,
             starts=starts,
-            last_tick=watermark,
-            buffered_tick=buffered,
+            last_tick=due.watermark,
+            buffered_tick=planned.buffered,
             fence=self._fence(leadership),
             epoch=leadership.epoch if leadership is not None else 0,
             local_partitions=self.leases.current().partitions,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
 import attrs
@@ -24,14 +24,32 @@ import trio
 from workflow_orchestrator.instances import WakeTimers
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.scheduling import (
+    DueTimer,
     claim_due_timers,
     count_due_timers,
     release_timer_claims,
 )
 
-__all__ = ["TimerService"]
+__all__ = ["TimerService", "earliest_due", "gained_partitions"]
 
 logger = logging.getLogger(__name__)
+
+
+def gained_partitions(previous: Mapping[int, int], held: Mapping[int, int]) -> list[int]:
+    """The partitions of ``held`` (partition -> lease epoch) granted since ``previous``: new
+    ones, and ones held again under another epoch (lost and regained meanwhile, or this
+    replica restarted). Their timer claims are stale and must be released."""
+    return [p for p, epoch in held.items() if previous.get(p) != epoch]
+
+
+def earliest_due(timers: Iterable[DueTimer]) -> dict[uuid.UUID, datetime]:
+    """Per instance, the earliest due time among ``timers`` (one wake-up per instance)."""
+    earliest: dict[uuid.UUID, datetime] = {}
+    for timer in timers:
+        instance_id, due = timer.instance_id, timer.due_at
+        if instance_id not in earliest or due < earliest[instance_id]:
+            earliest[instance_id] = due
+    return earliest
 
 
 @attrs.define(eq=False)
@@ -68,7 +86,7 @@ class TimerService:
         timers were claimed."""
         leases = self.leases.current().leases
         held = {p: lease.epoch for p, lease in leases.items()}
-        gained = [p for p, epoch in held.items() if self._held.get(p) != epoch]
+        gained = gained_partitions(self._held, held)
         if gained:  # granted anew (also back to this replica): earlier claims are stale
             await release_timer_claims(self.database, gained)
         self._held = held
@@ -81,12 +99,7 @@ class TimerService:
             limit=self.batch_size,
             claim_for=self.claim_for,
         )
-        earliest: dict[uuid.UUID, datetime] = {}
-        for timer in claimed:
-            instance_id, due = timer.instance_id, timer.due_at
-            if instance_id not in earliest or due < earliest[instance_id]:
-                earliest[instance_id] = due
-        for instance_id, due in earliest.items():
+        for instance_id, due in earliest_due(claimed).items():
             self.wake_timers.arm(instance_id, due, replace=False)
         self.claimed_total += len(claimed)
         return len(claimed)
