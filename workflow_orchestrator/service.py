@@ -37,6 +37,7 @@ from workflow_orchestrator.gateway import (
 )
 from workflow_orchestrator.instances import (
     ConfiguredProcesses,
+    DatabaseInstanceRepository,
     InstanceRuntime,
     WorkflowCatalog,
     expression_limits,
@@ -268,12 +269,12 @@ class Service:
             HttpxClient(default_timeout=workflows.http_timeout) as http_client,
             trio.open_nursery() as nursery,
         ):
-            database = self._current_database()
+            repository = DatabaseInstanceRepository(database=self._current_database())
             catalog = WorkflowCatalog(
-                database=database, engine=engine, options=runtime_options(workflows)
+                definitions=repository, engine=engine, options=runtime_options(workflows)
             )
             runtime = InstanceRuntime(
-                database=database,
+                repository=repository,
                 snapshots=self._writer,
                 leases=self._leases,
                 catalog=catalog,

@@ -1,11 +1,12 @@
 """Running instances with no database: the in-memory store, real interpreters, an HTTP port
-that records what was durable when each call went out, and a clock that follows Trio's."""
+that records what was durable when each call went out, a clock that follows Trio's, and an
+``InstanceRuntime`` on the in-memory store (``open_runtime``)."""
 
 from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import attrs
 import trio
 
+from workflow_orchestrator.actors.testing import open_checked_actor_system
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import load_workflow
 from workflow_orchestrator.dsl.runtime import (
@@ -21,11 +23,13 @@ from workflow_orchestrator.dsl.runtime import (
     Interpreter,
     ProcessRequest,
     ProcessResult,
+    RuntimeOptions,
 )
 from workflow_orchestrator.dsl.validation import load_document
-from workflow_orchestrator.instances import InstancePorts
+from workflow_orchestrator.instances import InstancePorts, InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.instances.testing import InMemoryInstanceStore
-from workflow_orchestrator.storage.instances import InstanceStatus
+from workflow_orchestrator.storage.instances import InstanceRecord, InstanceSnapshot, InstanceStatus
+from workflow_orchestrator.supervision import Backoff, Supervisor, SupervisorSpec
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -173,3 +177,108 @@ async def open_instances() -> AsyncIterator[Instances]:
     yield Instances(
         store=store, interpreters=Interpreters(engine=engine), http=RecordingHttp(store=store)
     )
+
+
+@asynccontextmanager
+async def open_instances_supervisor() -> AsyncIterator[Supervisor]:
+    """The ``/user/instances`` supervisor as the service configures it, in a checked system."""
+    async with open_checked_actor_system(seed=0) as system:
+        await system.start_child(
+            SupervisorSpec(
+                name="instances",
+                max_restarts=10_000,
+                within_seconds=60.0,
+                backoff=Backoff(initial=0.5, maximum=10.0),
+            )
+        )
+        yield system.lookup_supervisor("/user/instances")
+
+
+@attrs.define(eq=False)
+class WatchedStore(InMemoryInstanceStore):
+    """The in-memory store, with ``changed`` set after every write and status change."""
+
+    changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def write(self, snapshot: InstanceSnapshot) -> None:
+        try:
+            await super().write(snapshot)
+        finally:
+            self._changed()
+
+    async def set_status(
+        self,
+        instance_id: uuid.UUID,
+        status: InstanceStatus,
+        *,
+        allowed_from: Collection[InstanceStatus],
+        history_kind: str | None = None,
+    ) -> InstanceRecord:
+        try:
+            return await super().set_status(
+                instance_id, status, allowed_from=allowed_from, history_kind=history_kind
+            )
+        finally:
+            self._changed()
+
+
+@attrs.define(eq=False)
+class Runtime:
+    """An ``InstanceRuntime`` on the in-memory store, with the real catalog and supervisor."""
+
+    runtime: InstanceRuntime
+    store: WatchedStore
+    http: RecordingHttp
+    ended: list[tuple[uuid.UUID, InstanceStatus]] = attrs.field(factory=list)
+
+    def register(self, name: str, body: str) -> None:
+        """Register definition ``name`` (version 1.0.0) from the YAML ``body``."""
+        self.store.register(name, "1.0.0", definition(name, body))
+
+    async def wait_status(self, instance_id: uuid.UUID, *statuses: InstanceStatus) -> None:
+        """Wait until the stored status is one of ``statuses`` and no actor of the instance
+        runs any more."""
+        while self.store.stored(instance_id).record.status not in statuses:
+            await self.store.changed.wait()
+        while (actor := self.runtime.live.get(instance_id)) is not None:
+            await actor.wait_gone()
+
+    def history(self, instance_id: uuid.UUID) -> list[str]:
+        """The kinds of the committed history rows, in order."""
+        return [h.kind for h in self.store.stored(instance_id).history]
+
+
+@asynccontextmanager
+async def open_runtime(
+    store: WatchedStore | None = None, *, run: bool = True, **options: Any
+) -> AsyncIterator[Runtime]:
+    """A runtime on ``store`` (a new one by default), started (recovery done) when ``run``.
+
+    The expression engine has no sandbox (see ``open_instances``).
+    """
+    store = store or WatchedStore(clock=trio_clock)
+    http = RecordingHttp(store=store)
+    catalog = WorkflowCatalog(
+        definitions=store, engine=ExpressionEngine(), options=RuntimeOptions()
+    )
+    async with open_instances_supervisor() as supervisor, trio.open_nursery() as nursery:
+        runtime = InstanceRuntime(
+            repository=store,
+            snapshots=store,
+            leases=store,
+            catalog=catalog,
+            supervisor=supervisor,
+            http=http,
+            processes=NoProcesses(),
+            clock=trio_clock,
+            **options,
+        )
+        harness = Runtime(runtime=runtime, store=store, http=http)
+        if run:
+            await nursery.start(runtime.run)
+        yield harness
+        nursery.cancel_scope.cancel()

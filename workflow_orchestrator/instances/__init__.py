@@ -1,13 +1,14 @@
 """Durable workflow instances: one supervised actor per running instance, on the DSL engine.
 
 ``InstanceRuntime`` starts instances, routes commands, resumes them after a restart and wakes
-parked ones; ``InstanceActor`` runs one instance with ``DurableEffects``. Both receive what they
+parked ones, through an ``InstanceRepository`` (``DatabaseInstanceRepository`` in the
+service); ``InstanceActor`` runs one instance with ``DurableEffects``. Both receive what they
 use of the service in one frozen ``InstancePorts``; what each commit writes is decided by the
 pure ``plan_commit``. ``instances.testing`` has an in-memory instance store for tests.
 """
 
 from workflow_orchestrator.instances._actor import MAX_ATTEMPTS, InstanceActor, start_instance_actor
-from workflow_orchestrator.instances._catalog import WorkflowCatalog
+from workflow_orchestrator.instances._catalog import DefinitionSource, WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command
 from workflow_orchestrator.instances._commit import CommitAsk, CommitTarget, Pending, plan_commit
 from workflow_orchestrator.instances._effects import DurableEffects, Parked, secret_from_environment
@@ -32,6 +33,11 @@ from workflow_orchestrator.instances._ports import (
     ProcessPort,
     SnapshotSink,
 )
+from workflow_orchestrator.instances._repository import (
+    DatabaseInstanceRepository,
+    InstanceRepository,
+    LeaseView,
+)
 from workflow_orchestrator.instances._runtime import InputInvalid, InstanceRuntime, StartRequest
 from workflow_orchestrator.instances._timers import WakeTimers
 from workflow_orchestrator.storage.instances import InstanceStatus
@@ -42,15 +48,19 @@ __all__ = [
     "CommitAsk",
     "CommitTarget",
     "ConfiguredProcesses",
+    "DatabaseInstanceRepository",
+    "DefinitionSource",
     "DurableEffects",
     "EventOptions",
     "HttpPort",
     "InputInvalid",
     "InstanceActor",
     "InstancePorts",
+    "InstanceRepository",
     "InstanceRuntime",
     "InstanceStatus",
     "InterpreterSource",
+    "LeaseView",
     "LiveInstances",
     "Parked",
     "Pending",

@@ -7,26 +7,34 @@ are still found: their running instances must go on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import jsonschema_rs
 
 from workflow_orchestrator.dsl import ExpressionEngine, Interpreter, Workflow, build_workflow
 from workflow_orchestrator.dsl.runtime import RuntimeOptions
-from workflow_orchestrator.storage import Database
-from workflow_orchestrator.storage.definitions import get_definition
 
-__all__ = ["WorkflowCatalog"]
+__all__ = ["DefinitionSource", "WorkflowCatalog"]
 
 _MAX_INPUT_PROBLEMS = 10
+
+
+class DefinitionSource(Protocol):
+    """The documents of registered definition versions (``DatabaseInstanceRepository`` in
+    the service, ``instances.testing.InMemoryInstanceStore`` in tests)."""
+
+    async def definition_document(self, definition_id: str, version: str) -> dict[str, Any]:
+        """The document of ``definition_id`` at ``version``, also when soft-deleted (its
+        running instances go on); raises ``DefinitionNotFound``."""
+        ...
 
 
 @attrs.define(eq=False)
 class WorkflowCatalog:
     """Finds (and caches) the interpreter of a definition version."""
 
-    database: Database
+    definitions: DefinitionSource
     engine: ExpressionEngine
     options: RuntimeOptions
     _interpreters: dict[tuple[str, str], Interpreter] = attrs.field(factory=dict, init=False)
@@ -37,10 +45,8 @@ class WorkflowCatalog:
         key = (definition_id, version)
         found = self._interpreters.get(key)
         if found is None:
-            stored = await get_definition(
-                self.database, definition_id, version, include_deleted=True
-            )
-            found = Interpreter(build_workflow(stored.document), self.engine, self.options)
+            document = await self.definitions.definition_document(definition_id, version)
+            found = Interpreter(build_workflow(document), self.engine, self.options)
             self._interpreters[key] = found
         return found
 

@@ -10,10 +10,12 @@ stops its run and commits the status itself; otherwise they change the stored st
 A per-instance lock orders a command against an activation of the same instance, so neither
 overwrites the other.
 
-The runtime receives what it uses from the composition root (the database for its own reads
-and starts, the snapshot sink, leases, the catalog, the supervisor, HTTP and processes) and
-hands its actors one frozen ``InstancePorts`` built from them and its own callbacks; nobody
-reaches through the runtime to those.
+The runtime receives what it uses from the composition root (an ``InstanceRepository`` for
+its own reads, starts and status changes, the snapshot sink, its view of the partition leases,
+the catalog, the supervisor, HTTP and processes) and hands its actors one frozen
+``InstancePorts`` built from them and its own callbacks; nobody reaches through the runtime to
+those. With ``instances.testing.InMemoryInstanceStore`` as repository, sink and lease view, it
+runs with no database.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import attrs
@@ -33,7 +34,7 @@ from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.instances._actor import start_instance_actor
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command, command_transition
-from workflow_orchestrator.instances._listening import EventOptions, ShapeRegistry
+from workflow_orchestrator.instances._listening import EventOptions
 from workflow_orchestrator.instances._live import LiveInstances
 from workflow_orchestrator.instances._ports import (
     HttpPort,
@@ -43,22 +44,15 @@ from workflow_orchestrator.instances._ports import (
     utc_now,
 )
 from workflow_orchestrator.instances._recovery import recovery_run
+from workflow_orchestrator.instances._repository import InstanceRepository, LeaseView
 from workflow_orchestrator.instances._timers import WakeTimers, due_within
 from workflow_orchestrator.instances._waiters import TerminalWaiters
-from workflow_orchestrator.storage import Database, PartitionLeases
-from workflow_orchestrator.storage.definitions import get_definition
-from workflow_orchestrator.storage.events import fetch_retained_events, notify_wake
 from workflow_orchestrator.storage.instances import (
-    InstanceCreator,
     InstanceRecord,
     InstanceStatus,
     NewInstance,
     RecoverableInstance,
-    create_instance,
-    list_recoverable,
-    load_instance,
     partition_of,
-    set_status,
 )
 from workflow_orchestrator.supervision import Supervisor
 
@@ -98,16 +92,18 @@ class StartRequest:
 class InstanceRuntime:
     """See the module docstring.
 
-    ``snapshots`` is where the actors commit (the ``SnapshotWriter``), ``http`` and
-    ``processes`` their outbound effects; ``on_timer_fired(lateness_seconds)`` is told about
+    ``repository`` is the runtime's storage (``DatabaseInstanceRepository`` in the service),
+    ``leases`` its view of the partitions it holds; ``snapshots`` is where the actors commit
+    (the ``SnapshotWriter``), ``http`` and ``processes`` their outbound effects; recovery reads
+    ``recovery_page`` instances at a time; ``on_timer_fired(lateness_seconds)`` is told about
     every wake-up fired (the scheduler's metrics). ``timers`` (the in-memory wake-ups, which
     the scheduler's timer service arms) and ``live`` (the running actors) are the runtime's
     own; ``ports`` is the record every actor of this runtime receives.
     """
 
-    _database: Database = attrs.field(alias="database")
+    _repository: InstanceRepository = attrs.field(alias="repository")
     _snapshots: SnapshotSink = attrs.field(alias="snapshots")
-    _leases: PartitionLeases = attrs.field(alias="leases")
+    _leases: LeaseView = attrs.field(alias="leases")
     _catalog: WorkflowCatalog = attrs.field(alias="catalog")
     _supervisor: Supervisor = attrs.field(alias="supervisor")
     _http: HttpPort = attrs.field(alias="http")
@@ -120,12 +116,12 @@ class InstanceRuntime:
     # later ones are armed by the scheduler's timer service as they come near.
     timer_lookahead: float = 5.0
     wake_concurrency: int = 10
+    recovery_page: int = _RECOVERY_PAGE
     on_timer_fired: Callable[[float], None] | None = None
     clock: Callable[[], datetime] = utc_now
     live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
-    _creator: InstanceCreator = attrs.field(init=False)
     _waiters: TerminalWaiters = attrs.field(factory=TerminalWaiters, init=False)
     # definition id -> the latest live version seen; only a hint, checked by the INSERT.
     _latest_versions: dict[str, str] = attrs.field(factory=dict, init=False)
@@ -137,16 +133,16 @@ class InstanceRuntime:
             wake=self.wake,
             limiter=trio.CapacityLimiter(self.wake_concurrency),
             on_fire=self.on_timer_fired,
+            now=self.clock,
         )
-        self._creator = InstanceCreator(database=self._database)
         self.ports = InstancePorts(
             snapshots=self._snapshots,
-            load=partial(load_instance, self._database),
+            load=self._repository.load,
             interpreters=self._catalog,
-            shapes=ShapeRegistry(database=self._database),
+            shapes=self._repository,
             http=self._http,
             processes=self._processes,
-            retained_events=partial(fetch_retained_events, self._database),
+            retained_events=self._repository.retained_events,
             events=self.event_options,
             unmatched_retention=self.unmatched_retention,
             park_after=self.park_after,
@@ -164,7 +160,7 @@ class InstanceRuntime:
     ) -> None:
         """Recover the partitions' instances, then fire wake-ups until cancelled."""
         async with trio.open_nursery() as nursery:
-            await nursery.start(self._creator.run)
+            await nursery.start(self._repository.run_batching)
             await nursery.start(self.timers.run)
             held = self._epochs()
             await self._recover_logged(frozenset(held))
@@ -193,15 +189,15 @@ class InstanceRuntime:
         after: uuid.UUID | None = None
         found = 0
         while partitions:
-            page = await list_recoverable(
-                self._database, partitions=partitions, after=after, limit=_RECOVERY_PAGE
+            page = await self._repository.list_recoverable(
+                partitions=partitions, after=after, limit=self.recovery_page
             )
             for item in page:
                 found += 1
                 run = recovery_run(item)
                 if run is not None:
                     await self.activate(item.record.instance_id, run.activation)
-            if len(page) < _RECOVERY_PAGE:
+            if len(page) < self.recovery_page:
                 break
             after = page[-1].record.instance_id
         return found
@@ -214,15 +210,15 @@ class InstanceRuntime:
         Raises ``DefinitionNotFound`` and ``InputInvalid``.
 
         The fast path reads nothing: the latest version of the definition is the one seen
-        last (a hint), the input is checked against it, and the ``InstanceCreator`` inserts
-        the instance with other starts in one statement, only if that version is still the
-        latest live one (or, when the request names a version, still live). Otherwise (the
+        last (a hint), the input is checked against it, and the repository's batched create
+        inserts the instance with other starts in one statement, only if that version is still
+        the latest live one (or, when the request names a version, still live). Otherwise (the
         first start of a definition, a stale hint, a missing definition) the start reads the
-        definition and creates the instance on its own, as ``create_instance`` does.
+        latest version and creates the instance on its own (``create_instance``).
         """
         definition_id = request.definition_id
         version = request.version or self._latest_versions.get(definition_id)
-        if version is not None and self._creator.running:
+        if version is not None and self._repository.batching:
             interpreter = await self._catalog.interpreter(definition_id, version)
             problems = self._catalog.input_problems(
                 definition_id, version, interpreter.workflow, request.input
@@ -230,7 +226,7 @@ class InstanceRuntime:
             if problems and request.version is not None:
                 raise InputInvalid(definition_id, version, problems)
             if not problems:
-                outcome = await self._creator.create(
+                outcome = await self._repository.create_batched(
                     NewInstance(
                         definition_id=definition_id,
                         definition_version=version,
@@ -254,7 +250,7 @@ class InstanceRuntime:
         """Start an instance with its own reads and statements (see ``start_instance``)."""
         version = request.version
         if version is None:
-            version = (await get_definition(self._database, request.definition_id)).version
+            version = await self._repository.latest_version(request.definition_id)
             self._latest_versions[request.definition_id] = version
         interpreter = await self._catalog.interpreter(request.definition_id, version)
         problems = self._catalog.input_problems(
@@ -262,8 +258,7 @@ class InstanceRuntime:
         )
         if problems:
             raise InputInvalid(request.definition_id, version, problems)
-        record, created = await create_instance(
-            self._database,
+        record, created = await self._repository.create_instance(
             definition_id=request.definition_id,
             definition_version=version,
             input=request.input,
@@ -282,8 +277,7 @@ class InstanceRuntime:
                 record.instance_id, RecoverableInstance(record=record, snapshot=None)
             )
             return
-        ids = [str(record.instance_id)]
-        await self._database.run(lambda connection: notify_wake(connection, ids))
+        await self._repository.notify_wake([record.instance_id])
 
     def _holds(self, instance_id: uuid.UUID) -> bool:
         """Whether this replica holds the instance's partition now (no I/O)."""
@@ -341,8 +335,7 @@ class InstanceRuntime:
             return
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
-            await set_status(
-                self._database,
+            await self._repository.set_status(
                 instance_id,
                 transition.status,
                 allowed_from=transition.allowed_from,
@@ -368,7 +361,7 @@ class InstanceRuntime:
         )
 
     async def _read_record(self, instance_id: uuid.UUID) -> InstanceRecord:
-        return (await load_instance(self._database, instance_id)).record
+        return (await self._repository.load(instance_id)).record
 
     @asynccontextmanager
     async def _guard(self, instance_id: uuid.UUID) -> AsyncIterator[None]:

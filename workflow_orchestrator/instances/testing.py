@@ -6,7 +6,10 @@ epoch, versions that must grow, history numbered per instance, subscriptions, ti
 outbox and events tables), with the same errors and messages; it passes the same contract
 tests (``tests/support/snapshot_contract.py``). It also loads instances (with their inbox)
 and registers subscription shapes, so an ``InstancePorts`` made with it runs instances with
-no database.
+no database. And it is an ``InstanceRepository`` (definitions, creation by idempotency key,
+recovery pages, status changes of instances at rest, wake-ups of other replicas), a
+``DefinitionSource`` and a ``LeaseView``, passing the repository contract tests
+(``tests/support/repository_contract.py``), so an ``InstanceRuntime`` runs on it too.
 """
 
 from __future__ import annotations
@@ -14,23 +17,33 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import trio
 
 from workflow_orchestrator.instances._ports import utc_now
-from workflow_orchestrator.storage import InstanceNotFound
+from workflow_orchestrator.storage import (
+    DatabaseUnavailable,
+    InstanceNotFound,
+    InvalidStatusTransition,
+    Lease,
+    LeaseSet,
+)
+from workflow_orchestrator.storage.definitions._repository import missing_definition
 from workflow_orchestrator.storage.instances import (
     DEFAULT_PARTITION_COUNT,
+    INSTANCE_STATUSES,
     HistoryEntry,
     InboxEvent,
     InstanceRecord,
     InstanceSnapshot,
     InstanceStatus,
+    NewInstance,
     OutgoingEvent,
     RecoverableInstance,
+    Retry,
     SubscriptionRow,
     TimerRow,
     partition_of,
@@ -44,6 +57,16 @@ def _copy(value: Any) -> Any:
     """``value`` as the database gives it back: through JSON (which also refuses what the
     database would)."""
     return None if value is None else json.loads(json.dumps(value, separators=(",", ":")))
+
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+_RETRY = Retry()
+
+
+@attrs.frozen(kw_only=True)
+class _Definition:
+    document: dict[str, Any]
+    deleted: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -70,9 +93,10 @@ class InMemoryInstanceStore:
     """Instances in memory; see the module docstring.
 
     ``owner_id`` is the replica writing; it holds every partition at epoch 1 until told
-    otherwise (``take_over``, ``reacquire``, ``expire``). ``epoch_of`` is that replica's view
-    of its leases, as ``PartitionLeases.epoch_of``: another owner taking a partition over does
-    not change it, so the write is fenced by the lease itself, as in the database.
+    otherwise (``take_over``, ``reacquire``, ``expire``, ``release``). ``current`` and
+    ``epoch_of`` are that replica's view of its leases, as ``PartitionLeases``'s: another
+    owner taking a partition over does not change it, so the write is fenced by the lease
+    itself, as in the database. ``wakes`` lists the ids given to ``notify_wake``.
     """
 
     owner_id: str = "replica-a"
@@ -82,6 +106,10 @@ class InMemoryInstanceStore:
     outbox: list[tuple[uuid.UUID, OutgoingEvent]] = attrs.field(factory=list, init=False)
     events: list[dict[str, Any]] = attrs.field(factory=list, init=False)
     writes: list[InstanceSnapshot] = attrs.field(factory=list, init=False)
+    wakes: list[uuid.UUID] = attrs.field(factory=list, init=False)
+    _definitions: dict[str, dict[str, _Definition]] = attrs.field(factory=dict, init=False)
+    _keys: dict[str, uuid.UUID] = attrs.field(factory=dict, init=False)
+    _batching: bool = attrs.field(default=False, init=False)
     _leases: dict[int, _Lease] = attrs.field(factory=dict, init=False)
     _view: dict[int, int] = attrs.field(factory=dict, init=False)
     _shapes: dict[tuple[str, tuple[tuple[str, str], ...]], int] = attrs.field(
@@ -115,6 +143,63 @@ class InMemoryInstanceStore:
         """``partition``'s lease runs out (nobody renewed it)."""
         self._leases[partition] = attrs.evolve(self._leases[partition], live=False)
 
+    def release(self, partition: int) -> None:
+        """This replica gives ``partition`` up (its lease runs out; another may take it)."""
+        self.expire(partition)
+        self._view.pop(partition, None)
+
+    def current(self) -> LeaseSet:
+        """The partitions this replica holds, as ``PartitionLeases.current``."""
+        return LeaseSet(
+            owner_id=self.owner_id,
+            leases={
+                p: Lease(partition=p, epoch=epoch, expires_at=_FOREVER)
+                for p, epoch in self._view.items()
+            },
+        )
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def register(
+        self, definition_id: str, version: str = "1.0.0", document: dict[str, Any] | None = None
+    ) -> None:
+        """Register ``definition_id`` at ``version`` (the latest from now on)."""
+        versions = self._definitions.setdefault(definition_id, {})
+        versions.pop(version, None)
+        versions[version] = _Definition(document=_copy(document or {}))
+
+    def delete_definition(self, definition_id: str) -> None:
+        """Soft-delete every version of ``definition_id``, as ``storage.delete_definition``."""
+        versions = self._definitions.get(definition_id, {})
+        for version, stored in versions.items():
+            versions[version] = attrs.evolve(stored, deleted=True)
+
+    def _live_versions(self, definition_id: str) -> list[str]:
+        versions = self._definitions.get(definition_id, {})
+        return [v for v, stored in versions.items() if not stored.deleted]
+
+    def _missing(self, definition_id: str, version: str | None) -> Exception:
+        live_ids = sorted(d for d in self._definitions if self._live_versions(d))
+        return missing_definition(
+            definition_id, version, self._live_versions(definition_id), live_ids
+        )
+
+    async def latest_version(self, definition_id: str) -> str:
+        """The latest live version; raises ``DefinitionNotFound``."""
+        await trio.lowlevel.checkpoint()
+        live = self._live_versions(definition_id)
+        if not live:
+            raise self._missing(definition_id, None)
+        return live[-1]
+
+    async def definition_document(self, definition_id: str, version: str) -> dict[str, Any]:
+        """The registered document, also of a deleted version; raises ``DefinitionNotFound``."""
+        await trio.lowlevel.checkpoint()
+        stored = self._definitions.get(definition_id, {}).get(version)
+        if stored is None:
+            raise self._missing(definition_id, version)
+        return _copy(stored.document)  # type: ignore[no-any-return]
+
     # -- instances ------------------------------------------------------------------------
 
     def create(
@@ -124,17 +209,21 @@ class InMemoryInstanceStore:
         input: Any = None,
         *,
         instance_id: uuid.UUID | None = None,
+        business_key: str | None = None,
+        idempotency_key: str | None = None,
     ) -> InstanceRecord:
-        """A new pending instance (as ``create_instance`` makes it)."""
+        """A new pending instance (as ``create_instance`` makes it, with no checks)."""
         instance_id = instance_id or uuid.uuid4()
+        if idempotency_key is not None:
+            self._keys[idempotency_key] = instance_id
         now = self.clock()
         record = InstanceRecord(
             instance_id=instance_id,
             definition_id=definition_id,
             definition_version=version,
             status=InstanceStatus.PENDING,
-            business_key=None,
-            idempotency_key=None,
+            business_key=business_key,
+            idempotency_key=idempotency_key,
             input=_copy(input if input is not None else {}),
             output=None,
             error=None,
@@ -184,6 +273,151 @@ class InMemoryInstanceStore:
     ) -> Sequence[dict[str, Any]]:
         """No events are retained in memory."""
         return ()
+
+    # -- the instance repository ----------------------------------------------------------
+
+    @property
+    def batching(self) -> bool:
+        """Whether ``create_batched`` accepts starts (``run_batching`` is running)."""
+        return self._batching
+
+    async def run_batching(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept ``create_batched`` until cancelled (each start is its own batch here)."""
+        self._batching = True
+        try:
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            self._batching = False
+
+    def _by_key(self, idempotency_key: str | None) -> InstanceRecord | None:
+        instance_id = self._keys.get(idempotency_key) if idempotency_key is not None else None
+        return None if instance_id is None else self.instances[instance_id].record
+
+    async def create_batched(self, item: NewInstance) -> tuple[InstanceRecord, bool] | Retry:
+        """As ``InstanceCreator.create``: the instance with the key, else ``Retry`` when the
+        version check fails, else a new instance."""
+        await trio.lowlevel.checkpoint()
+        if not self._batching:
+            raise DatabaseUnavailable("the instance creator is not running", database="memory")
+        found = self._by_key(item.idempotency_key)
+        if found is not None:
+            return found, False
+        live = self._live_versions(item.definition_id)
+        if item.definition_version not in (live[-1:] if item.latest else live):
+            return _RETRY
+        return self._create_checked(item.definition_id, item.definition_version, item), True
+
+    async def create_instance(
+        self,
+        *,
+        definition_id: str,
+        definition_version: str | None,
+        input: Any,
+        business_key: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[InstanceRecord, bool]:
+        """As ``storage.create_instance``; raises ``DefinitionNotFound``."""
+        await trio.lowlevel.checkpoint()
+        found = self._by_key(idempotency_key)
+        if found is not None:
+            return found, False
+        live = self._live_versions(definition_id)
+        version = live[-1] if live and definition_version is None else definition_version
+        if version is None or version not in live:
+            raise self._missing(definition_id, definition_version)
+        item = NewInstance(
+            definition_id=definition_id,
+            definition_version=version,
+            latest=False,
+            input=input,
+            business_key=business_key,
+            idempotency_key=idempotency_key,
+        )
+        return self._create_checked(definition_id, version, item), True
+
+    def _create_checked(
+        self, definition_id: str, version: str, item: NewInstance
+    ) -> InstanceRecord:
+        return self.create(
+            definition_id,
+            version,
+            item.input,
+            business_key=item.business_key,
+            idempotency_key=item.idempotency_key,
+        )
+
+    async def list_recoverable(
+        self, *, partitions: Collection[int], after: uuid.UUID | None = None, limit: int = 500
+    ) -> Sequence[RecoverableInstance]:
+        """As ``storage.list_recoverable``: non-terminal instances of ``partitions`` by id."""
+        await trio.lowlevel.checkpoint()
+        found = sorted(
+            (
+                stored
+                for stored in self.instances.values()
+                if stored.record.partition in partitions
+                and not stored.record.terminal
+                and (after is None or stored.record.instance_id > after)
+            ),
+            key=lambda stored: stored.record.instance_id,
+        )
+        return tuple(
+            RecoverableInstance(
+                record=stored.record, snapshot=_copy(stored.snapshot), has_inbox=bool(stored.inbox)
+            )
+            for stored in found[:limit]
+        )
+
+    async def set_status(
+        self,
+        instance_id: uuid.UUID,
+        status: InstanceStatus,
+        *,
+        allowed_from: Collection[InstanceStatus],
+        history_kind: str | None = None,
+    ) -> InstanceRecord:
+        """As ``storage.set_status``, with the same errors."""
+        await trio.lowlevel.checkpoint()
+        stored = self._stored(instance_id)
+        current = stored.record.status
+        if current not in allowed_from:
+            allowed = ", ".join(s for s in INSTANCE_STATUSES if s in allowed_from)
+            raise InvalidStatusTransition(
+                f"workflow instance {instance_id} is {current}; it can become {status} only "
+                f"from: {allowed}",
+                instance_id=instance_id,
+                status=current,
+                requested=status,
+            )
+        now = self.clock()
+        stored.record = attrs.evolve(
+            stored.record,
+            status=status,
+            updated_at=now,
+            completed_at=now if status.terminal else stored.record.completed_at,
+        )
+        if status.terminal:
+            stored.timers, stored.subscriptions, stored.inbox = {}, (), []
+        if history_kind is not None:
+            stored.history.append(
+                HistoryEntry(
+                    instance_id=instance_id,
+                    seq=len(stored.history) + 1,
+                    task_ref="",
+                    kind=history_kind,
+                    at=now,
+                    details={},
+                )
+            )
+        return stored.record
+
+    async def notify_wake(self, instance_ids: Sequence[uuid.UUID]) -> None:
+        """Recorded in ``wakes`` (no other replica listens here)."""
+        await trio.lowlevel.checkpoint()
+        self.wakes.extend(instance_ids)
 
     def _stored(self, instance_id: uuid.UUID) -> StoredInstance:
         stored = self.instances.get(instance_id)

@@ -1,5 +1,6 @@
-"""The instance runtime's decisions, without a database: commands, recovery, wake-ups,
-long polls, the live registry and the start request."""
+"""The instance runtime without a database: its decisions (commands, recovery, wake-ups,
+long polls, the live registry, the start request), and the runtime itself on the in-memory
+store with the real catalog, supervisor and actors, under Trio's mock clock."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import pytest
 import trio
 import trio.testing
 
+from tests.support.instances import WatchedStore, ok, open_runtime, trio_clock
+from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.instances import Command, InputInvalid, LiveInstances, StartRequest
 from workflow_orchestrator.instances._commands import command_transition
 from workflow_orchestrator.instances._recovery import RecoveryRun, recovery_run
 from workflow_orchestrator.instances._timers import due_within
 from workflow_orchestrator.instances._waiters import TerminalWaiters
+from workflow_orchestrator.storage import DefinitionNotFound, InvalidStatusTransition
 from workflow_orchestrator.storage.instances import (
     INSTANCE_STATUSES,
     InboxEvent,
@@ -198,3 +202,285 @@ def test_input_invalid_names_the_first_problem() -> None:
 def test_inbox_events_are_values() -> None:
     """Inbox events compare by value (activation records may be compared and logged)."""
     assert InboxEvent(seq=1, event={"id": "a"}) == InboxEvent(seq=1, event={"id": "a"})
+
+
+# -- the runtime on the in-memory store, with the real catalog, supervisor and actors ------
+
+SETTER = """\
+do:
+  - only:
+      set: {done: true}
+"""
+
+WAITER = """\
+do:
+  - first:
+      set: {step: 1}
+  - pause:
+      wait: {minutes: 10}
+  - last:
+      set: {step: 2, done: true}
+"""
+
+GATED_CALL = """\
+do:
+  - slow:
+      call: http
+      with: {method: get, endpoint: 'http://example.test/slow'}
+"""
+
+CALL_THEN_LISTEN = """\
+do:
+  - slow:
+      call: http
+      with: {method: get, endpoint: 'http://example.test/slow'}
+  - hear:
+      listen:
+        to:
+          one:
+            with: {type: com.example.ping}
+  - after:
+      set: {heard: true}
+"""
+
+PING = {"specversion": "1.0", "id": "p1", "source": "test", "type": "com.example.ping"}
+
+
+@attrs.define(eq=False)
+class Gate:
+    """An HTTP responder that holds every call until ``open`` is set."""
+
+    open: trio.Event = attrs.field(factory=trio.Event)
+    entered: trio.Event = attrs.field(factory=trio.Event)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        self.entered.set()
+        await self.open.wait()
+        return await ok(request)
+
+
+async def test_start_runs_the_instance_and_a_used_key_returns_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A start creates and runs the instance; a start with a used idempotency key returns the
+    same instance without creating or running another, whatever its input."""
+    async with open_runtime() as harness:
+        harness.register("setter", SETTER)
+        request = StartRequest(definition_id="setter", input={"n": 1}, idempotency_key="k1")
+        record, created = await harness.runtime.start_instance(request)
+        assert created and record.status is InstanceStatus.PENDING
+        ended = await harness.runtime.wait_terminal(record.instance_id, 30)
+        again, created_again = await harness.runtime.start_instance(
+            attrs.evolve(request, input={"n": 2})
+        )
+        other, created_other = await harness.runtime.start_instance(
+            StartRequest(definition_id="setter")
+        )
+        await harness.wait_status(other.instance_id, InstanceStatus.COMPLETED)
+    assert ended.status is InstanceStatus.COMPLETED and ended.output == {"done": True}
+    assert (again.instance_id, created_again) == (record.instance_id, False)
+    assert again.input == {"n": 1}
+    assert created_other and other.instance_id != record.instance_id
+    assert len(harness.store.instances) == 2 and harness.store.wakes == []
+
+
+async def test_start_of_a_missing_definition_names_the_registered_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A start of an unknown definition fails with the registered ids and creates nothing."""
+    async with open_runtime() as harness:
+        harness.register("setter", SETTER)
+        with pytest.raises(DefinitionNotFound) as caught:
+            await harness.runtime.start_instance(StartRequest(definition_id="settr"))
+    assert str(caught.value) == "definition 'settr' not found; registered: ['setter']"
+    assert harness.store.instances == {}
+
+
+async def test_start_in_a_partition_held_elsewhere_notifies_its_owner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An instance whose partition this replica does not hold is created and announced to
+    the other replicas, not run here."""
+    store = WatchedStore(clock=trio_clock)
+    for partition in range(store.partition_count):
+        store.release(partition)
+    async with open_runtime(store) as harness:
+        harness.register("setter", SETTER)
+        record, created = await harness.runtime.start_instance(StartRequest(definition_id="setter"))
+        await trio.testing.wait_all_tasks_blocked()
+    assert created and store.wakes == [record.instance_id]
+    assert store.stored(record.instance_id).record.status is InstanceStatus.PENDING
+    assert record.instance_id not in harness.runtime.live and store.writes == []
+
+
+@pytest.mark.parametrize("action", [Command.CANCEL, Command.SUSPEND])
+async def test_command_on_a_live_instance_goes_to_its_actor(
+    autojump_clock: trio.testing.MockClock, action: Command
+) -> None:
+    """Cancel or suspend of a running instance stops its run in the middle of a call and
+    commits the status when the command returns; a suspended one resumes and completes."""
+    async with open_runtime() as harness:
+        harness.register("slow", GATED_CALL)
+        gate = Gate()
+        harness.http.respond = gate
+        record, _ = await harness.runtime.start_instance(StartRequest(definition_id="slow"))
+        await gate.entered.wait()
+        await harness.runtime.command(record.instance_id, action)
+        status = harness.store.stored(record.instance_id).record.status
+        if action is Command.SUSPEND:
+            gate.open.set()
+            await harness.runtime.command(record.instance_id, Command.RESUME)
+            await harness.wait_status(record.instance_id, InstanceStatus.COMPLETED)
+    expected = command_transition(action).status
+    assert status is expected
+    assert command_transition(action).history_kind in harness.history(record.instance_id)
+    if action is Command.SUSPEND:
+        assert harness.history(record.instance_id)[-1] == "workflow.completed"
+
+
+async def test_commands_on_a_resting_instance_change_the_stored_status(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A parked instance is suspended and cancelled in storage (its timer disarmed), resume
+    runs it again from its snapshot, and a refused transition names the allowed ones."""
+    async with open_runtime(timer_lookahead=3600.0) as harness:
+        harness.register("waiter", WAITER)
+        record, _ = await harness.runtime.start_instance(StartRequest(definition_id="waiter"))
+        instance_id = record.instance_id
+        await harness.wait_status(instance_id, InstanceStatus.WAITING)
+        armed = harness.runtime.timers.armed()
+        await harness.runtime.command(instance_id, Command.SUSPEND)
+        disarmed = harness.runtime.timers.armed()
+        await harness.runtime.command(instance_id, Command.RESUME)
+        await harness.wait_status(instance_id, InstanceStatus.WAITING)
+        await harness.runtime.command(instance_id, Command.CANCEL)
+        with pytest.raises(InvalidStatusTransition) as caught:
+            await harness.runtime.command(instance_id, Command.RESUME)
+        stored = harness.store.stored(instance_id)
+    assert (armed, disarmed) == (1, 0)
+    assert stored.record.status is InstanceStatus.CANCELLED and stored.timers == {}
+    assert [k for k in harness.history(instance_id) if k.startswith("workflow.")][-3:] == [
+        "workflow.suspended",
+        "workflow.resumed",
+        "workflow.cancelled",
+    ]
+    assert harness.store.stored(instance_id).record.snapshot_version >= 2
+    assert str(caught.value) == (
+        f"workflow instance {instance_id} is cancelled; it can become running only from: suspended"
+    )
+
+
+async def test_command_before_an_activation_makes_it_read_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An activation carrying what was read before a command does not run on it: it reads
+    the instance again, finds it cancelled and runs nothing."""
+    async with open_runtime() as harness:
+        harness.register("slow", GATED_CALL)
+        record = harness.store.create("slow")
+        stale = RecoverableInstance(record=record, snapshot=None)
+        await harness.runtime.command(record.instance_id, Command.CANCEL)
+        await harness.runtime.activate(record.instance_id, stale)
+        await harness.wait_status(record.instance_id, InstanceStatus.CANCELLED)
+    assert harness.http.called.is_set() is False
+    assert harness.history(record.instance_id) == ["workflow.cancelled"]
+
+
+async def test_recovery_resumes_pending_running_and_waiting_with_events_in_pages(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A restarted runtime, reading two instances a page, runs the pending and running
+    instances, the waiting one whose inbox got an event, and leaves the other waiting and
+    the suspended instances as they are."""
+    store = WatchedStore(clock=trio_clock)
+    async with open_runtime(store) as first:
+        first.register("setter", SETTER)
+        first.register("listener", CALL_THEN_LISTEN)
+        listeners = []
+        for _ in range(2):
+            record, _ = await first.runtime.start_instance(StartRequest(definition_id="listener"))
+            listeners.append(record.instance_id)
+        for instance_id in listeners:
+            await first.wait_status(instance_id, InstanceStatus.WAITING)
+    heard, deaf = listeners
+    store.deliver(heard, PING)
+    pending = store.create("setter")
+    running = store.create("setter")
+    suspended = store.create("setter")
+    store.stored(running.instance_id).record = attrs.evolve(running, status=InstanceStatus.RUNNING)
+    store.stored(suspended.instance_id).record = attrs.evolve(
+        suspended, status=InstanceStatus.SUSPENDED
+    )
+    async with open_runtime(store, run=False, recovery_page=2) as second:
+        found = await second.runtime.recover(frozenset(range(store.partition_count)))
+        for instance_id in (heard, pending.instance_id, running.instance_id):
+            await second.wait_status(instance_id, InstanceStatus.COMPLETED)
+    assert found == 5
+    assert store.stored(heard).record.output == {"heard": True}
+    assert store.stored(deaf).record.status is InstanceStatus.WAITING
+    assert store.stored(suspended.instance_id).record.status is InstanceStatus.SUSPENDED
+
+
+async def test_wake_runs_a_parked_instance_when_its_partition_is_held(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A due wake-up runs the parked instance from its snapshot to the end; a wake-up of an
+    instance whose partition this replica gave up does nothing."""
+    async with open_runtime() as harness:
+        harness.register("waiter", WAITER)
+        records = []
+        for _ in range(2):
+            record, _ = await harness.runtime.start_instance(StartRequest(definition_id="waiter"))
+            await harness.wait_status(record.instance_id, InstanceStatus.WAITING)
+            records.append(record)
+        woken, given_up = records
+        harness.store.release(given_up.partition)
+        await trio.sleep(600)
+        await harness.runtime.wake(woken.instance_id)
+        await harness.runtime.wake(given_up.instance_id)
+        await harness.wait_status(woken.instance_id, InstanceStatus.COMPLETED)
+    assert harness.store.stored(woken.instance_id).record.output == {"step": 2, "done": True}
+    assert harness.store.stored(given_up.instance_id).record.status is InstanceStatus.WAITING
+
+
+async def test_wait_terminal_returns_on_the_commit(autojump_clock: trio.testing.MockClock) -> None:
+    """A long poll returns as soon as the instance's terminal status is committed here, not
+    at its next poll."""
+    async with open_runtime() as harness:
+        harness.register("slow", GATED_CALL)
+        gate = Gate()
+        harness.http.respond = gate
+        record, _ = await harness.runtime.start_instance(StartRequest(definition_id="slow"))
+        await gate.entered.wait()
+        returned: list[tuple[InstanceStatus, float]] = []
+
+        async def poll() -> None:
+            ended = await harness.runtime.wait_terminal(record.instance_id, 30)
+            returned.append((ended.status, trio.current_time()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poll)
+            await trio.sleep(0.5)
+            released_at = trio.current_time()
+            gate.open.set()
+    ((status, at),) = returned
+    assert status is InstanceStatus.COMPLETED and at == pytest.approx(released_at)
+
+
+async def test_activation_while_running_runs_once_more(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An event delivered while the instance runs (after it could read its inbox) is not
+    lost: the activation makes the live actor run once more, and the listen takes it."""
+    async with open_runtime() as harness:
+        harness.register("listener", CALL_THEN_LISTEN)
+        gate = Gate()
+        harness.http.respond = gate
+        record, _ = await harness.runtime.start_instance(StartRequest(definition_id="listener"))
+        await gate.entered.wait()
+        harness.store.deliver(record.instance_id, PING)
+        await harness.runtime.activate(record.instance_id)
+        gate.open.set()
+        await harness.wait_status(record.instance_id, InstanceStatus.COMPLETED)
+    assert harness.store.stored(record.instance_id).record.output == {"heard": True}
+    assert harness.store.stored(record.instance_id).inbox == []

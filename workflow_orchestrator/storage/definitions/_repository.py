@@ -18,6 +18,7 @@ import base64
 import enum
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "get_definition",
     "list_definitions",
     "list_versions",
+    "missing_definition",
     "register_definition",
 ]
 
@@ -140,10 +142,37 @@ def _summary(row: Any) -> DefinitionSummary:
     )
 
 
+def missing_definition(
+    definition_id: str,
+    version: str | None,
+    live_versions: Sequence[str],
+    live_ids: Sequence[str],
+) -> DefinitionNotFound:
+    """The error for a missing id or version (no I/O): with a ``version`` and live versions
+    of the id, it lists those versions (oldest first); otherwise the live ids, sorted (at
+    most ``_KNOWN_IDS_SHOWN`` of them shown; give one more to show that there are more)."""
+    if version is not None and live_versions:
+        return DefinitionNotFound(
+            f"definition {definition_id!r} has no version {version!r}; "
+            f"registered versions: {list(live_versions)}",
+            definition_id=definition_id,
+            version=version,
+        )
+    shown = repr(list(live_ids[:_KNOWN_IDS_SHOWN]))
+    if len(live_ids) > _KNOWN_IDS_SHOWN:
+        shown = shown[:-1] + ", ...]"
+    return DefinitionNotFound(
+        f"definition {definition_id!r} not found; registered: {shown}",
+        definition_id=definition_id,
+        version=version,
+    )
+
+
 async def definition_not_found(
     connection: Connection, definition_id: str, version: str | None
 ) -> DefinitionNotFound:
     """The error for a missing id (listing some live ids) or missing version (listing versions)."""
+    versions: list[str] = []
     if version is not None:
         versions = [
             r["version"]
@@ -154,12 +183,7 @@ async def definition_not_found(
             )
         ]
         if versions:
-            return DefinitionNotFound(
-                f"definition {definition_id!r} has no version {version!r}; "
-                f"registered versions: {versions}",
-                definition_id=definition_id,
-                version=version,
-            )
+            return missing_definition(definition_id, version, versions, ())
     known = [
         r["definition_id"]
         for r in await connection.fetch(
@@ -168,14 +192,7 @@ async def definition_not_found(
             _KNOWN_IDS_SHOWN + 1,
         )
     ]
-    shown = repr(known[:_KNOWN_IDS_SHOWN])
-    if len(known) > _KNOWN_IDS_SHOWN:
-        shown = shown[:-1] + ", ...]"
-    return DefinitionNotFound(
-        f"definition {definition_id!r} not found; registered: {shown}",
-        definition_id=definition_id,
-        version=version,
-    )
+    return missing_definition(definition_id, version, versions, known)
 
 
 def _encode(definition_id: str) -> str:
