@@ -165,6 +165,18 @@ class Instances:
         return [(h.kind, h.task_ref) for h in self.store.stored(instance_id).history]
 
 
+#: A definition that sets a step, waits ten minutes (parks) and sets another.
+WAITER = """\
+do:
+  - first:
+      set: {step: 1}
+  - pause:
+      wait: {minutes: 10}
+  - last:
+      set: {step: 2, done: true}
+"""
+
+
 @asynccontextmanager
 async def open_instances() -> AsyncIterator[Instances]:
     """An in-memory store on Trio's clock, with an expression engine for the interpreters.

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import attrs
@@ -13,12 +11,17 @@ import pytest
 import trio
 import trio.testing
 
-from tests.support.instances import EPOCH, Instances, ok, open_instances
-from workflow_orchestrator.actors.testing import open_checked_actor_system
+from tests.support.instances import (
+    EPOCH,
+    WAITER,
+    Instances,
+    ok,
+    open_instances,
+    open_instances_supervisor,
+)
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.instances import MAX_ATTEMPTS, InstancePorts, start_instance_actor
 from workflow_orchestrator.storage.instances import InstanceStatus
-from workflow_orchestrator.supervision import Backoff, Supervisor, SupervisorSpec
 
 TWO_CALLS = """\
 do:
@@ -28,16 +31,6 @@ do:
   - second:
       call: http
       with: {method: get, endpoint: 'http://example.test/second'}
-"""
-
-WAITER = """\
-do:
-  - first:
-      set: {step: 1}
-  - pause:
-      wait: {minutes: 10}
-  - last:
-      set: {step: 2, done: true}
 """
 
 LISTENER = """\
@@ -59,21 +52,6 @@ do:
 """
 
 
-@asynccontextmanager
-async def open_supervisor() -> AsyncIterator[Supervisor]:
-    """The ``/user/instances`` supervisor as the service configures it, in a checked system."""
-    async with open_checked_actor_system(seed=0) as system:
-        await system.start_child(
-            SupervisorSpec(
-                name="instances",
-                max_restarts=10_000,
-                within_seconds=60.0,
-                backoff=Backoff(initial=0.5, maximum=10.0),
-            )
-        )
-        yield system.lookup_supervisor("/user/instances")
-
-
 async def run_to(
     instances: Instances,
     ports: InstancePorts,
@@ -82,7 +60,7 @@ async def run_to(
 ) -> None:
     """Run the instance's actor until one of ``statuses`` is committed and it has stopped."""
     with trio.fail_after(3600):
-        async with open_supervisor() as supervisor:
+        async with open_instances_supervisor() as supervisor:
             await start_instance_actor(supervisor, ports, instance_id)
             await instances.wait_status(instance_id, *statuses)
             while (actor := ports.live.get(instance_id)) is not None:
@@ -221,7 +199,7 @@ async def test_cancel_interrupts_a_call_and_commits_cancelled(
         instance_id = instances.start("slow")
         ports = instances.ports()
         with trio.fail_after(60):
-            async with open_supervisor() as supervisor:
+            async with open_instances_supervisor() as supervisor:
                 await start_instance_actor(supervisor, ports, instance_id)
                 await instances.http.called.wait()
                 actor = ports.live.get(instance_id)
@@ -248,7 +226,7 @@ async def test_suspended_or_ended_instance_does_not_run(
         stored.record = attrs.evolve(stored.record, status=status)
         ports = instances.ports()
         with trio.fail_after(60):
-            async with open_supervisor() as supervisor:
+            async with open_instances_supervisor() as supervisor:
                 await start_instance_actor(supervisor, ports, instance_id)
                 while (actor := ports.live.get(instance_id)) is not None:
                     await actor.wait_gone()

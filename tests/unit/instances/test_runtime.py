@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.support.instances import WatchedStore, ok, open_runtime, trio_clock
+from tests.support.instances import WAITER, WatchedStore, ok, open_runtime, trio_clock
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.instances import Command, InputInvalid, LiveInstances, StartRequest
 from workflow_orchestrator.instances._commands import command_transition
@@ -210,16 +210,6 @@ SETTER = """\
 do:
   - only:
       set: {done: true}
-"""
-
-WAITER = """\
-do:
-  - first:
-      set: {step: 1}
-  - pause:
-      wait: {minutes: 10}
-  - last:
-      set: {step: 2, done: true}
 """
 
 GATED_CALL = """\
