@@ -1,8 +1,8 @@
 """The Serverless Workflow DSL 1.0 engine: model, validation, expressions and interpreter.
 
 A pure library: it imports no I/O library and nothing of ours but ``workflow_orchestrator.errors``
-(``tests/unit/test_dsl_purity.py`` checks), starts no process and opens no connection; the only
-file it reads is the one given to ``validate_file`` / ``check_file``. Side effects go
+(``tests/unit/test_dsl_purity.py`` checks), reads no file, starts no process and opens no
+connection (reading a definition file is ``definitions.check_definition_file``). Side effects go
 through an `Effects` implementation (`InMemoryEffects` for tests; the durable one belongs to the
 instance actor), and expressions that are not proven cheap through the `ExpressionSandbox` the
 engine is given. The I/O behind these protocols (the httpx client, the process runner, the jq
@@ -49,7 +49,6 @@ from workflow_orchestrator.dsl.validation import (
     ValidationOptions,
     load_document,
     validate_definition,
-    validate_file,
 )
 
 __all__ = [
@@ -86,5 +85,4 @@ __all__ = [
     "load_workflow",
     "run_workflow",
     "validate_definition",
-    "validate_file",
 ]

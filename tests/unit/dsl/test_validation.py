@@ -4,7 +4,6 @@ what this runtime will not run, and the optional official schema (no schema file
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import pytest
 
@@ -18,10 +17,8 @@ from workflow_orchestrator.dsl.validation import (
     ValidationReport,
     WrongSchema,
     check_definition,
-    check_file,
     load_document,
     validate_definition,
-    validate_file,
 )
 from workflow_orchestrator.errors import OrchestratorError
 
@@ -55,11 +52,9 @@ def test_public_surface() -> None:
             "ValidationReport",
             "WrongSchema",
             "check_definition",
-            "check_file",
             "load_document",
             "structural_problems",
             "validate_definition",
-            "validate_file",
         ]
     )
 
@@ -394,24 +389,6 @@ do:
     ]
 
 
-def test_validate_file_reports_unreadable_files(tmp_path: Path) -> None:
-    """A missing file is one problem, printed as POINTER: message (rule)."""
-    problems = validate_file(tmp_path / "absent.yaml")
-    assert [str(p) for p in problems] == [
-        f"/: cannot read {str(tmp_path / 'absent.yaml')!r}: no such file or directory (file)"
-    ]
-
-
-def test_validate_file(tmp_path: Path) -> None:
-    """validate_file loads and validates a definition on disk."""
-    path = tmp_path / "flow.yaml"
-    path.write_text(HEADER + "do:\n  - a:\n      set: {x: 1}\n      then: b\n")
-    assert [str(p) for p in validate_file(path)] == [
-        "/do/0/a/then: then refers to task 'b', which is not in the same task list; use one of "
-        "['a'] or continue, exit, end (then-target)"
-    ]
-
-
 def test_report_keeps_unsupported_apart() -> None:
     """check_definition separates DSL problems from what this runtime will not run."""
     text = HEADER + (
@@ -471,18 +448,6 @@ def test_official_schema_is_an_extra_check() -> None:
         "/document: the document needs 'name'; add it (required)",
         "/document/nam: unknown key 'nam'; did you mean 'name'? (unevaluatedProperties)",
     ]
-
-
-def test_check_file_reports_unsupported(tmp_path: Path) -> None:
-    """check_file returns the report of a file; unreadable files are one problem."""
-    path = tmp_path / "flow.yaml"
-    path.write_text(
-        HEADER
-        + "do:\n  - g:\n      call: mcp\n      with: {method: tools/list, transport: {stdio: {command: x}}}\n"
-    )
-    report = check_file(path)
-    assert report.valid and [p.rule for p in report.unsupported] == ["unsupported-call"]
-    assert [p.rule for p in check_file(tmp_path / "absent.yaml").problems] == ["file"]
 
 
 def test_unreadable_bytes_are_one_line() -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.spec import SPEC, require_spec
-from workflow_orchestrator.dsl.validation import ValidationOptions, validate_file
+from workflow_orchestrator.dsl.validation import (
+    ValidationOptions,
+    load_document,
+    validate_definition,
+)
 
 EXAMPLES = sorted((SPEC / "examples").glob("*.yaml")) if SPEC.is_dir() else []
 
@@ -72,7 +77,7 @@ def test_examples_are_found() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
 def test_official_example(example: Path) -> None:
     """An official example has no problems, except the intended not-supported/not-enabled one."""
-    problems = [str(problem) for problem in validate_file(example)]
+    problems = [str(problem) for problem in validate_definition(_load(example))]
     assert problems == EXPECTED.get(example.name, [])
 
 
@@ -80,5 +85,9 @@ def test_official_example(example: Path) -> None:
 def test_official_example_with_everything_enabled(example: Path) -> None:
     """With shell, script and containers enabled only unsupported calls remain."""
     options = ValidationOptions(container_runtime=True, allow_shell=True, allow_script=True)
-    problems = [problem.rule for problem in validate_file(example, options)]
+    problems = [problem.rule for problem in validate_definition(_load(example), options)]
     assert set(problems) <= {"unsupported-call"}
+
+
+def _load(path: Path) -> Any:
+    return load_document(path.read_bytes(), filename=str(path))

@@ -20,9 +20,7 @@ from ._validate import (
     ValidationOptions,
     ValidationReport,
     check_definition,
-    check_file,
     validate_definition,
-    validate_file,
 )
 
 __all__ = [
@@ -36,9 +34,7 @@ __all__ = [
     "ValidationReport",
     "WrongSchema",
     "check_definition",
-    "check_file",
     "load_document",
     "structural_problems",
     "validate_definition",
-    "validate_file",
 ]

@@ -10,7 +10,6 @@ refuse either (registration).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,9 +17,8 @@ import attrs
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 
 from ._grammar import structural_problems
-from ._loading import load_document
 from ._official import OfficialSchema
-from ._problems import DefinitionProblem, InvalidDefinition
+from ._problems import DefinitionProblem
 from ._semantic import SemanticChecker
 
 _COMPILE_ONLY_ENGINE = ExpressionEngine()
@@ -148,38 +146,3 @@ def _in_document_order(
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
-
-
-def _load_file(path: str | Path) -> Mapping[str, Any] | list[DefinitionProblem]:
-    try:
-        text = Path(path).read_bytes()
-    except OSError as error:
-        reason = error.strerror or str(error)
-        return [
-            DefinitionProblem(
-                pointer="", message=f"cannot read {str(path)!r}: {reason.lower()}", rule="file"
-            )
-        ]
-    try:
-        return load_document(text, filename=str(path))
-    except InvalidDefinition as invalid:
-        return invalid.problems
-
-
-def check_file(path: str | Path, options: ValidationOptions = _DEFAULT_OPTIONS) -> ValidationReport:
-    """Read, load and check the definition in ``path``; an unreadable file is a problem too.
-
-    Print each problem as ``str(problem)``: ``POINTER: message (rule)``.
-    """
-    loaded = _load_file(path)
-    if isinstance(loaded, list):
-        return ValidationReport(problems=tuple(loaded))
-    return check_definition(loaded, options)
-
-
-def validate_file(
-    path: str | Path, options: ValidationOptions = _DEFAULT_OPTIONS
-) -> list[DefinitionProblem]:
-    """``validate_definition`` of the file at ``path`` (unreadable files are a problem too)."""
-    loaded = _load_file(path)
-    return loaded if isinstance(loaded, list) else validate_definition(loaded, options)
