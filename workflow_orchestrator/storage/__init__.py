@@ -81,10 +81,18 @@ from workflow_orchestrator.storage._replicas import (
     ReplicaStatus,
     assess_replica,
 )
+from workflow_orchestrator.storage._storable import (
+    MAX_JSON_DEPTH,
+    Unstorable,
+    check_depth,
+    check_storable,
+    storable_json,
+)
 
 __all__ = [
     "CONNECTION_ERRORS",
     "DATABASE_ERRORS",
+    "MAX_JSON_DEPTH",
     "REQUIRED_EXTENSIONS",
     "Connection",
     "Database",
@@ -113,8 +121,11 @@ __all__ = [
     "SchemaStatus",
     "SnapshotWriteFailed",
     "StorageError",
+    "Unstorable",
     "acquire_partitions",
     "assess_replica",
+    "check_depth",
+    "check_storable",
     "default_data_dir",
     "definitions",
     "describe_connect_error",
@@ -135,4 +146,5 @@ __all__ = [
     "run_lease_keeper",
     "scheduling",
     "schema_status",
+    "storable_json",
 ]

@@ -1,0 +1,163 @@
+"""What PostgreSQL can store as ``jsonb``, checked before a value joins a batch.
+
+A value that ``jsonb`` refuses (the NUL character, a lone UTF-16 surrogate, NaN or an
+infinity), that ``json`` cannot encode (nesting too deep for it, a non-JSON type)
+or that is over a size limit would fail the whole statement it is part of, and with it every
+other row of a group commit. ``storable_json`` encodes a value once and tells which of these
+holds, naming where (a JSON pointer), so the caller refuses that one value alone.
+
+The fast path is one C-level ``json.dumps``; the walk that finds the pointer runs only when the
+encoded text shows a problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from workflow_orchestrator.errors import OrchestratorError
+
+__all__ = ["MAX_JSON_DEPTH", "Unstorable", "check_depth", "check_storable", "storable_json"]
+
+# Parsed input deeper than this is refused (`check_depth`): deeper than any sane document, and
+# well inside Python's recursion limit, which json, copy and the expression engine all use.
+MAX_JSON_DEPTH = 256
+
+_LONE_SURROGATE = re.compile(
+    r"[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
+)
+_SUSPECT = ("\\u0000", "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf")
+
+
+class Unstorable(OrchestratorError, ValueError):
+    """A value PostgreSQL (or JSON) cannot store; ``reason`` is one of ``nul``, ``surrogate``,
+    ``non-finite``, ``depth``, ``type`` or ``size``, ``pointer`` where it is (JSON pointer)."""
+
+    def __init__(self, what: str, reason: str, detail: str, pointer: str = "") -> None:
+        self.what = what
+        self.reason = reason
+        self.pointer = pointer
+        where = f" at {pointer}" if pointer else ""
+        super().__init__(f"{what} {detail}{where}")
+
+
+def storable_json(value: Any, *, what: str = "the value", max_bytes: int | None = None) -> str:
+    """The compact JSON text of ``value``; raises `Unstorable` (naming ``what`` and where)
+    when PostgreSQL cannot store it or the text is longer than ``max_bytes`` characters."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError):
+        raise _locate(value, what) or Unstorable(what, "type", "is not JSON data") from None
+    if any(marker in text for marker in _SUSPECT):
+        problem = _locate(value, what)
+        if problem is not None:
+            raise problem
+    if max_bytes is not None and len(text) > max_bytes:
+        raise Unstorable(
+            what,
+            "size",
+            f"is {len(text):,} bytes of JSON, over the limit of {max_bytes:,} bytes",
+        )
+    return text
+
+
+def check_storable(value: Any, *, what: str = "the value", max_bytes: int | None = None) -> None:
+    """Raise `Unstorable` when ``storable_json`` would."""
+    storable_json(value, what=what, max_bytes=max_bytes)
+
+
+def check_depth(value: Any, *, what: str = "the value", limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise `Unstorable` (``depth``) when ``value`` nests deeper than ``limit`` levels (for
+    parsed input, checked once; ``storable_json`` itself only refuses what JSON cannot encode).
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, pointer, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = ((f"{pointer}/{_escape(str(k))}", v) for k, v in item.items())
+        elif isinstance(item, list):
+            children = ((f"{pointer}/{i}", v) for i, v in enumerate(item))
+        else:
+            continue
+        if depth > limit:
+            raise Unstorable(
+                what, "depth", f"nests deeper than {limit} levels; flatten the data", pointer
+            )
+        stack.extend((v, p, depth + 1) for p, v in children)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _locate(value: Any, what: str) -> Unstorable | None:
+    """The first `Unstorable` problem in ``value`` (a walk without recursion), or None."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, pointer, depth = stack.pop()
+        if isinstance(item, str):
+            problem = _string_problem(item)
+            if problem is not None:
+                return Unstorable(what, *problem, pointer=pointer)
+            continue
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return Unstorable(
+                    what,
+                    "non-finite",
+                    f"holds {item!r}, which JSON does not allow; use a number, null or a string",
+                    pointer,
+                )
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            return Unstorable(
+                what,
+                "depth",
+                f"nests deeper than {MAX_JSON_DEPTH} levels; flatten the data",
+                pointer,
+            )
+        if isinstance(item, Mapping):
+            for key, child in reversed(list(item.items())):
+                if not isinstance(key, str):
+                    return Unstorable(
+                        what,
+                        "type",
+                        f"has the object key {key!r}, which is not a string",
+                        pointer,
+                    )
+                key_problem = _string_problem(key)
+                if key_problem is not None:
+                    return Unstorable(what, *key_problem, pointer=f"{pointer}/{_escape(key)}")
+                stack.append((child, f"{pointer}/{_escape(key)}", depth + 1))
+            continue
+        if isinstance(item, list | tuple):
+            for index in range(len(item) - 1, -1, -1):
+                stack.append((item[index], f"{pointer}/{index}", depth + 1))
+            continue
+        return Unstorable(
+            what,
+            "type",
+            f"holds a {type(item).__name__}, which is not JSON data",
+            pointer,
+        )
+    return None
+
+
+def _string_problem(text: str) -> tuple[str, str] | None:
+    if "\x00" in text:
+        return (
+            "nul",
+            "holds the NUL character (\\u0000), which PostgreSQL cannot store; remove it or "
+            "encode the value (for example base64)",
+        )
+    if _LONE_SURROGATE.search(text) is not None:
+        return (
+            "surrogate",
+            "holds a lone UTF-16 surrogate, which is not valid Unicode; send valid UTF-8 text",
+        )
+    return None
