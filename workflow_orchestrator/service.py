@@ -290,6 +290,7 @@ class Service:
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
+                long_poll_recheck=self.settings.server.long_poll_recheck_interval,
             )
             await nursery.start(runtime.run)
             self._runtime, self._catalog = runtime, catalog

@@ -78,6 +78,12 @@ class ServerSettings:
         default=30.0,
         metadata=_meta(kind="duration", minimum=0, help="a duration such as 30s"),
     )
+    # A long poll (?wait=) wakes on the instance's commit here; it re-reads the instance only
+    # this often, for instances that end on another replica.
+    long_poll_recheck_interval: float = attrs.field(
+        default=10.0,
+        metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s"),
+    )
 
 
 _POOL_SIZE = _meta(minimum=1, maximum=1000, help="a number of connections >= 1")
@@ -152,6 +158,13 @@ class DatabaseSettings:
         metadata=_meta(kind="duration", minimum=0.05, help="a duration such as 2s (at least 50ms)"),
     )
     embedded: EmbeddedDatabaseSettings = attrs.field(factory=EmbeddedDatabaseSettings)
+    # The API's reads have their own small pool on the primary, with a statement timeout, so
+    # slow or abusive reads cannot take the connections the snapshot writer needs.
+    api_pool_size: int = attrs.field(default=5, metadata=_POOL_SIZE)
+    api_statement_timeout: float = attrs.field(
+        default=5.0,
+        metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 5s"),
+    )
 
     @property
     def primary_url(self) -> str:

@@ -221,7 +221,7 @@ class EventRouter:
         metrics = self.metrics
         if metrics is not None:
             for event in events:
-                metrics.events_received.labels(source, event.type).inc()
+                metrics.events_received.labels(source, metrics.event_type(event.type)).inc()
         engine = self.engine
         for attempt in range(5):
             # One consistent view per attempt: a concurrent reload cannot pair these keys with
@@ -267,9 +267,9 @@ class EventRouter:
             metrics.event_routing_duration.labels(source).observe(elapsed)
             for event, duplicate in zip(events, routed.duplicate, strict=True):
                 if duplicate:
-                    metrics.events_duplicate.labels(source, event.type).inc()
+                    metrics.events_duplicate.labels(source, metrics.event_type(event.type)).inc()
                 else:
-                    metrics.events_routed.labels(source, event.type).inc()
+                    metrics.events_routed.labels(source, metrics.event_type(event.type)).inc()
             for event_type in routed.unmatched_types:
-                metrics.events_unmatched.labels(event_type).inc()
+                metrics.events_unmatched.labels(metrics.event_type(event_type)).inc()
         return route_outcome(routed)

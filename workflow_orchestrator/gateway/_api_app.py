@@ -15,6 +15,7 @@ from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._instance_routes import instance_routes
 from workflow_orchestrator.gateway._openapi import openapi_routes
 from workflow_orchestrator.gateway._problems import install_problem_handlers
+from workflow_orchestrator.gateway._read_timeouts import install_read_timeout_handler
 from workflow_orchestrator.instances import InstanceRuntime, InterpreterSource
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
@@ -38,17 +39,21 @@ def create_api_app(
     """Build the API app with every route under ``context_path``.
 
     The instances routes exist when an ``InstanceRuntime`` and the ``catalog`` of definition
-    interpreters are given, ``POST /v1/events`` when the event router (``events``) is.
+    interpreters are given, ``POST /v1/events`` when the event router (``events``) is. Reads go
+    through ``database.api_reads()`` (their own pool, with a statement timeout: a read that
+    runs out of time answers 503); registrations and deletions through ``database``.
     """
     app = QuartTrio("workflow_orchestrator.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install_problem_handlers(app)
+    install_read_timeout_handler(app)
+    reads = database.api_reads()
     if metrics_enabled:
         install_request_metrics(app, metrics, "api")
     v1 = Blueprint("v1", __name__, url_prefix=context_path.rstrip("/") + "/v1")
-    v1.register_blueprint(definition_routes(database, validation or ValidationOptions()))
+    v1.register_blueprint(definition_routes(database, reads, validation or ValidationOptions()))
     if runtime is not None and catalog is not None:
-        v1.register_blueprint(instance_routes(runtime, database, catalog))
+        v1.register_blueprint(instance_routes(runtime, reads, catalog))
     if events is not None:
         v1.register_blueprint(event_routes(events))
     app.register_blueprint(v1)

@@ -7,8 +7,9 @@ name). 201 registers a new version, 200 means the identical document was registe
 409 is the same id and version with other content, 422 lists every DSL problem with its JSON
 pointer.
 
-Reads (list, one, versions) may be served by a read replica (``database.readPreference``);
-registration and deletion use the primary.
+Reads (list, one, versions) go through the API's read pool (``reads``, with its statement
+timeout) and may be served by a read replica (``database.readPreference``); registration and
+deletion use the primary's main pool.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def _not_found(exc: DefinitionNotFound) -> Response:
     return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
 
 
-def definition_routes(database: Database, options: ValidationOptions) -> Blueprint:
-    """The definitions routes, relative to the API's ``/v1`` prefix."""
+def definition_routes(database: Database, reads: Database, options: ValidationOptions) -> Blueprint:
+    """The definitions routes, relative to the API's ``/v1`` prefix: ``database`` registers
+    and deletes, ``reads`` (``Database.api_reads()``) serves the reads."""
     routes = Blueprint("definitions", __name__, url_prefix="/workflow-definitions")
 
     @routes.post("")
@@ -117,7 +119,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
             return limit
         try:
             page = await list_definitions(
-                database,
+                reads,
                 limit=limit,
                 cursor=request.args.get("cursor") or None,
                 namespace=request.args.get("namespace") or None,
@@ -135,7 +137,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
     @routes.get("/<definition_id>")
     async def latest(definition_id: str) -> Response:
         try:
-            stored = await get_definition(database, definition_id, read_only=True)
+            stored = await get_definition(reads, definition_id, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
         return json_response(_definition_json(stored))
@@ -143,7 +145,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
     @routes.get("/<definition_id>/versions")
     async def versions(definition_id: str) -> Response:
         try:
-            found = await list_versions(database, definition_id)
+            found = await list_versions(reads, definition_id)
         except DefinitionNotFound as exc:
             return _not_found(exc)
         return json_response({"items": [_summary_json(v) for v in found]})
@@ -151,7 +153,7 @@ def definition_routes(database: Database, options: ValidationOptions) -> Bluepri
     @routes.get("/<definition_id>/versions/<version>")
     async def one_version(definition_id: str, version: str) -> Response:
         try:
-            stored = await get_definition(database, definition_id, version, read_only=True)
+            stored = await get_definition(reads, definition_id, version, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
         return json_response(_definition_json(stored))

@@ -5,9 +5,11 @@
 instance an earlier request with the same key created. ``GET /{id}?wait=30s`` long-polls until
 the instance is terminal (at most 60 s).
 
-Reads (list, one, history) may be served by a read replica (``database.readPreference``), except
-a ``?wait=`` read and the answers to start and commands, which read their own writes on the
-primary.
+Reads (list, one, history) go through the API's read pool (``Database.api_reads()``, with its
+statement timeout) and may be served by a read replica (``database.readPreference``), except a
+``?wait=`` read and the answers to start and commands, which read their own writes on the
+primary. A ``?wait=`` long poll wakes on the instance's terminal commit in this process, and
+re-reads the instance's row only every ``server.longPollRecheckInterval`` otherwise.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from workflow_orchestrator.storage.definitions import InvalidCursor
 from workflow_orchestrator.storage.instances import (
     INSTANCE_STATUSES,
     InstanceRecord,
+    get_instance,
     instance_history,
     list_instances,
     load_instance,
@@ -194,7 +197,8 @@ def instance_routes(
     runtime: InstanceRuntime, database: Database, catalog: InterpreterSource
 ) -> Blueprint:
     """The instance routes, relative to the API's ``/v1`` prefix: ``runtime`` starts and
-    commands instances, ``database`` serves the reads, ``catalog`` describes definitions."""
+    commands instances, ``database`` (``Database.api_reads()``) serves the reads, ``catalog``
+    describes definitions."""
     routes = Blueprint("instances", __name__, url_prefix="/workflow-instances")
 
     @routes.errorhandler(InstanceNotFound)
@@ -275,7 +279,9 @@ def instance_routes(
                     f"got {wait!r}",
                     "wait",
                 )
-            await runtime.wait_terminal(instance_id, seconds)
+            await runtime.wait_terminal(
+                instance_id, seconds, lambda: get_instance(database, instance_id)
+            )
         # After ?wait= the primary: the wait ended on its state, which a replica may lag.
         loaded = await load_instance(database, instance_id, read_only=wait is None)
         return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -46,7 +46,7 @@ from workflow_orchestrator.instances._ports import (
 from workflow_orchestrator.instances._recovery import recovery_run
 from workflow_orchestrator.instances._repository import InstanceRepository, LeaseView
 from workflow_orchestrator.instances._timers import WakeTimers, due_within
-from workflow_orchestrator.instances._waiters import TerminalWaiters
+from workflow_orchestrator.instances._waiters import DEFAULT_RECHECK, TerminalWaiters
 from workflow_orchestrator.storage.instances import (
     InstanceRecord,
     InstanceStatus,
@@ -119,16 +119,19 @@ class InstanceRuntime:
     recovery_page: int = _RECOVERY_PAGE
     on_timer_fired: Callable[[float], None] | None = None
     clock: Callable[[], datetime] = utc_now
+    # Long polls re-read an instance this often when no commit here woke them.
+    long_poll_recheck: float = DEFAULT_RECHECK
     live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
-    _waiters: TerminalWaiters = attrs.field(factory=TerminalWaiters, init=False)
+    _waiters: TerminalWaiters = attrs.field(init=False)
     # definition id -> the latest live version seen; only a hint, checked by the INSERT.
     _latest_versions: dict[str, str] = attrs.field(factory=dict, init=False)
     _locks: dict[uuid.UUID, trio.Lock] = attrs.field(factory=dict, init=False)
     _commanded: set[uuid.UUID] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._waiters = TerminalWaiters(recheck=self.long_poll_recheck)
         self.timers = WakeTimers(
             wake=self.wake,
             limiter=trio.CapacityLimiter(self.wake_concurrency),
@@ -354,10 +357,20 @@ class InstanceRuntime:
         if status.terminal:
             self._waiters.ended(instance_id)
 
-    async def wait_terminal(self, instance_id: uuid.UUID, seconds: float) -> InstanceRecord:
-        """The instance once terminal, or as it is when ``seconds`` have passed."""
+    async def wait_terminal(
+        self,
+        instance_id: uuid.UUID,
+        seconds: float,
+        read: Callable[[], Awaitable[InstanceRecord]] | None = None,
+    ) -> InstanceRecord:
+        """The instance once terminal, or as it is when ``seconds`` have passed.
+
+        A terminal commit here wakes the wait at once; otherwise the instance is read again
+        every ``long_poll_recheck`` seconds, with ``read`` (the API passes a read of the row
+        alone, on its own pool) or else the repository's ``load``.
+        """
         return await self._waiters.wait_terminal(
-            instance_id, seconds, lambda: self._read_record(instance_id)
+            instance_id, seconds, read or (lambda: self._read_record(instance_id))
         )
 
     async def _read_record(self, instance_id: uuid.UUID) -> InstanceRecord:

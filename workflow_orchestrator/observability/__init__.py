@@ -1,5 +1,12 @@
 """Observability: logging set-up and Prometheus metrics."""
 
+from workflow_orchestrator.observability._labels import (
+    MAX_LABEL_LENGTH,
+    MAX_LABEL_VALUES,
+    OTHER,
+    BoundedLabel,
+    http_method_label,
+)
 from workflow_orchestrator.observability._logging import (
     TRACE,
     JsonFormatter,
@@ -11,11 +18,16 @@ from workflow_orchestrator.observability._metrics import CONTENT_TYPE, PoolReadi
 
 __all__ = [
     "CONTENT_TYPE",
+    "MAX_LABEL_LENGTH",
+    "MAX_LABEL_VALUES",
+    "OTHER",
     "TRACE",
+    "BoundedLabel",
     "JsonFormatter",
     "PoolReading",
     "ServiceMetrics",
     "TextFormatter",
     "configure_logging",
+    "http_method_label",
     "level_number",
 ]

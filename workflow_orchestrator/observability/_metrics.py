@@ -21,6 +21,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from workflow_orchestrator.observability._labels import BoundedLabel, http_method_label
+
 __all__ = ["CONTENT_TYPE", "PoolReading", "ServiceMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -77,6 +79,9 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Event types come from whoever sends events: at most 200 of them get their own
+        # series (cut to 100 characters), later ones are counted as "other".
+        self.event_type = BoundedLabel()
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
             "HTTP requests handled, by app, method, route template and status code",
@@ -159,6 +164,12 @@ class ServiceMetrics:
             "Times this replica became or stopped being the schedule leader",
             registry=self.registry,
         )
+        self.retention_deleted = Counter(
+            "workflow_retention_deleted",
+            "Rows deleted by the retention sweep of finished instances, by table",
+            ["table"],
+            registry=self.registry,
+        )
         self._gauges: list[Callable[[], Iterator[Metric]]] = []
         self.registry.register(_GaugeCollector(self._gauges))
 
@@ -177,6 +188,7 @@ class ServiceMetrics:
         self, *, app: str, method: str, route: str, status: int, seconds: float
     ) -> None:
         """Count one finished request under its route template (never its concrete path)."""
+        method = http_method_label(method)
         self.http_requests.labels(app, method, route, str(status)).inc()
         self.http_request_duration.labels(app, method, route).observe(seconds)
 

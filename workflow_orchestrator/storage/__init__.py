@@ -40,6 +40,7 @@ from workflow_orchestrator.storage._errors import (
     MigrationError,
     MissingExtension,
     OwnerIdInUse,
+    ReadTimedOut,
     SnapshotWriteFailed,
     StorageError,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "PartitionLeases",
     "PoolStatistics",
     "ReadStatistics",
+    "ReadTimedOut",
     "ReplicaProbe",
     "ReplicaState",
     "ReplicaStatus",

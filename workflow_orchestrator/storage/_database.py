@@ -9,6 +9,12 @@ Invariants: the pools are opened and closed by ``open_database`` only; closing h
 shielded, bounded scope so a cancelled service still releases its connections. Writes, and every
 read that must see this process's own writes, use the primary; only work passed with
 ``read_only=True`` may go to a read replica (see ``_replicas`` for which one and when).
+
+The API's reads use ``Database.api_reads()``: the same primary and replicas, but its own small
+pool (``database.apiPoolSize``) whose connections carry ``statement_timeout``
+(``database.apiStatementTimeout``), so slow or abusive reads cannot take the connections the
+snapshot writer and the instances need. A read past the timeout, or one that waits that long for
+a connection, raises ``ReadTimedOut``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import trio
 import trio_asyncio
 
 from workflow_orchestrator.config import DatabaseLocation, DatabaseSettings, parse_database_url
+from workflow_orchestrator.storage._errors import ReadTimedOut
 from workflow_orchestrator.storage._pools import (
     CONNECTION_ERRORS,
     Connection,
@@ -86,6 +93,14 @@ class Database:
     _primary_max_size: int
     _replicas: ReplicaSet
     _read_preference: str = "PRIMARY"
+    _api: Database | None = None
+    # Set on the API view only: the wait for a connection, and what a timeout says.
+    _read_timeout: float | None = None
+
+    def api_reads(self) -> Database:
+        """The view the API reads through (see the module docstring); ``self`` when this
+        database was opened without an API pool."""
+        return self._api if self._api is not None else self
 
     async def run(
         self, work: Work[T], *, read_only: bool = False, session_state: bool = False
@@ -113,7 +128,7 @@ class Database:
                     return cast(T, result)
             if read_only:
                 self._replicas.primary_reads += 1
-            async with self._primary.acquire() as connection:
+            async with self._primary.acquire(timeout=self._read_timeout) as connection:
                 if not session_state:
                     return await work(connection)
                 try:
@@ -121,8 +136,30 @@ class Database:
                 finally:
                     await _reset_or_terminate(connection)
 
-        result: T = await trio_asyncio.aio_as_trio(unit)()
-        return result
+        if self._read_timeout is None:
+            result: T = await trio_asyncio.aio_as_trio(unit)()
+            return result
+        timed: T = await trio_asyncio.aio_as_trio(self._timed(unit))()
+        return timed
+
+    def _timed(self, unit: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """``unit`` raising ``ReadTimedOut`` for a statement timeout or a pool wait that ran
+        out (asyncio side)."""
+        timeout = self._read_timeout or 0.0
+
+        async def timed() -> T:
+            try:
+                return await unit()
+            except (TimeoutError, asyncpg.QueryCanceledError) as exc:
+                raise ReadTimedOut(
+                    f"the read did not finish within database.apiStatementTimeout "
+                    f"({timeout:g}s), or waited that long for a connection of the API pool "
+                    "(database.apiPoolSize); retry later, narrow the request (filters, a "
+                    "smaller limit), or raise those settings",
+                    timeout=timeout,
+                ) from exc
+
+        return timed
 
     async def _on_replica(self, replica: Replica, work: Work[T]) -> Any:
         """``work``'s result on ``replica``, or ``_FALLBACK`` (asyncio side)."""
@@ -214,8 +251,10 @@ class Database:
         return pool_statistics(self._primary, self._primary_max_size)
 
     def all_statistics(self) -> dict[str, PoolStatistics]:
-        """Every pool by name: ``primary``, ``replica-0``, ``replica-1``, ... (no I/O)."""
+        """Every pool by name: ``primary``, ``api``, ``replica-0``, ``replica-1``, ... (no I/O)."""
         pools = {PRIMARY: self.statistics()}
+        if self._api is not None:
+            pools["api"] = self._api.statistics()
         pools.update({r.name: pool_statistics(r.pool, r.max_size) for r in self._replicas.replicas})
         return pools
 
@@ -245,7 +284,16 @@ async def open_database(
         location, max_size=settings.primary_pool_size, connect_timeout=settings.connect_timeout
     )
     replicas: list[Replica] = []
+    api_pool: Any = None
     try:
+        api_pool = await create_pool(
+            location,
+            max_size=settings.api_pool_size,
+            connect_timeout=settings.connect_timeout,
+            min_size=0,
+            statement_timeout=settings.api_statement_timeout,
+            application_name="workflow-orchestrator-api",
+        )
         for index, endpoint in enumerate(settings.replica_endpoints):
             where = parse_database_url(endpoint.url).with_credentials(
                 settings.username or None, settings.password or None
@@ -262,19 +310,30 @@ async def open_database(
                     max_size=max_size,
                 )
             )
+        replica_set = ReplicaSet(
+            replicas=replicas,
+            prefer_replica=settings.read_preference == "PREFER_REPLICA",
+            max_lag=settings.max_replica_lag,
+            check_interval=settings.replica_check_interval,
+            check_timeout=settings.connect_timeout,
+        )
+        api = Database(
+            location=location,
+            primary=api_pool,
+            primary_max_size=settings.api_pool_size,
+            replicas=replica_set,
+            read_preference=settings.read_preference,
+            read_timeout=settings.api_statement_timeout,
+        )
         yield Database(
             location=location,
             primary=primary,
             primary_max_size=settings.primary_pool_size,
-            replicas=ReplicaSet(
-                replicas=replicas,
-                prefer_replica=settings.read_preference == "PREFER_REPLICA",
-                max_lag=settings.max_replica_lag,
-                check_interval=settings.replica_check_interval,
-                check_timeout=settings.connect_timeout,
-            ),
+            replicas=replica_set,
             read_preference=settings.read_preference,
+            api=api,
         )
     finally:
-        for pool in (*(r.pool for r in replicas), primary):
-            await close_pool(pool)
+        for pool in (*(r.pool for r in replicas), api_pool, primary):
+            if pool is not None:
+                await close_pool(pool)

@@ -18,6 +18,7 @@ __all__ = [
     "MigrationError",
     "MissingExtension",
     "OwnerIdInUse",
+    "ReadTimedOut",
     "SnapshotWriteFailed",
     "StorageError",
 ]
@@ -128,3 +129,12 @@ class OwnerIdInUse(StorageError, RuntimeError):
     def __init__(self, message: str, *, owner_id: str) -> None:
         super().__init__(message)
         self.owner_id = owner_id
+
+
+class ReadTimedOut(StorageError, TimeoutError):
+    """An API read ran past ``database.apiStatementTimeout`` or found no free connection of
+    the API pool (``database.apiPoolSize``) in that time: the client may retry later."""
+
+    def __init__(self, message: str, *, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout

@@ -106,13 +106,23 @@ async def _keep_session(connection: Connection) -> None:
 
 
 async def create_pool(
-    location: DatabaseLocation, *, max_size: int, connect_timeout: float, min_size: int = 1
+    location: DatabaseLocation,
+    *,
+    max_size: int,
+    connect_timeout: float,
+    min_size: int = 1,
+    statement_timeout: float | None = None,
+    application_name: str = "workflow-orchestrator",
 ) -> Any:
     """An asyncpg pool of at most ``max_size`` connections holding ``min_size`` open.
 
     With ``min_size=1`` the first connection is opened now: raises ``DatabaseUnavailable``
     (naming the server, never the password) when that fails within ``connect_timeout``.
+    ``statement_timeout`` (seconds) is set on every connection of the pool as it connects.
     """
+    server_settings = {"application_name": application_name}
+    if statement_timeout is not None:
+        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
 
     async def create() -> Any:
         return await asyncpg.create_pool(
@@ -123,7 +133,7 @@ async def create_pool(
             command_timeout=None,
             init=_init_connection,
             reset=_keep_session,
-            server_settings={"application_name": "workflow-orchestrator"},
+            server_settings=server_settings,
         )
 
     try:

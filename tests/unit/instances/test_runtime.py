@@ -143,8 +143,9 @@ async def test_long_poll_returns_when_the_instance_ends(
 
 async def test_long_poll_gives_up_after_its_time(autojump_clock: trio.testing.MockClock) -> None:
     """A waiter whose instance does not end returns it as it is after ``seconds``, having
-    polled every second meanwhile (another replica may end it)."""
-    waiters = TerminalWaiters()
+    re-read it every ``recheck`` seconds meanwhile (another replica may end it), and leaves
+    nothing behind."""
+    waiters = TerminalWaiters(recheck=1.0)
     reads = 0
 
     async def read() -> InstanceRecord:
@@ -157,6 +158,7 @@ async def test_long_poll_gives_up_after_its_time(autojump_clock: trio.testing.Mo
     assert result.status is InstanceStatus.WAITING
     assert trio.current_time() - started == pytest.approx(3.5)
     assert reads == 5  # at 0, 1, 2, 3 and the final read
+    assert waiters.waiting() == 0
 
 
 class Actor:
