@@ -336,6 +336,7 @@ class Service:
             wake_timers=runtime.timers,
             owner_id=self.owner_id,
             metrics=self._metrics,
+            retention=self.settings.retention,
         )
         try:
             async with trio.open_nursery() as nursery:

@@ -31,6 +31,7 @@ __all__ = [
     "MetricsSettings",
     "PrometheusSettings",
     "RabbitMQSettings",
+    "RetentionSettings",
     "RollingPolicy",
     "RunTaskSettings",
     "SchedulerSettings",
@@ -431,6 +432,23 @@ class ClusterSettings:
 
 
 @attrs.frozen(kw_only=True)
+class RetentionSettings:
+    """How long finished instances (completed, faulted, cancelled) and their rows are kept."""
+
+    completed_instances: float = attrs.field(
+        default=30 * 86_400.0,
+        metadata=_meta(kind="duration", minimum=0, help="a duration such as 30d (0s: for ever)"),
+    )
+    sweep_interval: float = attrs.field(
+        default=600.0,
+        metadata=_meta(kind="duration", minimum=1.0, help="a duration such as 10m"),
+    )
+    batch_size: int = attrs.field(
+        default=500, metadata=_meta(minimum=1, maximum=100_000, help="a number of instances >= 1")
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """The whole effective configuration of one service process."""
 
@@ -443,3 +461,4 @@ class Settings:
     definitions: DefinitionsSettings = attrs.field(factory=DefinitionsSettings)
     workflows: WorkflowSettings = attrs.field(factory=WorkflowSettings)
     cluster: ClusterSettings = attrs.field(factory=ClusterSettings)
+    retention: RetentionSettings = attrs.field(factory=RetentionSettings)

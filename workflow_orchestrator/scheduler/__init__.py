@@ -3,6 +3,7 @@ schedule-firing loop, which runs on one replica at a time (``LeaderLease``: lead
 through PostgreSQL with a lease and a fencing epoch)."""
 
 from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership, LeadershipLost
+from workflow_orchestrator.scheduler._retention import RetentionSweeper
 from workflow_orchestrator.scheduler._scheduler import Scheduler
 from workflow_orchestrator.scheduler._schedules import ScheduleLoop
 from workflow_orchestrator.scheduler._ticks import ScheduleError, validate_schedule
@@ -12,6 +13,7 @@ __all__ = [
     "LeaderLease",
     "Leadership",
     "LeadershipLost",
+    "RetentionSweeper",
     "ScheduleError",
     "ScheduleLoop",
     "Scheduler",

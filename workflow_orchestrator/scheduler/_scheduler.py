@@ -5,7 +5,9 @@ delays of parked instances); it runs whatever ``scheduler.enabled`` says, becaus
 partition's owner can wake its instances. ``scheduler.enabled: false`` turns off the firing of
 schedules on this replica. With ``scheduler.distributed.enabled`` the replicas elect the one
 that fires schedules (``LeaderLease``, lease ``leaderElectionInterval``); without it every
-enabled replica fires them, and the tick keys still start one instance per tick.
+enabled replica fires them, and the tick keys still start one instance per tick. With
+``retention`` settings, one elected replica also deletes finished instances past their
+retention age (``RetentionSweeper``), whatever ``scheduler.enabled`` says.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 import attrs
 import trio
 
-from workflow_orchestrator.config import SchedulerSettings
+from workflow_orchestrator.config import RetentionSettings, SchedulerSettings
 from workflow_orchestrator.instances import InstanceRuntime, WakeTimers, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler._leader import LeaderLease
+from workflow_orchestrator.scheduler._retention import RetentionSweeper
 from workflow_orchestrator.scheduler._schedules import ScheduleLoop
 from workflow_orchestrator.scheduler._timer_service import TimerService
 from workflow_orchestrator.storage import Database, PartitionLeases
@@ -48,7 +51,9 @@ class Scheduler:
     wake_timers: WakeTimers
     owner_id: str
     metrics: ServiceMetrics | None = None
+    retention: RetentionSettings | None = None
     timers: TimerService = attrs.field(init=False)
+    sweeper: RetentionSweeper | None = attrs.field(default=None, init=False)
     leader: LeaderLease | None = attrs.field(default=None, init=False)
     schedules: ScheduleLoop | None = attrs.field(default=None, init=False)
 
@@ -60,6 +65,14 @@ class Scheduler:
             poll_interval=self.settings.poll_interval,
             lookahead=self.lookahead_for(self.settings),
         )
+        if self.retention is not None:
+            self.sweeper = RetentionSweeper(
+                database=self.database,
+                settings=self.retention,
+                candidate_id=self.owner_id,
+                lease_ttl=self.settings.distributed.leader_election_interval,
+                metrics=self.metrics,
+            )
         if not self.settings.enabled:
             return
         distributed = self.settings.distributed
@@ -112,6 +125,8 @@ class Scheduler:
     ) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.timers.run)
+            if self.sweeper is not None:
+                await nursery.start(self.sweeper.run)
             if self.leader is not None:
                 await nursery.start(self.leader.run)
             if self.schedules is not None:

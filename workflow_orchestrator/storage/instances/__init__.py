@@ -8,7 +8,8 @@ What the instances part (and the API's instance routes) read and write:
 - the group-commit ``SnapshotWriter`` and what a snapshot writes (``InstanceSnapshot`` with its
   ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
   statement per batch from one row type per table;
-- the batching ``InstanceCreator``.
+- the batching ``InstanceCreator``;
+- retention: ``delete_expired_instances`` of finished instances, in batches.
 """
 
 from workflow_orchestrator.storage.instances._creator import InstanceCreator, NewInstance, Retry
@@ -33,6 +34,12 @@ from workflow_orchestrator.storage.instances._records import (
     RecoverableInstance,
     instance_record,
     partition_of,
+)
+from workflow_orchestrator.storage.instances._retention import (
+    RetentionBatch,
+    RetentionOverride,
+    delete_expired_instances,
+    retention_overrides,
 )
 from workflow_orchestrator.storage.instances._snapshot_rows import (
     HistoryRow,
@@ -68,12 +75,15 @@ __all__ = [
     "NewInstance",
     "OutgoingEvent",
     "RecoverableInstance",
+    "RetentionBatch",
+    "RetentionOverride",
     "Retry",
     "SnapshotWriter",
     "SnapshotWriterStatistics",
     "SubscriptionRow",
     "TimerRow",
     "create_instance",
+    "delete_expired_instances",
     "fetch_inbox",
     "get_instance",
     "insert_started_instances",
@@ -83,5 +93,6 @@ __all__ = [
     "list_recoverable",
     "load_instance",
     "partition_of",
+    "retention_overrides",
     "set_status",
 ]
