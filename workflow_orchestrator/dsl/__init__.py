@@ -16,6 +16,7 @@ Typical use::
         result = await interpreter.start(effects, input)  # or .resume(effects, snapshot)
 """
 
+from workflow_orchestrator.dsl._lru import LruCache, content_hash
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.expressions import (
     CompiledExpression,
@@ -69,6 +70,7 @@ __all__ = [
     "Interpreter",
     "InvalidDefinition",
     "ListenRequest",
+    "LruCache",
     "ModelError",
     "Problem",
     "ProcessRequest",
@@ -80,6 +82,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowResult",
     "build_workflow",
+    "content_hash",
     "is_runtime_expression",
     "load_document",
     "load_workflow",

@@ -1,8 +1,10 @@
 """Interpreters of the registered definition versions, built once and shared by their instances.
 
-A definition version never changes once registered (a changed document is a conflict), so the
-typed model and its interpreter are cached for the life of the process. Soft-deleted versions
-are still found: their running instances must go on.
+A definition version never changes once registered (a changed document is a conflict), so its
+id and version name its content: the typed model and its interpreter, and its input validator,
+are kept in bounded LRU caches (the ``MAX_CACHED_VERSIONS`` versions used last; an evicted one
+is read and built again when next used). Soft-deleted versions are still found: their running
+instances must go on.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from typing import Any, Protocol
 import attrs
 import jsonschema_rs
 
-from workflow_orchestrator.dsl import ExpressionEngine, Interpreter, Workflow, build_workflow
+from workflow_orchestrator.dsl import (
+    ExpressionEngine,
+    Interpreter,
+    LruCache,
+    Workflow,
+    build_workflow,
+)
 from workflow_orchestrator.dsl.runtime import RuntimeOptions
 
-__all__ = ["DefinitionSource", "WorkflowCatalog"]
+__all__ = ["MAX_CACHED_VERSIONS", "DefinitionSource", "WorkflowCatalog"]
 
 _MAX_INPUT_PROBLEMS = 10
+MAX_CACHED_VERSIONS = 1000
 
 
 class DefinitionSource(Protocol):
@@ -37,8 +46,13 @@ class WorkflowCatalog:
     definitions: DefinitionSource
     engine: ExpressionEngine
     options: RuntimeOptions
-    _interpreters: dict[tuple[str, str], Interpreter] = attrs.field(factory=dict, init=False)
-    _input_validators: dict[tuple[str, str], Any] = attrs.field(factory=dict, init=False)
+    max_cached: int = MAX_CACHED_VERSIONS
+    _interpreters: LruCache[tuple[str, str], Interpreter] = attrs.field(init=False)
+    _input_validators: LruCache[tuple[str, str], Any] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._interpreters = LruCache(self.max_cached)
+        self._input_validators = LruCache(self.max_cached)
 
     async def interpreter(self, definition_id: str, version: str) -> Interpreter:
         """The interpreter of ``definition_id`` at ``version``; raises ``DefinitionNotFound``."""
@@ -47,7 +61,7 @@ class WorkflowCatalog:
         if found is None:
             document = await self.definitions.definition_document(definition_id, version)
             found = Interpreter(build_workflow(document), self.engine, self.options)
-            self._interpreters[key] = found
+            self._interpreters.put(key, found)
         return found
 
     def input_problems(
@@ -64,7 +78,7 @@ class WorkflowCatalog:
         validator = self._input_validators.get(key)
         if validator is None:
             validator = jsonschema_rs.validator_for(dict(schema.document))
-            self._input_validators[key] = validator
+            self._input_validators.put(key, validator)
         problems = []
         for error in list(validator.iter_errors(value))[:_MAX_INPUT_PROBLEMS]:
             path = "".join(f"/{part}" for part in error.instance_path)

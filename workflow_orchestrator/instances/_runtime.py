@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 import trio
 
+from workflow_orchestrator.dsl import LruCache
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.instances._actor import start_instance_actor
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
@@ -61,6 +62,7 @@ __all__ = ["InputInvalid", "InstanceRuntime", "StartRequest"]
 logger = logging.getLogger(__name__)
 
 _RECOVERY_PAGE = 500
+_MAX_VERSION_HINTS = 10_000
 _WAKE_HOLD = 10.0
 
 
@@ -125,8 +127,11 @@ class InstanceRuntime:
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
     _waiters: TerminalWaiters = attrs.field(init=False)
-    # definition id -> the latest live version seen; only a hint, checked by the INSERT.
-    _latest_versions: dict[str, str] = attrs.field(factory=dict, init=False)
+    # definition id -> the latest live version seen; only a hint, checked by the INSERT
+    # (bounded: a definition evicted reads its latest version again at its next start).
+    _latest_versions: LruCache[str, str] = attrs.field(
+        factory=lambda: LruCache(_MAX_VERSION_HINTS), init=False
+    )
     _locks: dict[uuid.UUID, trio.Lock] = attrs.field(factory=dict, init=False)
     _commanded: set[uuid.UUID] = attrs.field(factory=set, init=False)
 
@@ -254,7 +259,7 @@ class InstanceRuntime:
         version = request.version
         if version is None:
             version = await self._repository.latest_version(request.definition_id)
-            self._latest_versions[request.definition_id] = version
+            self._latest_versions.put(request.definition_id, version)
         interpreter = await self._catalog.interpreter(request.definition_id, version)
         problems = self._catalog.input_problems(
             request.definition_id, version, interpreter.workflow, request.input

@@ -36,10 +36,10 @@ Why this mechanism (measured on the 2-core development container, Python 3.11, j
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping
 from typing import Any
 
+from .._lru import LruCache
 from ._compiled import CompiledExpression, compile_expression, is_runtime_expression
 from ._errors import ExpressionError, jq_detail
 from ._paths import PathMiss, read_plain_path
@@ -76,9 +76,7 @@ class ExpressionEngine:
 
     def __init__(self, *, sandbox: ExpressionSandbox | None = None) -> None:
         self._sandbox = sandbox
-        self._cache: collections.OrderedDict[str, CompiledExpression | ExpressionError] = (
-            collections.OrderedDict()
-        )
+        self._cache: LruCache[str, CompiledExpression | ExpressionError] = LruCache(_CACHE_SIZE)
 
     def compile(self, source: str) -> CompiledExpression:
         """Compile ``source`` (``${ ... }`` strict or bare jq text), from the cache if seen.
@@ -91,9 +89,7 @@ class ExpressionEngine:
                 cached = compile_expression(source)
             except ExpressionError as error:
                 cached = error
-            self._cache[source] = cached
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache.put(source, cached)
         if isinstance(cached, ExpressionError):
             raise ExpressionError(cached.expression, cached.detail)
         return cached

@@ -1,8 +1,9 @@
 """Validation of data against the JSON schemas of ``input``, ``output`` and ``export``.
 
-Validators are compiled once per schema document (the model is shared, so the document object
-identifies the schema) and kept for the life of the process. Schemas given as external
-resources are fetched through the effects (see `Evaluator.schema_document`).
+Validators are compiled once per schema content and kept in a bounded LRU cache keyed by the
+document's content hash (the latest ``_MAX_VALIDATORS`` schemas), so schemas fetched for every
+run (external resources, through the effects: see `Evaluator.schema_document`) share one entry
+and never accumulate.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from typing import Any
 
 import jsonschema_rs
 
+from workflow_orchestrator.dsl._lru import LruCache, content_hash
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 
-_VALIDATORS: dict[int, tuple[object, Any]] = {}
+_MAX_VALIDATORS = 512
+_VALIDATORS: LruCache[str, Any] = LruCache(_MAX_VALIDATORS)
 
 
 def _validator(document: Any) -> Any:
-    entry = _VALIDATORS.get(id(document))
-    if entry is None or entry[0] is not document:
-        entry = (document, jsonschema_rs.validator_for(document))
-        _VALIDATORS[id(document)] = entry
-    return entry[1]
+    key = content_hash(document)
+    found = _VALIDATORS.get(key)
+    if found is None:
+        found = _VALIDATORS.put(key, jsonschema_rs.validator_for(document))
+    return found
 
 
 def validate_against(document: Any, value: Any, where: str, what: str) -> None:
