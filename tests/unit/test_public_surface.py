@@ -158,6 +158,7 @@ SURFACE = {
         "MetricsSettings",
         "PrometheusSettings",
         "RabbitMQSettings",
+        "RetentionSettings",
         "RollingPolicy",
         "RunTaskSettings",
         "SchedulerSettings",
@@ -172,6 +173,7 @@ SURFACE = {
         "parse_database_url",
     },
     "workflow_orchestrator.scheduler": {
+        "RetentionSweeper",
         "LeaderLease",
         "Leadership",
         "LeadershipLost",
@@ -182,6 +184,7 @@ SURFACE = {
         "validate_schedule",
     },
     "workflow_orchestrator.storage": {
+        "ReadTimedOut",
         # the core
         "CONNECTION_ERRORS",
         "Connection",
@@ -291,6 +294,10 @@ SURFACE = {
         "tick_idempotency_key",
     },
     "workflow_orchestrator.storage.instances": {
+        "delete_expired_instances",
+        "RetentionOverride",
+        "retention_overrides",
+        "RetentionBatch",
         "DEFAULT_PARTITION_COUNT",
         "INSTANCE_COLUMNS",
         "INSTANCE_STATUSES",
@@ -353,6 +360,11 @@ SURFACE = {
         "serve_app",
     },
     "workflow_orchestrator.observability": {
+        "MAX_LABEL_LENGTH",
+        "OTHER",
+        "MAX_LABEL_VALUES",
+        "BoundedLabel",
+        "http_method_label",
         "CONTENT_TYPE",
         "TRACE",
         "JsonFormatter",
