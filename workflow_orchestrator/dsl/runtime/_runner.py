@@ -10,6 +10,10 @@ raw output and an optional flow directive.
 Data flow per task follows the spec: ``if`` on the raw input, ``input.schema`` then
 ``input.from``, the task, ``output.as`` then ``output.schema``, ``export.as`` then
 ``export.schema`` (which replaces ``$context``), then the flow directive.
+
+Fairness and budgets: every task starts with a Trio checkpoint, so a loop of tasks that never
+waits still lets every other task of the process run (health checks, lease renewal, shutdown)
+and can be cancelled; every task is counted against the instance's limits (``_limits``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import attrs
 import trio
+import trio.lowlevel
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.model import Task, TaskList
@@ -50,6 +55,8 @@ class Runner(Evaluator):
 
     handlers: Mapping[type, Handler]
     _qualified_name: str | None = None
+    # Tasks started by this run (``workflows.limits.tasksPerRun``).
+    tasks_this_run: int = 0
 
     # -- lifecycle, timers ---------------------------------------------------------------
 
@@ -65,6 +72,7 @@ class Runner(Evaluator):
         """
         if not self.options.lifecycle_events:
             return
+        self.state.history_rows += 1
         event = CloudEvent(
             attributes={
                 "specversion": "1.0",
@@ -181,6 +189,9 @@ class Runner(Evaluator):
                     )
                 if target <= index:
                     epoch += 1
+                    self.options.limits.check_iterations(
+                        epoch + 1, tasks.reference or key, "task list"
+                    )
                 index = target
             frames[key] = {"next": index, "data": data, "epoch": epoch, "end": ended}
             await self.effects.checkpoint(self.state)
@@ -191,6 +202,14 @@ class Runner(Evaluator):
     ) -> Outcome:
         """Run one task with its data flow; returns (transformed output, flow directive)."""
         state = self.state
+        # Yield to every other task of the process before each task: a workflow that loops
+        # without waiting must not starve them, and must stay cancellable.
+        await trio.lowlevel.checkpoint()
+        self.tasks_this_run += 1
+        state.tasks += 1
+        self.options.limits.check_tasks(
+            self.tasks_this_run, state.tasks, state.history_rows, task.reference
+        )
         resumed = key in state.frames
         started = self.effects.now()
         task_info = {
@@ -271,7 +290,8 @@ class Runner(Evaluator):
             state.active.pop(key, None)
             if problem is exc.problem:
                 raise
-            raise WorkflowError(problem) from None
+            # The same class: a LimitExceeded stays one (``try`` never catches it).
+            raise type(exc)(problem) from None
         state.active.pop(key, None)
         if self.options.lifecycle_events:
             at = iso(self.now())
