@@ -287,6 +287,8 @@ class Service:
                     self.settings.event_processing, workflows.lifecycle_events
                 ),
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
+                max_state_size=workflows.limits.state_size,
+                commit_every=workflows.limits.commit_every,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),

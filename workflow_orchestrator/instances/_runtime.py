@@ -109,6 +109,9 @@ class InstanceRuntime:
     _http: HttpPort = attrs.field(alias="http")
     _processes: ProcessPort = attrs.field(alias="processes")
     park_after: float = 1.0
+    # workflows.limits.stateSize and commitEvery (see InstancePorts).
+    max_state_size: int = 16 * 1024 * 1024
+    commit_every: int = 1000
     partition_check_every: float = 2.0
     event_options: EventOptions = attrs.field(factory=EventOptions)
     unmatched_retention: float = 0.0
@@ -146,6 +149,8 @@ class InstanceRuntime:
             events=self.event_options,
             unmatched_retention=self.unmatched_retention,
             park_after=self.park_after,
+            max_state_size=self.max_state_size,
+            commit_every=self.commit_every,
             lease_epoch=self._leases.epoch_of,
             clock=self.clock,
             committed=self.committed,

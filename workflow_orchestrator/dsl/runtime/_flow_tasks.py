@@ -149,7 +149,11 @@ async def run_fork(
             else:
                 results[str(index)] = output
                 frames[key] = {"results": dict(results)}
-            await runner.effects.checkpoint(runner.state)
+            try:
+                await runner.effects.checkpoint(runner.state)
+            except WorkflowError as exc:  # a commit can fail the instance (a limit)
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
 
         for index in range(len(task.branches.tasks)):
             if str(index) not in results:

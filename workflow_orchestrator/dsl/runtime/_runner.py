@@ -125,7 +125,12 @@ class Runner(Evaluator):
         async with trio.open_nursery() as nursery:
 
             async def timer() -> None:
-                await self.effects.sleep_until(due, key=timer_key, kind="timeout")
+                try:
+                    await self.effects.sleep_until(due, key=timer_key, kind="timeout")
+                except WorkflowError as exc:
+                    # The commit before the timer can fail the instance (a limit): a plain
+                    # workflow error, as the body's.
+                    failure.append(exc)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(timer)
