@@ -296,6 +296,13 @@ class Service:
             await nursery.start(runtime.run)
             self._runtime, self._catalog = runtime, catalog
             task_status.started(runtime)
+            try:
+                await trio.sleep_forever()
+            finally:
+                if self._shutdown.is_set():
+                    # Stopping waits for no workflow: running instances resume from their
+                    # last commit (the instance actors are stopped right after this part).
+                    runtime.abandon_runs()
 
     async def _run_events(
         self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED

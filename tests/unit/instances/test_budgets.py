@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import trio
 import trio.testing
 
-from tests.support.instances import open_instances
+from tests.support.instances import open_instances, open_runtime
 from tests.unit.instances.test_actor import run_to
 from workflow_orchestrator.dsl.runtime import LIMIT_EXCEEDED, RuntimeLimits, RuntimeOptions
+from workflow_orchestrator.instances import StartRequest
 from workflow_orchestrator.instances._state_size import without_data
 from workflow_orchestrator.storage.instances import InstanceStatus
 
@@ -157,3 +159,28 @@ def test_without_data_drops_the_input_and_a_large_error_when_still_too_large() -
     assert reduced["input"] is None and reduced["error"] == fallback
     assert reduced["budget"] == {"tasks": 3, "historyRows": 9}
     assert reduced["frames"] == {} and reduced["instanceId"] == "i"
+
+
+async def test_stopping_the_service_abandons_a_looping_run_without_committing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``abandon_runs`` (the service stopping) cancels a run that never waits: its actor
+    goes away at once and the instance keeps its last commit, to resume from it later."""
+    async with open_runtime(commit_every=50) as harness:
+        harness.register("tight", TIGHT_LOOP)
+        record, _ = await harness.runtime.start_instance(
+            StartRequest(definition_id="tight", input={"n": 0})
+        )
+        instance_id = record.instance_id
+        while harness.store.stored(instance_id).record.status is not InstanceStatus.RUNNING:
+            await harness.store.changed.wait()
+        actor = harness.runtime.live.get(instance_id)
+        assert actor is not None
+        assert harness.runtime.abandon_runs() == 1
+        await actor.wait_gone()
+        stored = harness.store.stored(instance_id)
+        writes_after = len(harness.store.writes)
+        await trio.sleep(1)
+        assert len(harness.store.writes) == writes_after
+    assert stored.record.status is InstanceStatus.RUNNING
+    assert harness.runtime.live.get(instance_id) is None
