@@ -11,9 +11,10 @@ Data flow per task follows the spec: ``if`` on the raw input, ``input.schema`` t
 ``input.from``, the task, ``output.as`` then ``output.schema``, ``export.as`` then
 ``export.schema`` (which replaces ``$context``), then the flow directive.
 
-Fairness and budgets: every task starts with a Trio checkpoint, so a loop of tasks that never
-waits still lets every other task of the process run (health checks, lease renewal, shutdown)
-and can be cancelled; every task is counted against the instance's limits (``_limits``).
+Fairness and budgets: every task of a list ends with a Trio checkpoint (as does every ``for``
+iteration), so a loop of tasks that never waits still lets every other task of the process
+run (health checks, lease renewal, shutdown) and can be cancelled; every task is counted
+against the instance's limits (``_limits``).
 """
 
 from __future__ import annotations
@@ -200,6 +201,10 @@ class Runner(Evaluator):
                 index = target
             frames[key] = {"next": index, "data": data, "epoch": epoch, "end": ended}
             await self.effects.checkpoint(self.state)
+            # Yield to every other task of the process after each task: a workflow that loops
+            # without waiting must not starve them, and must stay cancellable. (After, not
+            # before: a task's first effects keep their order against timers started with it.)
+            await trio.lowlevel.checkpoint()
         return data, ended
 
     async def run_task(
@@ -207,9 +212,6 @@ class Runner(Evaluator):
     ) -> Outcome:
         """Run one task with its data flow; returns (transformed output, flow directive)."""
         state = self.state
-        # Yield to every other task of the process before each task: a workflow that loops
-        # without waiting must not starve them, and must stay cancellable.
-        await trio.lowlevel.checkpoint()
         self.tasks_this_run += 1
         state.tasks += 1
         self.options.limits.check_tasks(
