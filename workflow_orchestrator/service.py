@@ -287,6 +287,8 @@ class Service:
                     self.settings.event_processing, workflows.lifecycle_events
                 ),
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
+                max_state_size=workflows.limits.state_size,
+                commit_every=workflows.limits.commit_every,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
@@ -295,6 +297,13 @@ class Service:
             await nursery.start(runtime.run)
             self._runtime, self._catalog = runtime, catalog
             task_status.started(runtime)
+            try:
+                await trio.sleep_forever()
+            finally:
+                if self._shutdown.is_set():
+                    # Stopping waits for no workflow: running instances resume from their
+                    # last commit (the instance actors are stopped right after this part).
+                    runtime.abandon_runs()
 
     async def _run_events(
         self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED

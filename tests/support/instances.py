@@ -52,9 +52,9 @@ class Interpreters:
     engine: ExpressionEngine
     _built: dict[tuple[str, str], Interpreter] = attrs.field(factory=dict, init=False)
 
-    def add(self, name: str, body: str) -> None:
+    def add(self, name: str, body: str, options: RuntimeOptions | None = None) -> None:
         self._built[(name, "1.0.0")] = Interpreter(
-            load_workflow(definition(name, body)), self.engine
+            load_workflow(definition(name, body)), self.engine, options
         )
 
     async def interpreter(self, definition_id: str, version: str) -> Interpreter:

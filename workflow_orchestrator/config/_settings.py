@@ -26,6 +26,7 @@ __all__ = [
     "ExpressionSettings",
     "FileAppenderSettings",
     "KafkaSettings",
+    "LimitSettings",
     "LoggingAppenders",
     "LoggingSettings",
     "MetricsSettings",
@@ -405,6 +406,28 @@ class RunTaskSettings:
     )
 
 
+_COUNT_LIMIT = _meta(minimum=0, help="a whole number (0: no limit)")
+
+
+@attrs.frozen(kw_only=True)
+class LimitSettings:
+    """Per-instance budgets no sane workflow meets; an instance over one ends ``faulted`` with
+    a ``limit-exceeded`` error naming it. ``commitEvery``: a run of tasks without a durable
+    effect commits its progress every so many tasks."""
+
+    tasks_per_run: int = attrs.field(default=100_000, metadata=_COUNT_LIMIT)
+    total_tasks: int = attrs.field(default=1_000_000, metadata=_COUNT_LIMIT)
+    state_size: int = attrs.field(
+        default=16 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=0, help="a size such as 16MB (0: no limit)"),
+    )
+    history_rows: int = attrs.field(default=1_000_000, metadata=_COUNT_LIMIT)
+    loop_iterations: int = attrs.field(default=100_000, metadata=_COUNT_LIMIT)
+    commit_every: int = attrs.field(
+        default=1000, metadata=_meta(minimum=1, help="a number of tasks, at least 1")
+    )
+
+
 @attrs.frozen(kw_only=True)
 class WorkflowSettings:
     """How workflows run: expression limits, ``run`` tasks, outbound calls, lifecycle events."""
@@ -415,6 +438,7 @@ class WorkflowSettings:
         default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
     )
     lifecycle_events: bool = True
+    limits: LimitSettings = attrs.field(factory=LimitSettings)
 
 
 @attrs.frozen(kw_only=True)

@@ -67,6 +67,7 @@ class InstanceActor(Actor[Any]):
         self._gone = trio.Event()
         self._accepting = True  # False once the last run has ended
         self._again = False
+        self._abandoned = False  # the service stops: end without committing
 
     async def on_start(self, ctx: ActorContext[Any]) -> None:
         self.ports.live.add(self.instance_id, self)
@@ -106,9 +107,9 @@ class InstanceActor(Actor[Any]):
                 extra={"instance_id": str(self.instance_id)},
             )
             await self._run(None)
-        elif isinstance(message, Run):
+        elif isinstance(message, Run) and not self._abandoned:
             await self._run(message.activation)
-        while self._again and self._requested is None:
+        while self._again and self._requested is None and not self._abandoned:
             self._again = False
             self._settled = trio.Event()
             await self._run(None)
@@ -122,6 +123,14 @@ class InstanceActor(Actor[Any]):
             self._scope.cancel()
         with trio.move_on_after(_INTERRUPT_TIMEOUT):
             await self._settled.wait()
+
+    def abandon(self) -> None:
+        """Cancel the run without committing anything (the service stops, whatever the
+        workflow does): the instance resumes from its last commit where it runs next."""
+        self._abandoned = True
+        self._accepting = False
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def _run(self, activation: RecoverableInstance | None) -> None:
         ports = self.ports
@@ -172,13 +181,15 @@ class InstanceActor(Actor[Any]):
         parked: Parked | None = None
         with trio.CancelScope() as scope:
             self._scope = scope
-            if self._requested is not None:
+            if self._requested is not None or self._abandoned:
                 scope.cancel()
             try:
                 await interpreter.resume(effects, state)
             except* Parked as group:
                 parked = next(e for e in exception_leaves(group) if isinstance(e, Parked))
         self._scope = None
+        if self._abandoned and scope.cancelled_caught:
+            return  # the last commit stands
         if self._requested is not None and scope.cancelled_caught:
             await effects.commit_final(self._requested, state)
         elif parked is not None:

@@ -10,7 +10,12 @@ When a snapshot becomes durable (the durability contract of architecture.md):
   the run ends. A task recorded as completed in a committed snapshot is never executed again;
   tasks without side effects that ran after the last commit simply run again after a crash,
   which nobody can observe. This keeps a run of pure tasks at one commit instead of one per
-  task.
+  task; a long run of them still commits every ``commit_every`` checkpoints
+  (``workflows.limits.commitEvery``), so what it accumulates (history rows) stays bounded and a
+  crash loses little.
+- A state larger than ``max_state_size`` (``workflows.limits.stateSize``) is never written: a
+  running instance is faulted through the interpreter, and its final state is committed
+  without its data (see ``_state_size``).
 - Lifecycle events become history rows written in the same transaction as the snapshot.
 - Outbound HTTP calls carry the interpreter's idempotency key (stable for a task attempt).
 
@@ -66,6 +71,11 @@ from workflow_orchestrator.instances._commit import (
 )
 from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
 from workflow_orchestrator.instances._ports import InstancePorts
+from workflow_orchestrator.instances._state_size import (
+    oversized,
+    state_size_exceeded,
+    without_data,
+)
 from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InboxEvent,
@@ -145,6 +155,7 @@ class DurableEffects:
     # When to commit: an external effect returned since the last commit (commit at the next
     # task boundary), calls in flight (a long wait then sleeps in place instead of parking).
     _effects_since_commit: bool = attrs.field(default=False, init=False)
+    _checkpoints_since_commit: int = attrs.field(default=0, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
     _retained_read: set[str] = attrs.field(factory=set, init=False)
@@ -200,8 +211,12 @@ class DurableEffects:
         self._latest = state.to_json()
         self._status = state.status
         self._dirty = True
+        self._checkpoints_since_commit += 1
         if self._effects_since_commit:
             # A task that called out has completed: commit now, so that it never runs again.
+            await self.flush()
+        elif self._checkpoints_since_commit >= self.ports.commit_every:
+            # A long run without effects: commit its progress (and the history it made).
             await self.flush()
 
     def pending(self) -> Pending:
@@ -223,6 +238,8 @@ class DurableEffects:
         outside the interpreter); returns once it is durable, at once when nothing is."""
         if nothing_to_commit(self._dirty, self._history, self._outgoing, ask):
             return
+        if self._dirty and self._latest is not None:
+            ask = self._within_state_size(self._latest, ask)
         snapshot = plan_commit(self._target, self.version, self.pending(), ask, self.now())
         if snapshot is None:
             return
@@ -233,12 +250,42 @@ class DurableEffects:
         self._outgoing = []
         self._dirty = False
         self._effects_since_commit = False
+        self._checkpoints_since_commit = 0
         if snapshot.subscriptions is not None:
             self._subscribed = bool(snapshot.subscriptions)
         if snapshot.timers is not None:
             self._timed = bool(snapshot.timers)
         await self.ports.snapshots.write(snapshot)
         self.ports.committed(self.instance_id, snapshot.status)
+
+    def _within_state_size(self, state: dict[str, Any], ask: CommitAsk) -> CommitAsk:
+        """``ask`` when ``state`` is within ``max_state_size``. Otherwise a running instance
+        raises `LimitExceeded` (the interpreter faults it and commits that), and a final state
+        (ended, or a status decided outside the interpreter) becomes faulted without its data
+        (a cancelled one stays cancelled); returns the ask that commits it."""
+        limit = self.ports.max_state_size
+        size = oversized(state, limit)
+        if size is None:
+            return ask
+        error = state_size_exceeded(size, limit)
+        status = ask.status if ask.status is not None else InstanceStatus(self._status)
+        if ask.status is None and not status.terminal:
+            raise error
+        problem = error.problem.to_json()
+        if status is InstanceStatus.CANCELLED:
+            final, own = InstanceStatus.CANCELLED, state.get("error")
+        elif state.get("status") == InstanceStatus.FAULTED:
+            final, own = InstanceStatus.FAULTED, state.get("error") or problem
+        else:
+            final, own = InstanceStatus.FAULTED, problem
+            self._history.append(
+                HistoryRow(kind="workflow.faulted", at=self.now(), details={"error": problem})
+            )
+        self._latest = without_data(
+            state, status=final, error=own, fallback_error=problem, limit=limit
+        )
+        self._status = final
+        return attrs.evolve(ask, status=final)
 
     def _park_timers(self, own: TimerRow | None) -> tuple[TimerRow, ...]:
         """The durable timers of a park: this wait's and those other tasks sleep on."""

@@ -33,6 +33,11 @@ class LiveInstance(Protocol):
         """Stop the run and commit ``status`` (cancelled or suspended)."""
         ...
 
+    def abandon(self) -> None:
+        """Cancel the run without committing (shutdown): the instance resumes from its last
+        commit where it runs next."""
+        ...
+
 
 @attrs.define(eq=False)
 class LiveInstances:
@@ -47,6 +52,13 @@ class LiveInstances:
         """Remove ``actor`` if it is still the one registered for ``instance_id``."""
         if self._actors.get(instance_id) is actor:
             del self._actors[instance_id]
+
+    def abandon_all(self) -> int:
+        """Cancel every live run without committing (shutdown); returns how many."""
+        actors = list(self._actors.values())
+        for actor in actors:
+            actor.abandon()
+        return len(actors)
 
     def get(self, instance_id: uuid.UUID) -> LiveInstance | None:
         return self._actors.get(instance_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workflow_orchestrator._version import __version__
 from workflow_orchestrator.config import WorkflowSettings
 from workflow_orchestrator.dsl.expressions import ExpressionLimits
-from workflow_orchestrator.dsl.runtime import RuntimeOptions
+from workflow_orchestrator.dsl.runtime import RuntimeLimits, RuntimeOptions
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 
 __all__ = ["expression_limits", "runtime_options", "validation_options"]
@@ -35,11 +35,18 @@ def expression_limits(settings: WorkflowSettings) -> ExpressionLimits:
 
 
 def runtime_options(settings: WorkflowSettings) -> RuntimeOptions:
-    """How the interpreter identifies itself and bounds outbound work."""
+    """How the interpreter identifies itself and bounds outbound work and each instance."""
+    limits = settings.limits
     return RuntimeOptions(
         runtime_name="workflow-orchestrator",
         runtime_version=__version__,
         lifecycle_events=settings.lifecycle_events,
         http_timeout=settings.http_timeout,
         process_timeout=settings.run.timeout,
+        limits=RuntimeLimits(
+            tasks_per_run=limits.tasks_per_run,
+            total_tasks=limits.total_tasks,
+            history_rows=limits.history_rows,
+            loop_iterations=limits.loop_iterations,
+        ),
     )

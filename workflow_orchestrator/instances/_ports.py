@@ -118,7 +118,10 @@ class InstancePorts:
     replica holds a partition now (None: not held), stamped on an activation's snapshots so
     a stale actor is fenced. ``park_after``: a wait longer than this parks the instance.
     ``committed(instance_id, status)`` is called after every commit, ``parked(instance_id,
-    wake_at)`` after a park (its timers are committed).
+    wake_at)`` after a park (its timers are committed). ``max_state_size``: the largest state a
+    commit writes, in bytes of JSON (``workflows.limits.stateSize``, 0: no limit);
+    ``commit_every``: a run of tasks without a durable effect commits every so many tasks
+    (``workflows.limits.commitEvery``).
     """
 
     snapshots: SnapshotSink
@@ -133,6 +136,8 @@ class InstancePorts:
     events: EventOptions = attrs.field(factory=EventOptions)
     unmatched_retention: float = 0.0
     park_after: float = 1.0
+    max_state_size: int = 16 * 1024 * 1024
+    commit_every: int = 1000
     lease_epoch: Callable[[int], int | None] = _ignore
     clock: Callable[[], datetime] = utc_now
     committed: Callable[[uuid.UUID, InstanceStatus], None] = _ignore

@@ -111,6 +111,9 @@ class InstanceRuntime:
     _http: HttpPort = attrs.field(alias="http")
     _processes: ProcessPort = attrs.field(alias="processes")
     park_after: float = 1.0
+    # workflows.limits.stateSize and commitEvery (see InstancePorts).
+    max_state_size: int = 16 * 1024 * 1024
+    commit_every: int = 1000
     partition_check_every: float = 2.0
     event_options: EventOptions = attrs.field(factory=EventOptions)
     unmatched_retention: float = 0.0
@@ -154,6 +157,8 @@ class InstanceRuntime:
             events=self.event_options,
             unmatched_retention=self.unmatched_retention,
             park_after=self.park_after,
+            max_state_size=self.max_state_size,
+            commit_every=self.commit_every,
             lease_epoch=self._leases.epoch_of,
             clock=self.clock,
             committed=self.committed,
@@ -183,6 +188,18 @@ class InstanceRuntime:
                 if granted:
                     await self._recover_logged(granted)
                 held = current
+
+    def abandon_runs(self) -> int:
+        """Cancel every running instance's run without committing (the service stops), so
+        stopping never waits for what workflows do; each resumes from its last commit where
+        it runs next. Returns how many runs were cancelled."""
+        count = self.live.abandon_all()
+        if count:
+            logger.info(
+                "stopped the runs of %d workflow instances; they resume from their last commit",
+                count,
+            )
+        return count
 
     def _epochs(self) -> dict[int, int]:
         return {p: lease.epoch for p, lease in self._leases.current().leases.items()}

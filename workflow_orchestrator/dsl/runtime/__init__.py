@@ -19,11 +19,18 @@ from workflow_orchestrator.dsl.runtime._effects import (
 )
 from workflow_orchestrator.dsl.runtime._event_tasks import with_matches
 from workflow_orchestrator.dsl.runtime._interpreter import Interpreter, WorkflowResult, run_workflow
+from workflow_orchestrator.dsl.runtime._limits import (
+    LIMIT_EXCEEDED,
+    LimitExceeded,
+    RuntimeLimits,
+    limit_exceeded,
+)
 from workflow_orchestrator.dsl.runtime._memory import EffectRecord, InMemoryEffects, json_response
 from workflow_orchestrator.dsl.runtime._options import RuntimeOptions
 from workflow_orchestrator.dsl.runtime._state import ExecutionState
 
 __all__ = [
+    "LIMIT_EXCEEDED",
     "CloudEvent",
     "EffectRecord",
     "Effects",
@@ -32,14 +39,17 @@ __all__ = [
     "HttpResponse",
     "InMemoryEffects",
     "Interpreter",
+    "LimitExceeded",
     "ListenRequest",
     "ProcessRequest",
     "ProcessResult",
+    "RuntimeLimits",
     "RuntimeOptions",
     "SubflowRequest",
     "SubscriptionFilter",
     "WorkflowResult",
     "json_response",
+    "limit_exceeded",
     "run_workflow",
     "with_matches",
 ]

@@ -43,6 +43,7 @@ async def run_emit(
     if "data" in attributes:
         attributes.setdefault("datacontenttype", "application/json")
     event = CloudEvent(attributes=attributes)
+    runner.state.history_rows += 1  # an emitted event is a history row of the instance
     await runner.effects.emit(event)
     return event.to_json(), None
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.model import (
@@ -92,7 +93,10 @@ async def run_for(
     else:
         items, index, data = frame["items"], frame["index"], frame["data"]
     scope = custom_scope(args)
+    limits = runner.options.limits
     while index < len(items):
+        await trio.lowlevel.checkpoint()  # fairness: one yield per iteration, whatever its body
+        limits.check_iterations(index + 1, task.reference, "for loop")
         scope[task.each] = items[index]
         scope[task.at] = index
         if task.while_ is not None:
@@ -145,7 +149,11 @@ async def run_fork(
             else:
                 results[str(index)] = output
                 frames[key] = {"results": dict(results)}
-            await runner.effects.checkpoint(runner.state)
+            try:
+                await runner.effects.checkpoint(runner.state)
+            except WorkflowError as exc:  # a commit can fail the instance (a limit)
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
 
         for index in range(len(task.branches.tasks)):
             if str(index) not in results:

@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.dsl.runtime._limits import RuntimeLimits
+
 
 @attrs.frozen(kw_only=True)
 class RuntimeOptions:
@@ -14,6 +16,7 @@ class RuntimeOptions:
 
     ``lifecycle_events`` turns the spec's workflow/task lifecycle CloudEvents on (the default);
     ``event_source`` is their ``source``. ``http_timeout`` bounds every outbound call in seconds.
+    ``limits`` are the per-instance budgets (``workflows.limits``).
     """
 
     runtime_name: str = "workflow-orchestrator"
@@ -23,3 +26,4 @@ class RuntimeOptions:
     lifecycle_events: bool = True
     http_timeout: float = 30.0
     process_timeout: float = 60.0
+    limits: RuntimeLimits = attrs.field(factory=RuntimeLimits)

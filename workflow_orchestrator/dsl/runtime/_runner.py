@@ -10,6 +10,11 @@ raw output and an optional flow directive.
 Data flow per task follows the spec: ``if`` on the raw input, ``input.schema`` then
 ``input.from``, the task, ``output.as`` then ``output.schema``, ``export.as`` then
 ``export.schema`` (which replaces ``$context``), then the flow directive.
+
+Fairness and budgets: every task of a list ends with a Trio checkpoint (as does every ``for``
+iteration), so a loop of tasks that never waits still lets every other task of the process
+run (health checks, lease renewal, shutdown) and can be cancelled; every task is counted
+against the instance's limits (``_limits``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import attrs
 import trio
+import trio.lowlevel
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.model import Task, TaskList
@@ -50,6 +56,8 @@ class Runner(Evaluator):
 
     handlers: Mapping[type, Handler]
     _qualified_name: str | None = None
+    # Tasks started by this run (``workflows.limits.tasksPerRun``).
+    tasks_this_run: int = 0
 
     # -- lifecycle, timers ---------------------------------------------------------------
 
@@ -65,6 +73,7 @@ class Runner(Evaluator):
         """
         if not self.options.lifecycle_events:
             return
+        self.state.history_rows += 1
         event = CloudEvent(
             attributes={
                 "specversion": "1.0",
@@ -117,7 +126,12 @@ class Runner(Evaluator):
         async with trio.open_nursery() as nursery:
 
             async def timer() -> None:
-                await self.effects.sleep_until(due, key=timer_key, kind="timeout")
+                try:
+                    await self.effects.sleep_until(due, key=timer_key, kind="timeout")
+                except WorkflowError as exc:
+                    # The commit before the timer can fail the instance (a limit): a plain
+                    # workflow error, as the body's.
+                    failure.append(exc)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(timer)
@@ -181,9 +195,16 @@ class Runner(Evaluator):
                     )
                 if target <= index:
                     epoch += 1
+                    self.options.limits.check_iterations(
+                        epoch + 1, tasks.reference or key, "task list"
+                    )
                 index = target
             frames[key] = {"next": index, "data": data, "epoch": epoch, "end": ended}
             await self.effects.checkpoint(self.state)
+            # Yield to every other task of the process after each task: a workflow that loops
+            # without waiting must not starve them, and must stay cancellable. (After, not
+            # before: a task's first effects keep their order against timers started with it.)
+            await trio.lowlevel.checkpoint()
         return data, ended
 
     async def run_task(
@@ -191,6 +212,11 @@ class Runner(Evaluator):
     ) -> Outcome:
         """Run one task with its data flow; returns (transformed output, flow directive)."""
         state = self.state
+        self.tasks_this_run += 1
+        state.tasks += 1
+        self.options.limits.check_tasks(
+            self.tasks_this_run, state.tasks, state.history_rows, task.reference
+        )
         resumed = key in state.frames
         started = self.effects.now()
         task_info = {
@@ -271,7 +297,8 @@ class Runner(Evaluator):
             state.active.pop(key, None)
             if problem is exc.problem:
                 raise
-            raise WorkflowError(problem) from None
+            # The same class: a LimitExceeded stays one (``try`` never catches it).
+            raise type(exc)(problem) from None
         state.active.pop(key, None)
         if self.options.lifecycle_events:
             at = iso(self.now())

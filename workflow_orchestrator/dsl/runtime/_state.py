@@ -9,6 +9,10 @@ what is in flight.
 
 Invariant: frame values are never mutated in place; code replaces them. That makes `to_json`
 a cheap two-level copy.
+
+The budget counters (``tasks``: tasks started, ``history_rows``: lifecycle and emitted events
+recorded) are kept under ``budget`` so the limits of ``_limits`` hold across resumes; a state
+stored before they existed reads them as 0.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class ExecutionState:
     output: Any = None
     error: dict[str, Any] | None = None
     active: dict[str, str] = attrs.field(factory=dict)
+    tasks: int = 0
+    history_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible copy, independent of later changes to this state."""
@@ -54,6 +60,7 @@ class ExecutionState:
             "output": self.output,
             "error": self.error,
             "active": dict(self.active),
+            "budget": {"tasks": self.tasks, "historyRows": self.history_rows},
         }
 
     @classmethod
@@ -65,6 +72,7 @@ class ExecutionState:
                 f"expected {STATE_FORMAT}"
             )
         workflow = data["workflow"]
+        budget = data.get("budget") or {}
         return cls(
             instance_id=data["instanceId"],
             namespace=workflow["namespace"],
@@ -79,6 +87,8 @@ class ExecutionState:
             output=data.get("output"),
             error=data.get("error"),
             active=dict(data.get("active", {})),
+            tasks=int(budget.get("tasks", 0)),
+            history_rows=int(budget.get("historyRows", 0)),
         )
 
     def drop_frames(self, key: str) -> None:

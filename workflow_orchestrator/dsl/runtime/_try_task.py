@@ -1,5 +1,7 @@
 """The ``try`` task: catch filters, retries with backoff and jitter, and ``catch.do``.
 
+A `LimitExceeded` error (an instance over one of its ``workflows.limits``) is never caught.
+
 Frame of a try task: ``attempt`` (retries so far), ``firstAt`` (when the first attempt started,
 for ``limit.duration``), ``due`` (the absolute time of a pending retry) and ``caught`` (the
 error being handled by ``catch.do``). Each attempt runs the ``try`` list under its own execution
@@ -14,6 +16,7 @@ from typing import Any
 from workflow_orchestrator.dsl.errors import Problem, WorkflowError, canonical_error_type
 from workflow_orchestrator.dsl.model import RetryPolicy, TryTask
 from workflow_orchestrator.dsl.runtime._arguments import custom_scope
+from workflow_orchestrator.dsl.runtime._limits import LimitExceeded
 from workflow_orchestrator.dsl.runtime._runner import Outcome, Runner
 from workflow_orchestrator.dsl.runtime._time import iso, parse_iso, plus_seconds
 
@@ -105,6 +108,8 @@ async def run_try(
                 return await runner.with_timeout(body_key, limit, task.reference, attempt_body)
             output, ended = await runner.run_list(task.try_, body_key, data, scope)
             return output, "end" if ended else None
+        except LimitExceeded:
+            raise  # a budget a workflow could catch would be no budget
         except WorkflowError as exc:
             problem = exc.problem
             if not matches_filter(problem, catch.errors):
