@@ -14,6 +14,8 @@ class RuntimeOptions:
 
     ``lifecycle_events`` turns the spec's workflow/task lifecycle CloudEvents on (the default);
     ``event_source`` is their ``source``. ``http_timeout`` bounds every outbound call in seconds.
+    ``max_document_size`` bounds a document a workflow fetches (a ``schema.resource``, an
+    OpenAPI document): its body, and what its YAML aliases expand to, in bytes.
     """
 
     runtime_name: str = "workflow-orchestrator"
@@ -23,3 +25,4 @@ class RuntimeOptions:
     lifecycle_events: bool = True
     http_timeout: float = 30.0
     process_timeout: float = 60.0
+    max_document_size: int = 10 * 1024 * 1024
