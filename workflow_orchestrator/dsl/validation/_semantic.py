@@ -39,7 +39,7 @@ from workflow_orchestrator.dsl.expressions import (
 )
 
 from ._limits import MAX_EXPRESSIONS, Deadline, limit_problem
-from ._problems import DefinitionProblem, json_pointer
+from ._problems import DefinitionProblem, InvalidDefinition, json_pointer
 
 FLOW_DIRECTIVES = ("continue", "exit", "end")
 UNSUPPORTED_RULES = frozenset(
@@ -136,6 +136,7 @@ class SemanticChecker:
         """Check the whole document; return the problems in walk order (and fill
         ``unsupported``)."""
         document = self.document
+        self._count_expressions(document)
         self._expressions(document, ())
         self._loose_at(document, (), ("input", "from"))
         self._loose_at(document, (), ("output", "as"))
@@ -157,12 +158,7 @@ class SemanticChecker:
     def _compile(self, source: str, path: Path) -> None:
         self.expressions += 1
         if self.expressions > self.max_expressions:
-            raise limit_problem(
-                f"the definition has more than {self.max_expressions} runtime expressions, the "
-                "limit set by definitions.maxExpressions; split it into subflows or raise the "
-                "setting",
-                json_pointer(path),
-            )
+            raise self._too_many(path)
         if self.deadline is not None:
             self.deadline.check()
         try:
@@ -187,6 +183,31 @@ class SemanticChecker:
                     f"({_listing(self.declared.secrets)}); declare it or fix the name",
                     "secret-reference",
                 )
+
+    def _count_expressions(self, document: Any) -> None:
+        """Refuse a document with too many ``${ ... }`` strings before compiling any (a cheap
+        walk); the loose-mode fields are counted as they compile."""
+        count = 0
+        stack: list[tuple[Any, Path]] = [(document, ())]
+        while stack:
+            value, path = stack.pop()
+            if isinstance(value, str):
+                if is_runtime_expression(value):
+                    count += 1
+                    if count > self.max_expressions:
+                        raise self._too_many(path)
+            elif isinstance(value, Mapping):
+                stack.extend(reversed([(item, (*path, str(key))) for key, item in value.items()]))
+            elif isinstance(value, list):
+                stack.extend(reversed([(item, (*path, i)) for i, item in enumerate(value)]))
+
+    def _too_many(self, path: Path) -> InvalidDefinition:
+        return limit_problem(
+            f"the definition has more than {self.max_expressions} runtime expressions, the "
+            "limit set by definitions.maxExpressions; split it into subflows or raise the "
+            "setting",
+            json_pointer(path),
+        )
 
     def _expressions(self, value: Any, path: Path) -> None:
         """Compile every strict ``${ ... }`` string anywhere below ``value``."""
