@@ -149,7 +149,9 @@ class Service:
         # Read the optional official schema (definitions.schema) before anything starts: a
         # wrong file is a configuration error (SchemaFileError), not a failure at registration.
         self._validation = validation_options(
-            self.settings.workflows, official_schema=configured_schema(self.loaded)
+            self.settings.workflows,
+            official_schema=configured_schema(self.loaded),
+            definitions=self.settings.definitions,
         )
 
     @property

@@ -365,12 +365,26 @@ class DefinitionsSettings:
 
     ``schema`` is the path of the official DSL 1.0.3 JSON schema (``workflow.yaml``), an
     optional extra check on top of the service's own validation; empty means none.
+    ``max_expanded_size``, ``max_expressions`` and ``validation_timeout`` bound what one
+    definition may cost to read and check (every definition is untrusted).
     """
 
     paths: tuple[str, ...] = ()
     schema: str = attrs.field(
         default="",
         metadata=_meta(help="the path of the Serverless Workflow 1.0.3 workflow.yaml, or empty"),
+    )
+    max_expanded_size: int = attrs.field(
+        default=4 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 4MB"),
+    )
+    max_expressions: int = attrs.field(
+        default=2000,
+        metadata=_meta(minimum=1, maximum=1_000_000, help="a number of expressions such as 2000"),
+    )
+    validation_timeout: float = attrs.field(
+        default=10.0,
+        metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s"),
     )
 
 
@@ -439,6 +453,11 @@ class WorkflowSettings:
     )
     lifecycle_events: bool = True
     limits: LimitSettings = attrs.field(factory=LimitSettings)
+    # Remote documents (schema.resource, OpenAPI documents): body and expanded size.
+    max_document_size: int = attrs.field(
+        default=10 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 10MB"),
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -1,7 +1,8 @@
 """Workflow definitions as users submit them: parsing, validation, folder registration.
 
 ``parse_submission`` turns a submitted body (YAML/JSON, or an ``{"id", "definition"}``
-wrapper) into a validated ``Submission``; ``register_definition_files`` registers the
+wrapper) into a validated ``Submission`` (``parse_submission_off_loop`` does it in a worker
+thread, for the API); ``register_definition_files`` registers the
 ``definitions.paths`` folders at startup; ``configured_schema`` reads the optional official
 schema named by ``definitions.schema``; ``check_definition_file`` is what ``definitions
 validate`` reports for a file.
@@ -12,6 +13,10 @@ from workflow_orchestrator.definitions._folders import (
     DefinitionFilesInvalid,
     find_definition_files,
     register_definition_files,
+)
+from workflow_orchestrator.definitions._off_loop import (
+    parse_submission_off_loop,
+    validation_limiter,
 )
 from workflow_orchestrator.definitions._schema_file import (
     SchemaFileError,
@@ -37,8 +42,10 @@ __all__ = [
     "configured_schema",
     "find_definition_files",
     "parse_submission",
+    "parse_submission_off_loop",
     "read_official_schema",
     "register_definition_files",
     "register_submission",
     "schedule_problems",
+    "validation_limiter",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from workflow_orchestrator.definitions._submission import schedule_problems
+from workflow_orchestrator.definitions._submission import schedule_problems, storable_problems
 from workflow_orchestrator.dsl.validation import (
     DefinitionProblem,
     InvalidDefinition,
@@ -40,11 +40,20 @@ def check_definition_file(path: str | Path, options: ValidationOptions) -> Valid
             pointer="", message=f"cannot read {str(path)!r}: {reason}", rule="file"
         )
         return ValidationReport(problems=(problem,))
+    deadline = options.deadline()
     try:
-        document = load_document(text, filename=str(path))
+        document = load_document(
+            text,
+            filename=str(path),
+            max_expanded_size=options.max_expanded_size,
+            deadline=deadline,
+        )
     except InvalidDefinition as invalid:
         return ValidationReport(problems=tuple(invalid.problems))
-    report = check_definition(document, options)
+    unstorable = storable_problems(document)
+    if unstorable:
+        return ValidationReport(problems=tuple(unstorable))
+    report = check_definition(document, options, deadline=deadline)
     if not report.valid:
         return report
     schedules = schedule_problems(document)

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.dsl.validation import (
+    Deadline,
     DefinitionProblem,
     InvalidDefinition,
     ValidationOptions,
@@ -22,7 +23,7 @@ from workflow_orchestrator.dsl.validation import (
     validate_definition,
 )
 from workflow_orchestrator.errors import OrchestratorError
-from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage import Database, Unstorable, check_storable
 from workflow_orchestrator.storage.definitions import RegistrationResult, register_definition
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "parse_submission",
     "register_submission",
     "schedule_problems",
+    "storable_problems",
 ]
 
 DEFINITION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -53,7 +55,9 @@ class Submission:
     source_text: str = attrs.field(repr=False)
 
 
-def _unwrap(document: dict[str, Any], text: str) -> tuple[str | None, dict[str, Any], str]:
+def _unwrap(
+    document: dict[str, Any], text: str, options: ValidationOptions, deadline: Deadline | None
+) -> tuple[str | None, dict[str, Any], str]:
     """``{"id", "definition"}`` wrappers give their id and inner document."""
     if "document" in document or "definition" not in document:
         return None, document, text
@@ -67,7 +71,10 @@ def _unwrap(document: dict[str, Any], text: str) -> tuple[str | None, dict[str, 
         raise InvalidSubmission(f"'id' must be a string, got {json.dumps(wrapped_id)}")
     inner = document["definition"]
     if isinstance(inner, str):
-        return wrapped_id, load_document(inner), inner
+        inner_document = load_document(
+            inner, max_expanded_size=options.max_expanded_size, deadline=deadline
+        )
+        return wrapped_id, inner_document, inner
     if isinstance(inner, dict):
         return wrapped_id, inner, json.dumps(inner, indent=2)
     raise InvalidSubmission(
@@ -94,6 +101,18 @@ def schedule_problems(document: dict[str, Any]) -> list[DefinitionProblem]:
     return []
 
 
+def storable_problems(document: dict[str, Any], source_text: str = "") -> list[DefinitionProblem]:
+    """What PostgreSQL could not store in a loaded definition (a NUL character, a lone
+    surrogate), as one problem (rule ``storable``) at its pointer; none when it can be stored."""
+    try:
+        check_storable(document, what="this value")
+        check_storable(source_text, what="the text of the definition")
+    except Unstorable as unstorable:
+        message = str(unstorable).removesuffix(f" at {unstorable.pointer}")
+        return [DefinitionProblem(pointer=unstorable.pointer, message=message, rule="storable")]
+    return []
+
+
 def parse_submission(
     body: str | bytes,
     *,
@@ -103,13 +122,20 @@ def parse_submission(
     """Read, unwrap and validate a submitted definition.
 
     Raises ``InvalidSubmission`` for a body that is not a definition at all, and
-    ``InvalidDefinition`` (with every problem and its JSON pointer) for one that breaks the DSL.
+    ``InvalidDefinition`` (with every problem and its JSON pointer) for one that breaks the DSL
+    or one of ``options``' limits (expanded size, expressions, the validation deadline).
     """
+    options = options or ValidationOptions()
+    deadline = options.deadline()
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     if not text.strip():
         raise InvalidSubmission("the body is empty; send the workflow definition as YAML or JSON")
-    wrapped_id, document, source_text = _unwrap(load_document(text), text)
-    problems = validate_definition(document, options or ValidationOptions())
+    loaded = load_document(text, max_expanded_size=options.max_expanded_size, deadline=deadline)
+    wrapped_id, document, source_text = _unwrap(loaded, text, options, deadline)
+    problems = storable_problems(document, source_text)
+    if problems:
+        raise InvalidDefinition(problems)
+    problems = validate_definition(document, options, deadline=deadline)
     if not problems:
         problems = schedule_problems(document)
     if problems:

@@ -5,7 +5,9 @@
 ``{"id": ..., "definition": ...}``; ``?id=`` names the id otherwise (default: the document's
 name). 201 registers a new version, 200 means the identical document was registered already,
 409 is the same id and version with other content, 422 lists every DSL problem with its JSON
-pointer.
+pointer, or the one limit the definition is over (rule ``limit`` or ``size``: expanded size,
+expressions, validation time), naming the setting that raises it. Validation runs in a worker
+thread (``parse_submission_off_loop``), so the event loop keeps answering meanwhile.
 
 Reads (list, one, versions) go through the API's read pool (``reads``, with its statement
 timeout) and may be served by a read replica (``database.readPreference``); registration and
@@ -20,8 +22,9 @@ from quart import Blueprint, Response, request
 
 from workflow_orchestrator.definitions import (
     InvalidSubmission,
-    parse_submission,
+    parse_submission_off_loop,
     register_submission,
+    validation_limiter,
 )
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
 from workflow_orchestrator.gateway._json import json_response
@@ -79,13 +82,17 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
     """The definitions routes, relative to the API's ``/v1`` prefix: ``database`` registers
     and deletes, ``reads`` (``Database.api_reads()``) serves the reads."""
     routes = Blueprint("definitions", __name__, url_prefix="/workflow-definitions")
+    validation_threads = validation_limiter()
 
     @routes.post("")
     async def register() -> Response:
         body = await request.get_data(as_text=False)
         try:
-            submission = parse_submission(
-                body, definition_id=request.args.get("id") or None, options=options
+            submission = await parse_submission_off_loop(
+                body,
+                definition_id=request.args.get("id") or None,
+                options=options,
+                limiter=validation_threads,
             )
             result = await register_submission(database, submission)
         except InvalidSubmission as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workflow_orchestrator._version import __version__
-from workflow_orchestrator.config import WorkflowSettings
+from workflow_orchestrator.config import DefinitionsSettings, WorkflowSettings
 from workflow_orchestrator.dsl.expressions import ExpressionLimits
 from workflow_orchestrator.dsl.runtime import RuntimeLimits, RuntimeOptions
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
@@ -12,14 +12,21 @@ __all__ = ["expression_limits", "runtime_options", "validation_options"]
 
 
 def validation_options(
-    settings: WorkflowSettings, official_schema: OfficialSchema | None = None
+    settings: WorkflowSettings,
+    official_schema: OfficialSchema | None = None,
+    definitions: DefinitionsSettings | None = None,
 ) -> ValidationOptions:
     """What definitions may use on this service (``run.shell``/``run.script`` when enabled),
-    and the official schema as an extra check when one is configured."""
+    the official schema as an extra check when one is configured, and the limits of one
+    validation (``definitions.maxExpandedSize``, ``maxExpressions``, ``validationTimeout``)."""
+    limits = definitions or DefinitionsSettings()
     return ValidationOptions(
         allow_shell=settings.run.shell,
         allow_script=settings.run.script,
         official_schema=official_schema,
+        max_expanded_size=limits.max_expanded_size,
+        max_expressions=limits.max_expressions,
+        timeout=limits.validation_timeout,
     )
 
 
@@ -42,6 +49,7 @@ def runtime_options(settings: WorkflowSettings) -> RuntimeOptions:
         runtime_version=__version__,
         lifecycle_events=settings.lifecycle_events,
         http_timeout=settings.http_timeout,
+        max_document_size=settings.max_document_size,
         process_timeout=settings.run.timeout,
         limits=RuntimeLimits(
             tasks_per_run=limits.tasks_per_run,

@@ -42,9 +42,12 @@ def test_public_surface() -> None:
     """The names the service and the CLI code against stay exported."""
     assert sorted(validation.__all__) == sorted(
         [
+            "MAX_EXPANDED_SIZE",
+            "MAX_EXPRESSIONS",
             "SCHEMA_ID",
             "STRUCTURAL_RULES",
             "UNSUPPORTED_RULES",
+            "Deadline",
             "DefinitionProblem",
             "InvalidDefinition",
             "OfficialSchema",
@@ -52,6 +55,7 @@ def test_public_surface() -> None:
             "ValidationReport",
             "WrongSchema",
             "check_definition",
+            "load_data",
             "load_document",
             "structural_problems",
             "validate_definition",
@@ -486,8 +490,9 @@ def test_alias_bomb_is_refused() -> None:
     with pytest.raises(InvalidDefinition) as caught:
         load_document("\n".join(lines) + "\n")
     assert [str(problem) for problem in caught.value.problems] == [
-        "/: the definition expands to more than 200000 values (through YAML aliases?); "
-        "write the repeated parts out or make the definition smaller (size)"
+        "/: the definition expands to more than 4 MiB of JSON (through YAML aliases?), the "
+        "limit set by definitions.maxExpandedSize; write the repeated parts out, make it "
+        "smaller or raise the setting (size)"
     ]
 
 

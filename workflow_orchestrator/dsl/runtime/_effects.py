@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 
 @attrs.frozen(kw_only=True)
 class HttpRequest:
-    """An outbound HTTP request; ``idempotency_key`` is stable across re-executions."""
+    """An outbound HTTP request; ``idempotency_key`` is stable across re-executions.
+
+    ``max_body_size`` caps the response body in bytes (None: the client's own cap); a client
+    stops reading past it and fails the request.
+    """
 
     method: str
     url: str
@@ -32,6 +36,7 @@ class HttpRequest:
     follow_redirects: bool = False
     idempotency_key: str = ""
     timeout: float | None = None
+    max_body_size: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import yaml
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.expressions import (
@@ -23,7 +22,8 @@ from workflow_orchestrator.dsl.expressions import (
 )
 from workflow_orchestrator.dsl.model import DataFilter, Duration, SchemaRef, Workflow
 from workflow_orchestrator.dsl.model import duration_seconds as _duration_seconds
-from workflow_orchestrator.dsl.runtime._effects import Effects, HttpRequest
+from workflow_orchestrator.dsl.runtime._documents import fetch_document
+from workflow_orchestrator.dsl.runtime._effects import Effects
 from workflow_orchestrator.dsl.runtime._options import RuntimeOptions
 from workflow_orchestrator.dsl.runtime._schema import validate_against
 from workflow_orchestrator.dsl.runtime._state import ExecutionState
@@ -177,20 +177,12 @@ class Evaluator:
                     instance=where,
                 )
             )
-        if uri not in self.documents:
-            response = await self.effects.http(
-                HttpRequest(method="GET", url=uri, headers={"accept": "application/json"})
-            )
-            try:
-                if not 200 <= response.status < 300:
-                    raise ValueError(f"status {response.status}")
-                self.documents[uri] = yaml.safe_load(response.body.decode("utf-8"))
-            except (ValueError, yaml.YAMLError) as exc:
-                raise WorkflowError(
-                    Problem.standard(
-                        ErrorType.COMMUNICATION,
-                        detail=f"the schema {uri} could not be loaded: {exc}",
-                        instance=where,
-                    )
-                ) from None
-        return self.documents[uri]
+        return await fetch_document(
+            self.effects,
+            self.options,
+            self.documents,
+            uri,
+            what=f"the schema {uri}",
+            accept="application/json, application/yaml",
+            where=where,
+        )

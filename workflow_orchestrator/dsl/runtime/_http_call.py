@@ -2,7 +2,8 @@
 
 Requests go through `Effects.http`; each carries an idempotency key derived from the task's
 execution key (which includes retry attempts), so re-executing the same attempt after a crash
-sends the same key. OpenAPI documents are fetched through the effects too and cached per run.
+sends the same key. OpenAPI documents are fetched through the effects too, within limits
+(``fetch_document``), and cached per run.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.runtime._auth import authorize
+from workflow_orchestrator.dsl.runtime._documents import fetch_document
 from workflow_orchestrator.dsl.runtime._effects import HttpRequest, HttpResponse
 from workflow_orchestrator.dsl.runtime._runner import Runner
 from workflow_orchestrator.dsl.runtime._uri import (
@@ -163,32 +163,15 @@ async def call_http(
 
 
 async def _document(runner: Runner, uri: str, where: str) -> Mapping[str, Any]:
-    cache = runner.documents
-    if uri not in cache:
-        response = await runner.effects.http(
-            HttpRequest(
-                method="GET",
-                url=uri,
-                headers={"accept": "application/json, application/yaml"},
-                timeout=runner.options.http_timeout,
-            )
-        )
-        if not 200 <= response.status < 300:
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.COMMUNICATION,
-                    status=response.status,
-                    detail=f"fetching the OpenAPI document {uri} returned {response.status}",
-                    instance=where,
-                )
-            )
-        try:
-            cache[uri] = yaml.safe_load(response.body.decode("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise _config_error(
-                f"the OpenAPI document {uri} is not JSON or YAML: {exc}", where
-            ) from None
-    document = cache[uri]
+    document = await fetch_document(
+        runner.effects,
+        runner.options,
+        runner.documents,
+        uri,
+        what=f"the OpenAPI document {uri}",
+        accept="application/json, application/yaml",
+        where=where,
+    )
     if not isinstance(document, Mapping):
         raise _config_error(f"the OpenAPI document {uri} is not an object", where)
     return document

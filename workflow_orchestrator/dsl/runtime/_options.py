@@ -17,6 +17,8 @@ class RuntimeOptions:
     ``lifecycle_events`` turns the spec's workflow/task lifecycle CloudEvents on (the default);
     ``event_source`` is their ``source``. ``http_timeout`` bounds every outbound call in seconds.
     ``limits`` are the per-instance budgets (``workflows.limits``).
+    ``max_document_size`` bounds a document a workflow fetches (a ``schema.resource``, an
+    OpenAPI document): its body, and what its YAML aliases expand to, in bytes.
     """
 
     runtime_name: str = "workflow-orchestrator"
@@ -27,3 +29,4 @@ class RuntimeOptions:
     http_timeout: float = 30.0
     process_timeout: float = 60.0
     limits: RuntimeLimits = attrs.field(factory=RuntimeLimits)
+    max_document_size: int = 10 * 1024 * 1024

@@ -9,10 +9,15 @@ is an optional extra check (``OfficialSchema``, from a document the caller read)
 ``validate_definition`` returns both as one list. Each ``DefinitionProblem`` has a JSON
 pointer, a sentence saying what to change, and the rule it breaks; ``InvalidDefinition``
 carries them as an error.
+
+Definitions and the documents workflows fetch are untrusted: ``load_data``/``load_document``
+count what YAML aliases expand to in bytes, and ``ValidationOptions`` carries the limits of one
+validation (expanded size, number of expressions, a ``Deadline``).
 """
 
 from ._grammar import STRUCTURAL_RULES, structural_problems
-from ._loading import load_document
+from ._limits import MAX_EXPRESSIONS, Deadline
+from ._loading import MAX_EXPANDED_SIZE, load_data, load_document
 from ._official import SCHEMA_ID, OfficialSchema, WrongSchema
 from ._problems import DefinitionProblem, InvalidDefinition
 from ._semantic import UNSUPPORTED_RULES
@@ -24,9 +29,12 @@ from ._validate import (
 )
 
 __all__ = [
+    "MAX_EXPANDED_SIZE",
+    "MAX_EXPRESSIONS",
     "SCHEMA_ID",
     "STRUCTURAL_RULES",
     "UNSUPPORTED_RULES",
+    "Deadline",
     "DefinitionProblem",
     "InvalidDefinition",
     "OfficialSchema",
@@ -34,6 +42,7 @@ __all__ = [
     "ValidationReport",
     "WrongSchema",
     "check_definition",
+    "load_data",
     "load_document",
     "structural_problems",
     "validate_definition",

@@ -19,7 +19,8 @@ run (``UNSUPPORTED_RULES``): ``call`` of ``grpc``, ``asyncapi``, ``a2a`` and ``m
 ``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``).
 
 The walk tolerates any shape (the structural problems are reported separately), so a broken
-definition still gets every semantic problem at once.
+definition still gets every semantic problem at once. It stops with one ``limit`` problem past
+``max_expressions`` expressions (``definitions.maxExpressions``) or its ``deadline``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from workflow_orchestrator.dsl.expressions import (
     is_runtime_expression,
 )
 
-from ._problems import DefinitionProblem, json_pointer
+from ._limits import MAX_EXPRESSIONS, Deadline, limit_problem
+from ._problems import DefinitionProblem, InvalidDefinition, json_pointer
 
 FLOW_DIRECTIVES = ("continue", "exit", "end")
 UNSUPPORTED_RULES = frozenset(
@@ -88,7 +90,14 @@ def _declared(document: Mapping[str, Any]) -> _Declared:
 
 
 def _listing(names: frozenset[str]) -> str:
-    return f"declared: {sorted(names)}" if names else "none are declared"
+    return f"declared: {_some(names)}" if names else "none are declared"
+
+
+def _some(names: frozenset[str], shown: int = 10) -> str:
+    """The first ``shown`` names, sorted (a message stays short whatever the document)."""
+    first = sorted(names)[:shown]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{first}{more}"
 
 
 @attrs.define(eq=False)
@@ -101,8 +110,11 @@ class SemanticChecker:
     container_runtime: bool
     allow_shell: bool
     allow_script: bool
+    max_expressions: int = MAX_EXPRESSIONS
+    deadline: Deadline | None = None
     problems: list[DefinitionProblem] = attrs.field(factory=list)
     unsupported: list[DefinitionProblem] = attrs.field(factory=list)
+    expressions: int = attrs.field(init=False, default=0)
     declared: _Declared = attrs.field(init=False)
     variables: frozenset[str] = attrs.field(init=False)
 
@@ -124,6 +136,7 @@ class SemanticChecker:
         """Check the whole document; return the problems in walk order (and fill
         ``unsupported``)."""
         document = self.document
+        self._count_expressions(document)
         self._expressions(document, ())
         self._loose_at(document, (), ("input", "from"))
         self._loose_at(document, (), ("output", "as"))
@@ -143,6 +156,11 @@ class SemanticChecker:
     # expressions -------------------------------------------------------------------------
 
     def _compile(self, source: str, path: Path) -> None:
+        self.expressions += 1
+        if self.expressions > self.max_expressions:
+            raise self._too_many(path)
+        if self.deadline is not None:
+            self.deadline.check()
         try:
             compiled = self.engine.compile(source)
         except ExpressionError as error:
@@ -165,6 +183,31 @@ class SemanticChecker:
                     f"({_listing(self.declared.secrets)}); declare it or fix the name",
                     "secret-reference",
                 )
+
+    def _count_expressions(self, document: Any) -> None:
+        """Refuse a document with too many ``${ ... }`` strings before compiling any (a cheap
+        walk); the loose-mode fields are counted as they compile."""
+        count = 0
+        stack: list[tuple[Any, Path]] = [(document, ())]
+        while stack:
+            value, path = stack.pop()
+            if isinstance(value, str):
+                if is_runtime_expression(value):
+                    count += 1
+                    if count > self.max_expressions:
+                        raise self._too_many(path)
+            elif isinstance(value, Mapping):
+                stack.extend(reversed([(item, (*path, str(key))) for key, item in value.items()]))
+            elif isinstance(value, list):
+                stack.extend(reversed([(item, (*path, i)) for i, item in enumerate(value)]))
+
+    def _too_many(self, path: Path) -> InvalidDefinition:
+        return limit_problem(
+            f"the definition has more than {self.max_expressions} runtime expressions, the "
+            "limit set by definitions.maxExpressions; split it into subflows or raise the "
+            "setting",
+            json_pointer(path),
+        )
 
     def _expressions(self, value: Any, path: Path) -> None:
         """Compile every strict ``${ ... }`` string anywhere below ``value``."""
@@ -193,7 +236,7 @@ class SemanticChecker:
     def _task_list(self, tasks: Any, path: Path) -> None:
         if not isinstance(tasks, list):
             return
-        names: list[str] = []
+        names: set[str] = set()
         for index, item in enumerate(tasks):
             if isinstance(item, Mapping) and len(item) == 1:
                 name = str(next(iter(item)))
@@ -204,7 +247,7 @@ class SemanticChecker:
                         "give each task a unique name",
                         "unique-task-name",
                     )
-                names.append(name)
+                names.add(name)
         siblings = frozenset(names)
         for index, item in enumerate(tasks):
             if isinstance(item, Mapping) and len(item) == 1:
@@ -219,7 +262,7 @@ class SemanticChecker:
             self._add(
                 path,
                 f"then refers to task {target!r}, which is not in the same task list; "
-                f"use one of {sorted(siblings)} or continue, exit, end",
+                f"use one of {_some(siblings)} or continue, exit, end",
                 "then-target",
             )
 

@@ -17,8 +17,10 @@ import attrs
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 
 from ._grammar import structural_problems
+from ._limits import MAX_EXPRESSIONS, Deadline
+from ._loading import MAX_EXPANDED_SIZE
 from ._official import OfficialSchema
-from ._problems import DefinitionProblem
+from ._problems import DefinitionProblem, InvalidDefinition
 from ._semantic import SemanticChecker
 
 _COMPILE_ONLY_ENGINE = ExpressionEngine()
@@ -40,6 +42,13 @@ class ValidationOptions:
     allow_script: bool = False
     expression_engine: ExpressionEngine | None = attrs.field(default=None, eq=False)
     official_schema: OfficialSchema | None = attrs.field(default=None, eq=False)
+    max_expanded_size: int = MAX_EXPANDED_SIZE
+    max_expressions: int = MAX_EXPRESSIONS
+    timeout: float | None = None
+
+    def deadline(self) -> Deadline | None:
+        """The deadline of a validation starting now (None without a ``timeout``)."""
+        return None if self.timeout is None else Deadline.after(self.timeout)
 
 
 @attrs.frozen(kw_only=True)
@@ -64,9 +73,17 @@ _DEFAULT_OPTIONS = ValidationOptions()
 
 
 def check_definition(
-    document: Mapping[str, Any], options: ValidationOptions = _DEFAULT_OPTIONS
+    document: Mapping[str, Any],
+    options: ValidationOptions = _DEFAULT_OPTIONS,
+    *,
+    deadline: Deadline | None = None,
 ) -> ValidationReport:
-    """Check a loaded definition: its problems and what this runtime will not run."""
+    """Check a loaded definition: its problems and what this runtime will not run.
+
+    ``deadline`` (default: ``options.deadline()``) bounds the time taken; past it, or past
+    ``options.max_expressions``, the report ends with one ``limit`` problem.
+    """
+    deadline = deadline or options.deadline()
     problems = structural_problems(document)
     if options.official_schema is not None:
         problems.extend(_uncovered(options.official_schema.problems(document), problems))
@@ -76,8 +93,15 @@ def check_definition(
         container_runtime=options.container_runtime,
         allow_shell=options.allow_shell,
         allow_script=options.allow_script,
+        max_expressions=options.max_expressions,
+        deadline=deadline,
     )
-    problems.extend(checker.run())
+    try:
+        if deadline is not None:
+            deadline.check()
+        problems.extend(checker.run())
+    except InvalidDefinition as limit:
+        return ValidationReport(problems=(*_in_document_order(document, problems), *limit.problems))
     return ValidationReport(
         problems=tuple(_in_document_order(document, problems)),
         unsupported=tuple(_in_document_order(document, checker.unsupported)),
@@ -85,11 +109,14 @@ def check_definition(
 
 
 def validate_definition(
-    document: Mapping[str, Any], options: ValidationOptions = _DEFAULT_OPTIONS
+    document: Mapping[str, Any],
+    options: ValidationOptions = _DEFAULT_OPTIONS,
+    *,
+    deadline: Deadline | None = None,
 ) -> list[DefinitionProblem]:
     """Every problem of a loaded definition, and everything this runtime will not run with
     ``options``, in document order. An empty list means the definition can be registered."""
-    report = check_definition(document, options)
+    report = check_definition(document, options, deadline=deadline)
     if not report.unsupported:
         return list(report.problems)
     return _in_document_order(document, [*report.problems, *report.unsupported])
