@@ -17,7 +17,8 @@ from workflow_orchestrator.dsl.expressions import (
 
 BUDGET = ExpressionLimits(cpu_seconds=0.2)
 CPU_MESSAGE = (
-    "used more than 0.2 s of CPU time; simplify the expression or raise the expression CPU budget"
+    "used more than 0.2 s of CPU time; "
+    "simplify the expression or raise workflows.expressions.cpuBudget"
 )
 
 
@@ -112,7 +113,8 @@ async def test_output_size_cap() -> None:
         with pytest.raises(ExpressionError) as caught:
             await engine.evaluate('${ "x" * 2000 }', {}, {})
         assert caught.value.detail == (
-            "produced 2002 bytes of output, more than the limit of 1000; make the result smaller"
+            "produced 2002 bytes of output, more than the limit of 1000; make the result smaller "
+            "or raise workflows.expressions.maxOutputSize"
         )
         assert await engine.evaluate('${ "x" * 10 }', {}, {}) == "x" * 10
 
@@ -126,7 +128,8 @@ async def test_memory_cap() -> None:
             await engine.evaluate('${ "x" * 100000000 | length }', {}, {})
         assert caught.value.detail == (
             "needed more than 67108864 bytes of memory; "
-            "simplify the expression or reduce the data it builds"
+            "simplify the expression, reduce the data it builds or raise "
+            "workflows.expressions.maxMemory"
         )
 
 

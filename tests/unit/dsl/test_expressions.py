@@ -41,6 +41,7 @@ def test_public_surface() -> None:
             "ExpressionSandbox",
             "is_runtime_expression",
             "jq_detail",
+            "json_size_exceeds",
         ]
     )
     assert ExpressionLimits() == ExpressionLimits(cpu_seconds=1.0, max_output_bytes=10_000_000)
