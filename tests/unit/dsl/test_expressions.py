@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,14 @@ def test_limits_reject_nonsense(settings: dict[str, float]) -> None:
     name = next(iter(settings))
     with pytest.raises(ValueError, match=f"'{name}' must be"):
         ExpressionLimits(**settings)  # type: ignore[arg-type]
+
+
+async def test_results_nested_too_deeply_are_an_expression_error() -> None:
+    """A result deeper than Python converts is the expression's error, not a crash."""
+    data: Any = []
+    for _ in range(990):
+        data = [data]
+    source = "${ " + "[" * 20 + "." + "]" * 20 + " }"
+    with pytest.raises(ExpressionError) as caught:
+        await ExpressionEngine().evaluate(source, data, {})
+    assert caught.value.detail == "the data or the result is nested too deeply to convert"

@@ -172,6 +172,10 @@ class ExpressionEngine:
             raise ExpressionError(
                 compiled.source, f"the data is not JSON ({error}); pass JSON values only"
             ) from None
+        except RecursionError:
+            raise ExpressionError(
+                compiled.source, "the data or the result is nested too deeply to convert"
+            ) from None
         except ValueError as error:
             raise ExpressionError(compiled.source, jq_detail(error)) from None
         return collapse(outputs)
