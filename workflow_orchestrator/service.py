@@ -268,7 +268,10 @@ class Service:
         workflows = self.settings.workflows
         async with (
             open_expression_engine(expression_limits(workflows)) as engine,
-            HttpxClient(default_timeout=workflows.http_timeout) as http_client,
+            HttpxClient(
+                default_timeout=workflows.http_timeout,
+                max_response_size=workflows.max_response_size,
+            ) as http_client,
             trio.open_nursery() as nursery,
         ):
             repository = DatabaseInstanceRepository(database=self._current_database())

@@ -4,6 +4,9 @@ The stub runs a ``ThreadingHTTPServer`` on 127.0.0.1 in a background thread (one
 connection, HTTP/1.1 keep-alive). Every request is answered ``200`` with the JSON
 ``{"endpoint": path, "idempotencyKey": key, "received": <the JSON body or null>}`` after a
 random delay, so that calls are in flight at any moment a test chooses to kill the caller.
+``GET /size/<n>`` answers instead a JSON string of exactly ``n`` bytes (``"xxx..."``) with its
+``Content-Length``; ``/size/<n>?stream`` sends the same without a length (it ends when the
+connection closes), for clients that must count what arrives.
 A request is counted when it arrives (what a real service would have acted on), even if its
 caller is gone before the answer. The counters are guarded by a lock; read them through
 ``calls()``, ``total()`` and ``wait_for_total()``.
@@ -96,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             received: Any = json.loads(raw) if raw else None
         except ValueError:
             received = raw.decode(errors="replace")
+        if self.path.startswith("/size/"):
+            self._sized(self.path.removeprefix("/size/"))
+            return
         time.sleep(random.uniform(*stub.delay))
         body = json.dumps(
             {"endpoint": self.path, "idempotencyKey": key, "received": received}
@@ -108,6 +114,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             self.close_connection = True  # the caller went away (killed) while we slept
+
+    def _sized(self, spec: str) -> None:
+        size, _, query = spec.partition("?")
+        length = max(int(size), 2)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if query == "stream":
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(b'"')
+            left = length - 2
+            while left > 0:
+                piece = min(left, 65536)
+                self.wfile.write(b"x" * piece)
+                left -= piece
+            self.wfile.write(b'"')
+        except OSError:
+            self.close_connection = True  # the client stopped reading: what a cap does
 
     do_GET = do_POST = do_PUT = _answer
 

@@ -4,11 +4,13 @@
 them; this package performs them. The composition root (``service.py``), the CLI and the tests
 build these adapters and hand them to what uses them; nothing here is looked up globally.
 
-- `HttpxClient`: `HttpRequest` -> `HttpResponse` through httpx (behind `Effects.http`).
+- `HttpxClient`: `HttpRequest` -> `HttpResponse` through httpx (behind `Effects.http`); the
+  response body is streamed and capped (``workflows.maxResponseSize``).
 - `run_local_process`: `ProcessRequest` -> `ProcessResult` as a child process (behind
   `Effects.run_process`, where configuration enables shell/script tasks).
 - `SandboxPool`: the `ExpressionSandbox` of the expression engine, jq in killable worker
-  processes under a CPU, memory and output budget; `open_sandbox` owns one and
+  processes under a CPU, memory and output budget, shared in turn between the owners
+  (definitions) of the evaluations that wait; `open_sandbox` owns one and
   `open_expression_engine` builds an engine on one.
 
 Invariants: every external call is bounded (an HTTP request by its timeout, a process by its

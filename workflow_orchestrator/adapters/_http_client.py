@@ -5,7 +5,10 @@ service builds one per replica and hands it in), and so do the conformance tests
 under trio through anyio.
 
 Transport failures and timeouts become communication/timeout `WorkflowError`s the workflow can
-catch; every request carries its ``Idempotency-Key`` header.
+catch; every request carries its ``Idempotency-Key`` header. A response body is streamed and
+counted: one larger than ``max_response_size`` (the ``workflows.maxResponseSize`` setting) is
+refused as soon as its ``Content-Length`` or the bytes received so far exceed the limit, so an
+endless or huge answer never sits in memory.
 """
 
 from __future__ import annotations
@@ -18,13 +21,24 @@ import trio
 from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 
+DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
+MAX_RESPONSE_SIZE_SETTING = "workflows.maxResponseSize"
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int, *, declared: bool) -> None:
+        super().__init__(size)
+        self.size = size
+        self.declared = declared
+
 
 class HttpxClient:
     """Sends `HttpRequest` values with a shared `httpx.AsyncClient`.
 
     ``host_map`` rewrites ``scheme://host[:port]`` prefixes (for example the CTK's
-    ``https://petstore.swagger.io`` to a local stub) before sending. Use as an async context
-    manager, or pass a client you own.
+    ``https://petstore.swagger.io`` to a local stub) before sending. ``max_response_size``
+    bounds the body of every response in bytes. Use as an async context manager, or pass a
+    client you own.
     """
 
     def __init__(
@@ -33,11 +47,15 @@ class HttpxClient:
         *,
         host_map: Mapping[str, str] | None = None,
         default_timeout: float = 30.0,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
+        if max_response_size < 1:
+            raise ValueError(f"max_response_size must be at least 1 byte, not {max_response_size}")
         self._owned = client is None
         self._client = client or httpx.AsyncClient()
         self._host_map = dict(host_map or {})
         self._timeout = default_timeout
+        self._max_response_size = max_response_size
 
     async def __aenter__(self) -> HttpxClient:
         return self
@@ -58,26 +76,45 @@ class HttpxClient:
         return url
 
     async def http(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request``; raise a `WorkflowError` if no response arrives."""
+        """Send ``request``; raise a `WorkflowError` if no (small enough) response arrives."""
         headers = dict(request.headers)
         if request.idempotency_key:
             headers.setdefault("idempotency-key", request.idempotency_key)
         timeout = request.timeout or self._timeout
         try:
             with trio.fail_after(timeout + 1):
-                response = await self._client.request(
+                outgoing = self._client.build_request(
                     request.method,
                     self._map(request.url),
                     headers=headers,
                     content=request.body,
-                    follow_redirects=request.follow_redirects,
                     timeout=timeout,
                 )
+                response = await self._client.send(
+                    outgoing, stream=True, follow_redirects=request.follow_redirects
+                )
+                try:
+                    body = await self._read_body(response)
+                finally:
+                    with trio.move_on_after(1, shield=True):
+                        await response.aclose()
         except (httpx.TimeoutException, trio.TooSlowError):
             raise WorkflowError(
                 Problem.standard(
                     ErrorType.TIMEOUT,
                     detail=f"{request.method} {request.url} got no response within {timeout:g}s",
+                )
+            ) from None
+        except _TooLarge as large:
+            size = f"{large.size} bytes, more than" if large.declared else "more than"
+            raise WorkflowError(
+                Problem.standard(
+                    ErrorType.COMMUNICATION,
+                    status=502,
+                    title="Response Too Large",
+                    detail=f"{request.method} {request.url} answered with a body of {size} "
+                    f"the limit of {self._max_response_size} bytes; raise the setting "
+                    f"{MAX_RESPONSE_SIZE_SETTING} or ask for less",
                 )
             ) from None
         except httpx.HTTPError as exc:
@@ -91,5 +128,32 @@ class HttpxClient:
         return HttpResponse(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
-            body=response.content,
+            body=body,
         )
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        """The (decoded) body, refused once it is larger than the limit."""
+        limit = self._max_response_size
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge(int(declared), declared=True)
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                if received > limit:
+                    continue  # the connection is closed: this ends the stream (see below)
+                received += len(chunk)
+                if received > limit:
+                    # Close the connection instead of leaving the loop, so that the stream's
+                    # generators end here rather than when the garbage collector finds them.
+                    chunks.clear()
+                    await response.aclose()
+                else:
+                    chunks.append(chunk)
+        except httpx.HTTPError:
+            if received <= limit:
+                raise
+        if received > limit:
+            raise _TooLarge(limit, declared=False)
+        return b"".join(chunks)

@@ -1,8 +1,13 @@
 """The expression sandbox: a pool of killable jq worker processes (the DSL's `ExpressionSandbox`).
 
-The expression engine sends here the programs it cannot prove cheap. Each worker serves one
-evaluation at a time; up to ``limits.max_workers`` run concurrently and further evaluations wait
-(without blocking the event loop). A worker that blows its budget dies
+The expression engine sends here the programs it cannot prove cheap (and cheap ones over a big
+input). Each worker serves one evaluation at a time; up to ``limits.max_workers`` run
+concurrently and further evaluations wait (without blocking the event loop), queued per owner
+(a definition) and served in turn between owners (``FairSlots``): a definition hammering slow
+expressions gets its share of the workers, and the others keep their throughput. Each owner
+has at most ``limits.max_queued_per_owner`` evaluations admitted; more wait for room before
+their input is encoded (backpressure, not memory growth). Inputs and outputs larger than
+``_OFF_LOOP_BYTES`` are encoded and decoded in a worker thread. A worker that blows its budget dies
 (the kernel ends it, see ``_sandbox_worker``) and is replaced lazily by the next evaluation.
 A wall-clock deadline of ``3 * cpu_seconds + 1`` seconds backs up the CPU budget (a starved
 worker); the worker enforces it itself with a real-time alarm, so a test's mock clock (which
@@ -28,12 +33,14 @@ from typing import Any
 import attrs
 import trio
 
+from workflow_orchestrator.adapters._fair_slots import FairSlots
 from workflow_orchestrator.dsl.expressions import (
     CompiledExpression,
     ExpressionEngine,
     ExpressionError,
     ExpressionLimits,
     jq_detail,
+    json_size_exceeds,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,6 +48,7 @@ logger = logging.getLogger(__name__)
 _WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
 _STOP_GRACE_SECONDS = 1.0
 _DEFAULT_LIMITS = ExpressionLimits()
+_OFF_LOOP_BYTES = 64 * 1024
 
 
 class _WorkerDied(Exception):
@@ -99,12 +107,13 @@ class SandboxPool:
     """Worker processes for evaluations that are not proven cheap; an ``ExpressionSandbox``.
 
     Workers start on the first evaluation that needs one, at most ``limits.max_workers`` of
-    them; ``started`` and ``killed`` count them. Prefer ``open_sandbox``, which closes the pool.
+    them; ``started`` and ``killed`` count them. Evaluations wait for a worker in their
+    owner's turn (see the module docstring). Prefer ``open_sandbox``, which closes the pool.
     """
 
     def __init__(self, limits: ExpressionLimits = _DEFAULT_LIMITS) -> None:
         self._limits = limits
-        self._limiter = trio.CapacityLimiter(limits.max_workers)
+        self._slots = FairSlots(limits.max_workers, limits.max_queued_per_owner)
         self._idle: list[_Worker] = []
         self._closed = False
         self.started = 0
@@ -126,54 +135,70 @@ class SandboxPool:
         self.started += 1
         return _Worker(process=process)
 
-    async def evaluate(self, compiled: CompiledExpression, value: Any) -> list[Any]:
-        """Run ``compiled`` over ``value`` in a worker; return jq's outputs."""
+    def waiting(self, owner: str) -> int:
+        """How many evaluations of ``owner`` wait for a worker."""
+        return self._slots.waiting(owner)
+
+    async def evaluate(
+        self, compiled: CompiledExpression, value: Any, *, owner: str = ""
+    ) -> list[Any]:
+        """Run ``compiled`` over ``value`` in a worker, in ``owner``'s turn; return jq's
+        outputs."""
         if self.is_closed():
             raise RuntimeError("the expression sandbox is closed; open a new one")
-        try:
-            payload = json.dumps(value, allow_nan=False).encode()
-        except (TypeError, ValueError) as error:
-            raise ExpressionError(
-                compiled.source, f"the data is not JSON ({error}); pass JSON values only"
-            ) from None
-        async with self._limiter:
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            deadline = self._limits.cpu_seconds * 3 + 1
-            replies: list[tuple[bytes, bytes]] = []  # a list, so mypy sees the finally clause
-            returncode: int | None = None
-            try:
-                replies.append(await worker.request(compiled.wrapped, payload))
-            except _WorkerDied:
-                returncode = await worker.kill()
-            finally:
-                if not replies:
-                    self.killed += 1
-                    await worker.kill()
-                elif self.is_closed():
-                    await worker.stop()
-                else:
-                    self._idle.append(worker)
+        async with self._slots.admitted(owner):
+            if json_size_exceeds(value, _OFF_LOOP_BYTES):
+                payload = await trio.to_thread.run_sync(_encode, compiled, value)
+            else:
+                payload = _encode(compiled, value)
+            async with self._slots.slot(owner):
+                replies, returncode = await self._run(compiled, payload)
         if not replies:
             if returncode in (None, -signal.SIGALRM):
                 raise ExpressionError(
                     compiled.source,
-                    f"took longer than {deadline:g} s; "
-                    "simplify the expression or raise the expression time budget",
+                    f"took longer than {self._limits.cpu_seconds * 3 + 1:g} s; "
+                    "simplify the expression or raise workflows.expressions.cpuBudget",
                 )
             raise self._death(compiled, returncode)
         status, body = replies[0]
+        if len(body) > _OFF_LOOP_BYTES:
+            return await trio.to_thread.run_sync(self._decode, compiled, status, body)
         return self._decode(compiled, status, body)
+
+    async def _run(
+        self, compiled: CompiledExpression, payload: bytes
+    ) -> tuple[list[tuple[bytes, bytes]], int | None]:
+        """One request to a worker (the caller holds a slot): its reply, or none and the exit
+        status of the worker that died or was killed."""
+        worker = self._idle.pop() if self._idle else await self._spawn()
+        replies: list[tuple[bytes, bytes]] = []  # a list, so mypy sees the finally clause
+        returncode: int | None = None
+        try:
+            replies.append(await worker.request(compiled.wrapped, payload))
+        except _WorkerDied:
+            returncode = await worker.kill()
+        finally:
+            if not replies:
+                self.killed += 1
+                await worker.kill()
+            elif self.is_closed():
+                await worker.stop()
+            else:
+                self._idle.append(worker)
+        return replies, returncode
 
     def _death(self, compiled: CompiledExpression, returncode: int | None) -> ExpressionError:
         if returncode in (-signal.SIGPROF, -signal.SIGXCPU):
             detail = (
                 f"used more than {self._limits.cpu_seconds:g} s of CPU time; "
-                "simplify the expression or raise the expression CPU budget"
+                "simplify the expression or raise workflows.expressions.cpuBudget"
             )
         elif returncode in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGKILL):
             detail = (
                 f"needed more than {self._limits.max_memory_bytes} bytes of memory; "
-                "simplify the expression or reduce the data it builds"
+                "simplify the expression, reduce the data it builds or raise "
+                "workflows.expressions.maxMemory"
             )
         else:
             detail = f"the expression worker stopped unexpectedly (exit status {returncode})"
@@ -191,7 +216,8 @@ class SandboxPool:
             raise ExpressionError(
                 compiled.source,
                 f"produced {body.decode()} bytes of output, more than the limit of "
-                f"{self._limits.max_output_bytes}; make the result smaller",
+                f"{self._limits.max_output_bytes}; make the result smaller or raise "
+                "workflows.expressions.maxOutputSize",
             )
         return self._raise_memory(compiled)
 
@@ -199,7 +225,8 @@ class SandboxPool:
         raise ExpressionError(
             compiled.source,
             f"needed more than {self._limits.max_memory_bytes} bytes of memory; "
-            "simplify the expression or reduce the data it builds",
+            "simplify the expression, reduce the data it builds or raise "
+            "workflows.expressions.maxMemory",
         )
 
     def is_closed(self) -> bool:
@@ -212,6 +239,15 @@ class SandboxPool:
         idle, self._idle = self._idle, []
         for worker in idle:
             await worker.stop()
+
+
+def _encode(compiled: CompiledExpression, value: Any) -> bytes:
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ExpressionError(
+            compiled.source, f"the data is not JSON ({error}); pass JSON values only"
+        ) from None
 
 
 @asynccontextmanager
@@ -234,4 +270,6 @@ async def open_expression_engine(
     worker process.
     """
     async with open_sandbox(limits) as sandbox:
-        yield ExpressionEngine(sandbox=sandbox)
+        yield ExpressionEngine(
+            sandbox=sandbox, max_inline_input_bytes=limits.max_inline_input_bytes
+        )

@@ -245,6 +245,11 @@ class EventProcessingSettings:
         metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 1s"),
     )
     ready_requires_broker: bool = False
+    # Issue 13: the time one event's correlation and filter expressions may take in the router.
+    correlation_budget: float = attrs.field(
+        default=2.0,
+        metadata=_meta(kind="duration", minimum=0.01, help="a duration such as 2s"),
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -407,6 +412,16 @@ class ExpressionSettings:
     workers: int = attrs.field(
         default=2, metadata=_meta(minimum=1, maximum=64, help="a number of processes from 1 to 64")
     )
+    # Issue 13 (bounded inputs, fair sandbox): the in-process path only for small inputs, and
+    # the evaluations one definition may queue for the sandbox before it waits.
+    max_inline_input_size: int = attrs.field(
+        default=64 * 1024,
+        metadata=_meta(kind="size", minimum=0, help="a size such as 64KB (0: always the sandbox)"),
+    )
+    max_queued_per_definition: int = attrs.field(
+        default=64,
+        metadata=_meta(minimum=1, maximum=100_000, help="a number of evaluations from 1 to 100000"),
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -450,6 +465,11 @@ class WorkflowSettings:
     run: RunTaskSettings = attrs.field(factory=RunTaskSettings)
     http_timeout: float = attrs.field(
         default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
+    )
+    # Issue 13 (bounded inputs): the largest response body of an outbound call.
+    max_response_size: int = attrs.field(
+        default=10 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 10MB"),
     )
     lifecycle_events: bool = True
     limits: LimitSettings = attrs.field(factory=LimitSettings)

@@ -1,8 +1,9 @@
 """The router's decisions, apart from its I/O: what a batch of events asks the routing
 transaction to do, and what the transaction's result means for the sources.
 
-Everything here reads only its arguments (expressions are evaluated by the ``ExpressionEngine``
-handed in, which without a sandbox evaluates in-process); ``EventRouter`` loads the shapes and
+Everything here reads only its arguments (expressions are evaluated by the ``Evaluator``
+handed in: an ``ExpressionEngine``, which without a sandbox evaluates in-process, or the
+router's per-event ``CorrelationBudget`` over one); ``EventRouter`` loads the shapes and
 starters, calls these, and performs the result with ``storage.events.route_batch``.
 
 - ``subscription_keys``: the ``(event_type, shape_id, corr_key)`` keys an event can match. Every
@@ -19,13 +20,12 @@ starters, calls these, and performs the result with ``storage.events.route_batch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from workflow_orchestrator.dsl import ExpressionEngine
-from workflow_orchestrator.dsl.expressions import is_runtime_expression
+from workflow_orchestrator.dsl.expressions import CompiledExpression, is_runtime_expression
 from workflow_orchestrator.dsl.model import ConsumptionStrategy, EventFilter, Schedule
 from workflow_orchestrator.dsl.runtime import CloudEvent, with_matches
 from workflow_orchestrator.events._routing import EventOutcome, RouteOutcome
@@ -39,6 +39,7 @@ from workflow_orchestrator.storage.events import (
 from workflow_orchestrator.storage.instances import InstanceStart
 
 __all__ = [
+    "Evaluator",
     "Starter",
     "by_source",
     "event_to_route",
@@ -54,6 +55,19 @@ __all__ = [
 _T = TypeVar("_T")
 
 SubscriptionKey = tuple[str, int, str]
+
+
+class Evaluator(Protocol):
+    """What evaluates the expressions here: ``ExpressionEngine`` or ``CorrelationBudget``."""
+
+    async def evaluate(
+        self,
+        source_or_compiled: str | CompiledExpression,
+        data: Any,
+        arguments: Mapping[str, Any],
+    ) -> Any:
+        """The expression's result over ``data``; raises on failure."""
+        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -74,7 +88,7 @@ def starter_of(definition_id: str, version: str, schedule: Schedule | None) -> S
 
 
 async def subscription_keys(
-    engine: ExpressionEngine, event: CloudEvent, shapes: Iterable[SubscriptionShape]
+    engine: Evaluator, event: CloudEvent, shapes: Iterable[SubscriptionShape]
 ) -> tuple[SubscriptionKey, ...]:
     """The subscription keys ``event`` can match (see the module docstring); a ``from`` that
     fails on the event leaves only the shape's ``''`` key."""
@@ -96,9 +110,7 @@ async def subscription_keys(
     return tuple(keys)
 
 
-async def matches_any(
-    engine: ExpressionEngine, filters: Sequence[EventFilter], event: CloudEvent
-) -> bool:
+async def matches_any(engine: Evaluator, filters: Sequence[EventFilter], event: CloudEvent) -> bool:
     """Whether ``event`` satisfies the ``with`` of one of ``filters`` (an expression that
     fails on the event counts as no match)."""
 
@@ -114,9 +126,7 @@ async def matches_any(
     return False
 
 
-async def start_key(
-    engine: ExpressionEngine, event_filter: EventFilter, event: CloudEvent
-) -> str | None:
+async def start_key(engine: Evaluator, event_filter: EventFilter, event: CloudEvent) -> str | None:
     """The correlation key of ``event`` for a start filter ('' without ``correlate``);
     None when a correlation cannot be computed or misses its static ``expect``."""
     values = []
@@ -134,7 +144,7 @@ async def start_key(
 
 
 async def start_slots(
-    engine: ExpressionEngine, event: CloudEvent, starters: Iterable[Starter]
+    engine: Evaluator, event: CloudEvent, starters: Iterable[Starter]
 ) -> tuple[StartSlot, ...]:
     """The ``all`` slots ``event`` fills: per definition, its first matching filter that
     correlates (its ``from`` values become the slot set's key)."""
@@ -163,7 +173,7 @@ async def start_slots(
 
 
 async def instance_starts(
-    engine: ExpressionEngine, event: CloudEvent, starters: Iterable[Starter]
+    engine: Evaluator, event: CloudEvent, starters: Iterable[Starter]
 ) -> tuple[InstanceStart, ...]:
     """The instances ``event`` starts through a ``one``/``any`` ``schedule.on``."""
     starts = []

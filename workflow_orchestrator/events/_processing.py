@@ -85,10 +85,12 @@ class EventProcessing:
             runtime=self.runtime,
             leases=self.leases,
             catalog=self.catalog,
-            engine=self.engine,
+            # The router's evaluations take their turn in the sandbox like a definition's.
+            engine=self.engine.for_owner("event-router"),
             metrics=self.metrics,
             keep_unmatched_for=self.settings.unmatched_retention,
             deduplication_window=self.settings.deduplication_window,
+            correlation_budget=self.settings.correlation_budget,
         )
 
     @property

@@ -5,7 +5,9 @@ I/O-free functions of ``_matching``, this module loads their inputs and performs
 
 - the subscription keys of each event are computed here, in Trio: for every correlation shape of
   its type (cached from ``subscription_shapes``), the ``from`` expressions are evaluated on the
-  event and their values encoded as the shape's key (``instances.correlation_key``);
+  event and their values encoded as the shape's key (``instances.correlation_key``), within
+  the event's ``CorrelationBudget`` (``eventProcessing.correlationBudget``): a pathological
+  event degrades to "not computable" instead of stalling the batch;
 - the definitions whose ``schedule.on`` matches the event (their latest live versions, reloaded
   when the routing transaction finds the definitions changed) each get a start, with the
   events array as input; with ``all``, the event fills its filter's slot for its correlation
@@ -31,6 +33,7 @@ import trio
 
 from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.events._correlation_budget import CorrelationBudget
 from workflow_orchestrator.events._matching import (
     Starter,
     by_source,
@@ -46,6 +49,7 @@ from workflow_orchestrator.instances import InstanceRuntime, WorkflowCatalog
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import (
+    EventToRoute,
     RoutingStale,
     SubscriptionShape,
     definitions_stamp,
@@ -87,6 +91,7 @@ class EventRouter:
     deduplication_window: float = 86_400.0
     purge_every: float = 60.0
     max_batch: int = 500
+    correlation_budget: float = 2.0
     _shapes: tuple[SubscriptionShape, ...] = attrs.field(default=(), init=False)
     _shapes_version: int = attrs.field(default=0, init=False)
     _starters: tuple[Starter, ...] = attrs.field(default=(), init=False)
@@ -211,6 +216,22 @@ class EventRouter:
         finally:
             del self._in_flight[token]
 
+    async def _to_route(
+        self,
+        event: CloudEvent,
+        starters: Sequence[Starter],
+        shapes: Sequence[SubscriptionShape],
+    ) -> EventToRoute:
+        """What the routing transaction gets for ``event``; its expressions share one
+        ``CorrelationBudget``."""
+        budget = CorrelationBudget(self.engine, self.correlation_budget, event=event.key)
+        return event_to_route(
+            event,
+            keys=await subscription_keys(budget, event, shapes),
+            starts=await instance_starts(budget, event, starters),
+            slots=await start_slots(budget, event, starters),
+        )
+
     async def _route(
         self,
         events: Sequence[CloudEvent],
@@ -222,23 +243,12 @@ class EventRouter:
         if metrics is not None:
             for event in events:
                 metrics.events_received.labels(source, metrics.event_type(event.type)).inc()
-        engine = self.engine
         for attempt in range(5):
             # One consistent view per attempt: a concurrent reload cannot pair these keys with
             # a newer version (route_batch would not see that they are stale).
             starters, stamp = self._starters, self._starters_stamp
             shapes, shapes_version = self._shapes, self._shapes_version
-            starts = [await instance_starts(engine, event, starters) for event in events]
-            slots = [await start_slots(engine, event, starters) for event in events]
-            batch = [
-                event_to_route(
-                    event,
-                    keys=await subscription_keys(engine, event, shapes),
-                    starts=event_starts,
-                    slots=event_slots,
-                )
-                for event, event_starts, event_slots in zip(events, starts, slots, strict=True)
-            ]
+            batch = [await self._to_route(event, starters, shapes) for event in events]
             try:
                 routed = await route_batch(
                     self.database,

@@ -60,7 +60,9 @@ class WorkflowCatalog:
         found = self._interpreters.get(key)
         if found is None:
             document = await self.definitions.definition_document(definition_id, version)
-            found = Interpreter(build_workflow(document), self.engine, self.options)
+            # The definition owns its evaluations: the sandbox takes turns between definitions.
+            engine = self.engine.for_owner(f"definition:{definition_id}")
+            found = Interpreter(build_workflow(document), engine, self.options)
             self._interpreters.put(key, found)
         return found
 

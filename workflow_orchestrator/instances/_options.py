@@ -38,6 +38,8 @@ def expression_limits(settings: WorkflowSettings) -> ExpressionLimits:
         max_output_bytes=expressions.max_output_size,
         max_memory_bytes=expressions.max_memory,
         max_workers=expressions.workers,
+        max_queued_per_owner=expressions.max_queued_per_definition,
+        max_inline_input_bytes=expressions.max_inline_input_size,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 
 from workflow_orchestrator.adapters import SandboxPool, open_expression_engine, open_sandbox
 from workflow_orchestrator.dsl.expressions import (
@@ -17,7 +18,8 @@ from workflow_orchestrator.dsl.expressions import (
 
 BUDGET = ExpressionLimits(cpu_seconds=0.2)
 CPU_MESSAGE = (
-    "used more than 0.2 s of CPU time; simplify the expression or raise the expression CPU budget"
+    "used more than 0.2 s of CPU time; "
+    "simplify the expression or raise workflows.expressions.cpuBudget"
 )
 
 
@@ -112,7 +114,8 @@ async def test_output_size_cap() -> None:
         with pytest.raises(ExpressionError) as caught:
             await engine.evaluate('${ "x" * 2000 }', {}, {})
         assert caught.value.detail == (
-            "produced 2002 bytes of output, more than the limit of 1000; make the result smaller"
+            "produced 2002 bytes of output, more than the limit of 1000; make the result smaller "
+            "or raise workflows.expressions.maxOutputSize"
         )
         assert await engine.evaluate('${ "x" * 10 }', {}, {}) == "x" * 10
 
@@ -126,7 +129,8 @@ async def test_memory_cap() -> None:
             await engine.evaluate('${ "x" * 100000000 | length }', {}, {})
         assert caught.value.detail == (
             "needed more than 67108864 bytes of memory; "
-            "simplify the expression or reduce the data it builds"
+            "simplify the expression, reduce the data it builds or raise "
+            "workflows.expressions.maxMemory"
         )
 
 
@@ -186,3 +190,88 @@ async def test_sandbox_reports_data_that_is_not_json() -> None:
     assert caught.value.detail.startswith("the data is not JSON (")
     assert caught.value.detail.endswith("); pass JSON values only")
     assert pool.started == 0
+
+
+async def test_definitions_take_turns_for_the_workers() -> None:
+    """With one worker, a definition that queued twelve slow evaluations does not hold up
+    another's four fast ones: those finish before the sixth slow one (first come first served
+    would put them after all twelve)."""
+    limits = ExpressionLimits(cpu_seconds=5, max_workers=1)
+    done: list[str] = []
+    async with open_expression_engine(limits) as engine:
+        slow = engine.for_owner("definition:slow")
+        fast = engine.for_owner("definition:fast")
+
+        async def evaluate(view: ExpressionEngine, source: str, data: int, name: str) -> None:
+            assert await view.evaluate(source, data, {}) == data
+            done.append(name)
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for index in range(12):
+                    nursery.start_soon(
+                        evaluate, slow, "${ [range(.)] | length }", 300_000, f"slow{index}"
+                    )
+                    await trio.testing.wait_all_tasks_blocked()
+                for index in range(4):
+                    nursery.start_soon(
+                        evaluate, fast, "${ [range(.)] | length }", 2, f"fast{index}"
+                    )
+                    await trio.testing.wait_all_tasks_blocked()
+    assert len(done) == 16
+    last_fast = done.index("fast3")
+    assert [name for name in done[:last_fast] if name.startswith("fast")] == [
+        "fast0",
+        "fast1",
+        "fast2",
+    ]
+    assert sum(name.startswith("slow") for name in done[:last_fast]) <= 5
+
+
+async def test_an_owner_queues_a_bounded_number_of_evaluations() -> None:
+    """Beyond max_queued_per_owner an owner's evaluations wait for room (their inputs are not
+    encoded yet), and all of them complete."""
+    limits = ExpressionLimits(cpu_seconds=5, max_workers=1, max_queued_per_owner=3)
+    results: list[int] = []
+    async with open_sandbox(limits) as pool:
+        engine = ExpressionEngine(sandbox=pool).for_owner("definition:busy")
+
+        async def evaluate(number: int) -> None:
+            results.append(await engine.evaluate("${ [range(.)] | length }", number, {}))
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for number in range(20):
+                    nursery.start_soon(evaluate, 50_000 + number)
+                await trio.testing.wait_all_tasks_blocked()
+                assert pool.waiting("definition:busy") == 2  # one runs, two wait, 17 wait for room
+    assert sorted(results) == [50_000 + number for number in range(20)]
+
+
+async def test_cheap_programs_over_large_inputs_run_in_the_sandbox() -> None:
+    """A proven-cheap program runs in-process only over a small input; over a larger one it
+    runs in a worker, under the CPU budget (split("") over 4 MB would hold the service)."""
+    limits = ExpressionLimits(cpu_seconds=0.2, max_inline_input_bytes=1024)
+    async with open_sandbox(limits) as pool:
+        engine = ExpressionEngine(sandbox=pool, max_inline_input_bytes=1024)
+        source = '${ .s | split("") | length }'
+        assert engine.compile(source).tier == "inline"
+        assert await engine.evaluate(source, {"s": "ab"}, {}) == 2
+        assert await engine.evaluate("${ .s }", {"s": "x" * 5000}, {}) == "x" * 5000
+        assert pool.started == 0
+        assert await engine.evaluate(source, {"s": "x" * 5000}, {}) == 5000
+        assert pool.started == 1
+        with trio.fail_after(10), pytest.raises(ExpressionError):
+            await engine.evaluate(source, {"s": "x" * 4_000_000}, {})
+
+
+async def test_open_expression_engine_passes_the_inline_input_limit() -> None:
+    """max_inline_input_bytes=0 sends every jq evaluation to the sandbox; plain paths stay."""
+    async with open_expression_engine(ExpressionLimits(max_inline_input_bytes=0)) as engine:
+        assert engine.compile("${ .a + 1 }").tier == "inline"
+        pool = engine._sandbox
+        assert isinstance(pool, SandboxPool)
+        assert await engine.evaluate("${ .a }", {"a": 1}, {}) == 1
+        assert pool.started == 0
+        assert await engine.evaluate("${ .a + 1 }", {"a": 1}, {}) == 2
+        assert pool.started == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,7 @@ def test_public_surface() -> None:
             "ExpressionSandbox",
             "is_runtime_expression",
             "jq_detail",
+            "json_size_exceeds",
         ]
     )
     assert ExpressionLimits() == ExpressionLimits(cpu_seconds=1.0, max_output_bytes=10_000_000)
@@ -284,3 +286,14 @@ def test_limits_reject_nonsense(settings: dict[str, float]) -> None:
     name = next(iter(settings))
     with pytest.raises(ValueError, match=f"'{name}' must be"):
         ExpressionLimits(**settings)  # type: ignore[arg-type]
+
+
+async def test_results_nested_too_deeply_are_an_expression_error() -> None:
+    """A result deeper than Python converts is the expression's error, not a crash."""
+    data: Any = []
+    for _ in range(990):
+        data = [data]
+    source = "${ " + "[" * 20 + "." + "]" * 20 + " }"
+    with pytest.raises(ExpressionError) as caught:
+        await ExpressionEngine().evaluate(source, data, {})
+    assert caught.value.detail == "the data or the result is nested too deeply to convert"

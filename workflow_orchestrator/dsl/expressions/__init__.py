@@ -20,6 +20,7 @@ from ._errors import (
     jq_detail,
 )
 from ._sandbox import ExpressionSandbox
+from ._size import json_size_exceeds
 
 __all__ = [
     "ARGUMENT_NAMES",
@@ -32,4 +33,5 @@ __all__ = [
     "ExpressionSandbox",
     "is_runtime_expression",
     "jq_detail",
+    "json_size_exceeds",
 ]

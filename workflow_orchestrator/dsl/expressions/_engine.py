@@ -9,6 +9,18 @@ sandbox compiles everything and evaluates the path and inline tiers; a sandbox-t
 then raises ``RuntimeError`` (a wiring bug, not a user's mistake). Validation only compiles, so
 ``definitions validate`` needs no worker process.
 
+"Proven cheap" is linear in the input, and linear is not small: ``split("")`` over a 4 MB
+string runs for seconds. So the inline tier runs in-process only when its input (the data and
+the arguments the program reads, estimated as JSON text, see ``_size``) is at most
+``max_inline_input_bytes`` (64 KB); a larger input goes to the sandbox, under its CPU budget.
+An engine without a sandbox runs such inputs in-process (it is for validation and tests).
+
+Every evaluation that reaches the sandbox names its *owner*: the sandbox takes turns between
+owners, so one definition with slow expressions cannot starve the others. ``for_owner`` gives
+a view of the engine (same compile cache, same sandbox) whose evaluations belong to one owner;
+the service makes one per definition (``instances.WorkflowCatalog``) and one for the event
+router.
+
 Result convention: a jq program yields a stream; no output gives ``None``, one output gives that
 value, several outputs give the list of them.
 
@@ -44,8 +56,10 @@ from ._compiled import CompiledExpression, compile_expression, is_runtime_expres
 from ._errors import ExpressionError, jq_detail
 from ._paths import PathMiss, read_plain_path
 from ._sandbox import ExpressionSandbox
+from ._size import json_size_exceeds
 
 _CACHE_SIZE = 10_000
+DEFAULT_MAX_INLINE_INPUT_BYTES = 64 * 1024
 
 
 def collapse(outputs: list[Any]) -> Any:
@@ -74,9 +88,27 @@ class ExpressionEngine:
     resource: there is nothing to close.
     """
 
-    def __init__(self, *, sandbox: ExpressionSandbox | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sandbox: ExpressionSandbox | None = None,
+        max_inline_input_bytes: int = DEFAULT_MAX_INLINE_INPUT_BYTES,
+        owner: str = "",
+    ) -> None:
         self._sandbox = sandbox
+        self._max_inline_input_bytes = max_inline_input_bytes
         self._cache: LruCache[str, CompiledExpression | ExpressionError] = LruCache(_CACHE_SIZE)
+        self.owner = owner
+
+    def for_owner(self, owner: str) -> ExpressionEngine:
+        """This engine for evaluations that belong to ``owner`` (a definition id, or a part
+        of the service): the same compile cache and sandbox; the sandbox queues fairly per
+        owner."""
+        view = ExpressionEngine(
+            sandbox=self._sandbox, max_inline_input_bytes=self._max_inline_input_bytes, owner=owner
+        )
+        view._cache = self._cache
+        return view
 
     def compile(self, source: str) -> CompiledExpression:
         """Compile ``source`` (``${ ... }`` strict or bare jq text), from the cache if seen.
@@ -114,26 +146,31 @@ class ExpressionEngine:
             try:
                 return read_plain_path(compiled.plain_path, data, arguments)
             except PathMiss:
-                return self._evaluate_inline(compiled, data, arguments)
-        if compiled.tier == "inline":
-            return self._evaluate_inline(compiled, data, arguments)
+                pass  # jq decides what a miss means (an error, or null)
+        if compiled.tier != "sandbox":
+            value = jq_input(compiled, data, arguments)
+            if self._sandbox is None or not json_size_exceeds(value, self._max_inline_input_bytes):
+                return self._evaluate_inline(compiled, value)
+            return collapse(await self._sandbox.evaluate(compiled, value, owner=self.owner))
         if self._sandbox is None:
             raise RuntimeError(
                 f"expression {compiled.source!r} needs the sandbox and this engine has none; "
                 "build the engine with a sandbox (workflow_orchestrator.adapters"
                 ".open_expression_engine)"
             )
-        outputs = await self._sandbox.evaluate(compiled, jq_input(compiled, data, arguments))
-        return collapse(outputs)
+        value = jq_input(compiled, data, arguments)
+        return collapse(await self._sandbox.evaluate(compiled, value, owner=self.owner))
 
-    def _evaluate_inline(
-        self, compiled: CompiledExpression, data: Any, arguments: Mapping[str, Any]
-    ) -> Any:
+    def _evaluate_inline(self, compiled: CompiledExpression, value: list[Any]) -> Any:
         try:
-            outputs = compiled._jq.input_value(jq_input(compiled, data, arguments)).all()
+            outputs = compiled._jq.input_value(value).all()
         except TypeError as error:
             raise ExpressionError(
                 compiled.source, f"the data is not JSON ({error}); pass JSON values only"
+            ) from None
+        except RecursionError:
+            raise ExpressionError(
+                compiled.source, "the data or the result is nested too deeply to convert"
             ) from None
         except ValueError as error:
             raise ExpressionError(compiled.source, jq_detail(error)) from None

@@ -26,7 +26,11 @@ class ExpressionLimits:
 
     ``cpu_seconds`` is CPU time of the sandbox worker; ``max_output_bytes`` bounds the JSON text
     of the result; ``max_memory_bytes`` bounds the address space the worker may add while it
-    evaluates (0: no bound). ``max_workers`` worker processes serve evaluations concurrently.
+    evaluates (0: no bound). ``max_workers`` worker processes serve evaluations concurrently,
+    taking turns between the owners (definitions) that wait; each owner may have
+    ``max_queued_per_owner`` evaluations admitted (waiting or running), further ones wait for
+    room. ``max_inline_input_bytes`` bounds the input (data and arguments, measured as JSON
+    text) of a proven-cheap program run in-process; a larger input goes to the sandbox.
     The defaults fit a service; tests use ``cpu_seconds=0.2``.
     """
 
@@ -34,6 +38,8 @@ class ExpressionLimits:
     max_output_bytes: int = attrs.field(default=10_000_000, validator=attrs.validators.gt(0))
     max_memory_bytes: int = attrs.field(default=512 * 1024 * 1024, validator=attrs.validators.ge(0))
     max_workers: int = attrs.field(default=2, validator=attrs.validators.ge(1))
+    max_queued_per_owner: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    max_inline_input_bytes: int = attrs.field(default=64 * 1024, validator=attrs.validators.ge(0))
 
 
 class ExpressionError(OrchestratorError, ValueError):

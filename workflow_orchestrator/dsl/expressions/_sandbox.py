@@ -18,11 +18,15 @@ class ExpressionSandbox(Protocol):
     """Evaluates compiled programs out of harm's way; safe to share between Trio tasks.
 
     ``evaluate`` runs ``compiled.wrapped`` over ``value`` (the JSON input built by the engine)
-    and returns jq's outputs in order. It raises ``ExpressionError`` when the program fails on
-    this data, when ``value`` is not JSON, or when the evaluation blows its budget; and
-    ``RuntimeError`` once the sandbox is closed. A cancelled caller leaves the sandbox usable.
+    and returns jq's outputs in order. ``owner`` names who the evaluation is for (a definition,
+    ``""`` when nobody in particular): a sandbox serves waiting owners in turn. It raises
+    ``ExpressionError`` when the program fails on this data, when ``value`` is not JSON, or
+    when the evaluation blows its budget; and ``RuntimeError`` once the sandbox is closed. A
+    cancelled caller leaves the sandbox usable.
     """
 
-    async def evaluate(self, compiled: CompiledExpression, value: Any) -> list[Any]:
+    async def evaluate(
+        self, compiled: CompiledExpression, value: Any, *, owner: str = ""
+    ) -> list[Any]:
         """jq's outputs of ``compiled`` over ``value``; see the class docstring."""
         ...

@@ -142,7 +142,7 @@ async def _client_credentials(
         )
     try:
         token = json.loads(response.body)["access_token"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise _problem(
             ErrorType.AUTHENTICATION,
             f"token response of {url} has no 'access_token'",

@@ -3,7 +3,9 @@
 Requests go through `Effects.http`; each carries an idempotency key derived from the task's
 execution key (which includes retry attempts), so re-executing the same attempt after a crash
 sends the same key. OpenAPI documents are fetched through the effects too, within limits
-(``fetch_document``), and cached per run.
+(``fetch_document``), and cached per run. The effects bound the size of a response body; a body
+larger than ``OFF_LOOP_BYTES`` is decoded in a worker thread, so parsing it never holds up the
+other instances on the event loop.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import base64
 import json
 from collections.abc import Mapping
 from typing import Any
+
+import trio
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.runtime._auth import authorize
@@ -25,6 +29,8 @@ from workflow_orchestrator.dsl.runtime._uri import (
 )
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+OFF_LOOP_BYTES = 64 * 1024
+_SNIPPET_BYTES = 200
 
 
 def _config_error(detail: str, where: str) -> WorkflowError:
@@ -32,7 +38,12 @@ def _config_error(detail: str, where: str) -> WorkflowError:
 
 
 def decode_content(response: HttpResponse) -> Any:
-    """The response body: JSON parsed, text decoded, binary base64-encoded."""
+    """The response body: JSON parsed, text decoded, binary base64-encoded.
+
+    A body that claims to be JSON and is not (malformed, or nested deeper than the parser
+    goes) is kept as text. ``NaN`` or ``\\u0000`` in JSON are data like any other: whether
+    they can be stored is the durable layer's decision.
+    """
     body = response.body
     if not body:
         return None
@@ -40,17 +51,24 @@ def decode_content(response: HttpResponse) -> Any:
     if media.endswith("json") or media.endswith("+json"):
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return body.decode("utf-8", "replace")
     if media.startswith("text/") or media in ("application/xml", "application/yaml", ""):
         text = body.decode("utf-8", "replace")
         if not media:
             try:
                 return json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return text
         return text
     return base64.b64encode(body).decode("ascii")
+
+
+async def read_content(response: HttpResponse) -> Any:
+    """``decode_content``, in a worker thread when the body is larger than ``OFF_LOOP_BYTES``."""
+    if len(response.body) <= OFF_LOOP_BYTES:
+        return decode_content(response)
+    return await trio.to_thread.run_sync(decode_content, response)
 
 
 def _encode_body(body: Any, headers: dict[str, str]) -> bytes | None:
@@ -97,21 +115,20 @@ async def send(
     response = await runner.effects.http(request)
     high = 400 if redirect else 300
     if not 200 <= response.status < high:
-        content = decode_content(response)
-        snippet = content if isinstance(content, str) else json.dumps(content)
+        # The first bytes as text, without NUL (the error is stored with the instance).
+        snippet = response.body[:_SNIPPET_BYTES].decode("utf-8", "replace").replace("\0", "\ufffd")
         raise WorkflowError(
             Problem.standard(
                 ErrorType.COMMUNICATION,
                 status=response.status,
                 title="Communication Error",
-                detail=f"{request.method} {url} returned status {response.status}: "
-                f"{(snippet or '')[:200]}",
+                detail=f"{request.method} {url} returned status {response.status}: {snippet}",
                 instance=where,
             )
         )
     if output == "raw":
         return base64.b64encode(response.body).decode("ascii")
-    content = decode_content(response)
+    content = await read_content(response)
     if output == "response":
         return {
             "request": {
