@@ -7,7 +7,8 @@ What the instances part (and the API's instance routes) read and write:
   ``list_recoverable``, ``set_status``, ``instance_history``, ...);
 - the group-commit ``SnapshotWriter`` and what a snapshot writes (``InstanceSnapshot`` with its
   ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
-  statement per batch from one row type per table;
+  statement per batch from one row type per table; a snapshot holding a value PostgreSQL
+  cannot store fails alone with ``SnapshotUnstorable``;
 - the batching ``InstanceCreator``.
 """
 
@@ -33,6 +34,10 @@ from workflow_orchestrator.storage.instances._records import (
     RecoverableInstance,
     instance_record,
     partition_of,
+)
+from workflow_orchestrator.storage.instances._snapshot_check import (
+    SnapshotUnstorable,
+    check_snapshot,
 )
 from workflow_orchestrator.storage.instances._snapshot_rows import (
     HistoryRow,
@@ -69,10 +74,12 @@ __all__ = [
     "OutgoingEvent",
     "RecoverableInstance",
     "Retry",
+    "SnapshotUnstorable",
     "SnapshotWriter",
     "SnapshotWriterStatistics",
     "SubscriptionRow",
     "TimerRow",
+    "check_snapshot",
     "create_instance",
     "fetch_inbox",
     "get_instance",
