@@ -250,6 +250,7 @@ SURFACE = {
         "EventToRoute",
         "OutboxRow",
         "RoutedBatch",
+        "RoutingRefused",
         "RoutingStale",
         "StartSlot",
         "StarterVersion",
