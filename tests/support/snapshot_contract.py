@@ -29,6 +29,7 @@ from workflow_orchestrator.storage.instances import (
     InstanceSnapshot,
     InstanceStatus,
     OutgoingEvent,
+    SnapshotUnstorable,
     SubscriptionRow,
     TimerRow,
 )
@@ -331,3 +332,51 @@ class SnapshotSinkContract:
             ("business", "t", "b2"),
         ]
         assert stored.events == ["v1"]
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            (
+                {"snapshot": {"state": {"frames": {"a": {"n": "a\x00b"}}}}},
+                "the workflow data at /frames/a/n holds the NUL character (\\u0000), which "
+                "PostgreSQL cannot store; remove it or encode the value (for example base64)",
+            ),
+            (
+                {"output": {"ratio": float("nan")}},
+                "the workflow output at /ratio holds nan, which JSON does not allow; use a "
+                "number, null or a string",
+            ),
+            (
+                {"history": (HistoryRow(kind="task.completed", details={"x": ["\ud800"]}),)},
+                "the history entry task.completed at /x/0 holds a lone UTF-16 surrogate, which "
+                "is not valid Unicode; send valid UTF-8 text",
+            ),
+            (
+                {"subscriptions": (attrs.evolve(subscription(0), corr_key="k\x00"),)},
+                "the correlation key of the listen of /do/0/hear holds the NUL character "
+                "(\\u0000), which PostgreSQL cannot store; remove it or encode the value (for "
+                "example base64)",
+            ),
+        ],
+        ids=["nul-in-state", "nan-in-output", "surrogate-in-history", "nul-in-corr-key"],
+    )
+    async def test_an_unstorable_value_fails_its_snapshot_alone(
+        self, open_harness: OpenHarness, changes: dict[str, Any], message: str
+    ) -> None:
+        """A snapshot holding a value PostgreSQL cannot store is refused with
+        ``SnapshotUnstorable`` naming the value and where it is; nothing of it is written,
+        and the instance's next (storable) snapshot commits."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                record = await harness.create()
+                with pytest.raises(SnapshotUnstorable) as refused:
+                    await harness.sink.write(snapshot_of(record, 1, **changes))
+                refused_state = await harness.stored(record.instance_id)
+                await harness.sink.write(snapshot_of(record, 1))
+                stored = await harness.stored(record.instance_id)
+        assert refused.value.problem == message
+        assert str(refused.value) == (
+            f"the snapshot of workflow instance {record.instance_id} was not written: {message}"
+        )
+        assert refused_state.version == 0 and refused_state.history == []
+        assert stored.version == 1 and stored.history == [(1, "task.completed", "/do/1")]

@@ -255,6 +255,7 @@ SURFACE = {
         "EventToRoute",
         "OutboxRow",
         "RoutedBatch",
+        "RoutingRefused",
         "RoutingStale",
         "StartSlot",
         "StarterVersion",
@@ -317,10 +318,12 @@ SURFACE = {
         "OutgoingEvent",
         "RecoverableInstance",
         "Retry",
+        "SnapshotUnstorable",
         "SnapshotWriter",
         "SnapshotWriterStatistics",
         "SubscriptionRow",
         "TimerRow",
+        "check_snapshot",
         "create_instance",
         "fetch_inbox",
         "get_instance",
@@ -404,6 +407,8 @@ def test_errors_share_one_root() -> None:
 
     signals = {
         "workflow_orchestrator.instances._effects.Parked",  # unwinds a run that parked
+        # unwinds a run whose instance was committed without an unstorable value
+        "workflow_orchestrator.instances._effects.CommittedWithout",
         "workflow_orchestrator.dsl.expressions._paths.PathMiss",  # falls back to full jq
         "workflow_orchestrator.storage.events._routing.RoutingStale",  # reloads, then retries
     }

@@ -29,6 +29,7 @@ from typing import Any
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.storage import Unstorable, storable_json
 
 MAX_EVENT_SIZE = 1024 * 1024
 """The default limit on an encoded event's size in bytes (1 MiB)."""
@@ -252,32 +253,13 @@ def validate_event(attributes: Mapping[str, Any]) -> CloudEvent:
 
 
 def _check_storable(attributes: Mapping[str, Any]) -> None:
-    """Refuse what PostgreSQL cannot store in ``jsonb``: NaN and infinities, and the NUL
-    character (such an event would fail its routing transaction on every delivery)."""
+    """Refuse what PostgreSQL cannot store in ``jsonb`` (``storage.storable_json``): NaN and
+    infinities, the NUL character, lone surrogates, nesting too deep. Such an event would fail
+    its routing transaction on every delivery; refused here, it is dead-lettered alone."""
     try:
-        text = json.dumps(attributes, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        raise InvalidEvent(
-            "the event contains NaN or Infinity, which JSON does not allow; send numbers "
-            "(or null, or a string) instead"
-        ) from None
-    except TypeError as error:
-        raise InvalidEvent(f"the event is not JSON data ({error})") from None
-    if "\\u0000" in text and _has_nul(attributes):
-        raise InvalidEvent(
-            "the event contains the NUL character (\\u0000), which cannot be stored; remove it "
-            "or send the value base64-encoded"
-        )
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+        storable_json(attributes, what="the event")
+    except Unstorable as problem:
+        raise _fail(str(problem), attributes) from None
 
 
 def check_size(size: int, max_size: int) -> None:

@@ -50,6 +50,7 @@ from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import (
     EventToRoute,
+    RoutingRefused,
     RoutingStale,
     SubscriptionShape,
     definitions_stamp,
@@ -188,16 +189,30 @@ class EventRouter:
                 except trio.WouldBlock:
                     break
             for source, items in by_source(batch, _source_of).items():
-                try:
-                    outcome = await self.route([i.event for i in items], source=source)
-                except Exception as exc:  # handed to each submitter, who answers the client
-                    for item in items:
-                        item.error = exc
-                        item.done.set()
-                    continue
-                for item, result in zip(items, outcome.events, strict=True):
-                    item.outcome = result
-                    item.done.set()
+                await self._route_submissions(items, source)
+
+    async def _route_submissions(self, items: list[_Submission], source: str) -> None:
+        """Route ``items`` together; when PostgreSQL refuses a value of the batch, each alone,
+        so only the submitter of the refused event gets the error."""
+        try:
+            outcome = await self.route([i.event for i in items], source=source)
+        except RoutingRefused as exc:
+            if len(items) == 1:
+                items[0].error = exc
+                items[0].done.set()
+                return
+            logger.warning("routing %d submitted events one at a time: %s", len(items), exc)
+            for item in items:
+                await self._route_submissions([item], source)
+            return
+        except Exception as exc:  # handed to each submitter, who answers the client
+            for item in items:
+                item.error = exc
+                item.done.set()
+            return
+        for item, result in zip(items, outcome.events, strict=True):
+            item.outcome = result
+            item.done.set()
 
     async def route(
         self, events: Sequence[CloudEvent], *, source: str, consume: Consume | None = None

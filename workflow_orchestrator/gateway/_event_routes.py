@@ -19,6 +19,7 @@ from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.events import EventOutcome, InvalidEvent, parse_http_request
 from workflow_orchestrator.gateway._json import json_response
 from workflow_orchestrator.gateway._problems import problem_response
+from workflow_orchestrator.storage.events import RoutingRefused
 
 __all__ = ["EventSubmitter", "event_routes"]
 
@@ -44,7 +45,11 @@ def event_routes(router: EventSubmitter) -> Blueprint:
         except InvalidEvent as exc:
             logger.info("rejected an event posted over HTTP: %s", exc)
             return problem_response(400, "invalid-event", "Invalid CloudEvent", str(exc))
-        outcome = await router.submit(event, source="http")
+        try:
+            outcome = await router.submit(event, source="http")
+        except RoutingRefused as exc:  # PostgreSQL refused a value of this event alone
+            logger.info("refused an event posted over HTTP: %s", exc)
+            return problem_response(400, "invalid-event", "Invalid CloudEvent", str(exc))
         return json_response(
             {
                 "id": event.attributes.get("id"),

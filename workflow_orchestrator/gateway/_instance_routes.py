@@ -37,6 +37,7 @@ from workflow_orchestrator.storage import (
     DefinitionNotFound,
     InstanceNotFound,
     InvalidStatusTransition,
+    Unstorable,
 )
 from workflow_orchestrator.storage.definitions import InvalidCursor
 from workflow_orchestrator.storage.instances import (
@@ -221,6 +222,8 @@ def instance_routes(
             record, created = await runtime.start_instance(start_request)
         except DefinitionNotFound as exc:
             return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
+        except Unstorable as exc:  # a NUL, NaN, a lone surrogate... that PostgreSQL cannot store
+            return problem_response(400, "invalid-body", "Invalid Request Body", str(exc))
         except InputInvalid as exc:
             return problem_response(
                 422,

@@ -5,7 +5,9 @@ instance's last committed snapshot (or its input), runs the interpreter with dur
 until the instance completes, faults or parks on a wait, and then stops. A wait's timer, an
 event or a command brings it back as a fresh actor from the snapshot.
 
-A bug in our code (an exception that is not a workflow error) crashes the actor; its supervisor
+A value PostgreSQL cannot store ends the instance faulted, without the value (see
+``_effects``), never a crash. A bug in our code (an exception that is not a workflow error)
+crashes the actor; its supervisor
 restarts it and it resumes from the last committed snapshot. After ``MAX_ATTEMPTS`` restarts
 the instance is marked faulted with the error, instead of being retried forever.
 
@@ -26,7 +28,7 @@ from workflow_orchestrator.actors import Actor, ActorContext, StopReason
 from workflow_orchestrator.dsl import Interpreter
 from workflow_orchestrator.dsl.runtime import ExecutionState
 from workflow_orchestrator.errors import exception_leaves
-from workflow_orchestrator.instances._effects import DurableEffects, Parked
+from workflow_orchestrator.instances._effects import CommittedWithout, DurableEffects, Parked
 from workflow_orchestrator.instances._fault import fault_instance
 from workflow_orchestrator.instances._ports import InstancePorts
 from workflow_orchestrator.storage import LeaseLost
@@ -164,6 +166,10 @@ class InstanceActor(Actor[Any]):
                 resumed=bool(saved),
             )
             await self._drive(interpreter, effects, state)
+        except* CommittedWithout:
+            # A commit held a value PostgreSQL cannot store: the instance ended without it
+            # (committed and logged by the effects); nothing runs on.
+            pass
         except* LeaseLost as lost:
             # Another replica owns the partition now and runs the instance from its snapshot.
             logger.warning(

@@ -27,6 +27,11 @@ it at the earliest due time (or the router on an event) from that snapshot, whos
 deletes the timers. A timeout's timer never parks by itself: the work it guards parks, with the
 timer among its rows. Memory then grows with running instances, not waiting ones.
 
+A commit holding a value PostgreSQL cannot store (``SnapshotUnstorable``: a NUL character,
+NaN, nesting too deep...) is not retried: the instance is committed faulted from its last
+committed state, with an error naming the value and where it is (``_unstorable``), and the
+run unwinds with ``CommittedWithout``. Other instances of the same batch are not affected.
+
 Events: a ``listen`` first takes the events delivered to the instance's inbox (loaded with the
 activation, oldest first); when none is left it parks, committing its subscriptions (see
 ``_listening``) with the waiting snapshot. The router then puts matching events in the inbox
@@ -76,15 +81,17 @@ from workflow_orchestrator.instances._state_size import (
     state_size_exceeded,
     without_data,
 )
+from workflow_orchestrator.instances._unstorable import commit_unstorable
 from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InboxEvent,
     InstanceStatus,
     OutgoingEvent,
+    SnapshotUnstorable,
     TimerRow,
 )
 
-__all__ = ["DurableEffects", "Parked", "secret_from_environment"]
+__all__ = ["CommittedWithout", "DurableEffects", "Parked", "secret_from_environment"]
 
 SECRET_PREFIX = "WORKFLOW_SECRET_"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]")
@@ -98,6 +105,17 @@ class Parked(Exception):
     def __init__(self, wake_at: datetime | None) -> None:
         super().__init__("instance parked")
         self.wake_at = wake_at
+
+
+class CommittedWithout(Exception):
+    """A commit held a value PostgreSQL cannot store: the instance was committed ``status``
+    (faulted, or the status a command asked) from its last committed state instead; the run
+    ends."""
+
+    def __init__(self, status: InstanceStatus, refused: SnapshotUnstorable) -> None:
+        super().__init__(f"instance committed {status} without its last changes")
+        self.status = status
+        self.refused = refused
 
 
 def secret_from_environment(name: str) -> Any:
@@ -255,7 +273,14 @@ class DurableEffects:
             self._subscribed = bool(snapshot.subscriptions)
         if snapshot.timers is not None:
             self._timed = bool(snapshot.timers)
-        await self.ports.snapshots.write(snapshot)
+        try:
+            await self.ports.snapshots.write(snapshot)
+        except SnapshotUnstorable as refused:
+            # Retrying cannot help: end the instance alone, without the value (never a crash).
+            status = await commit_unstorable(
+                self.ports, self._target, snapshot, refused, ask.status
+            )
+            raise CommittedWithout(status, refused) from None
         self.ports.committed(self.instance_id, snapshot.status)
 
     def _within_state_size(self, state: dict[str, Any], ask: CommitAsk) -> CommitAsk:

@@ -46,6 +46,7 @@ from workflow_orchestrator.storage.instances import (
     Retry,
     SubscriptionRow,
     TimerRow,
+    check_snapshot,
     partition_of,
 )
 from workflow_orchestrator.storage.instances._snapshot_outcomes import diagnose, lease_lost
@@ -432,6 +433,7 @@ class InMemoryInstanceStore:
     async def write(self, snapshot: InstanceSnapshot) -> None:
         """Apply ``snapshot`` as the ``SnapshotWriter``'s statement does, or raise its error."""
         await trio.lowlevel.checkpoint()
+        check_snapshot(snapshot)  # what PostgreSQL cannot store fails as with the writer
         epoch = snapshot.lease_epoch
         if epoch is None:
             epoch = self.epoch_of(snapshot.partition)

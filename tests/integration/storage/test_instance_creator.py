@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
@@ -132,13 +133,15 @@ async def test_version_checks(database_url: str) -> None:
 
 
 async def test_an_error_of_the_server_makes_every_start_retry(database_url: str) -> None:
-    """An input PostgreSQL rejects (NaN is not JSON) fails no other start: all retry alone."""
+    """A start PostgreSQL rejects (an idempotency key too large for its index; what the
+    checks refuse before a batch is in test_poison_starts) fails no other start: all retry
+    alone."""
     with trio.fail_after(60):
         async with open_storage(database_url) as database, trio.open_nursery() as nursery:
             await register_sample(database)
             creator = await with_creator(database, nursery)
             outcomes = await create_all(
-                creator, [start(input={"x": float("nan")}), start(), start()]
+                creator, [start(idempotency_key=secrets.token_urlsafe(9_000)), start(), start()]
             )
             count = await database.fetchval("SELECT count(*) FROM workflow_instances")
             nursery.cancel_scope.cancel()

@@ -328,13 +328,28 @@ def test_nan_and_infinity_are_refused() -> None:
     text = '{"specversion": "1.0", "id": "e-1", "source": "/o", "type": "t", "data": {"x": NaN}}'
     with pytest.raises(InvalidEvent) as caught:
         parse_json_event(text)
-    assert str(caught.value).startswith("the event contains NaN or Infinity")
+    assert str(caught.value) == (
+        "the event holds nan, which JSON does not allow; use a number, null or a string at /data/x"
+    )
 
 
 def test_nul_character_is_refused_but_an_escaped_backslash_is_not() -> None:
     """A NUL anywhere is refused (PostgreSQL cannot store it); the text '\\u0000' is fine."""
-    assert rejection(event(data={"note": "a\x00b"})).startswith(
-        "the event contains the NUL character"
+    assert rejection(event(data={"note": "a\x00b"})) == (
+        "the event holds the NUL character (\\u0000), which PostgreSQL cannot store; remove it "
+        "or encode the value (for example base64) at /data/note"
     )
     kept = parse_json_event(body(data={"note": "a\\u0000b"}))
     assert kept.attributes["data"] == {"note": "a\\u0000b"}
+
+
+def test_lone_surrogate_and_deep_nesting_are_refused() -> None:
+    """A lone surrogate and nesting deeper than JSON can encode are refused where they are."""
+    deep: Any = 0
+    for _ in range(1_500):
+        deep = [deep]
+    assert rejection(event(data={"name": "\ud83d"})) == (
+        "the event holds a lone UTF-16 surrogate, which is not valid Unicode; send valid UTF-8 "
+        "text at /data/name"
+    )
+    assert rejection(event(data=deep)).startswith("the event nests deeper than 256 levels")

@@ -40,6 +40,7 @@ from workflow_orchestrator.storage.events._records import (
 from workflow_orchestrator.storage.events._routing import (
     EventToRoute,
     RoutedBatch,
+    RoutingRefused,
     RoutingStale,
     StarterVersion,
     StartSlot,
@@ -66,6 +67,7 @@ __all__ = [
     "EventToRoute",
     "OutboxRow",
     "RoutedBatch",
+    "RoutingRefused",
     "RoutingStale",
     "StartSlot",
     "StarterVersion",

@@ -29,6 +29,8 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._errors import StorageError
+from workflow_orchestrator.storage._row_errors import ROW_ERRORS
 from workflow_orchestrator.storage.events._wake import notify_wake
 from workflow_orchestrator.storage.instances import (
     INSTANCE_COLUMNS,
@@ -42,6 +44,7 @@ from workflow_orchestrator.storage.instances import (
 __all__ = [
     "EventToRoute",
     "RoutedBatch",
+    "RoutingRefused",
     "RoutingStale",
     "StartSlot",
     "StarterVersion",
@@ -63,6 +66,12 @@ class RoutingStale(Exception):
         )
         self.shapes = shapes
         self.definitions = definitions
+
+
+class RoutingRefused(StorageError, ValueError):
+    """PostgreSQL refused a value of the batch (a data error or a limit tied to one event,
+    such as an id too long for its index); nothing was committed. Route the events one at a
+    time to find the one refused."""
 
 
 # Changes whenever a definition is registered or deleted (the table is small).
@@ -199,8 +208,9 @@ async def route_batch(
     """Route ``events`` in one transaction (see the module docstring).
 
     Raises ``RoutingStale`` when a shape newer than ``shapes_version`` exists or the
-    definitions' stamp is not ``definitions_stamp``, and the driver's error on a database
-    failure; either way nothing was committed.
+    definitions' stamp is not ``definitions_stamp``, ``RoutingRefused`` when PostgreSQL refused
+    a value of the batch, and the driver's error on another database failure; either way
+    nothing was committed.
     """
     bodies = [_dumps(e.event) for e in events]
     local = set(local_partitions)
@@ -312,7 +322,14 @@ async def route_batch(
             unmatched_types=tuple(events[i].type for i in unmatched),
         )
 
-    return await database.run(work)
+    try:
+        return await database.run(work)
+    except ROW_ERRORS as exc:
+        what = "the event" if len(events) == 1 else f"a batch of {len(events)} events"
+        raise RoutingRefused(
+            f"PostgreSQL refused {what} ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "shorten or change the event"
+        ) from exc
 
 
 async def _fill_slots(

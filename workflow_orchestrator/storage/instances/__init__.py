@@ -7,7 +7,8 @@ What the instances part (and the API's instance routes) read and write:
   ``list_recoverable``, ``set_status``, ``instance_history``, ...);
 - the group-commit ``SnapshotWriter`` and what a snapshot writes (``InstanceSnapshot`` with its
   ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
-  statement per batch from one row type per table;
+  statement per batch from one row type per table; a snapshot holding a value PostgreSQL
+  cannot store fails alone with ``SnapshotUnstorable``;
 - the batching ``InstanceCreator``;
 - retention: ``delete_expired_instances`` of finished instances, in batches.
 """
@@ -40,6 +41,10 @@ from workflow_orchestrator.storage.instances._retention import (
     RetentionOverride,
     delete_expired_instances,
     retention_overrides,
+)
+from workflow_orchestrator.storage.instances._snapshot_check import (
+    SnapshotUnstorable,
+    check_snapshot,
 )
 from workflow_orchestrator.storage.instances._snapshot_rows import (
     HistoryRow,
@@ -78,10 +83,12 @@ __all__ = [
     "RetentionBatch",
     "RetentionOverride",
     "Retry",
+    "SnapshotUnstorable",
     "SnapshotWriter",
     "SnapshotWriterStatistics",
     "SubscriptionRow",
     "TimerRow",
+    "check_snapshot",
     "create_instance",
     "delete_expired_instances",
     "fetch_inbox",

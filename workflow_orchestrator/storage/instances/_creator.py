@@ -22,6 +22,10 @@ inserted only if it still is (a version registered or deleted since makes it ``R
   for every start of the batch, so each gets its own outcome (and error) from
   ``create_instance``; nothing of the batch was inserted (the statement is its own
   transaction).
+- ``Unstorable`` (a ``ValueError``, the client's mistake: answer 400) at once, before the start
+  joins a batch, when the input, business key or idempotency key holds what PostgreSQL cannot
+  store (the NUL character, a lone surrogate, NaN or an infinity, nesting too deep); the
+  message names the field and where in it (``check_start``).
 - ``DatabaseUnavailable`` when the connection failed or the batch timed out (it may or may not
   have been committed, as with an interrupted ``create_instance``), or the creator is not
   running.
@@ -33,7 +37,6 @@ losers are read back after the INSERT, in the same crossing.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -43,6 +46,7 @@ import trio
 
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._errors import DatabaseUnavailable
+from workflow_orchestrator.storage._storable import check_storable, storable_json
 from workflow_orchestrator.storage.instances._records import (
     DEFAULT_PARTITION_COUNT,
     INSTANCE_COLUMNS,
@@ -52,7 +56,7 @@ from workflow_orchestrator.storage.instances._records import (
 )
 from workflow_orchestrator.storage.instances._status import InstanceStatus
 
-__all__ = ["InstanceCreator", "NewInstance", "Retry"]
+__all__ = ["InstanceCreator", "NewInstance", "Retry", "check_start"]
 
 _INSERT_SQL = f"""
 WITH batch AS (
@@ -107,8 +111,14 @@ class NewInstance:
     idempotency_key: str | None = None
 
 
-def _encode(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+def check_start(input: Any, business_key: str | None, idempotency_key: str | None) -> str | None:
+    """The input's JSON text (None for no input); raises ``Unstorable`` naming the field when
+    PostgreSQL cannot store the input, the business key or the idempotency key."""
+    if business_key is not None:
+        check_storable(business_key, what="the businessKey")
+    if idempotency_key is not None:
+        check_storable(idempotency_key, what="the idempotency key")
+    return None if input is None else storable_json(input, what="the input")
 
 
 Outcome = tuple[InstanceRecord, bool] | Retry
@@ -149,8 +159,9 @@ class InstanceCreator:
     async def create(self, item: NewInstance) -> Outcome:
         """Insert ``item`` with the next batch; see the module docstring for the outcomes.
 
-        Raises ``DatabaseUnavailable`` when the creator is not running, or on a database
-        error or timeout of the batch. If the caller is cancelled while waiting, the
+        Raises ``Unstorable`` when PostgreSQL cannot store the input or a key (before the
+        start joins a batch), ``DatabaseUnavailable`` when the creator is not running, or on a
+        database error or timeout of the batch. If the caller is cancelled while waiting, the
         instance may still be created (without an idempotency key nobody finds it again,
         as with a cancelled ``create_instance``).
         """
@@ -158,12 +169,11 @@ class InstanceCreator:
             raise DatabaseUnavailable(
                 "the instance creator is not running", database=self.database.location.display()
             )
+        # Here, so that an input PostgreSQL cannot store fails only its own start.
+        encoded = check_start(item.input, item.business_key, item.idempotency_key)
         instance_id = uuid.uuid4()
         pending = _Pending(
-            item,
-            instance_id,
-            partition_of(instance_id, self.partition_count),
-            _encode(item.input),  # here, so that an input that is not JSON fails only its start
+            item, instance_id, partition_of(instance_id, self.partition_count), encoded
         )
         await self._send.send(pending)
         await pending.done.wait()

@@ -32,6 +32,7 @@ from workflow_orchestrator.storage.definitions._repository import (
     InvalidCursor,
     definition_not_found,
 )
+from workflow_orchestrator.storage.instances._creator import check_start
 from workflow_orchestrator.storage.instances._records import (
     DEFAULT_PARTITION_COUNT,
     INSTANCE_COLUMNS,
@@ -155,8 +156,11 @@ async def create_instance(
     Returns ``(record, created)``. ``definition_version=None`` starts the latest live version.
     A key that was used before returns the existing instance whatever the other arguments say
     (the caller may compare them) and even if its definition was deleted since. Raises
-    ``DefinitionNotFound`` when the definition (version) is missing or deleted. One crossing.
+    ``DefinitionNotFound`` when the definition (version) is missing or deleted, and
+    ``Unstorable`` (before any I/O) when PostgreSQL cannot store the input or a key. One
+    crossing.
     """
+    check_start(input, business_key, idempotency_key)
     instance_id = uuid.uuid4()
     partition = partition_of(instance_id, partition_count)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.storage.instances._snapshot_check import JsonTexts
 from workflow_orchestrator.storage.instances._snapshot_rows import (
     HistoryRow,
     InstanceSnapshot,
@@ -44,6 +45,7 @@ __all__ = [
     "BatchPlan",
     "BatchRows",
     "plan_batch",
+    "split_plan",
     "statement_arguments",
 ]
 
@@ -79,8 +81,15 @@ class BatchPlan:
     rows: BatchRows
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+def _dumps(value: Any, texts: JsonTexts) -> str | None:
+    """``value`` as JSON text: the text ``encode_snapshot`` made of this very object, else
+    encoded now."""
+    if value is None:
+        return None
+    known = texts.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    return json.dumps(value, separators=(",", ":"))
 
 
 # -- columns ------------------------------------------------------------------------------------
@@ -129,7 +138,7 @@ class _Group:
         head = [("instance_id", "uuid")] if self.keyed else []
         return head + [(c.name, c.sql_type) for c in self.columns]
 
-    def arrays(self, rows: Sequence[Any]) -> list[list[Any]]:
+    def arrays(self, rows: Sequence[Any], texts: JsonTexts) -> list[list[Any]]:
         if not self.columns:
             return [list(rows)]
         arrays: list[list[Any]] = []
@@ -139,7 +148,7 @@ class _Group:
             items = [row for _, row in rows]
         for column in self.columns:
             values = map(column.get, items)
-            arrays.append([_dumps(v) for v in values] if column.json else list(values))
+            arrays.append([_dumps(v, texts) for v in values] if column.json else list(values))
         return arrays
 
 
@@ -323,11 +332,14 @@ WHERE w.instance_id = ANY($1::uuid[])
 """
 
 
-def statement_arguments(owner_id: str, rows: BatchRows) -> list[Any]:
-    """The arguments of ``WRITE_SQL`` for ``rows`` (one array per column, in order)."""
+def statement_arguments(
+    owner_id: str, rows: BatchRows, texts: JsonTexts | None = None
+) -> list[Any]:
+    """The arguments of ``WRITE_SQL`` for ``rows`` (one array per column, in order);
+    ``texts`` are JSON values encoded already (``encode_snapshot``), by id."""
     arguments: list[Any] = [owner_id]
     for group in _GROUPS:
-        arguments.extend(group.arrays(getattr(rows, group.field)))
+        arguments.extend(group.arrays(getattr(rows, group.field), texts or {}))
     return arguments
 
 
@@ -388,3 +400,30 @@ def plan_batch(
         timers=[(i, row) for i, m in merged.items() for row in m.timers or ()],
     )
     return BatchPlan(written=written, unleased=tuple(unleased), rows=rows)
+
+
+def split_plan(plan: BatchPlan) -> list[BatchPlan]:
+    """``plan`` as one plan per instance written (each with that instance's rows only), to
+    commit the instances of a failed batch one at a time."""
+    rows = plan.rows
+    parts: dict[uuid.UUID, dict[str, list[Any]]] = {}
+    for index, snapshot in enumerate(rows.instances):
+        parts[snapshot.instance_id] = {
+            "instances": [snapshot],
+            "epochs": [rows.epochs[index]],
+            "history_counts": [rows.history_counts[index]],
+        }
+    for field in ("history", "subscriptions", "inbox_consumed", "outgoing", "timers"):
+        for pair in getattr(rows, field):
+            parts[pair[0]].setdefault(field, []).append(pair)
+    for field in ("subscriptions_replaced", "timers_replaced"):
+        for instance_id in getattr(rows, field):
+            parts[instance_id].setdefault(field, []).append(instance_id)
+    return [
+        BatchPlan(
+            written={instance_id: plan.written[instance_id]},
+            unleased=(),
+            rows=BatchRows(**fields),
+        )
+        for instance_id, fields in parts.items()
+    ]

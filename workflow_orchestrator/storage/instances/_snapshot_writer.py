@@ -31,7 +31,13 @@ Outcome per snapshot (the errors and messages of ``_snapshot_outcomes``):
   newer epoch than the snapshot's, or the lease expired).
 - two snapshots of one instance in a batch: the higher ``snapshot_version`` is written, the
   history rows of both are inserted (in version order), and both callers get its outcome.
-- database error or timeout: ``SnapshotWriteFailed`` for every snapshot of the batch.
+- a value PostgreSQL cannot store (checked by ``encode_snapshot`` before the snapshot joins a
+  batch: NUL, lone surrogates, NaN and infinities, nesting too deep, non-JSON types):
+  ``SnapshotUnstorable`` for that snapshot alone, naming the value and where it is.
+- a batch that fails on a row's data anyway (``ROW_ERRORS``: a check missed something, a
+  database-side limit) is committed again one instance at a time, in the same crossing: the
+  innocent snapshots commit, the guilty one gets ``SnapshotUnstorable`` (reason ``database``).
+- any other database error or timeout: ``SnapshotWriteFailed`` for every snapshot of the batch.
 - unknown instance: ``InstanceNotFound``; a version older than the stored one:
   ``SnapshotWriteFailed`` (versions must grow).
 
@@ -55,8 +61,14 @@ import attrs
 import trio
 
 from workflow_orchestrator.storage._database import Connection, Database
-from workflow_orchestrator.storage._errors import LeaseLost
+from workflow_orchestrator.storage._errors import LeaseLost, SnapshotWriteFailed
 from workflow_orchestrator.storage._leases import PartitionLeases
+from workflow_orchestrator.storage._row_errors import ROW_ERRORS
+from workflow_orchestrator.storage.instances._snapshot_check import (
+    JsonTexts,
+    encode_snapshot,
+    refused_by_database,
+)
 from workflow_orchestrator.storage.instances._snapshot_outcomes import (
     diagnose,
     failed_write,
@@ -70,6 +82,7 @@ from workflow_orchestrator.storage.instances._snapshot_statement import (
     WRITE_SQL,
     BatchPlan,
     plan_batch,
+    split_plan,
     statement_arguments,
 )
 
@@ -93,6 +106,7 @@ class SnapshotWriterStatistics:
 @attrs.define(eq=False)
 class _Pending:
     snapshot: InstanceSnapshot
+    texts: JsonTexts = attrs.field(factory=dict)
     done: trio.Event = attrs.field(factory=trio.Event)
     error: BaseException | None = None
 
@@ -154,13 +168,20 @@ class SnapshotWriter:
         """Return once ``snapshot`` and its history are committed.
 
         Raises ``LeaseLost`` when fenced, ``InstanceNotFound`` when the instance does not
-        exist, ``SnapshotWriteFailed`` on a database error or timeout, when the writer is not
-        running, or when it stopped first. Waits (backpressure) while ``max_queued`` snapshots
-        are queued. If the caller is cancelled while waiting, the snapshot may still commit.
+        exist, ``SnapshotUnstorable`` (at once, or after the batch) when PostgreSQL cannot
+        store one of its values, ``SnapshotWriteFailed`` on a database error or timeout, when
+        the writer is not running, or when it stopped first. Waits (backpressure) while
+        ``max_queued`` snapshots are queued. If the caller is cancelled while waiting, the
+        snapshot may still commit.
         """
         if self._state != "running":
             raise not_running(snapshot, started=self._state != "new")
-        pending = _Pending(snapshot)
+        try:
+            texts = encode_snapshot(snapshot)  # here: a poison value fails this write alone
+        except SnapshotWriteFailed:
+            self._failed += 1
+            raise
+        pending = _Pending(snapshot, texts)
         try:
             await self._send.send(pending)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -255,9 +276,14 @@ class SnapshotWriter:
                     )
         if not plan.written:
             return
+        texts: JsonTexts = {}
+        for pending in batch:
+            texts.update(pending.texts)
         try:
             with trio.fail_after(self.write_timeout):
-                outcomes = await self.database.run(lambda connection: self._write(connection, plan))
+                outcomes = await self.database.run(
+                    lambda connection: self._write(connection, plan, texts)
+                )
         except trio.TooSlowError:
             outcomes = self._fail_all(plan, f"no commit within {self.write_timeout:g}s", None)
         except Exception as exc:  # any database or driver error fails the batch, not the writer
@@ -297,12 +323,40 @@ class SnapshotWriter:
         return outcomes
 
     async def _write(
-        self, connection: Connection, plan: BatchPlan
+        self, connection: Connection, plan: BatchPlan, texts: JsonTexts
     ) -> dict[uuid.UUID, BaseException | None]:
-        """Runs on the asyncio side. The write is one statement, hence one transaction of its
-        own (no BEGIN/COMMIT round trips); the rare follow-up query only explains misses."""
+        """Runs on the asyncio side: the batch's statement; when it fails on a row's data, the
+        statement of each instance on its own, so only the guilty instance fails."""
+        try:
+            return await self._write_plan(connection, plan, texts)
+        except ROW_ERRORS as exc:
+            if len(plan.written) == 1:
+                ((snapshot, _),) = plan.written.values()
+                return {snapshot.instance_id: refused_by_database(snapshot, exc)}
+            logger.warning(
+                "snapshot batch of %d failed on one instance's data (%s: %s); committing its "
+                "instances one at a time",
+                len(plan.written),
+                type(exc).__name__,
+                " ".join(str(exc).split()),
+            )
+        outcomes: dict[uuid.UUID, BaseException | None] = {}
+        for part in split_plan(plan):
+            ((snapshot, _),) = part.written.values()
+            try:
+                outcomes.update(await self._write_plan(connection, part, texts))
+            except ROW_ERRORS as exc:
+                outcomes[snapshot.instance_id] = refused_by_database(snapshot, exc)
+        return outcomes
+
+    async def _write_plan(
+        self, connection: Connection, plan: BatchPlan, texts: JsonTexts
+    ) -> dict[uuid.UUID, BaseException | None]:
+        """The write is one statement, hence one transaction of its own (no BEGIN/COMMIT round
+        trips); the rare follow-up query only explains misses."""
         owner_id = self.leases.owner_id
-        rows = await connection.fetch(WRITE_SQL, *statement_arguments(owner_id, plan.rows))
+        arguments = statement_arguments(owner_id, plan.rows, texts)
+        rows = await connection.fetch(WRITE_SQL, *arguments)
         outcomes: dict[uuid.UUID, BaseException | None] = {r["instance_id"]: None for r in rows}
         missing = [i for i in plan.written if i not in outcomes]
         if missing:
