@@ -17,9 +17,12 @@ from tests.support.document_server import Document
 
 __all__ = [
     "INNOCENT",
+    "LOOPING_WAITER",
+    "TIGHT_LOOP",
     "PoisonRequest",
     "PoisonWorkflow",
     "innocent_definition",
+    "looping_waiter",
     "poison_documents",
     "poison_requests",
     "poison_workflows",
@@ -113,14 +116,6 @@ def poison_workflows(server: str) -> list[PoisonWorkflow]:
             "nul-value", """do:\n  - poison:\n      set:\n        v: '${ "a\\u0000b" }'\n""", "NUL"
         ),
         PoisonWorkflow(
-            "nan-value", "do:\n  - poison:\n      set:\n        v: ${ nan }\n", r"(?i)\bnan\b"
-        ),
-        PoisonWorkflow(
-            "infinite-value",
-            "do:\n  - poison:\n      set:\n        v: ${ infinite }\n",
-            r"(?i)\binf|infinit|non-finite",
-        ),
-        PoisonWorkflow(
             "deep-nesting",
             "do:\n  - poison:\n      set:\n        v: ${ reduce range(0; 1200) as $i (0; [.]) }\n",
             r"(?i)deep|depth|nest|recursion",
@@ -141,6 +136,20 @@ def poison_workflows(server: str) -> list[PoisonWorkflow]:
             f"do:\n  - ask:\n      call: http\n      with:\n        method: get\n"
             f"        endpoint: {server}/nul\n",
             "NUL",
+        ),
+        # jq itself writes NaN as null and infinities as +-1.797e308, so non-finite numbers
+        # come in as data: a JSON response that Python's parser reads as NaN and -Infinity.
+        PoisonWorkflow(
+            "response-with-nan",
+            f"do:\n  - ask:\n      call: http\n      with:\n        method: get\n"
+            f"        endpoint: {server}/nan\n",
+            r"(?i)\bnan\b|non-finite",
+        ),
+        PoisonWorkflow(
+            "response-with-infinity",
+            f"do:\n  - ask:\n      call: http\n      with:\n        method: get\n"
+            f"        endpoint: {server}/infinity\n",
+            r"(?i)\binf\b|infinity|non-finite",
         ),
         PoisonWorkflow(
             "response-over-10-mib",
@@ -303,6 +312,8 @@ def poison_documents(server: str) -> dict[str, Document]:
     huge = json.dumps({"blob": "x" * (11 * 1024 * 1024)}).encode()
     return {
         "/nul": Document(b'{"v": "a\\u0000b"}'),
+        "/nan": Document(b'{"v": NaN}'),
+        "/infinity": Document(b'{"v": -Infinity}'),
         "/huge": Document(huge),
         "/schema-bomb.yaml": Document(schema_bomb.encode(), "application/yaml"),
         "/openapi-bomb.yaml": Document(openapi_bomb.encode(), "application/yaml"),
