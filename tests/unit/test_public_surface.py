@@ -136,6 +136,7 @@ SURFACE = {
         "SupervisorStopped",
     },
     "workflow_orchestrator.config": {
+        "LimitSettings",
         "ClusterSettings",
         "ENVIRONMENT_OVERRIDES",
         "MASK",
