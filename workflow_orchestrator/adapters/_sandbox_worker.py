@@ -90,6 +90,11 @@ def main() -> None:
         except ValueError as error:
             _reply(stdout, b"e", str(error).encode())
             continue
+        except RecursionError:
+            _reply(
+                stdout, b"e", b"the result nests too deep (about 1,000 levels); flatten the data"
+            )
+            continue
         except MemoryError:
             _reply(stdout, b"m", b"")
             continue

@@ -275,3 +275,11 @@ async def test_open_expression_engine_passes_the_inline_input_limit() -> None:
         assert pool.started == 0
         assert await engine.evaluate("${ .a + 1 }", {"a": 1}, {}) == 2
         assert pool.started == 1
+
+
+async def test_a_result_nested_too_deep_is_an_expression_error(engine: ExpressionEngine) -> None:
+    """jq builds nesting Python cannot convert: the evaluation fails, the worker lives on."""
+    with pytest.raises(ExpressionError) as caught:
+        await engine.evaluate("${ reduce range(0; 1200) as $i (0; [.]) }", {}, {})
+    assert "nests too deep" in str(caught.value)
+    assert await engine.evaluate("${ [.a] }", {"a": 1}, {}) == [1]
