@@ -15,6 +15,7 @@ from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._instance_routes import instance_routes
 from workflow_orchestrator.gateway._openapi import openapi_routes
 from workflow_orchestrator.gateway._problems import install_problem_handlers
+from workflow_orchestrator.gateway._request_checks import install_request_checks
 from workflow_orchestrator.instances import InstanceRuntime, InterpreterSource
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
@@ -43,6 +44,7 @@ def create_api_app(
     app = QuartTrio("workflow_orchestrator.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install_problem_handlers(app)
+    install_request_checks(app)
     if metrics_enabled:
         install_request_metrics(app, metrics, "api")
     v1 = Blueprint("v1", __name__, url_prefix=context_path.rstrip("/") + "/v1")
