@@ -95,6 +95,10 @@ def install_problem_handlers(app: Quart) -> None:
             detail = f"{request.method} is not allowed on {request.path}" + (
                 f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
             )
+            if allowed:  # RFC 9110: a 405 names the methods the resource supports
+                response = problem_response(status, _kind_of(exc), exc.name, detail)
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+                return response
         return problem_response(status, _kind_of(exc), exc.name or "Error", str(detail))
 
     @app.errorhandler(Exception)

@@ -1,8 +1,12 @@
-"""Checks every API request passes before its route runs: the URL holds no NUL character.
+"""What every API request goes through before its route runs.
 
-PostgreSQL text cannot hold NUL (``%00``), so a path or query parameter with one would fail
-its query with a server error; it is refused here, once for every route, as a 400 problem
-naming the parameter.
+- The body is read to its end (at most ``MAX_CONTENT_LENGTH``, else 413), also when the route
+  (or a 404/405) never looks at it: hypercorn's HTTP/1.1 keep-alive stalls a connection whose
+  earlier requests left bodies unread, and the client then waits for an answer that never
+  comes.
+- The URL holds no NUL character: PostgreSQL text cannot hold NUL (``%00``), so a path or query
+  parameter with one would fail its query with a server error; it is refused here, once for
+  every route, as a 400 problem naming the parameter.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ def check_url_parameters() -> None:
 
 
 def install_request_checks(app: Quart) -> None:
-    """Run `check_url_parameters` before every request of ``app``."""
+    """Read the body and run `check_url_parameters` before every request of ``app``."""
 
     @app.before_request
     async def checked() -> None:
+        if request.content_length or "Transfer-Encoding" in request.headers:
+            await request.get_data(as_text=False)
         check_url_parameters()
