@@ -148,7 +148,8 @@ def _parse_start(body: Any, header_key: str | None) -> StartRequest:
     return StartRequest(
         definition_id=definition_id,
         version=body.get("version"),
-        input=body.get("input", {}),
+        # null is the same as no input: {} (the column holds a JSON value, never SQL NULL).
+        input=body["input"] if body.get("input") is not None else {},
         business_key=body.get("businessKey"),
         idempotency_key=key,
     )

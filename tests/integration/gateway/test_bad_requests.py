@@ -186,6 +186,20 @@ async def check_definitions_and_events(app: InProcessService) -> None:
         problem(response, 400, "invalid-event", "POST", EVENTS)
 
 
+async def check_unread_bodies(app: InProcessService) -> None:
+    """Requests whose bodies no route reads still get answers on a kept-alive connection."""
+    for _ in range(4):
+        with trio.fail_after(10):
+            listed = await app.api.request("GET", DEFINITIONS, content=b'{"a": 1}', headers=JSON)
+        assert listed.status_code == 200, listed.text
+    for _ in range(4):
+        with trio.fail_after(10):
+            response = await app.api.put(EVENTS, content=b'{"a": 1}', headers=JSON)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "OPTIONS, POST"
+        assert response.headers["Content-Type"] == PROBLEM_CONTENT_TYPE
+
+
 async def check_history_pages(app: InProcessService) -> None:
     started = await app.api.post(INSTANCES, json={"workflowDefinitionId": "steps"})
     instance_id = started.json()["id"]
@@ -225,7 +239,13 @@ async def test_a_clients_mistakes_are_4xx_problems(database_url: str) -> None:
             await check_instance_bodies(app)
             await check_url_parameters(app)
             await check_definitions_and_events(app)
+            await check_unread_bodies(app)
             await check_history_pages(app)
+            started = await app.api.post(
+                INSTANCES, json={"workflowDefinitionId": "echo", "input": None}
+            )
+            assert started.status_code == 201, started.text
+            assert started.json()["input"] == {}
             started = await app.api.post(
                 INSTANCES, json={"workflowDefinitionId": "echo", "input": {"fine": 1}}
             )
