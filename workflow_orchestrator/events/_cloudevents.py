@@ -20,7 +20,6 @@ Every rejection is an `InvalidEvent` whose message says what is wrong and how to
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -228,7 +227,7 @@ def _check_data(attributes: Mapping[str, Any]) -> None:
         if not isinstance(encoded, str):
             raise TypeError(encoded)
         base64.b64decode(encoded, validate=True)
-    except (TypeError, binascii.Error):
+    except (TypeError, ValueError):  # binascii.Error, and non-ASCII text, are ValueErrors
         raise _fail(
             "the event's 'data_base64' is not valid base64; encode binary data with "
             "standard base64 (RFC 4648, with padding)",

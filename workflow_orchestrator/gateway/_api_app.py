@@ -16,6 +16,7 @@ from workflow_orchestrator.gateway._instance_routes import instance_routes
 from workflow_orchestrator.gateway._openapi import openapi_routes
 from workflow_orchestrator.gateway._problems import install_problem_handlers
 from workflow_orchestrator.gateway._read_timeouts import install_read_timeout_handler
+from workflow_orchestrator.gateway._request_checks import install_request_checks
 from workflow_orchestrator.instances import InstanceRuntime, InterpreterSource
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.storage import Database
@@ -48,6 +49,7 @@ def create_api_app(
     install_problem_handlers(app)
     install_read_timeout_handler(app)
     reads = database.api_reads()
+    install_request_checks(app)
     if metrics_enabled:
         install_request_metrics(app, metrics, "api")
     v1 = Blueprint("v1", __name__, url_prefix=context_path.rstrip("/") + "/v1")

@@ -27,9 +27,16 @@ from workflow_orchestrator.definitions import (
     validation_limiter,
 )
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
-from workflow_orchestrator.gateway._json import json_response
+from workflow_orchestrator.gateway._json import invalid_body, json_response, unstorable_problem
 from workflow_orchestrator.gateway._problems import problem_response
-from workflow_orchestrator.storage import Database, DefinitionConflict, DefinitionNotFound
+from workflow_orchestrator.storage import (
+    MAX_JSON_DEPTH,
+    Database,
+    DefinitionConflict,
+    DefinitionNotFound,
+    Unstorable,
+    check_storable,
+)
 from workflow_orchestrator.storage.definitions import (
     DefinitionSummary,
     InvalidCursor,
@@ -45,17 +52,18 @@ __all__ = ["MAX_PAGE_SIZE", "definition_routes", "page_size"]
 MAX_PAGE_SIZE = 500
 
 
-def page_size(raw: str | None, default: int = 50) -> int | Response:
+def page_size(raw: str | None, default: int = 50, maximum: int = MAX_PAGE_SIZE) -> int | Response:
     """The ``limit`` query parameter, or a 400 problem saying what is allowed."""
     if raw is None:
         return default
-    if raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only ("²".isdigit() is true), and few enough that int() accepts them.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= maximum:
         return int(raw)
     return problem_response(
         400,
         "invalid-query-parameter",
         "Invalid Query Parameter",
-        f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {raw!r}",
+        f"limit must be a whole number from 1 to {maximum}, got {raw[:100]!r}",
         parameter="limit",
     )
 
@@ -94,7 +102,17 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
                 options=options,
                 limiter=validation_threads,
             )
+            # What PostgreSQL cannot store (NUL, NaN, ...) is the client's mistake, not a 500.
+            check_storable(submission.document, what="the workflow definition")
+            check_storable(submission.source_text, what="the definition's text")
             result = await register_submission(database, submission)
+        except RecursionError:
+            raise invalid_body(
+                f"the workflow definition nests deeper than {MAX_JSON_DEPTH} levels; flatten it",
+                reason="depth",
+            ) from None
+        except Unstorable as exc:
+            raise unstorable_problem(exc) from None
         except InvalidSubmission as exc:
             return problem_response(400, "invalid-body", "Invalid Request Body", str(exc))
         except InvalidDefinition as exc:

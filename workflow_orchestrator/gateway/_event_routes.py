@@ -19,6 +19,7 @@ from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.events import EventOutcome, InvalidEvent, parse_http_request
 from workflow_orchestrator.gateway._json import json_response
 from workflow_orchestrator.gateway._problems import problem_response
+from workflow_orchestrator.storage import MAX_JSON_DEPTH, Unstorable, check_depth, check_storable
 from workflow_orchestrator.storage.events import RoutingRefused
 
 __all__ = ["EventSubmitter", "event_routes"]
@@ -42,9 +43,19 @@ def event_routes(router: EventSubmitter) -> Blueprint:
         assert isinstance(body, bytes)
         try:
             event = parse_http_request(headers=dict(request.headers), body=body)
-        except InvalidEvent as exc:
+            # What the router's transaction could not store fails here, for this event alone.
+            check_depth(event.attributes, what="the event")
+            check_storable(event.attributes, what="the event")
+        except RecursionError:
+            detail = f"the event nests deeper than {MAX_JSON_DEPTH} levels; flatten its data"
+            logger.info("rejected an event posted over HTTP: %s", detail)
+            return problem_response(400, "invalid-event", "Invalid CloudEvent", detail)
+        except (InvalidEvent, Unstorable) as exc:
             logger.info("rejected an event posted over HTTP: %s", exc)
-            return problem_response(400, "invalid-event", "Invalid CloudEvent", str(exc))
+            extensions = {"pointer": exc.pointer} if isinstance(exc, Unstorable) else {}
+            return problem_response(
+                400, "invalid-event", "Invalid CloudEvent", str(exc), **extensions
+            )
         try:
             outcome = await router.submit(event, source="http")
         except RoutingRefused as exc:  # PostgreSQL refused a value of this event alone

@@ -17,14 +17,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, request
 
 from workflow_orchestrator.config._convert import parse_duration
 from workflow_orchestrator.gateway._definition_routes import page_size
-from workflow_orchestrator.gateway._json import json_response
+from workflow_orchestrator.gateway._json import (
+    json_response,
+    loads_strict,
+    parse_json_body,
+    require_json_media_type,
+    unstorable_problem,
+)
 from workflow_orchestrator.gateway._problems import problem_response
 from workflow_orchestrator.instances import (
     InputInvalid,
@@ -38,6 +44,8 @@ from workflow_orchestrator.storage import (
     InstanceNotFound,
     InvalidStatusTransition,
     Unstorable,
+    check_depth,
+    check_storable,
 )
 from workflow_orchestrator.storage.definitions import InvalidCursor
 from workflow_orchestrator.storage.instances import (
@@ -49,9 +57,18 @@ from workflow_orchestrator.storage.instances import (
     load_instance,
 )
 
-__all__ = ["MAX_WAIT_SECONDS", "instance_routes"]
+__all__ = [
+    "DEFAULT_HISTORY_PAGE",
+    "MAX_BUSINESS_KEY_LENGTH",
+    "MAX_HISTORY_PAGE",
+    "MAX_WAIT_SECONDS",
+    "instance_routes",
+]
 
 MAX_WAIT_SECONDS = 60.0
+MAX_BUSINESS_KEY_LENGTH = 1000
+DEFAULT_HISTORY_PAGE = 100
+MAX_HISTORY_PAGE = 1000
 _FIELDS = {"workflowDefinitionId", "version", "input", "businessKey", "idempotencyKey"}
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
@@ -119,7 +136,13 @@ def _parse_start(body: Any, header_key: str | None) -> StartRequest:
         raise _BadRequest("workflowDefinitionId is required: the id of a registered definition")
     for name in ("version", "businessKey", "idempotencyKey"):
         if body.get(name) is not None and not isinstance(body[name], str):
-            raise _BadRequest(f"{name} must be a string, got {json.dumps(body[name])}")
+            raise _BadRequest(f"{name} must be a string, got {json.dumps(body[name])[:100]}")
+    business_key = body.get("businessKey")
+    if business_key is not None and len(business_key) > MAX_BUSINESS_KEY_LENGTH:
+        raise _BadRequest(
+            f"businessKey is {len(business_key):,} characters, over the limit of "
+            f"{MAX_BUSINESS_KEY_LENGTH:,}; use a shorter key"
+        )
     key = body.get("idempotencyKey") or header_key
     if body.get("idempotencyKey") and header_key and body["idempotencyKey"] != header_key:
         raise _BadRequest("the Idempotency-Key header and idempotencyKey differ; send one of them")
@@ -128,7 +151,8 @@ def _parse_start(body: Any, header_key: str | None) -> StartRequest:
     return StartRequest(
         definition_id=definition_id,
         version=body.get("version"),
-        input=body.get("input", {}),
+        # null is the same as no input: {} (the column holds a JSON value, never SQL NULL).
+        input=body["input"] if body.get("input") is not None else {},
         business_key=body.get("businessKey"),
         idempotency_key=key,
     )
@@ -158,7 +182,12 @@ def _time_parameter(name: str) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         raise _BadRequest(f"{name} needs a time zone (e.g. a trailing Z), got {raw!r}", name)
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _BadRequest(
+            f"{name} is outside the range of dates (years 1 to 9999 in UTC), got {raw!r}", name
+        ) from None
 
 
 def _containment(prefix: str) -> dict[str, Any] | None:
@@ -171,8 +200,10 @@ def _containment(prefix: str) -> dict[str, Any] | None:
         if not all(path):
             raise _BadRequest(f"{name} has an empty path segment", name)
         try:
-            value = json.loads(raw)
-        except ValueError:
+            value = loads_strict(raw)
+            check_depth(value, what=name)
+            check_storable(value, what=name)
+        except (ValueError, RecursionError):  # Unstorable is a ValueError: keep the text
             value = raw
         node = result
         for part in path[:-1]:
@@ -181,6 +212,19 @@ def _containment(prefix: str) -> dict[str, Any] | None:
                 raise _BadRequest(f"{name} conflicts with another {prefix} filter", name)
         node[path[-1]] = value
     return result or None
+
+
+def _history_cursor(raw: str | None) -> int:
+    """The ``cursor`` of a history page: the ``seq`` after which it starts (0: the first)."""
+    if raw is None or raw == "":
+        return 0
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    raise _BadRequest(
+        f"cursor must be the nextCursor of the previous history page (a whole number), "
+        f"got {raw[:100]!r}",
+        "cursor",
+    )
 
 
 def _statuses() -> list[str] | None:
@@ -212,18 +256,17 @@ def instance_routes(
 
     @routes.post("")
     async def start() -> Response:
-        raw = await request.get_data(as_text=True)
-        try:
-            body = json.loads(raw) if raw.strip() else None
-        except ValueError as exc:
-            raise _BadRequest(f"the body is not valid JSON: {exc}") from None
+        raw = await request.get_data(as_text=False)
+        assert isinstance(raw, bytes)
+        require_json_media_type(request.headers.get("Content-Type"))
+        body = parse_json_body(raw) if raw.strip() else None
         start_request = _parse_start(body, request.headers.get("Idempotency-Key"))
         try:
             record, created = await runtime.start_instance(start_request)
         except DefinitionNotFound as exc:
             return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
-        except Unstorable as exc:  # a NUL, NaN, a lone surrogate... that PostgreSQL cannot store
-            return problem_response(400, "invalid-body", "Invalid Request Body", str(exc))
+        except Unstorable as exc:
+            raise unstorable_problem(exc) from None
         except InputInvalid as exc:
             return problem_response(
                 422,
@@ -312,7 +355,14 @@ def instance_routes(
 
     @routes.get("/<raw_id>/history")
     async def history(raw_id: str) -> Response:
-        entries = await instance_history(database, _instance_id(raw_id))
+        instance_id = _instance_id(raw_id)
+        limit = page_size(request.args.get("limit"), DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE)
+        if isinstance(limit, Response):
+            return limit
+        after = _history_cursor(request.args.get("cursor"))
+        # One entry more than the page tells whether another page follows.
+        entries = await instance_history(database, instance_id, after_seq=after, limit=limit + 1)
+        page = entries[:limit]
         return json_response(
             {
                 "items": [
@@ -323,8 +373,9 @@ def instance_routes(
                         "at": e.at.isoformat(),
                         "details": e.details,
                     }
-                    for e in entries
-                ]
+                    for e in page
+                ],
+                "nextCursor": str(page[-1].seq) if len(entries) > limit else None,
             }
         )
 

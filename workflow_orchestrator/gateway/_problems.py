@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from typing import Any
 
 from quart import Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-__all__ = ["PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_BASE",
+    "PROBLEM_CONTENT_TYPE",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://workflow-orchestrator.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 def problem_response(
@@ -31,10 +39,30 @@ def problem_response(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.path if request else None,
+        # A URI reference: what the path holds beyond URI characters, percent-encoded.
+        "instance": urllib.parse.quote(request.path, safe=_PATH_SAFE) if request else None,
     }
     body.update(extensions)
     return Response(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class ProblemError(Exception):
+    """A client's mistake, raised anywhere in a request and answered as its problem+json.
+
+    ``kind`` is the last segment of the ``type`` URI; ``extensions`` are extra members (such
+    as ``parameter`` or ``pointer``).
+    """
+
+    def __init__(self, status: int, kind: str, title: str, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.extensions = extensions
+
+    def response(self) -> Response:
+        return problem_response(self.status, self.kind, self.title, self.detail, **self.extensions)
 
 
 def _kind_of(exc: HTTPException) -> str:
@@ -44,6 +72,10 @@ def _kind_of(exc: HTTPException) -> str:
 
 def install_problem_handlers(app: Quart) -> None:
     """Turn HTTP errors (404, 405, ...) and unhandled exceptions into problem+json."""
+
+    @app.errorhandler(ProblemError)
+    async def client_error(exc: ProblemError) -> Response:
+        return exc.response()
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
@@ -63,6 +95,10 @@ def install_problem_handlers(app: Quart) -> None:
             detail = f"{request.method} is not allowed on {request.path}" + (
                 f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
             )
+            if allowed:  # RFC 9110: a 405 names the methods the resource supports
+                response = problem_response(status, _kind_of(exc), exc.name, detail)
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+                return response
         return problem_response(status, _kind_of(exc), exc.name or "Error", str(detail))
 
     @app.errorhandler(Exception)

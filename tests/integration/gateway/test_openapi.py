@@ -212,7 +212,7 @@ def test_helper_refuses_an_undocumented_status() -> None:
         assert_matches_openapi("GET", "/v1/workflow-definitions/{id}", 418, {})
     assert str(caught.value) == (
         "GET /v1/workflow-definitions/{id} answered 418, a status the OpenAPI document does not "
-        "declare; documented: ['200', '404', '500']"
+        "declare; documented: ['200', '400', '404', '500']"
     )
 
 

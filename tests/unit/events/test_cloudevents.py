@@ -212,7 +212,7 @@ def test_data_and_data_base64_together() -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["not base64!", "AAA", 12])
+@pytest.mark.parametrize("value", ["not base64!", "AAA", 12, "AA\u00e9="])
 def test_bad_data_base64(value: Any) -> None:
     """data_base64 must be standard, padded base64 text."""
     assert rejection(event(data_base64=value)) == (
