@@ -35,7 +35,6 @@ from workflow_orchestrator.storage import (
     DefinitionConflict,
     DefinitionNotFound,
     Unstorable,
-    check_storable,
 )
 from workflow_orchestrator.storage.definitions import (
     DefinitionSummary,
@@ -102,9 +101,6 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
                 options=options,
                 limiter=validation_threads,
             )
-            # What PostgreSQL cannot store (NUL, NaN, ...) is the client's mistake, not a 500.
-            check_storable(submission.document, what="the workflow definition")
-            check_storable(submission.source_text, what="the definition's text")
             result = await register_submission(database, submission)
         except RecursionError:
             raise invalid_body(

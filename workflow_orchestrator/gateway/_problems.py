@@ -15,6 +15,8 @@ from typing import Any
 from quart import Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from workflow_orchestrator.errors import OrchestratorError
+
 __all__ = [
     "PROBLEM_BASE",
     "PROBLEM_CONTENT_TYPE",
@@ -46,7 +48,7 @@ def problem_response(
     return Response(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
-class ProblemError(Exception):
+class ProblemError(OrchestratorError):
     """A client's mistake, raised anywhere in a request and answered as its problem+json.
 
     ``kind`` is the last segment of the ``type`` URI; ``extensions`` are extra members (such

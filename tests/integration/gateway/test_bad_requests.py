@@ -159,8 +159,9 @@ async def check_definitions_and_events(app: InProcessService) -> None:
     headers = {"Content-Type": "application/yaml"}
     nul = ECHO.replace("name: echo", "name: poison").replace("${ . }", '"a\\0b"')
     response = await app.api.post(DEFINITIONS, content=nul, headers=headers)
-    body = problem(response, 422, "unstorable-value", "POST", DEFINITIONS)
-    assert body["reason"] == "nul" and body["pointer"] == "/do/0/copy/set/got", body
+    body = problem(response, 422, "invalid-definition", "POST", DEFINITIONS)
+    assert body["problems"][0]["rule"] == "storable", body
+    assert body["problems"][0]["pointer"] == "/do/0/copy/set/got", body
     for value in (".nan", "-.inf"):
         text = ECHO.replace("name: echo", "name: poison").replace("${ . }", value)
         response = await app.api.post(DEFINITIONS, content=text, headers=headers)

@@ -1,4 +1,4 @@
-"""Starting an instance with an input PostgreSQL cannot store is the client's mistake: 400
+"""Starting an instance with an input PostgreSQL cannot store is the client's mistake: 422
 problem+json naming the field, never a 500, and the service goes on starting instances."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ do:
 """
 
 
-async def test_unstorable_input_and_business_key_answer_400(database_url: str) -> None:
+async def test_unstorable_input_and_business_key_answer_422(database_url: str) -> None:
     """A NUL in the input (first start and remembered-version start) or in the businessKey
-    answers 400 naming the field; a clean start right after answers 201."""
+    answers 422 naming the field; a clean start right after answers 201."""
     bodies = [
         {"workflowDefinitionId": "setter", "input": {"a": "x\u0000y"}},
         {"workflowDefinitionId": "setter", "input": {"a": "x\u0000y"}},
@@ -40,9 +40,9 @@ async def test_unstorable_input_and_business_key_answer_400(database_url: str) -
                     assert ok.status_code == 201, ok.text
             clean = await app.api.post(INSTANCES, json={"workflowDefinitionId": "setter"})
     for answer in answers:
-        assert answer.status_code == 400, answer.text
+        assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert "NUL character (\\u0000)" in answer.json()["detail"]
-    assert answers[0].json()["detail"].startswith("the input holds the NUL character")
-    assert answers[2].json()["detail"].startswith("the businessKey holds the NUL character")
+    assert answers[0].json()["pointer"] == "/input/a", answers[0].text
+    assert answers[2].json()["pointer"] == "/businessKey", answers[2].text
     assert clean.status_code == 201
