@@ -289,6 +289,7 @@ class Service:
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
+                max_active=workflows.max_active_instances,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
             )
             await nursery.start(runtime.run)

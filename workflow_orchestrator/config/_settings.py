@@ -401,6 +401,11 @@ class WorkflowSettings:
         default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
     )
     lifecycle_events: bool = True
+    # Capacity (issue 13): live instance actors at once; the rest queue for a slot.
+    max_active_instances: int = attrs.field(
+        default=10_000,
+        metadata=_meta(minimum=1, help="a number of instances at least 1, e.g. 10000"),
+    )
 
 
 @attrs.frozen(kw_only=True)
