@@ -296,6 +296,7 @@ class Service:
                 commit_every=workflows.limits.commit_every,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
+                max_active=workflows.max_active_instances,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
                 long_poll_recheck=self.settings.server.long_poll_recheck_interval,
             )

@@ -63,6 +63,7 @@ RSS_KILL = 2 * 1024**3  # beyond this the sampler kills the service to protect t
 OUTCOME_TIMEOUT = 90.0
 FROZEN_AFTER = 15.0  # seconds without a /health/live answer: send no more requests for now
 GIVE_UP_AFTER = 45.0  # ... and stop waiting for the instances' outcomes
+MIN_OBSERVATION = 10.0  # seconds the run is watched at least, however fast it ends
 HUGE_TYPE_EVENTS = 20
 HUGE_TYPES = "huge-type-events"
 METRICS_BOUND = 256 * 1024
@@ -75,10 +76,12 @@ TERMINAL = {"completed", "faulted", "cancelled"}
 WANTED_SETTINGS: dict[str, Any] = {
     "server.shutdownGracePeriod": f"{GRACE_SECONDS}s",
     "eventProcessing.source": "database",
-    "workflows.limits.tasksPerRun": 2000,
-    "workflows.limits.totalTasks": 5000,
-    "workflows.limits.loopIterations": 1000,
-    "workflows.limits.historyRows": 5000,
+    # A tight loop runs for some seconds before its limit ends it: long enough to show the
+    # service keeps answering meanwhile, and that SIGTERM stops loops that are still running.
+    "workflows.limits.tasksPerRun": 30000,
+    "workflows.limits.totalTasks": 60000,
+    "workflows.limits.loopIterations": 30000,
+    "workflows.limits.historyRows": 100000,
     "workflows.limits.commitEvery": 100,
     "workflows.limits.stateSize": "12MB",
     "workflows.maxActiveInstances": 32,
@@ -316,7 +319,8 @@ def _wait_for_outcomes(api: Api) -> None:
     poison_ids = [
         answer.json()["id"] for answer in run.poison_starts.values() if answer.status == 201
     ]
-    deadline = time.monotonic() + OUTCOME_TIMEOUT
+    started = time.monotonic()
+    deadline = started + OUTCOME_TIMEOUT
     while True:
         innocents = api.innocent_instances() or []
         for item in innocents:
@@ -327,7 +331,8 @@ def _wait_for_outcomes(api: Api) -> None:
                 if found is not None:
                     run.instances[instance_id] = found
         watched = [*run.innocent_ids.values(), *poison_ids]
-        if all(run.instances.get(i, {}).get("status") in TERMINAL for i in watched):
+        ended = all(run.instances.get(i, {}).get("status") in TERMINAL for i in watched)
+        if ended and time.monotonic() - started >= MIN_OBSERVATION:
             return
         if time.monotonic() > deadline or api.gone(patience=GIVE_UP_AFTER):
             return

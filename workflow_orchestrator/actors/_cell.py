@@ -197,6 +197,17 @@ class ActorCell(ChildRecord, Generic[M]):
         if not self.running and self.state in _RUNNABLE:
             self.schedule()
 
+    def enqueue_first(self, message: object) -> None:
+        """Put ``message`` at the head of the mailbox, past its capacity (a system message
+        that must not be lost to a full mailbox, e.g. a restarted actor's recovery)."""
+        if self.state not in _ACCEPTING:
+            raise ActorStopped(self.path, message_type(message))
+        if self.mailbox is None:
+            self.mailbox = deque()
+        self.mailbox.appendleft(message)
+        if not self.running and self.state in _RUNNABLE:
+            self.schedule()
+
     async def put(self, message: object) -> None:
         """Append, waiting for space; a checkpoint whether or not it waits."""
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -66,6 +66,12 @@ class ActorContext(Generic[M]):
         """The failure that caused the latest restart, or None."""
         return self._cell.last_failure
 
+    def tell_self_first(self, message: M) -> None:
+        """Queue ``message`` to this actor ahead of everything queued, whatever the mailbox's
+        capacity: what a restarted actor must handle first (its recovery) is never refused
+        by a full mailbox. Raises ``ActorStopped`` once the actor has stopped."""
+        self._cell.enqueue_first(message)
+
     def stop(self) -> None:
         """Stop this actor after the current message (a normal exit, as OTP's ``stop``)."""
         self._cell.stop_requested = True

@@ -11,6 +11,8 @@ from workflow_orchestrator.actors._messages import Ask, message_type
 from workflow_orchestrator.actors._snapshot import snapshot_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from workflow_orchestrator.actors._cell import ActorCell
     from workflow_orchestrator.actors._lifecycle import StopReason
     from workflow_orchestrator.actors._snapshot import ChildSnapshot
@@ -96,6 +98,11 @@ class ActorRef(Generic[M]):
         finally:
             cell.remove_watcher(notify)
         return reasons[0]
+
+    def notify_stopped(self, callback: Callable[[StopReason], None]) -> None:
+        """Call ``callback(reason)`` once, synchronously, when the actor stops for good (at
+        once if it has); no task is kept meanwhile. Restarts do not count as stops."""
+        self._cell.add_watcher(callback)
 
     def statistics(self) -> ChildSnapshot:
         """A frozen snapshot of this actor (state, restarts, mailbox, uptime)."""

@@ -478,6 +478,11 @@ class WorkflowSettings:
         default=10 * 1024 * 1024,
         metadata=_meta(kind="size", minimum=1024, help="a size such as 10MB"),
     )
+    # Capacity (issue 13): live instance actors at once; the rest queue for a slot.
+    max_active_instances: int = attrs.field(
+        default=10_000,
+        metadata=_meta(minimum=1, help="a number of instances at least 1, e.g. 10000"),
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -15,7 +15,8 @@ I/O-free functions of ``_matching``, this module loads their inputs and performs
 - ``storage.events.route_batch`` commits it all in one transaction (deduplication, inbox rows,
   instances, retained unmatched events, the source's own statements);
 - the instances of this replica's partitions are activated from what the transaction returned
-  (no further reads); the other replicas are notified by the transaction.
+  (no further reads; at most a page, the rest drained by the runtime from the database); the
+  other replicas are notified by the transaction.
 
 ``submit`` is for one event at a time (the HTTP endpoint): concurrent submissions are batched
 into one ``route`` by ``run``, which also purges expired deduplication records, retained events
@@ -283,8 +284,13 @@ class EventRouter:
                     await self.refresh_starters()
                 continue
             break
+        # Bounded: at most a page of activations comes back; a larger wake-up is drained
+        # from the database by the runtime. Activating waits (a bounded time) for room in
+        # the runtime's queue, which slows this batch's source instead of growing memory.
         for activation in routed.activations:
             await self.runtime.activate(activation.record.instance_id, activation)
+        if routed.backlog:
+            self.runtime.request_drain()
         self.routed_total += len(events)
         self.last_routed_at = time.time()
         if metrics is not None:

@@ -2,7 +2,8 @@
 partitions are announced by the routing transaction on ``workflow_wake``; the owner activates
 them. A sweep catches what a lost notification (a dropped LISTEN connection) missed: waiting
 instances of this replica's partitions with events in their inbox, and pending instances that
-nobody runs, both older than ``sweep_after`` seconds.
+nobody runs, both older than ``sweep_after`` seconds. A ``*`` in a payload (a wake-up too large
+to name every instance) makes the runtime drain its backlog from the database in pages.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from workflow_orchestrator.storage import Database, NotificationListener, Partit
 from workflow_orchestrator.storage.events import WAKE_CHANNEL, instances_to_wake
 from workflow_orchestrator.storage.instances import partition_of
 
-__all__ = ["WakeListener", "wake_target"]
+__all__ = ["DRAIN_ALL", "WakeListener", "wake_target"]
+
+#: The payload item that asks every owner to drain its backlog of instances with events.
+DRAIN_ALL = "*"
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class WakeListener:
 
     async def _activate(self, ids: list[str]) -> None:
         held = self.leases.current().partitions
+        if DRAIN_ALL in ids:
+            self.runtime.request_drain()  # more than a notification names: read them back
         for text in ids:
             # Asked per id: an activation makes the instance live, so a repeated id is skipped.
             instance_id = wake_target(text, held, self.runtime.live)

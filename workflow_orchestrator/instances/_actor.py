@@ -16,6 +16,7 @@ Everything it uses of the service comes in its ``InstancePorts``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from functools import partial
@@ -24,7 +25,7 @@ from typing import Any
 import attrs
 import trio
 
-from workflow_orchestrator.actors import Actor, ActorContext, StopReason
+from workflow_orchestrator.actors import Actor, ActorContext, ActorRef, MailboxFull, StopReason
 from workflow_orchestrator.dsl import Interpreter
 from workflow_orchestrator.dsl.runtime import ExecutionState
 from workflow_orchestrator.errors import exception_leaves
@@ -74,7 +75,9 @@ class InstanceActor(Actor[Any]):
     async def on_start(self, ctx: ActorContext[Any]) -> None:
         self.ports.live.add(self.instance_id, self)
         if ctx.restart_count:
-            ctx.self_ref.tell_nowait(Recover(attempt=ctx.restart_count))
+            # Ahead of what is queued and past the mailbox's capacity: a full mailbox must
+            # not refuse the recovery (the restart would fail for ever, never faulting).
+            ctx.tell_self_first(Recover(attempt=ctx.restart_count))
 
     async def on_stop(self, ctx: ActorContext[Any], reason: StopReason) -> None:
         self._accepting = False
@@ -98,7 +101,22 @@ class InstanceActor(Actor[Any]):
             failure = ctx.last_failure
             if message.attempt >= MAX_ATTEMPTS:
                 self._accepting = False
-                await fault_instance(self.ports, self.instance_id, failure, message.attempt)
+                try:
+                    await fault_instance(self.ports, self.instance_id, failure, message.attempt)
+                except Exception as exc:  # the actor stops whatever happened
+                    # Never a crash loop: the instance stays as committed; recovery or a
+                    # command deals with it later.
+                    logger.error(
+                        "workflow instance %s could not be marked faulted after %d runtime "
+                        "failures: %s: %s",
+                        self.instance_id,
+                        message.attempt,
+                        type(exc).__name__,
+                        exc,
+                        extra={"instance_id": str(self.instance_id)},
+                    )
+                finally:
+                    self._settled.set()
                 ctx.stop()
                 return
             logger.warning(
@@ -118,13 +136,21 @@ class InstanceActor(Actor[Any]):
         self._accepting = False
         ctx.stop()
 
-    async def interrupt(self, status: InstanceStatus) -> None:
-        """Stop the run and record ``status`` (cancelled or suspended); wait until committed."""
+    async def interrupt(
+        self, status: InstanceStatus, *, patience: float = _INTERRUPT_TIMEOUT
+    ) -> bool:
+        """Stop the run and record ``status`` (cancelled or suspended); wait until committed.
+
+        Returns False when the run did not settle within ``patience`` seconds (it ignores
+        cancellation): the caller then stops the actor and commits the status itself.
+        """
         self._requested = status
         if self._scope is not None:
             self._scope.cancel()
-        with trio.move_on_after(_INTERRUPT_TIMEOUT):
+        with trio.move_on_after(patience):
             await self._settled.wait()
+            return True
+        return False
 
     def abandon(self) -> None:
         """Cancel the run without committing anything (the service stops, whatever the
@@ -209,15 +235,22 @@ async def start_instance_actor(
     ports: InstancePorts,
     instance_id: uuid.UUID,
     activation: RecoverableInstance | None = None,
-) -> None:
+) -> tuple[ActorRef[Any], bool]:
     """Start the actor of ``instance_id`` under ``supervisor`` (transient: restarted after a
-    crash, not after it stops) unless it runs already, and tell it to run."""
+    crash, not after it stops) unless it exists already (running, or restarting after a
+    crash), and tell it to run; returns its ref and whether a new actor was started."""
+    name = str(instance_id)
     spec = ActorSpec[Any](
-        name=str(instance_id),
+        name=name,
         factory=partial(InstanceActor, ports, instance_id),
         restart=Restart.TRANSIENT,
         mailbox_capacity=4,
         shutdown_timeout=10.0,
     )
+    before = supervisor.child(name)
     ref = await supervisor.get_or_start_child(spec)
-    ref.tell_nowait(Run(activation=activation))
+    started = supervisor.child(name) is not before
+    with contextlib.suppress(MailboxFull):
+        # A full mailbox holds runs already; each run reads the instance afresh.
+        ref.tell_nowait(Run(activation=activation))
+    return ref, started

@@ -31,8 +31,11 @@ async def fault_instance(
     ports: InstancePorts, instance_id: uuid.UUID, failure: FailureInfo | None, attempts: int
 ) -> None:
     """Commit ``instance_id`` as faulted after ``attempts`` runtime failures (the last one
-    ``failure``); returns once it is durable."""
+    ``failure``); returns once it is durable. An instance that ended meanwhile (a cancel of
+    the crash-looping instance committed directly) is left as it is."""
     current = await ports.load(instance_id)
+    if current.record.terminal:
+        return  # cancelled (or ended) meanwhile: that status stands
     detail = f"{failure.type}: {failure.message}" if failure is not None else "unknown failure"
     problem = Problem.standard(
         ErrorType.RUNTIME,

@@ -29,8 +29,9 @@ class LiveInstance(Protocol):
         """Wait until the actor has stopped."""
         ...
 
-    async def interrupt(self, status: InstanceStatus) -> None:
-        """Stop the run and commit ``status`` (cancelled or suspended)."""
+    async def interrupt(self, status: InstanceStatus, *, patience: float) -> bool:
+        """Stop the run and commit ``status`` (cancelled or suspended); False when the run
+        did not settle within ``patience`` seconds."""
         ...
 
     def abandon(self) -> None:

@@ -1,12 +1,18 @@
 """The instance runtime of one replica: starts, commands, recovery, wake-ups, long polls.
 
 Ownership: instances live in the partitions this replica leases; their actors run under the
-``/user/instances`` supervisor (one_for_one, a dynamic child per running instance). On start the
-runtime resumes every non-terminal instance of its partitions from its snapshot and re-arms the
-timers of the waiting ones.
+``/user/instances`` supervisor (one_for_one, a dynamic child per running instance). Once it
+reports ready, the runtime resumes in the background every non-terminal instance of its
+partitions from its snapshot, in pages (so recovery never delays readiness or the listeners).
+
+Capacity: at most ``max_active`` actors live at once. Starts, activations, wake-ups and
+recovery all go through one bounded ``ActivationQueue`` (see ``_admission``); a dispatcher
+starts them as slots free, and what overflows the queue is drained from the database in pages.
 
 Commands (cancel, suspend, resume) go to the live actor when the instance is running, which
 stops its run and commits the status itself; otherwise they change the stored status directly.
+An actor that does not settle within ``command_timeout`` (its run ignores cancellation) or that
+crash-loops is stopped, and the status is committed directly, so a command always ends.
 A per-instance lock orders a command against an activation of the same instance, so neither
 overwrites the other.
 
@@ -20,6 +26,7 @@ runs with no database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,9 +37,11 @@ from typing import Any
 import attrs
 import trio
 
+from workflow_orchestrator.actors import ActorNotFound
 from workflow_orchestrator.dsl import LruCache
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.instances._actor import start_instance_actor
+from workflow_orchestrator.instances._admission import ActivationQueue, Slot
 from workflow_orchestrator.instances._catalog import WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command, command_transition
 from workflow_orchestrator.instances._listening import EventOptions
@@ -64,6 +73,12 @@ logger = logging.getLogger(__name__)
 _RECOVERY_PAGE = 500
 _MAX_VERSION_HINTS = 10_000
 _WAKE_HOLD = 10.0
+# How long an activation waits for room in a full queue before it overflows to the database
+# backlog (backpressure on the router and the wake-up listener, never a deadlock).
+_ACTIVATION_PATIENCE = 5.0
+# Bound of stopping an actor whose run ignores cancellation (its shutdown_timeout, the cancel
+# grace and some margin).
+_STOP_BOUND = 15.0
 
 
 class InputInvalid(OrchestratorError, ValueError):
@@ -122,6 +137,9 @@ class InstanceRuntime:
     timer_lookahead: float = 5.0
     wake_concurrency: int = 10
     recovery_page: int = _RECOVERY_PAGE
+    # workflows.maxActiveInstances: live actors at once; as many activations may queue.
+    max_active: int = 10_000
+    command_timeout: float = 5.0
     on_timer_fired: Callable[[float], None] | None = None
     clock: Callable[[], datetime] = utc_now
     # Long polls re-read an instance this often when no commit here woke them.
@@ -137,9 +155,13 @@ class InstanceRuntime:
     )
     _locks: dict[uuid.UUID, trio.Lock] = attrs.field(factory=dict, init=False)
     _commanded: set[uuid.UUID] = attrs.field(factory=set, init=False)
+    admission: ActivationQueue = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waiters = TerminalWaiters(recheck=self.long_poll_recheck)
+        self.admission = ActivationQueue(
+            capacity=self.max_active, queue_limit=max(self.max_active, self.recovery_page)
+        )
         self.timers = WakeTimers(
             wake=self.wake,
             limiter=trio.CapacityLimiter(self.wake_concurrency),
@@ -171,13 +193,16 @@ class InstanceRuntime:
     async def run(
         self, *, task_status: trio.TaskStatus[InstanceRuntime] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Recover the partitions' instances, then fire wake-ups until cancelled."""
+        """Report ready, then recover the partitions' instances in the background, start
+        queued activations as slots free and fire wake-ups until cancelled."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self._repository.run_batching)
             await nursery.start(self.timers.run)
+            nursery.start_soon(self._dispatch, nursery)
+            nursery.start_soon(self._drain_backlog)
+            task_status.started(self)
             held = self._epochs()
             await self._recover_logged(frozenset(held))
-            task_status.started(self)
             # Partitions granted later (another replica died or gave them up, or this one got
             # them back under a new epoch after a stall that fenced its actors) are recovered
             # as they come.
@@ -205,12 +230,21 @@ class InstanceRuntime:
         return {p: lease.epoch for p, lease in self._leases.current().leases.items()}
 
     async def _recover_logged(self, partitions: frozenset[int]) -> None:
-        found = await self.recover(partitions)
+        try:
+            found = await self.recover(partitions)
+        except Exception as exc:  # the database may be away: the next partition check retries
+            logger.warning(
+                "recovery of %d partitions failed: %s: %s", len(partitions), type(exc).__name__, exc
+            )
+            return
         if found:
             logger.info("recovered %d workflow instances in %d partitions", found, len(partitions))
 
-    async def recover(self, partitions: frozenset[int]) -> int:
-        """Resume running instances and re-arm waiting ones; returns how many were found."""
+    async def recover(self, partitions: frozenset[int], *, skip_existing: bool = False) -> int:
+        """Queue the instances to run again (pending and running ones, waiting ones with
+        events in their inbox), a page at a time, waiting for room in the queue; returns how
+        many non-terminal instances were found. ``skip_existing`` skips instances that have
+        an actor here (the backlog drain)."""
         after: uuid.UUID | None = None
         found = 0
         while partitions:
@@ -220,12 +254,49 @@ class InstanceRuntime:
             for item in page:
                 found += 1
                 run = recovery_run(item)
-                if run is not None:
-                    await self.activate(item.record.instance_id, run.activation)
+                instance_id = item.record.instance_id
+                if run is None or (skip_existing and self._has_actor(instance_id)):
+                    continue
+                await self.admission.put(instance_id, run.activation)
             if len(page) < self.recovery_page:
                 break
             after = page[-1].record.instance_id
         return found
+
+    def _has_actor(self, instance_id: uuid.UUID) -> bool:
+        """An actor of the instance is live or restarting here, or it waits in the queue."""
+        return (
+            instance_id in self.live
+            or instance_id in self.admission
+            or self._supervisor.child(str(instance_id)) is not None
+        )
+
+    async def _drain_backlog(self) -> None:
+        """Run what overflowed the activation queue: read it back from the database in pages
+        (durable: rows, inbox, timers), as often as the queue overflows."""
+        while True:
+            await self.admission.overflowed.wait()
+            self.admission.clear_overflow()
+            partitions = frozenset(self._epochs())
+            try:
+                found = await self.recover(partitions, skip_existing=True)
+            except Exception as exc:  # the database may be away: try again shortly
+                logger.warning("activation backlog drain failed: %s: %s", type(exc).__name__, exc)
+                self.admission.overflowed.set()
+                await trio.sleep(self.partition_check_every)
+                continue
+            logger.info("drained the activation backlog: %d instances read", found)
+
+    def request_drain(self) -> None:
+        """More instances need a run than were handed over (a large wake-up): drain them
+        from the database."""
+        self.admission.overflowed.set()
+
+    async def _dispatch(self, nursery: trio.Nursery) -> None:
+        """Start queued activations while slots are free, in arrival order."""
+        while True:
+            instance_id, activation, slot = await self.admission.take()
+            nursery.start_soon(self._start_actor, instance_id, activation, slot)
 
     # -- starting and waking --------------------------------------------------------------
 
@@ -298,9 +369,12 @@ class InstanceRuntime:
         """Run a new instance here when this replica holds its partition, else tell the
         replica that does (``NOTIFY workflow_wake``; its sweep finds it if that is lost)."""
         if record.partition in self._leases.current().partitions:
-            await self.activate(
+            # Never waits: beyond the cap the start queues (or overflows to the backlog that
+            # the drain reads back); the instance is committed as pending either way.
+            self.admission.offer(
                 record.instance_id, RecoverableInstance(record=record, snapshot=None)
             )
+            await trio.lowlevel.checkpoint()
             return
         await self._repository.notify_wake([record.instance_id])
 
@@ -329,23 +403,57 @@ class InstanceRuntime:
             self.timers.arm(instance_id, wake_at)
 
     async def activate(
-        self, instance_id: uuid.UUID, activation: RecoverableInstance | None = None
+        self,
+        instance_id: uuid.UUID,
+        activation: RecoverableInstance | None = None,
+        *,
+        patience: float = _ACTIVATION_PATIENCE,
     ) -> None:
-        """Start the instance's actor (if not running) and tell it to run.
+        """Have the instance run: an actor that is running already runs once more after its
+        current run (an event may have arrived after it read its inbox); otherwise the
+        activation queues for a slot, waiting up to ``patience`` seconds for room in the
+        queue (then it overflows to the backlog drained from the database)."""
+        actor = self.live.get(instance_id)
+        if actor is not None and actor.run_again():
+            await trio.lowlevel.checkpoint()
+            return
+        await self.admission.put(instance_id, activation, patience=patience)
 
-        An actor that is running already runs once more after its current run (an event may
-        have arrived after it read its inbox); one that has finished is waited for first.
-        """
-        async with self._guard(instance_id):
-            actor = self.live.get(instance_id)
-            if actor is not None:
-                if actor.run_again():
-                    return
-                await actor.wait_gone()
-            if instance_id in self._commanded:
-                self._commanded.discard(instance_id)
-                activation = None  # a command changed it since: read it again
-            await start_instance_actor(self._supervisor, self.ports, instance_id, activation)
+    async def _start_actor(
+        self, instance_id: uuid.UUID, activation: RecoverableInstance | None, slot: Slot
+    ) -> None:
+        """Start the instance's actor in ``slot`` (released when the actor stops for good, or
+        at once when an actor of the instance exists already) and tell it to run."""
+        try:
+            async with self._guard(instance_id):
+                actor = self.live.get(instance_id)
+                if actor is not None:
+                    if actor.run_again():
+                        slot.release()
+                        return
+                    await actor.wait_gone()
+                if instance_id in self._commanded:
+                    self._commanded.discard(instance_id)
+                    activation = None  # a command changed it since: read it again
+                ref, started = await start_instance_actor(
+                    self._supervisor, self.ports, instance_id, activation
+                )
+            if started:
+                ref.notify_stopped(slot.release)
+            else:
+                slot.release()
+        except Exception as exc:  # the supervisor is stopping, or the start failed
+            slot.release()
+            logger.warning(
+                "workflow instance %s was not started: %s: %s",
+                instance_id,
+                type(exc).__name__,
+                exc,
+                extra={"instance_id": str(instance_id)},
+            )
+        except BaseException:
+            slot.release()
+            raise
 
     # -- commands -------------------------------------------------------------------------
 
@@ -354,10 +462,17 @@ class InstanceRuntime:
         ``InstanceNotFound`` and ``InvalidStatusTransition``."""
         command = Command(action)
         transition = command_transition(command)
-        actor = self.live.get(instance_id)
-        if actor is not None and command is not Command.RESUME:
-            await actor.interrupt(transition.status)
-            return
+        if command is not Command.RESUME:
+            actor = self.live.get(instance_id)
+            if actor is not None:
+                settled = await actor.interrupt(transition.status, patience=self.command_timeout)
+                if settled:
+                    current = await self._read_record(instance_id)
+                    if current.status == transition.status or current.terminal:
+                        return
+            # The run ignored cancellation, or crashed (and restarts) before it committed, or
+            # the actor crash-loops: stop it, then commit the status here.
+            await self._stop_actor(instance_id)
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
             await self._repository.set_status(
@@ -371,6 +486,16 @@ class InstanceRuntime:
             self.committed(instance_id, transition.status)
         if command is Command.RESUME:
             await self.activate(instance_id)
+
+    async def _stop_actor(self, instance_id: uuid.UUID) -> None:
+        """Stop the instance's actor if it has one (running, or restarting after a crash),
+        bounded: one that ignores cancellation is abandoned after its shutdown timeout."""
+        name = str(instance_id)
+        if self._supervisor.child(name) is None:
+            return
+        with trio.move_on_after(_STOP_BOUND):
+            with contextlib.suppress(ActorNotFound):
+                await self._supervisor.stop_child(name)
 
     # -- waiting for the end --------------------------------------------------------------
 

@@ -131,3 +131,67 @@ async def test_watch_and_unwatch_through_the_context(system: ActorSystem) -> Non
     await first.stop()
     await watcher.ask("sync")
     assert log == [Terminated(path="/user/first", reason=StopReason(kind=StopKind.NORMAL))]
+
+
+class FirstThings(Actor[Any]):
+    """Blocks on "block" until released; after a restart tells itself "recover" first."""
+
+    def __init__(self, handled: list[Any], release: trio.Event, done: trio.Event) -> None:
+        self.handled = handled
+        self.release = release
+        self.done = done
+
+    async def on_start(self, ctx: ActorContext[Any]) -> None:
+        if ctx.restart_count:
+            ctx.tell_self_first(("recover", ctx.restart_count))
+
+    async def receive(self, ctx: ActorContext[Any], message: Any) -> None:
+        self.handled.append(message)
+        if message == "b":
+            self.done.set()
+        if message == "block":
+            await self.release.wait()
+            raise RuntimeError("crash with a full mailbox")
+
+
+async def test_tell_self_first_jumps_a_full_mailbox(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A restarted actor whose mailbox is full still gets its first message, ahead of the
+    queued ones; the queued ones follow in order."""
+    handled: list[Any] = []
+    release, done = trio.Event(), trio.Event()
+    ref = await system.spawn(
+        ActorSpec(
+            name="first",
+            factory=lambda: FirstThings(handled, release, done),
+            mailbox_capacity=2,
+        )
+    )
+    ref.tell_nowait("block")
+    await trio.sleep(0.1)
+    ref.tell_nowait("a")
+    ref.tell_nowait("b")
+    release.set()
+    await done.wait()
+    assert handled == ["block", ("recover", 1), "a", "b"]
+
+
+async def test_notify_stopped_fires_once_on_the_final_stop(
+    system: ActorSystem, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A stop callback is not called by a restart, once by the final stop, and at once for
+    an actor that has stopped already."""
+    seen: list[ActorContext[Any]] = []
+    ref = await system.spawn(recorder("watched", seen, restart=Restart.TRANSIENT))
+    reasons: list[StopKind] = []
+    ref.notify_stopped(lambda reason: reasons.append(reason.kind))
+    ref.tell_nowait("crash")
+    assert await ref.ask("after the restart") == "after the restart"
+    assert ref.statistics().restart_count == 1
+    assert reasons == []
+    await ref.ask("stop")
+    await ref.wait_stopped()
+    assert reasons == [StopKind.NORMAL]
+    ref.notify_stopped(lambda reason: reasons.append(reason.kind))
+    assert reasons == [StopKind.NORMAL, StopKind.NORMAL]

@@ -583,3 +583,18 @@ def test_the_default_log_file_is_the_guides() -> None:
     settings = load_config(config_path=SHIPPED / "production.yaml", environ={}).settings
     assert settings.logging.appenders.file.enabled
     assert settings.logging.appenders.file.path == "/var/log/workflow-orchestrator/service.log"
+
+
+def test_max_active_instances_is_a_positive_count(tmp_path: Path) -> None:
+    """``workflows.maxActiveInstances`` defaults to 10000, is read from the file, and 0 is
+    refused naming the setting."""
+    assert load_config(cwd=tmp_path, environ={}).settings.workflows.max_active_instances == 10_000
+    write(tmp_path, "application.yaml", "workflows:\n  maxActiveInstances: 5\n")
+    assert load_config(cwd=tmp_path, environ={}).settings.workflows.max_active_instances == 5
+    path = write(tmp_path, "application.yaml", "workflows:\n  maxActiveInstances: 0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: workflows.maxActiveInstances: expected a number of instances at least 1, "
+        "e.g. 10000, got 0 (out of range)"
+    ]

@@ -403,10 +403,16 @@ async def test_recovery_resumes_pending_running_and_waiting_with_events_in_pages
     store.stored(suspended.instance_id).record = attrs.evolve(
         suspended, status=InstanceStatus.SUSPENDED
     )
-    async with open_runtime(store, run=False, recovery_page=2) as second:
+    async with (
+        open_runtime(store, run=False, recovery_page=2) as second,
+        trio.open_nursery() as nursery,
+    ):
+        # Recovery only queues the runs; the running runtime's dispatcher starts them.
         found = await second.runtime.recover(frozenset(range(store.partition_count)))
+        await nursery.start(second.runtime.run)
         for instance_id in (heard, pending.instance_id, running.instance_id):
             await second.wait_status(instance_id, InstanceStatus.COMPLETED)
+        nursery.cancel_scope.cancel()
     assert found == 5
     assert store.stored(heard).record.output == {"heard": True}
     assert store.stored(deaf).record.status is InstanceStatus.WAITING

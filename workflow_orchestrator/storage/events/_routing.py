@@ -15,6 +15,13 @@
 7. return, for the instances of this replica's partitions, what their activation needs (record,
    snapshot and inbox), and notify the owners of the others on ``workflow_wake``.
 
+Matching and delivering happen in the database (one statement): the matches never come to
+Python, so an event that reaches every one of a million waiting instances costs one bounded
+result. At most ``max_activations`` local instances are loaded and ids notified to other
+replicas; beyond that the batch says ``backlog`` (this replica drains its instances with events
+in their inbox from the database in pages) and the others are told ``*`` on
+``workflow_wake`` (drain yours).
+
 ``load_event_starters`` reads the definitions whose ``schedule.on`` may start instances (the
 router builds the batch's starts from them, and reloads them when ``RoutingStale`` says so).
 """
@@ -153,23 +160,39 @@ class RoutedBatch:
     started: tuple[tuple[uuid.UUID, ...], ...]
     activations: tuple[RecoverableInstance, ...]
     unmatched_types: tuple[str, ...]
+    backlog: bool = False  # more local instances got events than ``activations`` holds
 
 
-_MATCH_SQL = """
-SELECT DISTINCT c.ev, s.instance_id, s.partition
-FROM unnest($1::int[], $2::text[], $3::int[], $4::text[]) AS c(ev, event_type, shape_id, corr_key)
-JOIN event_subscriptions s
-  ON s.event_type = c.event_type AND s.shape_id = c.shape_id AND s.corr_key = c.corr_key
-WHERE s.attributes = '{}'::jsonb OR ($5::text[])[c.ev + 1]::jsonb @> s.attributes
-"""
-
-_INBOX_SQL = """
-INSERT INTO instance_inbox (instance_id, event_key, event)
-SELECT d.instance_id, d.event_key, d.body::jsonb
-FROM unnest($1::uuid[], $2::text[], $3::text[])
-    WITH ORDINALITY AS d(instance_id, event_key, body, ord)
-ORDER BY d.ord
-ON CONFLICT (instance_id, event_key) DO NOTHING
+# Matches the fresh events' keys against the subscriptions, puts each event in the inbox of
+# each matching instance once (in event order), and returns bounded figures: per event how
+# many instances it reached, per side (local/remote) how many instances it touched, and the
+# first ``$8`` instance ids of each side.
+_DELIVER_SQL = """
+WITH m AS MATERIALIZED (
+    SELECT DISTINCT c.ev, s.instance_id, s.partition
+    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[])
+        AS c(ev, event_type, shape_id, corr_key)
+    JOIN event_subscriptions s
+      ON s.event_type = c.event_type AND s.shape_id = c.shape_id AND s.corr_key = c.corr_key
+    WHERE s.attributes = '{}'::jsonb OR ($5::text[])[c.ev + 1]::jsonb @> s.attributes
+), inbox AS (
+    INSERT INTO instance_inbox (instance_id, event_key, event)
+    SELECT m.instance_id, ($6::text[])[m.ev + 1], ($5::text[])[m.ev + 1]::jsonb
+    FROM m ORDER BY m.ev, m.instance_id
+    ON CONFLICT (instance_id, event_key) DO NOTHING
+), touched AS (
+    SELECT DISTINCT instance_id, partition = ANY($7::int[]) AS local FROM m
+)
+SELECT 'delivered' AS kind, ev, count(*) AS n, NULL::uuid AS instance_id, NULL::bool AS local
+FROM m GROUP BY ev
+UNION ALL
+SELECT 'touched', NULL, count(*), NULL, local FROM touched GROUP BY local
+UNION ALL
+SELECT 'id', NULL, NULL, instance_id, local FROM (
+    SELECT instance_id, local,
+           row_number() OVER (PARTITION BY local ORDER BY instance_id) AS rank
+    FROM touched
+) ranked WHERE rank <= $8
 """
 
 _SLOT_SQL = """
@@ -204,6 +227,7 @@ async def route_batch(
     keep_unmatched: bool,
     consume: Callable[[Connection], Awaitable[None]] | None = None,
     partition_count: int = 64,
+    max_activations: int = 500,
 ) -> RoutedBatch:
     """Route ``events`` in one transaction (see the module docstring).
 
@@ -238,28 +262,27 @@ async def route_batch(
                     fresh.append(index)
                 seen.add(key)
             candidates = [(i, k) for i in fresh for k in events[i].keys]
-            matches = await connection.fetch(
-                _MATCH_SQL,
-                [i for i, _ in candidates],
-                [k[0] for _, k in candidates],
-                [k[1] for _, k in candidates],
-                [k[2] for _, k in candidates],
-                bodies,
-            )
             delivered = [0] * len(events)
-            touched: dict[uuid.UUID, int] = {}
-            inbox: list[tuple[uuid.UUID, int]] = []
-            for row in sorted(matches, key=lambda r: r["ev"]):
-                delivered[row["ev"]] += 1
-                touched[row["instance_id"]] = row["partition"]
-                inbox.append((row["instance_id"], row["ev"]))
-            if inbox:
-                await connection.execute(
-                    _INBOX_SQL,
-                    [i for i, _ in inbox],
-                    [f"{events[ev].source}#{events[ev].id}" for _, ev in inbox],
-                    [bodies[ev] for _, ev in inbox],
-                )
+            touched_total = {True: 0, False: 0}
+            touched_ids: dict[bool, list[uuid.UUID]] = {True: [], False: []}
+            if candidates:
+                for row in await connection.fetch(
+                    _DELIVER_SQL,
+                    [i for i, _ in candidates],
+                    [k[0] for _, k in candidates],
+                    [k[1] for _, k in candidates],
+                    [k[2] for _, k in candidates],
+                    bodies,
+                    [f"{e.source}#{e.id}" for e in events],
+                    sorted(local),
+                    max_activations,
+                ):
+                    if row["kind"] == "delivered":
+                        delivered[row["ev"]] = row["n"]
+                    elif row["kind"] == "touched":
+                        touched_total[row["local"]] = row["n"]
+                    else:
+                        touched_ids[row["local"]].append(row["instance_id"])
             starts = [(i, s, uuid.uuid4()) for i in fresh for s in events[i].starts]
             starts += await _fill_slots(connection, events, bodies, fresh)
             started: list[list[uuid.UUID]] = [[] for _ in events]
@@ -283,7 +306,7 @@ async def route_batch(
             if consume is not None:
                 await consume(connection)
             activations: list[RecoverableInstance] = []
-            local_touched = [i for i, p in touched.items() if p in local]
+            local_touched = touched_ids[True]
             if local_touched:
                 rows = await connection.fetch(_ACTIVATIONS_SQL, local_touched)
                 inboxes: dict[uuid.UUID, list[InboxEvent]] = {}
@@ -311,7 +334,9 @@ async def route_batch(
                 for r in created
                 if r.partition in local
             )
-            remote = [str(i) for i, p in touched.items() if p not in local]
+            remote = [str(i) for i in touched_ids[False]]
+            if touched_total[False] > len(remote):
+                remote.append("*")  # more than we name: each owner drains its backlog
             remote += [str(r.instance_id) for r in created if r.partition not in local]
             await notify_wake(connection, remote)
         return RoutedBatch(
@@ -320,6 +345,7 @@ async def route_batch(
             started=tuple(tuple(s) for s in started),
             activations=tuple(activations),
             unmatched_types=tuple(events[i].type for i in unmatched),
+            backlog=touched_total[True] > len(local_touched),
         )
 
     try:
