@@ -56,7 +56,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 INNOCENTS = 100
 GRACE_SECONDS = 5
-STOP_MARGIN_SECONDS = 10  # pools closing and the process exiting, on a busy 2-core machine
+STOP_MARGIN_SECONDS = 3  # the process exiting after the grace period, on a busy 2-core machine
 LIVE_BOUND_SECONDS = 1.0
 RSS_BOUND = 1536 * 1024**2  # 1.5 GiB
 RSS_KILL = 2 * 1024**3  # beyond this the sampler kills the service to protect the machine
@@ -560,3 +560,4 @@ def test_sigterm_stops_the_service_within_its_grace_period(isolation: IsolationR
         + _context(isolation)
     )
     assert seconds < GRACE_SECONDS + STOP_MARGIN_SECONDS, f"the stop took {seconds:.1f}s"
+    print(f"SIGTERM stopped the service in {seconds:.2f}s (grace period {GRACE_SECONDS}s)")

@@ -1,7 +1,9 @@
 """Serve a Quart-Trio app with hypercorn until a shutdown event, then drain.
 
 On the event hypercorn stops accepting connections and lets in-flight requests finish within
-``grace_period`` seconds before it closes them.
+``grace_period`` seconds before it closes them. Hypercorn alone would also keep an idle
+keep-alive connection (a load balancer's, a probe's) open for the whole grace period, so
+``serve_app`` counts the requests in flight itself and stops the server as soon as none is left.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import partial
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.errors import OrchestratorError, exception_leaves
@@ -38,6 +41,37 @@ def _advice(errors: Sequence[BaseException], port_setting: str) -> str:
     if errno.EACCES in codes:
         return f"ports below 1024 need privileges; set {port_setting} to a port above 1023"
     return f"set {port_setting} to a free port or stop what uses this one"
+
+
+class _CountedRequests:
+    """The app as ASGI, counting the HTTP requests in flight (their response sent once the
+    app returns); ``drained`` waits until none is left."""
+
+    def __init__(self, app: QuartTrio) -> None:
+        self._app = app
+        self._in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        self._in_flight += 1
+        if self._in_flight == 1:
+            self._idle = trio.Event()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        while self._in_flight:
+            await self._idle.wait()
 
 
 class ListenerError(OrchestratorError, OSError):
@@ -72,10 +106,11 @@ async def serve_app(
     config.keep_alive_timeout = 30
 
     failure: ListenerError | None = None
+    counted = _CountedRequests(app)
     async with trio.open_nursery() as nursery:
         try:
             binds: list[str] = await nursery.start(
-                partial(serve, app, config, shutdown_trigger=shutdown.wait)
+                partial(serve, counted, config, shutdown_trigger=shutdown.wait)
             )
         except* OSError as group:
             errors = exception_leaves(group)
@@ -89,6 +124,13 @@ async def serve_app(
         else:
             logger.info("%s listening on %s", name, ", ".join(binds))
             task_status.started(binds)
+            await shutdown.wait()
+            # Hypercorn lets requests in flight finish within the grace period; once none is
+            # left, idle keep-alive connections need not hold the stop any longer.
+            with trio.move_on_after(grace_period):
+                await counted.drained()
+                await trio.sleep(0.05)  # let the last response's connection wind down
+                nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure  # outside the nursery, so callers see it alone, not in a group
     logger.info("%s stopped", name)

@@ -87,3 +87,30 @@ async def test_grace_period_bounds_the_drain() -> None:
             shutdown.set()
         stopped_after = trio.current_time() - started
     assert stopped_after < 5
+
+
+async def test_idle_keep_alive_connection_does_not_hold_the_stop() -> None:
+    """A client that keeps its connection open after its answer (a load balancer, a probe)
+    does not make the stop wait for the grace period: with no request in flight it ends."""
+    release, entered, shutdown = trio.Event(), trio.Event(), trio.Event()
+    port = free_port()
+    grace = 60.0
+    async with httpx.AsyncClient() as client:
+        with trio.move_on_after(grace / 2) as bound:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    partial(
+                        serve_app,
+                        slow_app(release, entered),
+                        name="test",
+                        host="127.0.0.1",
+                        port=port,
+                        shutdown=shutdown,
+                        grace_period=grace,
+                    )
+                )
+                release.set()
+                answer = await client.get(f"http://127.0.0.1:{port}/slow")
+                assert answer.text == "finished"  # and the connection stays open, idle
+                shutdown.set()
+        assert not bound.cancelled_caught, "the idle connection held the stop"
