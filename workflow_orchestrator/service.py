@@ -523,6 +523,7 @@ class Service:
             runtime=self._runtime,
             catalog=self._catalog,
             events=self._events.router if self._events is not None else None,
+            max_body_bytes=server.max_request_size,
         )
         self.api_app = app
         await self._listen(

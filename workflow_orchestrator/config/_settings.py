@@ -86,6 +86,13 @@ class ServerSettings:
         default=10.0,
         metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s"),
     )
+    # The largest request body the API reads (definitions, starts, events); larger is a 413.
+    max_request_size: int = attrs.field(
+        default=4 * 1024 * 1024,
+        metadata=_meta(
+            kind="size", minimum=1024, maximum=1024**3, help="a size such as 4MB (at most 1GB)"
+        ),
+    )
 
 
 _POOL_SIZE = _meta(minimum=1, maximum=1000, help="a number of connections >= 1")

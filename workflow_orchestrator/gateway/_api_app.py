@@ -36,16 +36,18 @@ def create_api_app(
     runtime: InstanceRuntime | None = None,
     catalog: InterpreterSource | None = None,
     events: EventSubmitter | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> QuartTrio:
     """Build the API app with every route under ``context_path``.
 
     The instances routes exist when an ``InstanceRuntime`` and the ``catalog`` of definition
     interpreters are given, ``POST /v1/events`` when the event router (``events``) is. Reads go
     through ``database.api_reads()`` (their own pool, with a statement timeout: a read that
-    runs out of time answers 503); registrations and deletions through ``database``.
+    runs out of time answers 503); registrations and deletions through ``database``. A body
+    over ``max_body_bytes`` (``server.maxRequestSize``) answers 413.
     """
     app = QuartTrio("workflow_orchestrator.api", static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     install_problem_handlers(app)
     install_read_timeout_handler(app)
     reads = database.api_reads()

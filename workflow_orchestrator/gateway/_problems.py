@@ -88,7 +88,8 @@ def install_problem_handlers(app: Quart) -> None:
         elif status == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
             detail = (
-                f"the request body is larger than the limit of {limit} bytes; send less"
+                f"the request body is larger than the limit of {limit:,} bytes "
+                "(server.maxRequestSize); send less"
                 if limit
                 else "the request body is too large; send less"
             )

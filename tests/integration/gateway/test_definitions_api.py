@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from tests.support.database import open_api_app
+from tests.support.service import open_service
 
 pytestmark = pytest.mark.integration
 
@@ -214,5 +215,19 @@ async def test_body_size_limit(database_url: str) -> None:
             body = await response.get_json()
     assert response.status_code == 413
     assert body["detail"] == (
-        "the request body is larger than the limit of 4194304 bytes; send less"
+        "the request body is larger than the limit of 4,194,304 bytes (server.maxRequestSize); "
+        "send less"
     )
+
+
+async def test_body_size_limit_is_a_setting(database_url: str) -> None:
+    """``server.maxRequestSize`` sets the limit of the running service."""
+    with trio.fail_after(60):
+        async with open_service(database_url, settings={"server.maxRequestSize": "64KB"}) as app:
+            response = await app.api.post(
+                "/v1/workflow-definitions",
+                content="x" * (100 * 1024),
+                headers={"Content-Type": "application/yaml"},
+            )
+    assert response.status_code == 413
+    assert "limit of 65,536 bytes (server.maxRequestSize)" in response.json()["detail"]
