@@ -381,13 +381,13 @@ class DatabaseEventSource:
         except REFUSED_BY_DATA as exc:
             if len(events) > 1:
                 logger.warning(
-                    "database event source %s: PostgreSQL refused a batch of %d events "
-                    "(event_seq %d..%d): %s; routing them one at a time",
+                    "database event source %s: routing %d events (event_seq %d..%d) one at a "
+                    "time to find the one PostgreSQL refuses (%s)",
                     self.owner_id,
                     len(events),
                     seqs[0],
                     seqs[-1],
-                    refusal_reason(exc),
+                    describe_error(exc),
                 )
                 return await self._route_one_at_a_time(batch)
             return await self._dead_letter_refused(batch, 0, exc)

@@ -30,6 +30,7 @@ from workflow_orchestrator.events._refusals import REFUSED_BY_DATA, describe_eve
 from workflow_orchestrator.events._routing import Router
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.retrying import RetryBackoff
+from workflow_orchestrator.storage import describe_error
 
 __all__ = ["consume_rabbitmq"]
 
@@ -104,10 +105,9 @@ async def _route_batch(
         return list(deliveries)
     if len(events) > 1:
         logger.warning(
-            "PostgreSQL refused a batch of %d events from RabbitMQ (%s); routing them one at "
-            "a time",
+            "routing %d events from RabbitMQ one at a time to find the one PostgreSQL refuses (%s)",
             len(events),
-            refusal_reason(refused),
+            describe_error(refused),
         )
     routed: list[Delivery] = []
     for event, delivery in zip(events, deliveries, strict=True):

@@ -79,7 +79,8 @@ async def test_database_source_dead_letters_a_refused_event_and_routes_the_rest(
 ) -> None:
     """Five payments and one event whose id PostgreSQL cannot index, published in one
     transaction: the batch is routed one at a time, the five waiters complete, the poison row
-    moves to event_dead_letters with the refusal as its reason, and a later event is routed."""
+    moves to event_dead_letters with the refusal as its reason; a poison alone in its batch is
+    dead-lettered too, and a later event is routed."""
     bad = poison()
     events = [payment(order) for order in ORDERS[:2]] + [bad]
     events += [payment(order) for order in ORDERS[2:]]
@@ -89,28 +90,40 @@ async def test_database_source_dead_letters_a_refused_event_and_routes_the_rest(
             await publish_rows(database_url, events)
             for instance_id in ids.values():
                 assert (await wait_for(app, instance_id, "completed"))["output"] == {"paid": 7}
+            # A poison alone in its batch is dead-lettered too, and the source goes on.
+            await publish_rows(database_url, [poison()])
+            dead_count = "0"
+            while dead_count != "2":
+                dead_count = await trio.to_thread.run_sync(
+                    lambda: psql(
+                        "SELECT count(*) FROM event_dead_letters", database_url=database_url
+                    )
+                )
+                await trio.sleep(0.05)
             later = await start_waiters(app, ["A-later"])
             await publish_rows(database_url, [payment("A-later")])
             await wait_for(app, later["A-later"], "completed")
             letters = await trio.to_thread.run_sync(
                 lambda: psql(
                     "SELECT json_agg(json_build_object('kind', source_kind, 'reason', reason, "
-                    "'payload', payload)) FROM event_dead_letters",
+                    "'payload', payload) ORDER BY dead_letter_id) FROM event_dead_letters",
                     database_url=database_url,
                 )
             )
             pending = await trio.to_thread.run_sync(
                 lambda: psql("SELECT count(*) FROM events", database_url=database_url)
             )
-    [letter] = json.loads(letters)
-    assert letter["kind"] == "database"
+    letter, alone = json.loads(letters)
+    assert letter["kind"] == alone["kind"] == "database"
     assert letter["reason"].startswith(REFUSAL)
     assert letter["reason"].endswith("; shorten or change the event")
     assert json.loads(letter["payload"])["id"] == bad["id"]
+    assert alone["reason"].startswith(REFUSAL)
     assert pending == "0"
-    [batch] = our_warnings(caplog, "PostgreSQL refused a batch of 6 events")
-    assert "; routing them one at a time" in batch
-    [moved] = our_warnings(caplog, "moved to event_dead_letters")
+    [batch] = our_warnings(caplog, "one at a time to find the one PostgreSQL refuses")
+    assert "routing 6 events (event_seq " in batch
+    assert "(RoutingRefused: PostgreSQL refused a batch of 6 events (ProgramLimitExceeded" in batch
+    moved, _ = our_warnings(caplog, "moved to event_dead_letters")
     assert moved.startswith("database event source: event_seq ")
     assert (
         f", event {bad['id'][:120]!r}... ({len(bad['id'])} characters) from source '/tests', "
