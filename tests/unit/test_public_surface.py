@@ -193,6 +193,7 @@ SURFACE = {
         "Connection",
         "DATABASE_ERRORS",
         "Database",
+        "ROW_ERRORS",
         "DatabaseUnavailable",
         "DefinitionConflict",
         "DefinitionNotFound",

@@ -38,7 +38,12 @@ How the source works
    ``consume`` step deletes exactly the claimed rows INSIDE the routing transaction, so an event
    is deleted if and only if its routing committed. If the claim was lost meanwhile (it expired
    and another replica claimed the rows) the delete finds fewer rows and raises `ClaimLost`,
-   which rolls the routing back: the other replica routes them.
+   which rolls the routing back: the other replica routes them;
+4. when PostgreSQL refuses the batch because of one event's data (``_refusals``: an id too
+   long for its index, a value out of range), retrying it would block the table for ever: the
+   batch's events are routed one at a time (each deleting its own row in its transaction), an
+   event refused alone is moved to ``event_dead_letters`` with the refusal as its reason (a
+   WARNING names its sequence, its id and source, and the reason), and the others are routed.
 
 It loops at once while batches come back full (draining a backlog without waiting for
 notifications), else waits for a notification or ``poll_interval``, whichever comes first. A
@@ -67,11 +72,13 @@ import trio
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.events._cloudevents import MAX_EVENT_SIZE, InvalidEvent, parse_json_event
+from workflow_orchestrator.events._refusals import REFUSED_BY_DATA, describe_event, refusal_reason
 from workflow_orchestrator.events._routing import Router
 from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage import (
     DATABASE_ERRORS,
     Database,
+    LeaseLost,
     NotificationListener,
     describe_error,
 )
@@ -79,6 +86,7 @@ from workflow_orchestrator.storage.events import (
     EVENTS_CHANNEL,
     ClaimedEvent,
     DeadLetter,
+    RoutingStale,
     claim_events,
     dead_letter_events,
     delete_claimed_events,
@@ -125,7 +133,14 @@ class ClaimLost(OrchestratorError, RuntimeError):
         self.missing = missing
 
 
-_ROUTING_ERRORS: tuple[type[BaseException], ...] = (*_DATABASE_ERRORS, ClaimLost)
+# Not tied to an event: the batch is tried again after a pause (a refusal of an event's data,
+# ``REFUSED_BY_DATA``, is caught before these).
+_ROUTING_ERRORS: tuple[type[BaseException], ...] = (
+    *_DATABASE_ERRORS,
+    ClaimLost,
+    RoutingStale,
+    LeaseLost,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -169,11 +184,13 @@ class InvalidRow:
 
 @attrs.frozen(kw_only=True)
 class ClaimedBatch:
-    """A claim parsed: the valid events with their sequences (same order), the invalid rows."""
+    """A claim parsed: the valid events with their sequences and rows' text (same order), the
+    invalid rows."""
 
     events: tuple[CloudEvent, ...]
     seqs: tuple[int, ...]
     invalid: tuple[InvalidRow, ...]
+    payloads: tuple[str, ...]
 
 
 def parse_claimed(rows: Sequence[ClaimedEvent], *, max_size: int) -> ClaimedBatch:
@@ -181,6 +198,7 @@ def parse_claimed(rows: Sequence[ClaimedEvent], *, max_size: int) -> ClaimedBatc
     a CloudEvent, over ``max_size`` bytes), keeping ``event_seq`` order in both."""
     events: list[CloudEvent] = []
     seqs: list[int] = []
+    payloads: list[str] = []
     invalid: list[InvalidRow] = []
     for row in rows:
         try:
@@ -193,7 +211,10 @@ def parse_claimed(rows: Sequence[ClaimedEvent], *, max_size: int) -> ClaimedBatc
             )
         else:
             seqs.append(row.seq)
-    return ClaimedBatch(events=tuple(events), seqs=tuple(seqs), invalid=tuple(invalid))
+            payloads.append(row.event)
+    return ClaimedBatch(
+        events=tuple(events), seqs=tuple(seqs), invalid=tuple(invalid), payloads=tuple(payloads)
+    )
 
 
 def check_claim(deleted: int, claimed: Sequence[int], owner_id: str) -> None:
@@ -305,7 +326,7 @@ class DatabaseEventSource:
         batch = parse_claimed(rows, max_size=self.max_event_size)
         if batch.invalid and not await self._dead_letter(batch.invalid):
             return None
-        if batch.events and not await self._route(batch.events, batch.seqs):
+        if batch.events and not await self._route(batch):
             return None
         self._recovered()
         return len(rows) >= self.batch_size
@@ -339,7 +360,9 @@ class DatabaseEventSource:
                 )
         return True
 
-    async def _route(self, events: Sequence[CloudEvent], seqs: Sequence[int]) -> bool:
+    async def _route_rows(self, events: Sequence[CloudEvent], seqs: Sequence[int]) -> None:
+        """Route ``events`` deleting their claimed rows ``seqs`` in the routing transaction;
+        raises what the router raises (nothing was committed then)."""
         owner_id = self.owner_id
         claimed = list(seqs)
 
@@ -347,16 +370,84 @@ class DatabaseEventSource:
             deleted = await delete_claimed_events(connection, claimed, owner_id)
             check_claim(deleted, claimed, owner_id)
 
+        await self.router.route(events, source=SOURCE_KIND, consume=delete_claimed)
+
+    async def _route(self, batch: ClaimedBatch) -> bool:
+        """Route the batch's events (one at a time when PostgreSQL refuses its data); False
+        when an attempt failed and the source backs off (the rows keep this claim)."""
+        events, seqs = batch.events, batch.seqs
         try:
-            await self.router.route(events, source=SOURCE_KIND, consume=delete_claimed)
+            await self._route_rows(events, seqs)
+        except REFUSED_BY_DATA as exc:
+            if len(events) > 1:
+                logger.warning(
+                    "database event source %s: routing %d events (event_seq %d..%d) one at a "
+                    "time to find the one PostgreSQL refuses (%s)",
+                    self.owner_id,
+                    len(events),
+                    seqs[0],
+                    seqs[-1],
+                    describe_error(exc),
+                )
+                return await self._route_one_at_a_time(batch)
+            return await self._dead_letter_refused(batch, 0, exc)
         except _ROUTING_ERRORS as exc:
             self._failed(
-                f"routing {len(events)} events (event_seq {claimed[0]}..{claimed[-1]}) failed: "
+                f"routing {len(events)} events (event_seq {seqs[0]}..{seqs[-1]}) failed: "
                 f"{describe_error(exc)}",
                 exc,
             )
             return False
         self._routed += len(events)
+        return True
+
+    async def _route_one_at_a_time(self, batch: ClaimedBatch) -> bool:
+        """Route each event of ``batch`` in its own transaction; dead-letter those refused
+        alone. False at the first failure not tied to an event (the rows not routed yet keep
+        this claim and come back with the next attempt)."""
+        for index, (event, seq) in enumerate(zip(batch.events, batch.seqs, strict=True)):
+            try:
+                await self._route_rows([event], [seq])
+            except REFUSED_BY_DATA as exc:
+                if not await self._dead_letter_refused(batch, index, exc):
+                    return False
+            except _ROUTING_ERRORS as exc:
+                self._failed(f"routing event_seq {seq} failed: {describe_error(exc)}", exc)
+                return False
+            else:
+                self._routed += 1
+        return True
+
+    async def _dead_letter_refused(
+        self, batch: ClaimedBatch, index: int, refusal: BaseException
+    ) -> bool:
+        """Move the row of ``batch.events[index]``, refused alone, to ``event_dead_letters``
+        with the refusal as its reason; False when that failed (back off and try again)."""
+        seq, event = batch.seqs[index], batch.events[index]
+        reason = refusal_reason(refusal)
+        letter = DeadLetter(seq=seq, reason=reason, payload=batch.payloads[index])
+        try:
+            moved = await dead_letter_events(
+                self.database, [letter], owner_id=self.owner_id, source_kind=SOURCE_KIND
+            )
+        except _DATABASE_ERRORS as exc:
+            self._failed(
+                f"dead-lettering event_seq {seq}, refused by PostgreSQL, failed: "
+                f"{describe_error(exc)}",
+                exc,
+            )
+            return False
+        if seq in moved:
+            self._dead_lettered += 1
+            logger.warning(
+                "database event source: event_seq %d, %s, refused by PostgreSQL, moved to "
+                "event_dead_letters: %s",
+                seq,
+                describe_event(event),
+                reason,
+            )
+        else:
+            logger.debug("database event source: event_seq %d was claimed by another source", seq)
         return True
 
     # -- failures -------------------------------------------------------------------------

@@ -82,6 +82,7 @@ from workflow_orchestrator.storage._replicas import (
     ReplicaStatus,
     assess_replica,
 )
+from workflow_orchestrator.storage._row_errors import ROW_ERRORS
 from workflow_orchestrator.storage._storable import (
     MAX_JSON_DEPTH,
     Unstorable,
@@ -95,6 +96,7 @@ __all__ = [
     "DATABASE_ERRORS",
     "MAX_JSON_DEPTH",
     "REQUIRED_EXTENSIONS",
+    "ROW_ERRORS",
     "Connection",
     "Database",
     "DatabaseUnavailable",
