@@ -24,6 +24,7 @@ from workflow_orchestrator.storage import (
     InvalidStatusTransition,
 )
 from workflow_orchestrator.storage.instances import (
+    COMMAND_VERSION_STEP,
     DEFAULT_PARTITION_COUNT,
     InstanceStatus,
     NewInstance,
@@ -292,6 +293,42 @@ class InstanceRepositoryContract:
             "from: pending, running"
         )
         assert refused.value.status == InstanceStatus.SUSPENDED
+
+    async def test_a_status_change_takes_a_version_of_its_own(
+        self, open_harness: OpenHarness
+    ) -> None:
+        """Each status change moves ``snapshot_version`` by ``COMMAND_VERSION_STEP`` (2), past
+        the next version a run of the instance writes, so that late write is refused as
+        older (never taken for a retry of the command's version); a refused change moves
+        nothing."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                repository = harness.repository
+                await harness.register("orders", "1.0.0")
+                record, _ = await _create(harness)
+                instance_id = record.instance_id
+                suspended = await repository.set_status(
+                    instance_id, InstanceStatus.SUSPENDED, allowed_from={InstanceStatus.PENDING}
+                )
+                resumed = await repository.set_status(
+                    instance_id, InstanceStatus.RUNNING, allowed_from={InstanceStatus.SUSPENDED}
+                )
+                with pytest.raises(InvalidStatusTransition):
+                    await repository.set_status(
+                        instance_id,
+                        InstanceStatus.RUNNING,
+                        allowed_from={InstanceStatus.SUSPENDED},
+                    )
+                cancelled = await repository.set_status(
+                    instance_id, InstanceStatus.CANCELLED, allowed_from={InstanceStatus.RUNNING}
+                )
+        assert COMMAND_VERSION_STEP == 2
+        assert [r.snapshot_version for r in (record, suspended, resumed, cancelled)] == [
+            0,
+            2,
+            4,
+            6,
+        ]
 
     async def test_wake_reaches_the_other_replicas(self, open_harness: OpenHarness) -> None:
         """The ids given to ``notify_wake`` reach the other replicas, in order."""

@@ -22,7 +22,12 @@ import pytest
 import trio
 
 from workflow_orchestrator.instances import SnapshotSink
-from workflow_orchestrator.storage import InstanceNotFound, LeaseLost, SnapshotWriteFailed
+from workflow_orchestrator.storage import (
+    InstanceNotFound,
+    LeaseLost,
+    SnapshotSuperseded,
+    SnapshotWriteFailed,
+)
 from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InstanceRecord,
@@ -83,6 +88,12 @@ class SinkHarness(Protocol):
 
     async def expire(self, partition: int) -> None:
         """``partition``'s lease runs out."""
+        ...
+
+    async def command(self, instance_id: uuid.UUID, status: InstanceStatus) -> InstanceRecord:
+        """A command commits ``status`` directly (``set_status`` from any status that is not
+        terminal, with a ``workflow.<status>`` history row), as for an instance no live
+        actor drives, or one whose actor did not stop in time."""
         ...
 
 
@@ -170,7 +181,8 @@ class SnapshotSinkContract:
         ]
 
     async def test_versions_must_grow_and_instances_exist(self, open_harness: OpenHarness) -> None:
-        """An older version and an unknown instance are refused with errors naming them."""
+        """An older version (``SnapshotSuperseded``) and an unknown instance are refused with
+        errors naming them."""
         with trio.fail_after(30):
             async with open_harness() as harness:
                 record = await harness.create()
@@ -181,9 +193,11 @@ class SnapshotSinkContract:
                 with pytest.raises(InstanceNotFound) as missing:
                     await harness.sink.write(ghost)
                 stored = await harness.stored(record.instance_id)
+        assert isinstance(stale.value, SnapshotSuperseded)
         assert str(stale.value) == (
             f"snapshot version 2 of workflow instance {record.instance_id} is older than the "
-            "stored version 3; snapshot_version must grow with every write"
+            "stored version 3 (running): the instance changed since its run read it (a "
+            "command, or another run); stop driving it, the stored state stands"
         )
         assert str(missing.value) == (
             "workflow instance 00000000-0000-0000-0000-000000000009 not found; its snapshot "
@@ -249,6 +263,72 @@ class SnapshotSinkContract:
                     await harness.sink.write(snapshot_of(record, 1))
                 stored = await harness.stored(record.instance_id)
         assert stored.version == 0
+
+    @pytest.mark.parametrize("status", [InstanceStatus.CANCELLED, InstanceStatus.SUSPENDED])
+    async def test_a_late_write_never_undoes_a_command(
+        self, open_harness: OpenHarness, status: InstanceStatus
+    ) -> None:
+        """A command's status change takes a version of its own, so the snapshot a run was
+        still committing (the next version it knows, from an actor abandoned or interrupted)
+        is refused with ``SnapshotSuperseded``, writes nothing (no status, history, outbox
+        row or timer) and the instance keeps the status the command committed."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                record = await harness.create()
+                await harness.sink.write(snapshot_of(record, 1))
+                commanded = await harness.command(record.instance_id, status)
+                with pytest.raises(SnapshotSuperseded) as late:
+                    await harness.sink.write(
+                        snapshot_of(
+                            record,
+                            2,
+                            status=InstanceStatus.COMPLETED,
+                            output={"late": True},
+                            completed_at=AT,
+                            outgoing=(outgoing("business", "late"),),
+                            timers=(timer("late", 5),),
+                        )
+                    )
+                stored = await harness.stored(record.instance_id)
+        assert commanded.status is status and commanded.snapshot_version == 3
+        assert (late.value.status, late.value.stored_version) == (status, 3)
+        assert late.value.instance_id == record.instance_id
+        if status.terminal:
+            assert str(late.value) == (
+                f"workflow instance {record.instance_id} is cancelled already (stored version "
+                "3); its snapshot version 2 was not written, as nothing changes an instance "
+                "that ended: stop driving it"
+            )
+        else:
+            assert str(late.value).startswith(
+                f"snapshot version 2 of workflow instance {record.instance_id} is older than "
+                "the stored version 3 (suspended): the instance changed since its run read it"
+            )
+        assert stored.status is status and stored.version == 3 and stored.output is None
+        assert stored.history == [(1, "task.completed", "/do/1"), (2, f"workflow.{status}", "")]
+        assert stored.outbox == [] and stored.timers == {}
+
+    async def test_an_ended_instance_never_changes(self, open_harness: OpenHarness) -> None:
+        """A snapshot of an instance that completed (or faulted, or was cancelled) is refused
+        whatever version it carries; a retried write of the ending snapshot still returns."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                record = await harness.create()
+                ending = snapshot_of(record, 1, status=InstanceStatus.COMPLETED, completed_at=AT)
+                await harness.sink.write(ending)
+                await harness.sink.write(ending)  # retried: already written
+                with pytest.raises(SnapshotSuperseded) as late:
+                    await harness.sink.write(
+                        snapshot_of(record, 7, outgoing=(outgoing("business", "late"),))
+                    )
+                stored = await harness.stored(record.instance_id)
+        assert str(late.value) == (
+            f"workflow instance {record.instance_id} is completed already (stored version 1); "
+            "its snapshot version 7 was not written, as nothing changes an instance that "
+            "ended: stop driving it"
+        )
+        assert stored.status is InstanceStatus.COMPLETED and stored.version == 1
+        assert stored.history == [(1, "task.completed", "/do/1")] and stored.outbox == []
 
     async def test_subscriptions_are_replaced_kept_or_removed(
         self, open_harness: OpenHarness

@@ -8,8 +8,11 @@ event or a command brings it back as a fresh actor from the snapshot.
 A value PostgreSQL cannot store ends the instance faulted, without the value (see
 ``_effects``), never a crash. A bug in our code (an exception that is not a workflow error)
 crashes the actor; its supervisor
-restarts it and it resumes from the last committed snapshot. After ``MAX_ATTEMPTS`` restarts
-the instance is marked faulted with the error, instead of being retried forever.
+restarts it and it resumes from the last committed snapshot. A snapshot refused because a
+command changed the instance meanwhile (``SnapshotSuperseded``: a forced cancel or suspend of a
+run that did not stop in time) stops the actor quietly: the command's status stands. After
+``MAX_ATTEMPTS`` restarts the instance is marked faulted with the error, instead of being
+retried forever.
 
 Everything it uses of the service comes in its ``InstancePorts``.
 """
@@ -32,7 +35,7 @@ from workflow_orchestrator.errors import exception_leaves
 from workflow_orchestrator.instances._effects import CommittedWithout, DurableEffects, Parked
 from workflow_orchestrator.instances._fault import fault_instance
 from workflow_orchestrator.instances._ports import InstancePorts
-from workflow_orchestrator.storage import LeaseLost
+from workflow_orchestrator.storage import LeaseLost, SnapshotSuperseded
 from workflow_orchestrator.storage.instances import InstanceStatus, RecoverableInstance
 from workflow_orchestrator.supervision import ActorSpec, Restart, Supervisor
 
@@ -196,6 +199,16 @@ class InstanceActor(Actor[Any]):
             # A commit held a value PostgreSQL cannot store: the instance ended without it
             # (committed and logged by the effects); nothing runs on.
             pass
+        except* SnapshotSuperseded as superseded:
+            # A command committed a status meanwhile (a forced cancel or suspend while this
+            # run ignored cancellation), or the instance ended: that status stands; this run
+            # stops without a crash, and long polls see the committed status.
+            logger.warning(
+                "workflow instance %s stopped here: %s",
+                self.instance_id,
+                exception_leaves(superseded)[0],
+                extra={"instance_id": str(self.instance_id)},
+            )
         except* LeaseLost as lost:
             # Another replica owns the partition now and runs the instance from its snapshot.
             logger.warning(

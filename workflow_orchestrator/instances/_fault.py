@@ -20,6 +20,7 @@ from workflow_orchestrator.instances._commit import (
     plan_commit,
 )
 from workflow_orchestrator.instances._ports import InstancePorts
+from workflow_orchestrator.storage import SnapshotSuperseded
 from workflow_orchestrator.storage.instances import HistoryRow, InstanceStatus
 
 __all__ = ["fault_instance"]
@@ -31,8 +32,9 @@ async def fault_instance(
     ports: InstancePorts, instance_id: uuid.UUID, failure: FailureInfo | None, attempts: int
 ) -> None:
     """Commit ``instance_id`` as faulted after ``attempts`` runtime failures (the last one
-    ``failure``); returns once it is durable. An instance that ended meanwhile (a cancel of
-    the crash-looping instance committed directly) is left as it is."""
+    ``failure``); returns once it is durable. An instance that ended or changed meanwhile (a
+    cancel of the crash-looping instance committed directly, also between the read and the
+    write) is left as it is."""
     current = await ports.load(instance_id)
     if current.record.terminal:
         return  # cancelled (or ended) meanwhile: that status stands
@@ -60,7 +62,16 @@ async def fault_instance(
         now,
     )
     assert snapshot is not None  # a history row is pending
-    await ports.snapshots.write(snapshot)
+    try:
+        await ports.snapshots.write(snapshot)
+    except SnapshotSuperseded as superseded:
+        logger.info(
+            "workflow instance %s was not marked faulted: %s",
+            instance_id,
+            superseded,
+            extra={"instance_id": str(instance_id)},
+        )
+        return  # a command ended (or changed) it since it was read: that status stands
     logger.error(
         "workflow instance %s faulted after %d runtime failures: %s",
         instance_id,

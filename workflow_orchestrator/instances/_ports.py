@@ -47,8 +47,10 @@ __all__ = [
 class SnapshotSink(Protocol):
     """Where commits go: ``write`` returns once ``snapshot`` (with its rows) is durable.
 
-    Raises ``LeaseLost`` when fenced, ``InstanceNotFound`` for an unknown instance and
-    ``SnapshotWriteFailed`` otherwise; a write of the stored version again changes nothing.
+    Raises ``LeaseLost`` when fenced, ``InstanceNotFound`` for an unknown instance,
+    ``SnapshotSuperseded`` when the instance ended or a command changed it since the run read
+    it (its stored status stands), and ``SnapshotWriteFailed`` otherwise; a write of the
+    stored version again changes nothing.
     """
 
     async def write(self, snapshot: InstanceSnapshot) -> None: ...

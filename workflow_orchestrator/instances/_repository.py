@@ -110,7 +110,8 @@ class InstanceRepository(Protocol):
     ) -> InstanceRecord:
         """Change the status of an instance at rest when it is one of ``allowed_from``, with
         a history row of ``history_kind``; a terminal status drops its timers,
-        subscriptions and inbox."""
+        subscriptions and inbox. The change takes a version of its own (the stored one plus
+        ``COMMAND_VERSION_STEP``), so a late snapshot of an interrupted run is refused."""
         ...
 
     async def notify_wake(self, instance_ids: Sequence[uuid.UUID]) -> None:

@@ -2,14 +2,15 @@
 
 ``InMemoryInstanceStore`` is an instance store in memory: a snapshot sink that applies a
 snapshot exactly as the ``SnapshotWriter``'s statement does (fencing by partition lease and
-epoch, versions that must grow, history numbered per instance, subscriptions, timers, inbox,
-outbox and events tables), with the same errors and messages; it passes the same contract
-tests (``tests/support/snapshot_contract.py``). It also loads instances (with their inbox)
-and registers subscription shapes, so an ``InstancePorts`` made with it runs instances with
-no database. And it is an ``InstanceRepository`` (definitions, creation by idempotency key,
-recovery pages, status changes of instances at rest, wake-ups of other replicas), a
-``DefinitionSource`` and a ``LeaseView``, passing the repository contract tests
-(``tests/support/repository_contract.py``), so an ``InstanceRuntime`` runs on it too.
+epoch, versions that must grow, an instance that ended never changes, history numbered per
+instance, subscriptions, timers, inbox, outbox and events tables), with the same errors and
+messages; it passes the same contract tests (``tests/support/snapshot_contract.py``). It also
+loads instances (with their inbox) and registers subscription shapes, so an ``InstancePorts``
+made with it runs instances with no database. And it is an ``InstanceRepository``
+(definitions, creation by idempotency key, recovery pages, status changes of instances at
+rest, wake-ups of other replicas), a ``DefinitionSource`` and a ``LeaseView``, passing the
+repository contract tests (``tests/support/repository_contract.py``), so an
+``InstanceRuntime`` runs on it too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from workflow_orchestrator.storage import (
 )
 from workflow_orchestrator.storage.definitions._repository import missing_definition
 from workflow_orchestrator.storage.instances import (
+    COMMAND_VERSION_STEP,
     DEFAULT_PARTITION_COUNT,
     INSTANCE_STATUSES,
     HistoryEntry,
@@ -397,6 +399,7 @@ class InMemoryInstanceStore:
         stored.record = attrs.evolve(
             stored.record,
             status=status,
+            snapshot_version=stored.record.snapshot_version + COMMAND_VERSION_STEP,
             updated_at=now,
             completed_at=now if status.terminal else stored.record.completed_at,
         )
@@ -449,12 +452,14 @@ class InMemoryInstanceStore:
             or lease.epoch != epoch
             or not lease.live
             or stored.record.snapshot_version >= snapshot.snapshot_version
+            or stored.record.terminal
         ):
             row = None
             if stored is not None and lease is not None:
                 row = {
                     "partition": stored.record.partition,
                     "snapshot_version": stored.record.snapshot_version,
+                    "status": stored.record.status,
                     "owner_id": lease.owner_id,
                     "epoch": lease.epoch,
                     "live": lease.live,

@@ -41,6 +41,7 @@ from workflow_orchestrator.storage._errors import (
     MissingExtension,
     OwnerIdInUse,
     ReadTimedOut,
+    SnapshotSuperseded,
     SnapshotWriteFailed,
     StorageError,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "ReplicaState",
     "ReplicaStatus",
     "SchemaStatus",
+    "SnapshotSuperseded",
     "SnapshotWriteFailed",
     "StorageError",
     "Unstorable",

@@ -19,6 +19,7 @@ __all__ = [
     "MissingExtension",
     "OwnerIdInUse",
     "ReadTimedOut",
+    "SnapshotSuperseded",
     "SnapshotWriteFailed",
     "StorageError",
 ]
@@ -121,6 +122,22 @@ class SnapshotWriteFailed(StorageError, RuntimeError):
     def __init__(self, message: str, *, instance_id: uuid.UUID) -> None:
         super().__init__(message)
         self.instance_id = instance_id
+
+
+class SnapshotSuperseded(SnapshotWriteFailed):
+    """A snapshot was refused because the stored instance is newer than the run that wrote it:
+    a command changed its status (cancel, suspend, a forced stop) or it ended.
+
+    Nothing of the snapshot was written. The caller must stop driving the instance quietly (it
+    is no failure): the stored ``status`` (at ``stored_version``) stands.
+    """
+
+    def __init__(
+        self, message: str, *, instance_id: uuid.UUID, status: str, stored_version: int
+    ) -> None:
+        super().__init__(message, instance_id=instance_id)
+        self.status = status
+        self.stored_version = stored_version
 
 
 class OwnerIdInUse(StorageError, RuntimeError):

@@ -24,17 +24,23 @@ from workflow_orchestrator.storage import (
     acquire_partitions,
 )
 from workflow_orchestrator.storage.instances import (
+    INSTANCE_STATUSES,
     HistoryRow,
     InstanceRecord,
     InstanceSnapshot,
+    InstanceStatus,
     SnapshotWriter,
     create_instance,
     get_instance,
     instance_history,
     list_recoverable,
+    set_status,
 )
 
 pytestmark = pytest.mark.integration
+
+#: The statuses a command may change (every one that is not terminal).
+NOT_ENDED = frozenset(s for s in INSTANCE_STATUSES if not s.terminal)
 
 
 async def make_instances(database: Database, count: int) -> list[InstanceRecord]:
@@ -162,6 +168,15 @@ class DatabaseHarness:
             "UPDATE partition_leases SET expires_at = now() - interval '1 second' "
             "WHERE partition = $1",
             partition,
+        )
+
+    async def command(self, instance_id: uuid.UUID, status: InstanceStatus) -> InstanceRecord:
+        return await set_status(
+            self.database,
+            instance_id,
+            status,
+            allowed_from=NOT_ENDED,
+            history_kind=f"workflow.{status}",
         )
 
 

@@ -11,7 +11,11 @@ import pytest
 
 from tests.support.snapshot_contract import OpenHarness, SnapshotSinkContract, Stored
 from workflow_orchestrator.instances.testing import InMemoryInstanceStore
-from workflow_orchestrator.storage.instances import InstanceRecord
+from workflow_orchestrator.storage.instances import (
+    INSTANCE_STATUSES,
+    InstanceRecord,
+    InstanceStatus,
+)
 
 
 @attrs.define(eq=False)
@@ -67,6 +71,14 @@ class MemoryHarness:
 
     async def expire(self, partition: int) -> None:
         self.store.expire(partition)
+
+    async def command(self, instance_id: uuid.UUID, status: InstanceStatus) -> InstanceRecord:
+        return await self.store.set_status(
+            instance_id,
+            status,
+            allowed_from=[s for s in INSTANCE_STATUSES if not s.terminal],
+            history_kind=f"workflow.{status}",
+        )
 
 
 @asynccontextmanager

@@ -4,7 +4,8 @@ What the instances part (and the API's instance routes) read and write:
 
 - ``InstanceStatus`` and the records (``InstanceRecord``, ``RecoverableInstance``, ...);
 - the repository functions (``create_instance``, ``load_instance``, ``list_instances``,
-  ``list_recoverable``, ``set_status``, ``instance_history``, ...);
+  ``list_recoverable``, ``set_status``, ``instance_history``, ...); a status change by
+  ``set_status`` takes a version of its own, so no late snapshot of a run undoes it;
 - the group-commit ``SnapshotWriter`` and what a snapshot writes (``InstanceSnapshot`` with its
   ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
   statement per batch from one row type per table; a snapshot holding a value PostgreSQL
@@ -16,6 +17,7 @@ What the instances part (and the API's instance routes) read and write:
 from workflow_orchestrator.storage.instances._creator import InstanceCreator, NewInstance, Retry
 from workflow_orchestrator.storage.instances._history import HistoryEntry, instance_history
 from workflow_orchestrator.storage.instances._queries import (
+    COMMAND_VERSION_STEP,
     create_instance,
     fetch_inbox,
     get_instance,
@@ -64,6 +66,7 @@ from workflow_orchestrator.storage.instances._status import (
 )
 
 __all__ = [
+    "COMMAND_VERSION_STEP",
     "DEFAULT_PARTITION_COUNT",
     "INSTANCE_COLUMNS",
     "INSTANCE_STATUSES",

@@ -63,6 +63,11 @@ __all__ = [
     "set_status",
 ]
 
+#: How far a command's status change (``set_status``) moves ``snapshot_version``: past the
+#: next version a run of the instance writes (the stored one plus one), so that write is
+#: refused as older, never taken for a retried write of the command's version.
+COMMAND_VERSION_STEP = 2
+
 _INSERT_STARTED_SQL = f"""
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
     idempotency_key, input, partition)
@@ -334,10 +339,14 @@ async def set_status(
     """Change an instance's status if its current status is in ``allowed_from``; one crossing.
 
     For commands (cancel, suspend, resume) on an instance that no live actor is driving
-    (pending or passivated): a live actor owns its status and would overwrite this with its
-    next snapshot, so route commands for live instances through the actor. A terminal status
-    sets ``completed_at``. With ``history_kind`` one history row is appended in the same
-    transaction. Raises ``InstanceNotFound`` or ``InvalidStatusTransition``.
+    (pending or passivated): a live actor owns its status, so route commands for live
+    instances through the actor. The change takes a version of its own, ``snapshot_version +
+    COMMAND_VERSION_STEP``: the snapshot a run may still be committing (the stored version
+    plus one, from an actor that was abandoned or interrupted) is then older than the stored
+    one and refused with ``SnapshotSuperseded``, never taken for a retried write, so no late
+    write undoes a command. A terminal status sets ``completed_at``. With ``history_kind`` one
+    history row is appended in the same transaction. Raises ``InstanceNotFound`` or
+    ``InvalidStatusTransition``.
     """
     if status not in INSTANCE_STATUSES:
         raise ValueError(
@@ -368,6 +377,7 @@ async def set_status(
                 f"""
                 UPDATE workflow_instances
                 SET status = $2, updated_at = now(),
+                    snapshot_version = snapshot_version + {COMMAND_VERSION_STEP},
                     completed_at = CASE WHEN $3 THEN now() ELSE completed_at END,
                     history_seq = history_seq + $4
                 WHERE instance_id = $1

@@ -6,9 +6,13 @@ with these messages, so callers and the shared contract tests see one behaviour:
 - ``lease_lost``: the writer's owner no longer holds the partition (or holds it under another
   epoch than the snapshot's, or the lease expired);
 - ``instance_missing``: no such instance;
-- ``version_too_old``: a version older than the stored one (versions must grow);
+- ``superseded``: the stored instance is newer than the snapshot's run: it ended (nothing
+  changes an instance that is completed, faulted or cancelled, whatever version a snapshot
+  carries) or its stored version is newer (a command's status change takes a version of its
+  own); the caller stops driving the instance, quietly;
 - ``diagnose``: which of those (or none: a retried write of the stored version) explains a
-  snapshot the statement did not apply, from the stored version and the partition's lease.
+  snapshot the statement did not apply, from the stored version and status and the
+  partition's lease.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Any
 from workflow_orchestrator.storage._errors import (
     InstanceNotFound,
     LeaseLost,
+    SnapshotSuperseded,
     SnapshotWriteFailed,
 )
 from workflow_orchestrator.storage.instances._snapshot_rows import InstanceSnapshot
+from workflow_orchestrator.storage.instances._status import InstanceStatus
 
 __all__ = [
     "diagnose",
@@ -30,7 +36,7 @@ __all__ = [
     "lease_lost",
     "not_running",
     "stopped_before_commit",
-    "version_too_old",
+    "superseded",
 ]
 
 
@@ -52,12 +58,28 @@ def instance_missing(snapshot: InstanceSnapshot) -> InstanceNotFound:
     )
 
 
-def version_too_old(snapshot: InstanceSnapshot, stored_version: int) -> SnapshotWriteFailed:
-    return SnapshotWriteFailed(
-        f"snapshot version {snapshot.snapshot_version} of workflow instance "
-        f"{snapshot.instance_id} is older than the stored version {stored_version}; "
-        "snapshot_version must grow with every write",
-        instance_id=snapshot.instance_id,
+def superseded(
+    snapshot: InstanceSnapshot, stored_version: int, stored_status: str
+) -> SnapshotSuperseded:
+    """The stored instance (``stored_status`` at ``stored_version``) is newer than the run that
+    wrote ``snapshot``: it ended, or a command (or another run) changed it since."""
+    instance_id = snapshot.instance_id
+    status = InstanceStatus(stored_status)
+    if status.terminal:
+        message = (
+            f"workflow instance {instance_id} is {status} already (stored version "
+            f"{stored_version}); its snapshot version {snapshot.snapshot_version} was not "
+            "written, as nothing changes an instance that ended: stop driving it"
+        )
+    else:
+        message = (
+            f"snapshot version {snapshot.snapshot_version} of workflow instance {instance_id} "
+            f"is older than the stored version {stored_version} ({status}): the instance "
+            "changed since its run read it (a command, or another run); stop driving it, the "
+            "stored state stands"
+        )
+    return SnapshotSuperseded(
+        message, instance_id=instance_id, status=status, stored_version=stored_version
     )
 
 
@@ -96,8 +118,9 @@ def diagnose(
     snapshot: InstanceSnapshot, epoch: int, owner_id: str, row: Mapping[str, Any] | None
 ) -> BaseException | None:
     """Why ``snapshot`` (fenced with ``epoch``) was not applied, from ``row``: the stored
-    ``partition``, ``snapshot_version`` and the partition lease's ``owner_id``, ``epoch`` and
-    ``live`` (None: no such instance). None means it was written already (a retried write)."""
+    ``partition``, ``snapshot_version``, ``status`` and the partition lease's ``owner_id``,
+    ``epoch`` and ``live`` (None: no such instance). None means it was written already (a
+    retried write: a command's version is never one a run writes, see ``set_status``)."""
     instance_id = snapshot.instance_id
     if row is None:
         return instance_missing(snapshot)
@@ -121,8 +144,11 @@ def diagnose(
         return lease_lost(snapshot, owner_id, "the lease expired")
     if row["snapshot_version"] == snapshot.snapshot_version:
         return None  # a retried write of a committed snapshot
-    if row["snapshot_version"] > snapshot.snapshot_version:
-        return version_too_old(snapshot, row["snapshot_version"])
+    if (
+        row["snapshot_version"] > snapshot.snapshot_version
+        or InstanceStatus(row["status"]).terminal
+    ):
+        return superseded(snapshot, row["snapshot_version"], row["status"])
     return SnapshotWriteFailed(
         f"the snapshot of workflow instance {instance_id} was not applied because its "
         "lease changed during the commit; recover the instance from its last committed "

@@ -7,7 +7,9 @@ partition this replica holds no lease on is set aside (fenced) before the statem
 
 The statement passes the batch as arrays (``unnest``) and does everything in data-modifying
 CTEs: share-lock the writer's lease rows (the fence), update the instances whose lease and epoch
-match and whose stored ``snapshot_version`` is older, and insert the history rows of exactly the
+match, whose stored ``snapshot_version`` is older and that have not ended (a completed,
+faulted or cancelled instance never changes again, whatever version a snapshot carries: a
+late write of an abandoned run cannot undo a command), and insert the history rows of exactly the
 instances updated, numbered from ``workflow_instances.history_seq``; the subscriptions, inbox,
 outbox, events and timers writes likewise join the updated instances. No BEGIN/COMMIT round
 trips are needed for a single statement.
@@ -38,6 +40,7 @@ from workflow_orchestrator.storage.instances._snapshot_rows import (
     SubscriptionRow,
     TimerRow,
 )
+from workflow_orchestrator.storage.instances._status import TERMINAL_SQL
 
 __all__ = [
     "DIAGNOSE_SQL",
@@ -267,6 +270,7 @@ WITH fence AS (
     WHERE w.instance_id = b.instance_id
       AND w.partition = b.partition
       AND w.snapshot_version < b.snapshot_version
+      AND w.status NOT IN {terminal}
     RETURNING w.instance_id, w.partition, w.history_seq - b.history_count AS seq_base
 ), history AS (
     INSERT INTO workflow_instance_history (instance_id, seq, task_ref, kind, at, details)
@@ -321,11 +325,12 @@ WITH fence AS (
         lease_epoch = EXCLUDED.lease_epoch, claimed_until = NULL
 )
 SELECT instance_id FROM updated
-""".format(**_placeholders())
+""".format(terminal=TERMINAL_SQL, **_placeholders())
 
-#: Why snapshots were not applied: the stored version and the partition's lease, per instance.
+#: Why snapshots were not applied: the stored version and status and the partition's lease, per
+#: instance.
 DIAGNOSE_SQL = """
-SELECT w.instance_id, w.partition, w.snapshot_version, l.owner_id, l.epoch,
+SELECT w.instance_id, w.partition, w.snapshot_version, w.status, l.owner_id, l.epoch,
        coalesce(l.expires_at > now(), false) AS live
 FROM workflow_instances w JOIN partition_leases l ON l.partition = w.partition
 WHERE w.instance_id = ANY($1::uuid[])

@@ -38,8 +38,10 @@ Outcome per snapshot (the errors and messages of ``_snapshot_outcomes``):
   database-side limit) is committed again one instance at a time, in the same crossing: the
   innocent snapshots commit, the guilty one gets ``SnapshotUnstorable`` (reason ``database``).
 - any other database error or timeout: ``SnapshotWriteFailed`` for every snapshot of the batch.
-- unknown instance: ``InstanceNotFound``; a version older than the stored one:
-  ``SnapshotWriteFailed`` (versions must grow).
+- unknown instance: ``InstanceNotFound``; an instance that ended (whatever the version), or a
+  version older than the stored one (a command changed the instance since its run read it):
+  ``SnapshotSuperseded`` for that snapshot alone (the statement skips its row, the others
+  commit); the caller stops driving the instance, whose stored status stands.
 
 After a commit that added outbox rows, ``on_outbox`` (given at construction) is called, so the
 outbox relay publishes them without waiting for its poll.

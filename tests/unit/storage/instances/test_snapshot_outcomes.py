@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from workflow_orchestrator.storage import InstanceNotFound, LeaseLost, SnapshotWriteFailed
+from workflow_orchestrator.storage import (
+    InstanceNotFound,
+    LeaseLost,
+    SnapshotSuperseded,
+    SnapshotWriteFailed,
+)
 from workflow_orchestrator.storage.instances import InstanceSnapshot
 from workflow_orchestrator.storage.instances._snapshot_outcomes import diagnose, not_running
 
@@ -18,7 +23,14 @@ SNAPSHOT = InstanceSnapshot(
 
 
 def row(**changes: Any) -> dict[str, Any]:
-    values = {"partition": 4, "snapshot_version": 2, "owner_id": "a", "epoch": 1, "live": True}
+    values = {
+        "partition": 4,
+        "snapshot_version": 2,
+        "status": "running",
+        "owner_id": "a",
+        "epoch": 1,
+        "live": True,
+    }
     values.update(changes)
     return values
 
@@ -35,7 +47,12 @@ def row(**changes: Any) -> dict[str, Any]:
         (row(owner_id="b", epoch=2), LeaseLost, "('b' holds it now, at epoch 2)"),
         (row(epoch=2), LeaseLost, "(it is held at epoch 2, not at epoch 1)"),
         (row(live=False), LeaseLost, "(the lease expired)"),
-        (row(snapshot_version=5), SnapshotWriteFailed, "older than the stored version 5"),
+        (row(snapshot_version=5), SnapshotSuperseded, "older than the stored version 5 (running)"),
+        (
+            row(status="cancelled"),
+            SnapshotSuperseded,
+            f"workflow instance {INSTANCE} is cancelled already (stored version 2)",
+        ),
         (
             row(partition=5),
             SnapshotWriteFailed,
@@ -52,8 +69,10 @@ def test_diagnose_names_the_reason(stored: Any, error: type[Exception], message:
 
 
 def test_a_retried_write_of_the_stored_version_is_no_error() -> None:
-    """A snapshot whose version is the stored one was written before: no error."""
+    """A snapshot whose version is the stored one was written before: no error, also when it
+    ended the instance."""
     assert diagnose(SNAPSHOT, 1, "a", row(snapshot_version=3)) is None
+    assert diagnose(SNAPSHOT, 1, "a", row(snapshot_version=3, status="completed")) is None
 
 
 def test_fenced_message_says_what_to_do() -> None:
