@@ -49,6 +49,7 @@ from workflow_orchestrator.scheduler import Scheduler
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
+    NotificationListener,
     PartitionLeases,
     hold_owner_id,
     migrate,
@@ -57,7 +58,7 @@ from workflow_orchestrator.storage import (
     run_lease_keeper,
     schema_status,
 )
-from workflow_orchestrator.storage.instances import SnapshotWriter
+from workflow_orchestrator.storage.instances import ENDED_CHANNEL, SnapshotWriter
 from workflow_orchestrator.supervision import Backoff, RestartStrategy, ServiceSpec, SupervisorSpec
 
 __all__ = ["Service", "ServiceAddresses", "open_configured_database"]
@@ -299,6 +300,15 @@ class Service:
                 max_active=workflows.max_active_instances,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
                 long_poll_recheck=self.settings.server.long_poll_recheck_interval,
+            )
+            # Long polls held here for instances that end on another replica.
+            await nursery.start(
+                NotificationListener(
+                    database=self._current_database(),
+                    channel=ENDED_CHANNEL,
+                    on_payload=runtime.ended_elsewhere,
+                    name="long polls",
+                ).run
             )
             await nursery.start(runtime.run)
             self._runtime, self._catalog = runtime, catalog

@@ -300,6 +300,7 @@ SURFACE = {
         "tick_idempotency_key",
     },
     "workflow_orchestrator.storage.instances": {
+        "ENDED_CHANNEL",
         "delete_expired_instances",
         "RetentionOverride",
         "retention_overrides",

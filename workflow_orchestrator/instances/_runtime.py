@@ -504,6 +504,16 @@ class InstanceRuntime:
         if status.terminal:
             self._waiters.ended(instance_id)
 
+    def ended_elsewhere(self, payload: str) -> None:
+        """Another replica's commit ended these instances (``storage.instances.ENDED_CHANNEL``,
+        ids separated by commas): wake the long polls held here. A malformed id is skipped."""
+        for text in payload.split(","):
+            try:
+                instance_id = uuid.UUID(text)
+            except ValueError:
+                continue
+            self._waiters.ended(instance_id)
+
     async def wait_terminal(
         self,
         instance_id: uuid.UUID,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,7 @@ import trio_asyncio
 from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage._database import Database
 
-__all__ = ["DATABASE_ERRORS", "NotificationListener", "describe_error"]
+__all__ = ["DATABASE_ERRORS", "NotificationListener", "describe_error", "notify_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,24 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 _LISTENER_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, trio.TooSlowError)
 _RETRY_INITIAL = 0.1
 _RETRY_MAX = 5.0
+
+
+_NOTIFY_CHUNK = 7000  # bytes of ids per notification (the payload limit is 8000)
+
+
+async def notify_ids(connection: Any, channel: str, ids: Iterable[str]) -> None:
+    """``NOTIFY channel`` with ``ids`` joined by commas, in as many notifications as the payload
+    limit needs (asyncio side; inside a transaction they are sent when it commits)."""
+    chunk: list[str] = []
+    size = 0
+    for item in ids:
+        if chunk and size + len(item) + 1 > _NOTIFY_CHUNK:
+            await connection.execute("SELECT pg_notify($1, $2)", channel, ",".join(chunk))
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        await connection.execute("SELECT pg_notify($1, $2)", channel, ",".join(chunk))
 
 
 def describe_error(exc: BaseException) -> str:

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Collection, Sequence
 
 from workflow_orchestrator.storage._database import Connection, Database
+from workflow_orchestrator.storage._notifications import notify_ids
 
 __all__ = ["WAKE_CHANNEL", "instances_to_wake", "notify_wake"]
 
 WAKE_CHANNEL = "workflow_wake"
-_NOTIFY_CHUNK = 7000  # bytes of ids per notification (the payload limit is 8000)
 
 _SWEEP_SQL = """
 SELECT w.instance_id FROM workflow_instances w
@@ -31,16 +31,7 @@ LIMIT 1000
 async def notify_wake(connection: Connection, instance_ids: Sequence[str]) -> None:
     """Tell the owners of ``instance_ids`` (other replicas) to activate them when the
     transaction commits (asyncio side, inside a unit of work)."""
-    chunk: list[str] = []
-    size = 0
-    for instance_id in instance_ids:
-        if size + len(instance_id) + 1 > _NOTIFY_CHUNK:
-            await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))
-            chunk, size = [], 0
-        chunk.append(instance_id)
-        size += len(instance_id) + 1
-    if chunk:
-        await connection.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, ",".join(chunk))
+    await notify_ids(connection, WAKE_CHANNEL, instance_ids)
 
 
 async def instances_to_wake(

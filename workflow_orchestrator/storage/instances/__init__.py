@@ -56,6 +56,7 @@ from workflow_orchestrator.storage.instances._snapshot_rows import (
     TimerRow,
 )
 from workflow_orchestrator.storage.instances._snapshot_writer import (
+    ENDED_CHANNEL,
     SnapshotWriter,
     SnapshotWriterStatistics,
 )
@@ -68,6 +69,7 @@ from workflow_orchestrator.storage.instances._status import (
 __all__ = [
     "COMMAND_VERSION_STEP",
     "DEFAULT_PARTITION_COUNT",
+    "ENDED_CHANNEL",
     "INSTANCE_COLUMNS",
     "INSTANCE_STATUSES",
     "TERMINAL_STATUSES",
