@@ -187,6 +187,7 @@ SURFACE = {
         "validate_schedule",
     },
     "workflow_orchestrator.storage": {
+        "check_text",
         "ReadTimedOut",
         # the core
         "CONNECTION_ERRORS",

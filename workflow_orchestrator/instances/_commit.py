@@ -121,11 +121,19 @@ def nothing_to_commit(changed: bool, history: Sized, outgoing: Sized, ask: Commi
 
 
 def plan_commit(
-    target: CommitTarget, version: int, pending: Pending, ask: CommitAsk, now: datetime
+    target: CommitTarget,
+    version: int,
+    pending: Pending,
+    ask: CommitAsk,
+    now: datetime,
+    *,
+    state_text: str | None = None,
 ) -> InstanceSnapshot | None:
     """The snapshot to write after the committed ``version``, or None when there is nothing to
-    commit (see the module docstring). Raises ``RuntimeError`` for a commit before the first
-    checkpoint (the interpreter checkpoints before any effect, so that is a bug)."""
+    commit (see the module docstring). ``state_text``, when given, is the checked JSON of
+    ``pending.state`` (the writer then does not encode it again). Raises ``RuntimeError`` for a
+    commit before the first checkpoint (the interpreter checkpoints before any effect, so that
+    is a bug)."""
     if nothing_to_commit(pending.changed, pending.history, pending.outgoing, ask):
         return None
     state = pending.state
@@ -166,4 +174,5 @@ def plan_commit(
         inbox_through=ALL_INBOX if terminal else pending.inbox_through,
         outgoing=pending.outgoing,
         timers=timers,
+        encoded_state=state_text,
     )

@@ -77,7 +77,7 @@ from workflow_orchestrator.instances._commit import (
 from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
 from workflow_orchestrator.instances._ports import InstancePorts
 from workflow_orchestrator.instances._state_size import (
-    oversized,
+    encoded_state,
     state_size_exceeded,
     without_data,
 )
@@ -256,9 +256,12 @@ class DurableEffects:
         outside the interpreter); returns once it is durable, at once when nothing is."""
         if nothing_to_commit(self._dirty, self._history, self._outgoing, ask):
             return
+        state_text: str | None = None
         if self._dirty and self._latest is not None:
-            ask = self._within_state_size(self._latest, ask)
-        snapshot = plan_commit(self._target, self.version, self.pending(), ask, self.now())
+            ask, state_text = self._within_state_size(self._latest, ask)
+        snapshot = plan_commit(
+            self._target, self.version, self.pending(), ask, self.now(), state_text=state_text
+        )
         if snapshot is None:
             return
         # The commit now holds all this: later effects start a new pending set (before the
@@ -283,15 +286,19 @@ class DurableEffects:
             raise CommittedWithout(status, refused) from None
         self.ports.committed(self.instance_id, snapshot.status)
 
-    def _within_state_size(self, state: dict[str, Any], ask: CommitAsk) -> CommitAsk:
-        """``ask`` when ``state`` is within ``max_state_size``. Otherwise a running instance
-        raises `LimitExceeded` (the interpreter faults it and commits that), and a final state
-        (ended, or a status decided outside the interpreter) becomes faulted without its data
-        (a cancelled one stays cancelled); returns the ask that commits it."""
+    def _within_state_size(
+        self, state: dict[str, Any], ask: CommitAsk
+    ) -> tuple[CommitAsk, str | None]:
+        """``ask`` and the JSON of ``state`` (encoded once: the snapshot writer reuses it) when
+        ``state`` is within ``max_state_size``. Otherwise a running instance raises
+        `LimitExceeded` (the interpreter faults it and commits that), and a final state (ended,
+        or a status decided outside the interpreter) becomes faulted without its data (a
+        cancelled one stays cancelled); returns the ask that commits it."""
         limit = self.ports.max_state_size
-        size = oversized(state, limit)
-        if size is None:
-            return ask
+        text = encoded_state(state)
+        if text is None or limit <= 0 or len(text) <= limit:
+            return ask, text
+        size = len(text)
         error = state_size_exceeded(size, limit)
         status = ask.status if ask.status is not None else InstanceStatus(self._status)
         if ask.status is None and not status.terminal:
@@ -310,7 +317,7 @@ class DurableEffects:
             state, status=final, error=own, fallback_error=problem, limit=limit
         )
         self._status = final
-        return attrs.evolve(ask, status=final)
+        return attrs.evolve(ask, status=final), None
 
     def _park_timers(self, own: TimerRow | None) -> tuple[TimerRow, ...]:
         """The durable timers of a park: this wait's and those other tasks sleep on."""

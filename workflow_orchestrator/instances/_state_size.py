@@ -17,10 +17,19 @@ from typing import Any
 from workflow_orchestrator.dsl.runtime import LimitExceeded, limit_exceeded
 from workflow_orchestrator.storage import Unstorable, storable_json
 
-__all__ = ["oversized", "state_size_exceeded", "without_data"]
+__all__ = ["encoded_state", "oversized", "state_size_exceeded", "without_data"]
 
 # What a final state keeps when its data is dropped: who it is and what it counted.
 _IDENTITY = ("format", "instanceId", "workflow", "startedAt", "budget")
+
+
+def encoded_state(state: Mapping[str, Any]) -> str | None:
+    """The compact JSON of ``state`` (what its snapshot stores), or None when PostgreSQL could
+    not store it (the snapshot writer's checks then report why)."""
+    try:
+        return storable_json(state, what="the instance state")
+    except Unstorable:
+        return None
 
 
 def oversized(state: Mapping[str, Any], limit: int) -> int | None:

@@ -89,6 +89,7 @@ from workflow_orchestrator.storage._storable import (
     Unstorable,
     check_depth,
     check_storable,
+    check_text,
     storable_json,
 )
 
@@ -132,6 +133,7 @@ __all__ = [
     "assess_replica",
     "check_depth",
     "check_storable",
+    "check_text",
     "default_data_dir",
     "definitions",
     "describe_connect_error",

@@ -20,7 +20,14 @@ from typing import Any
 
 from workflow_orchestrator.errors import OrchestratorError
 
-__all__ = ["MAX_JSON_DEPTH", "Unstorable", "check_depth", "check_storable", "storable_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "Unstorable",
+    "check_depth",
+    "check_storable",
+    "check_text",
+    "storable_json",
+]
 
 # Parsed input deeper than this is refused (`check_depth`): deeper than any sane document, and
 # well inside Python's recursion limit, which json, copy and the expression engine all use.
@@ -29,7 +36,10 @@ MAX_JSON_DEPTH = 256
 _LONE_SURROGATE = re.compile(
     r"[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]"
 )
-_SUSPECT = ("\\u0000", "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf")
+# In JSON text (json.dumps escapes them): NUL, and surrogates (lone ones are refused).
+_SUSPECT = re.compile(r"\\u(?:0000|d[89a-f])")
+# In plain text (a text column, not JSON): NUL, and any surrogate (UTF-8 cannot encode one).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 class Unstorable(OrchestratorError, ValueError):
@@ -51,7 +61,7 @@ def storable_json(value: Any, *, what: str = "the value", max_bytes: int | None 
         text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (ValueError, TypeError, RecursionError):
         raise _locate(value, what) or Unstorable(what, "type", "is not JSON data") from None
-    if any(marker in text for marker in _SUSPECT):
+    if _SUSPECT.search(text) is not None:
         problem = _locate(value, what)
         if problem is not None:
             raise problem
@@ -62,6 +72,16 @@ def storable_json(value: Any, *, what: str = "the value", max_bytes: int | None 
             f"is {len(text):,} bytes of JSON, over the limit of {max_bytes:,} bytes",
         )
     return text
+
+
+def check_text(text: str, *, what: str = "the text") -> None:
+    """Raise `Unstorable` when plain ``text`` (stored as text, not JSON) holds the NUL character
+    or a surrogate, which PostgreSQL (UTF-8) cannot store."""
+    found = _BAD_TEXT.search(text)
+    if found is None:
+        return
+    reason, detail = _string_problem(found.group()) or ("surrogate", "holds a surrogate")
+    raise Unstorable(what, reason, detail)
 
 
 def check_storable(value: Any, *, what: str = "the value", max_bytes: int | None = None) -> None:

@@ -12,6 +12,7 @@ from workflow_orchestrator.storage import (
     Unstorable,
     check_depth,
     check_storable,
+    check_text,
     storable_json,
 )
 
@@ -69,3 +70,13 @@ def test_check_depth_refuses_parsed_input_over_the_limit() -> None:
         check_depth(_nested(MAX_JSON_DEPTH + 5), what="the input")
     assert caught.value.reason == "depth"
     assert str(caught.value).startswith("the input nests deeper than")
+
+
+def test_plain_text_refuses_nul_and_any_surrogate() -> None:
+    """A text column is UTF-8: the NUL character and every surrogate (paired or not) fail."""
+    check_text("plain \U0001f600 text")
+    for bad, reason in (("a\x00b", "nul"), ("\ud83d\ude00", "surrogate"), ("x\udc00", "surrogate")):
+        with pytest.raises(Unstorable) as caught:
+            check_text(bad, what="the key")
+        assert caught.value.reason == reason
+        assert str(caught.value).startswith("the key ")

@@ -55,8 +55,8 @@ from workflow_orchestrator.storage.instances._snapshot_rows import (
     SubscriptionRow,
     TimerRow,
 )
+from workflow_orchestrator.storage.instances._snapshot_statement import ENDED_CHANNEL
 from workflow_orchestrator.storage.instances._snapshot_writer import (
-    ENDED_CHANNEL,
     SnapshotWriter,
     SnapshotWriterStatistics,
 )

@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from workflow_orchestrator.storage._errors import SnapshotWriteFailed
-from workflow_orchestrator.storage._storable import Unstorable, storable_json
+from workflow_orchestrator.storage._storable import Unstorable, check_text, storable_json
 from workflow_orchestrator.storage.instances._snapshot_rows import InstanceSnapshot
 
 __all__ = [
@@ -113,11 +113,17 @@ def encode_snapshot(snapshot: InstanceSnapshot) -> JsonTexts:
 
     def text(item: str, what: str) -> None:
         try:
-            storable_json(item, what=what)
+            check_text(item, what=what)
         except Unstorable as problem:
             raise _unstorable(snapshot, problem) from None
 
-    value(snapshot.snapshot, "the workflow data", strip="/state")
+    wrapper = snapshot.snapshot
+    if snapshot.encoded_state is not None and wrapper.keys() == {"state", "wakeAt"}:
+        # The author encoded and checked the state: compose the wrapper around its text.
+        wake = json.dumps(wrapper["wakeAt"])
+        texts[id(wrapper)] = (wrapper, f'{{"state":{snapshot.encoded_state},"wakeAt":{wake}}}')
+    else:
+        value(wrapper, "the workflow data", strip="/state")
     value(snapshot.output, "the workflow output")
     value(snapshot.error, "the workflow error")
     value(snapshot.context, "the workflow context")

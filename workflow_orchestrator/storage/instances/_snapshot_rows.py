@@ -101,3 +101,6 @@ class InstanceSnapshot:
     inbox_through: int = 0
     outgoing: tuple[OutgoingEvent, ...] = ()
     timers: tuple[TimerRow, ...] | None = None
+    # The compact JSON of snapshot["state"], when its author encoded (and checked) it already
+    # with storage.storable_json: the writer reuses it instead of encoding the state again.
+    encoded_state: str | None = attrs.field(default=None, eq=False, repr=False)

@@ -44,6 +44,7 @@ from workflow_orchestrator.storage.instances._status import TERMINAL_SQL
 
 __all__ = [
     "DIAGNOSE_SQL",
+    "ENDED_CHANNEL",
     "WRITE_SQL",
     "BatchPlan",
     "BatchRows",
@@ -244,6 +245,11 @@ def _placeholders() -> dict[str, _Placeholders]:
     return found
 
 
+#: Channel on which a commit announces the instances it ended (ids, comma-separated), for the
+#: long polls other replicas hold.
+ENDED_CHANNEL = "workflow_ended"
+
+
 WRITE_SQL = """
 WITH fence AS (
     SELECT partition, epoch FROM partition_leases
@@ -323,9 +329,22 @@ WITH fence AS (
     ON CONFLICT (instance_id, timer_key) DO UPDATE
     SET due_at = EXCLUDED.due_at, kind = EXCLUDED.kind, partition = EXCLUDED.partition,
         lease_epoch = EXCLUDED.lease_epoch, claimed_until = NULL
+), ended AS (
+    -- The instances this commit ends, announced at commit for the long polls of other
+    -- replicas (150 ids per notification: the payload limit is 8000 bytes).
+    SELECT count(pg_notify('{ended_channel}', c.ids)) AS notified
+    FROM (
+        SELECT string_agg(e.instance_id::text, ',') AS ids
+        FROM (
+            SELECT u.instance_id, (row_number() OVER ()) / 150 AS chunk
+            FROM updated u JOIN batch b ON b.instance_id = u.instance_id
+            WHERE b.status IN {terminal}
+        ) e
+        GROUP BY e.chunk
+    ) c
 )
-SELECT instance_id FROM updated
-""".format(terminal=TERMINAL_SQL, **_placeholders())
+SELECT u.instance_id FROM updated u CROSS JOIN ended
+""".format(terminal=TERMINAL_SQL, ended_channel=ENDED_CHANNEL, **_placeholders())
 
 #: Why snapshots were not applied: the stored version and status and the partition's lease, per
 #: instance.

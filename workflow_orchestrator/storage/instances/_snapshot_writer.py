@@ -65,7 +65,6 @@ import trio
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._errors import LeaseLost, SnapshotWriteFailed
 from workflow_orchestrator.storage._leases import PartitionLeases
-from workflow_orchestrator.storage._notifications import notify_ids
 from workflow_orchestrator.storage._row_errors import ROW_ERRORS
 from workflow_orchestrator.storage.instances._snapshot_check import (
     JsonTexts,
@@ -89,7 +88,7 @@ from workflow_orchestrator.storage.instances._snapshot_statement import (
     statement_arguments,
 )
 
-__all__ = ["ENDED_CHANNEL", "SnapshotWriter", "SnapshotWriterStatistics"]
+__all__ = ["SnapshotWriter", "SnapshotWriterStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +124,6 @@ def _clone(error: BaseException) -> BaseException:
     copy.args = error.args
     copy.__cause__ = error.__cause__
     return copy
-
-
-#: Channel on which the writer announces the instances its commits ended (ids, comma-separated),
-#: for the long polls other replicas hold.
-ENDED_CHANNEL = "workflow_ended"
 
 
 @attrs.define(eq=False)
@@ -361,20 +355,12 @@ class SnapshotWriter:
         self, connection: Connection, plan: BatchPlan, texts: JsonTexts
     ) -> dict[uuid.UUID, BaseException | None]:
         """The write is one statement, hence one transaction of its own (no BEGIN/COMMIT round
-        trips); the rare follow-up query only explains misses. Instances it ended are announced
-        on `ENDED_CHANNEL` (one more statement, for batches that end some), for the long polls
-        other replicas hold."""
+        trips); the rare follow-up query only explains misses. The statement announces the
+        instances it ended on `ENDED_CHANNEL`, for the long polls other replicas hold."""
         owner_id = self.leases.owner_id
         arguments = statement_arguments(owner_id, plan.rows, texts)
         rows = await connection.fetch(WRITE_SQL, *arguments)
         outcomes: dict[uuid.UUID, BaseException | None] = {r["instance_id"]: None for r in rows}
-        ended = [
-            str(instance_id)
-            for instance_id in outcomes
-            if instance_id in plan.written and plan.written[instance_id][0].status.terminal
-        ]
-        if ended:
-            await notify_ids(connection, ENDED_CHANNEL, ended)
         missing = [i for i in plan.written if i not in outcomes]
         if missing:
             found: dict[uuid.UUID, Any] = {
