@@ -287,7 +287,9 @@ class Service:
                 supervisor=system.lookup_supervisor("/user/instances"),
                 http=http_client,
                 processes=ConfiguredProcesses(
-                    run=run_local_process, shell=workflows.run.shell, script=workflows.run.script
+                    run=partial(run_local_process, max_output=workflows.run.max_output_size),
+                    shell=workflows.run.shell,
+                    script=workflows.run.script,
                 ),
                 event_options=event_options(
                     self.settings.event_processing, workflows.lifecycle_events

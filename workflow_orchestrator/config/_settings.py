@@ -440,6 +440,10 @@ class RunTaskSettings:
     timeout: float = attrs.field(
         default=60.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 60s")
     )
+    max_output_size: int = attrs.field(
+        default=1024 * 1024,
+        metadata=_meta(kind="size", minimum=1024, help="a size such as 1MB"),
+    )
 
 
 _COUNT_LIMIT = _meta(minimum=0, help="a whole number (0: no limit)")

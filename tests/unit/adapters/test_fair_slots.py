@@ -46,6 +46,8 @@ async def test_an_owner_has_a_bounded_number_of_admissions() -> None:
     async with trio.open_nursery() as nursery:
         for index in range(10):
             nursery.start_soon(_use, slots, "A", f"a{index}", order, go)
+        # Trio runs new tasks in no fixed order: let A's settle before B asks.
+        await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(_use, slots, "B", "b0", order, go)
         await trio.testing.wait_all_tasks_blocked()
         # A: one holds the slot and two wait for it; the seven others wait for room.

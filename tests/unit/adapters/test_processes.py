@@ -53,3 +53,34 @@ async def test_run_shell_task_when_enabled() -> None:
             InMemoryEffects(processes=run_local_process)
         )
     assert result.output == {"code": 0, "stdout": "out\n", "stderr": "err\n"}
+
+
+async def test_environment_is_scrubbed_to_what_the_task_declares(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service's own environment (a database password, secrets) never reaches a process:
+    it gets PATH, LANG and the variables its task declares."""
+    monkeypatch.setenv("DATABASE_PASSWORD", "s3cret")
+    monkeypatch.setenv("WORKFLOW_SECRET_API_KEY", "k3y")
+    result = await run_local_process(
+        ProcessRequest(kind="shell", command="env", environment={"GREETING": "hello"})
+    )
+    names = {line.split("=", 1)[0] for line in result.stdout.splitlines()}
+    assert "GREETING=hello" in result.stdout.splitlines()
+    assert "s3cret" not in result.stdout and "k3y" not in result.stdout
+    assert names - {"PWD", "SHLVL", "_"} == {"PATH", "LANG", "GREETING"}
+
+
+async def test_output_over_the_cap_stops_the_process_and_names_the_setting() -> None:
+    """A process writing more than ``max_output`` bytes is stopped; the task faults."""
+    with pytest.raises(WorkflowError) as caught:
+        await run_local_process(
+            ProcessRequest(kind="shell", command="yes xxxxxxxx", timeout=30), max_output=4096
+        )
+    detail = caught.value.problem.detail or ""
+    assert "more than 4,096 bytes to stdout" in detail
+    assert "workflows.run.maxOutputSize" in detail
+    small = await run_local_process(
+        ProcessRequest(kind="shell", command="echo ok"), max_output=4096
+    )
+    assert small.stdout == "ok\n"
