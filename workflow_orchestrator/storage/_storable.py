@@ -24,6 +24,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "Unstorable",
     "check_depth",
+    "check_json_text",
     "check_storable",
     "check_text",
     "storable_json",
@@ -38,6 +39,8 @@ _LONE_SURROGATE = re.compile(
 )
 # In JSON text (json.dumps escapes them): NUL, and surrogates (lone ones are refused).
 _SUSPECT = re.compile(r"\\u(?:0000|d[89a-f])")
+# In JSON text someone else encoded: also the NaN and Infinity that json.dumps may write.
+_SUSPECT_ENCODED = re.compile(r"\\u(?:0000|d[89a-f])|NaN|Infinity")
 # In plain text (a text column, not JSON): NUL, and any surrogate (UTF-8 cannot encode one).
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
@@ -72,6 +75,18 @@ def storable_json(value: Any, *, what: str = "the value", max_bytes: int | None 
             f"is {len(text):,} bytes of JSON, over the limit of {max_bytes:,} bytes",
         )
     return text
+
+
+def check_json_text(text: str, *, what: str = "the JSON text") -> None:
+    """Raise `Unstorable` when JSON ``text`` encoded elsewhere is not JSON, or holds what
+    ``storable_json`` refuses; it is parsed only when a scan of the text finds a suspect."""
+    if _SUSPECT_ENCODED.search(text) is None:
+        return
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Unstorable(what, "type", "is not JSON text") from None
+    storable_json(value, what=what)
 
 
 def check_text(text: str, *, what: str = "the text") -> None:

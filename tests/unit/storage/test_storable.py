@@ -80,3 +80,20 @@ def test_plain_text_refuses_nul_and_any_surrogate() -> None:
             check_text(bad, what="the key")
         assert caught.value.reason == reason
         assert str(caught.value).startswith("the key ")
+
+
+def test_json_text_encoded_elsewhere_is_parsed_only_when_suspect() -> None:
+    """An event body is checked as text: clean text passes unparsed; NaN, NUL or text that is
+    not JSON is refused with its reason."""
+    from workflow_orchestrator.storage._storable import check_json_text
+
+    check_json_text('{"a": "NaNa is fine", "b": 1}')
+    check_json_text('{"a": "\\ud83d\\ude00"}')
+    for text, reason in (
+        ('{"a": NaN}', "non-finite"),
+        ('{"a": "x\\u0000"}', "nul"),
+        ('{"a": Infinity', "type"),
+    ):
+        with pytest.raises(Unstorable) as caught:
+            check_json_text(text, what="the event")
+        assert caught.value.reason == reason

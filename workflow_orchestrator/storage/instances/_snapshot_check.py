@@ -21,7 +21,12 @@ import uuid
 from typing import Any
 
 from workflow_orchestrator.storage._errors import SnapshotWriteFailed
-from workflow_orchestrator.storage._storable import Unstorable, check_text, storable_json
+from workflow_orchestrator.storage._storable import (
+    Unstorable,
+    check_json_text,
+    check_text,
+    storable_json,
+)
 from workflow_orchestrator.storage.instances._snapshot_rows import InstanceSnapshot
 
 __all__ = [
@@ -37,20 +42,6 @@ JsonTexts = dict[int, tuple[Any, str]]
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _MAX_POINTER = 200
-# What an event body (JSON text) may hold that ``jsonb`` refuses, checked by parsing it.
-_BODY_SUSPECTS = (
-    "\\u0000",
-    "\\ud8",
-    "\\ud9",
-    "\\uda",
-    "\\udb",
-    "\\udc",
-    "\\udd",
-    "\\ude",
-    "\\udf",
-    "NaN",
-    "Infinity",
-)
 
 
 class SnapshotUnstorable(SnapshotWriteFailed, ValueError):
@@ -143,18 +134,11 @@ def encode_snapshot(snapshot: InstanceSnapshot) -> JsonTexts:
         text(event.event_id, "an outgoing event's id")
         text(event.routing_key, f"the type of {what}")
         text(event.body, what)
-        if event.destination == "events" and any(s in event.body for s in _BODY_SUSPECTS):
+        if event.destination == "events":
             try:
-                storable_json(json.loads(event.body), what=what)
+                check_json_text(event.body, what=what)
             except Unstorable as problem:
                 raise _unstorable(snapshot, problem) from None
-            except ValueError:
-                raise SnapshotUnstorable(
-                    f"{what} is not JSON text",
-                    instance_id=snapshot.instance_id,
-                    reason="type",
-                    what=what,
-                ) from None
     for timer in snapshot.timers or ():
         text(timer.timer_key, "a timer's key")
     return texts
