@@ -131,8 +131,9 @@ class _Converter:
             else:
                 self.problem(path, f"expected a list, got {_describe(value)}")
                 return _INVALID
+            item_meta = {"choices": meta.get("choices")} if meta.get("choices") else {}
             converted = [
-                self.convert_value(item_type, item, f"{path}[{i}]", {})
+                self.convert_value(item_type, item, f"{path}[{i}]", item_meta)
                 for i, item in enumerate(items)
             ]
             if any(item is _INVALID for item in converted):

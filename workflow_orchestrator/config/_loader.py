@@ -23,6 +23,7 @@ import yaml
 from workflow_orchestrator.config._convert import convert
 from workflow_orchestrator.config._database_url import InvalidDatabaseURL, parse_database_url
 from workflow_orchestrator.config._errors import ConfigError, ConfigProblem
+from workflow_orchestrator.config._security_checks import check_security
 from workflow_orchestrator.config._settings import DatabaseEndpoint, Settings
 
 __all__ = ["ENVIRONMENT_OVERRIDES", "LoadedConfig", "load_config"]
@@ -44,6 +45,8 @@ ENVIRONMENT_OVERRIDES: Mapping[str, str] = {
     "METRICS_ENABLED": "metrics.enabled",
     "REPLICA_ID": "cluster.replicaId",
     "WORKFLOW_DSL_SCHEMA": "definitions.schema",
+    "VAULT_ADDR": "security.secrets.vault.address",
+    "VAULT_TOKEN": "security.secrets.vault.auth.token",
 }
 
 _UNSET = "\x00unset\x00"
@@ -375,7 +378,7 @@ def _with_pool_sizes(settings: Settings, sources: dict[str, str]) -> Settings:
 
 def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[ConfigProblem]:
     """Checks across fields that the type converter cannot make."""
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = check_security(settings, sources, _source_of)
     database = settings.database
     urls = [("database.url", database.url), ("database.primary.url", database.primary.url)]
     urls += [(f"database.replicas[{i}].url", r.url) for i, r in enumerate(database.replicas)]

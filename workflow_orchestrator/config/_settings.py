@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.config._security_settings import SecuritySettings, TlsSettings
+
 __all__ = [
     "ClusterSettings",
     "ConsoleAppenderSettings",
@@ -73,6 +75,16 @@ class ServerSettings:
     host: str = attrs.field(default="0.0.0.0", metadata=_meta(help="the address to listen on"))
     port: int = attrs.field(default=8080, metadata=_PORT)
     management_port: int = attrs.field(default=8081, metadata=_PORT)
+    # The management port's address; empty means ``host``.
+    management_host: str = attrs.field(
+        default="", metadata=_meta(help="the address of the management port; empty: as host")
+    )
+    # HTTPS on both listeners (``managementTls`` overrides it for the management port).
+    tls: TlsSettings = attrs.field(factory=TlsSettings)
+    management_tls: TlsSettings | None = None
+    # Host header values the service answers (``example.com``, ``*.example.com``, with or
+    # without a port); empty answers any. Probes (/health/live, /health/ready) are exempt.
+    allowed_hosts: tuple[str, ...] = ()
     context_path: str = attrs.field(
         default="/api", metadata=_meta(help="a URL path prefix starting with '/', e.g. /api")
     )
@@ -444,6 +456,8 @@ class RunTaskSettings:
         default=1024 * 1024,
         metadata=_meta(kind="size", minimum=1024, help="a size such as 1MB"),
     )
+    # The namespaces whose definitions may run processes (``*``: all) when shell or script is on.
+    namespaces: tuple[str, ...] = ("*",)
 
 
 _COUNT_LIMIT = _meta(minimum=0, help="a whole number (0: no limit)")
@@ -541,3 +555,4 @@ class Settings:
     workflows: WorkflowSettings = attrs.field(factory=WorkflowSettings)
     cluster: ClusterSettings = attrs.field(factory=ClusterSettings)
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
+    security: SecuritySettings = attrs.field(factory=SecuritySettings)

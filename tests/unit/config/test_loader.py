@@ -91,6 +91,16 @@ def test_config_option_wins_over_workflow_config(tmp_path: Path) -> None:
             "/opt/spec/workflow.yaml",
             lambda s: s.definitions.schema == "/opt/spec/workflow.yaml",
         ),
+        (
+            "VAULT_ADDR",
+            "https://vault.company.com",
+            lambda s: s.security.secrets.vault.address == "https://vault.company.com",
+        ),
+        (
+            "VAULT_TOKEN",
+            "s.xxxxxxxx",
+            lambda s: s.security.secrets.vault.auth.token == "s.xxxxxxxx",
+        ),
     ],
 )
 def test_every_environment_variable_overrides_the_file(
@@ -123,6 +133,8 @@ def test_the_override_list_is_the_guides() -> None:
         "METRICS_ENABLED",
         "REPLICA_ID",
         "WORKFLOW_DSL_SCHEMA",
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
     }
 
 

@@ -1,0 +1,122 @@
+"""Checks of ``security`` and ``server.tls`` across fields, made when the configuration loads.
+
+Authentication switched on with no way to authenticate, an API key too short to resist guessing
+or a TLS listener without its files stops startup with the key to fix, never at the first
+request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+
+from workflow_orchestrator.config._errors import ConfigProblem
+from workflow_orchestrator.config._security_settings import TlsSettings
+from workflow_orchestrator.config._settings import Settings
+
+__all__ = ["MIN_API_KEY_LENGTH", "check_security", "valid_host_pattern"]
+
+MIN_API_KEY_LENGTH = 16
+_HASHED = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+_HOST_NAME = re.compile(
+    r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*\.?$"
+)
+
+
+def valid_host_pattern(entry: str) -> bool:
+    """Whether ``entry`` is an IP address, a CIDR range or a host name (``*.`` allowed)."""
+    try:
+        ipaddress.ip_network(entry, strict=False)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME.match(entry)) and len(entry) <= 253
+
+
+def check_security(
+    settings: Settings,
+    sources: Mapping[str, str],
+    source_of: Callable[[Mapping[str, str], str], str],
+) -> list[ConfigProblem]:
+    """Every problem of the security settings (none when they hold together)."""
+    problems: list[ConfigProblem] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(ConfigProblem(source=source_of(sources, key), key=key, message=message))
+
+    authentication = settings.security.authentication
+    oidc = authentication.oidc
+    if authentication.enabled and not authentication.api_keys and not oidc.enabled:
+        problem(
+            "security.authentication.enabled",
+            "authentication is on but no credential is configured; add "
+            "security.authentication.apiKeys (or enable security.authentication.oidc), or set "
+            "enabled: false on a machine nobody else reaches",
+        )
+    names: set[str] = set()
+    for i, api_key in enumerate(authentication.api_keys):
+        key = f"security.authentication.apiKeys[{i}]"
+        if not api_key.name:
+            problem(f"{key}.name", "give the key a name (it is who the audit log names)")
+        elif api_key.name in names:
+            problem(f"{key}.name", f"the name {api_key.name!r} is used twice; names are unique")
+        names.add(api_key.name)
+        if api_key.key.startswith("sha256:"):
+            if not _HASHED.match(api_key.key):
+                problem(f"{key}.key", "a hashed key is sha256: and 64 hexadecimal digits")
+        elif len(api_key.key) < MIN_API_KEY_LENGTH:
+            problem(
+                f"{key}.key",
+                f"the key has fewer than {MIN_API_KEY_LENGTH} characters; use a long random "
+                "key such as `openssl rand -hex 32`",
+            )
+        if not api_key.roles:
+            problem(
+                f"{key}.roles",
+                "give the key at least one role: viewer, operator, developer, publisher or admin",
+            )
+    if oidc.enabled:
+        for field, value in (
+            ("issuer", oidc.issuer),
+            ("audience", oidc.audience),
+            ("jwksUrl", oidc.jwks_url),
+        ):
+            if not value:
+                problem(
+                    f"security.authentication.oidc.{field}",
+                    "OIDC needs it; set it or disable security.authentication.oidc",
+                )
+    server = settings.server
+    for prefix, tls in (
+        ("server.tls", server.tls),
+        ("server.managementTls", server.management_tls),
+    ):
+        if tls is not None:
+            _check_tls(prefix, tls, problem)
+    for i, entry in enumerate(server.allowed_hosts):
+        if not valid_host_pattern(entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry):
+            problem(f"server.allowedHosts[{i}]", f"{entry!r} is not a host name or address")
+    outbound = settings.security.outbound
+    for which, entries in (("allow", outbound.allow), ("deny", outbound.deny)):
+        for i, entry in enumerate(entries):
+            if not valid_host_pattern(entry):
+                problem(
+                    f"security.outbound.{which}[{i}]",
+                    f"{entry!r} is not an IP address, a CIDR range (10.0.0.0/8) or a host name "
+                    "(api.example.com, *.example.com)",
+                )
+    for i, grant in enumerate(settings.security.secrets.grants):
+        if not grant.namespace:
+            problem(
+                f"security.secrets.grants[{i}].namespace",
+                "name the namespace (or * for every namespace)",
+            )
+    return problems
+
+
+def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None]) -> None:
+    if not tls.enabled:
+        return
+    for field, value in (("certificate", tls.certificate), ("privateKey", tls.private_key)):
+        if not value:
+            problem(f"{prefix}.{field}", "TLS needs it: the path of a PEM file")
