@@ -332,4 +332,27 @@ CREATE TABLE cluster_members (
     joined_at   timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (4, 'scheduler', 'acd9ab6b32345e0cecd3630724085d4b5218537dcb20f7c16313f1e68137c226', 0);
+
+-- V005__audit_log.sql
+-- The audit log: one row per change asked of the API (registering or deleting a definition,
+-- starting or commanding an instance, posting events), refused ones included: who asked
+-- (principal and how they authenticated), what (action and target), in which namespace, when,
+-- and the outcome (the HTTP status). Admins read it through GET /api/v1/audit-log.
+CREATE TABLE audit_log (
+    seq         bigserial   PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    principal   text        NOT NULL,
+    via         text        NOT NULL,
+    action      text        NOT NULL,
+    target      text        NOT NULL DEFAULT '',
+    namespace   text,
+    status      integer     NOT NULL,
+    outcome     text        NOT NULL,
+    remote      text        NOT NULL DEFAULT '',
+    request_id  text        NOT NULL DEFAULT '',
+    details     jsonb       NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE INDEX audit_log_principal ON audit_log (principal, seq);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (5, 'audit_log', '453493f0a01a89bb498f8fa86e7430217df565388b2279c7b641693eefeb3eb5', 0);
 COMMIT;

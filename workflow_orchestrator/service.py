@@ -25,11 +25,13 @@ from quart_trio import QuartTrio
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
 from workflow_orchestrator.adapters import HttpxClient, open_expression_engine, run_local_process
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
-from workflow_orchestrator.config import LoadedConfig, Settings
+from workflow_orchestrator.config import ConfigError, LoadedConfig, Settings, startup_problems
 from workflow_orchestrator.definitions import configured_schema, register_definition_files
 from workflow_orchestrator.dsl.validation import ValidationOptions
 from workflow_orchestrator.events import EventProcessing, OutboxSignal, event_options
 from workflow_orchestrator.gateway import (
+    AccessPolicy,
+    AuditTrail,
     HealthReporter,
     create_api_app,
     create_management_app,
@@ -145,6 +147,7 @@ class Service:
     _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
     _validation: ValidationOptions = attrs.field(init=False)
+    _access: AccessPolicy = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # Read the optional official schema (definitions.schema) before anything starts: a
@@ -154,6 +157,10 @@ class Service:
             official_schema=configured_schema(self.loaded),
             definitions=self.settings.definitions,
         )
+        problems = startup_problems(self.settings, self.loaded.source_of)
+        if problems:
+            raise ConfigError(problems)
+        self._access = AccessPolicy.from_settings(self.settings)
 
     @property
     def settings(self) -> Settings:
@@ -526,21 +533,29 @@ class Service:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         server = self.settings.server
-        app = create_api_app(
-            database=self._current_database(),
-            metrics=self._metrics,
-            metrics_enabled=self._metrics_enabled(),
-            context_path=server.context_path,
-            validation=self._validation,
-            runtime=self._runtime,
-            catalog=self._catalog,
-            events=self._events.router if self._events is not None else None,
-            max_body_bytes=server.max_request_size,
-        )
-        self.api_app = app
-        await self._listen(
-            app, "API", server.port, "server.port (SERVER_PORT)", stop_requested, task_status
-        )
+        async with trio.open_nursery() as nursery:
+            audit: AuditTrail | None = None
+            if self.settings.security.audit.enabled and self._schema_current:
+                audit = AuditTrail(database=self._current_database())
+                await nursery.start(audit.run)
+            app = create_api_app(
+                database=self._current_database(),
+                metrics=self._metrics,
+                metrics_enabled=self._metrics_enabled(),
+                context_path=server.context_path,
+                validation=self._validation,
+                runtime=self._runtime,
+                catalog=self._catalog,
+                events=self._events.router if self._events is not None else None,
+                max_body_bytes=server.max_request_size,
+                access=self._access,
+                audit=audit,
+            )
+            self.api_app = app
+            await self._listen(
+                app, "API", server.port, "server.port (SERVER_PORT)", stop_requested, task_status
+            )
+            nursery.cancel_scope.cancel()  # the audit trail writes what is pending, then ends
 
     async def _run_management(
         self,
@@ -560,6 +575,7 @@ class Service:
             metrics=self._metrics,
             metrics_enabled=self._metrics_enabled(),
             system=system,
+            access=self._access,
         )
         await self._listen(
             app,

@@ -17,6 +17,7 @@ from workflow_orchestrator.config._loader import (
     LoadedConfig,
     load_config,
 )
+from workflow_orchestrator.config._security_checks import startup_problems
 from workflow_orchestrator.config._security_settings import (
     ROLES,
     ApiKeySettings,
@@ -113,4 +114,5 @@ __all__ = [
     "load_config",
     "mask_url",
     "parse_database_url",
+    "startup_problems",
 ]

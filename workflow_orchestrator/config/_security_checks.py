@@ -1,8 +1,9 @@
-"""Checks of ``security`` and ``server.tls`` across fields, made when the configuration loads.
+"""Checks of ``security`` and ``server.tls`` across fields.
 
-Authentication switched on with no way to authenticate, an API key too short to resist guessing
-or a TLS listener without its files stops startup with the key to fix, never at the first
-request.
+``check_security`` runs when the configuration loads (an API key too short to resist guessing,
+a TLS listener without its files); ``startup_problems`` when the service starts: authentication
+switched on with no way to authenticate stops it with the key to fix, never at the first
+request (``config show`` still shows such a configuration).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from workflow_orchestrator.config._errors import ConfigProblem
 from workflow_orchestrator.config._security_settings import TlsSettings
 from workflow_orchestrator.config._settings import Settings
 
-__all__ = ["MIN_API_KEY_LENGTH", "check_security", "valid_host_pattern"]
+__all__ = ["MIN_API_KEY_LENGTH", "check_security", "startup_problems", "valid_host_pattern"]
 
 MIN_API_KEY_LENGTH = 16
 _HASHED = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
@@ -46,13 +47,6 @@ def check_security(
 
     authentication = settings.security.authentication
     oidc = authentication.oidc
-    if authentication.enabled and not authentication.api_keys and not oidc.enabled:
-        problem(
-            "security.authentication.enabled",
-            "authentication is on but no credential is configured; add "
-            "security.authentication.apiKeys (or enable security.authentication.oidc), or set "
-            "enabled: false on a machine nobody else reaches",
-        )
     names: set[str] = set()
     for i, api_key in enumerate(authentication.api_keys):
         key = f"security.authentication.apiKeys[{i}]"
@@ -120,3 +114,20 @@ def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None
     for field, value in (("certificate", tls.certificate), ("privateKey", tls.private_key)):
         if not value:
             problem(f"{prefix}.{field}", "TLS needs it: the path of a PEM file")
+
+
+def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> list[ConfigProblem]:
+    """What keeps the service from starting with these settings (none when it may)."""
+    authentication = settings.security.authentication
+    if authentication.enabled and not authentication.api_keys and not authentication.oidc.enabled:
+        key = "security.authentication.enabled"
+        return [
+            ConfigProblem(
+                source=source_of(key),
+                key=key,
+                message="authentication is on but no credential is configured; add "
+                "security.authentication.apiKeys (or enable security.authentication.oidc), "
+                "or set enabled: false on a machine nobody else reaches",
+            )
+        ]
+    return []

@@ -1,6 +1,8 @@
 """Gateway: the API app (8080, under ``/api``) and the management app (8081) on hypercorn."""
 
+from workflow_orchestrator.gateway._access import AccessPolicy
 from workflow_orchestrator.gateway._api_app import create_api_app
+from workflow_orchestrator.gateway._audit_trail import AuditTrail
 from workflow_orchestrator.gateway._health import (
     HealthReporter,
     format_duration_ms,
@@ -19,6 +21,8 @@ from workflow_orchestrator.gateway._supervisor_routes import register_supervisor
 __all__ = [
     "PROBLEM_BASE",
     "PROBLEM_CONTENT_TYPE",
+    "AccessPolicy",
+    "AuditTrail",
     "HealthReporter",
     "ListenerError",
     "create_api_app",

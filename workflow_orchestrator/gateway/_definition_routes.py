@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, g, request
 
 from workflow_orchestrator.definitions import (
     InvalidSubmission,
@@ -27,6 +27,7 @@ from workflow_orchestrator.definitions import (
     validation_limiter,
 )
 from workflow_orchestrator.dsl.validation import InvalidDefinition, ValidationOptions
+from workflow_orchestrator.gateway._access import forbid_outside, visible_namespaces
 from workflow_orchestrator.gateway._json import invalid_body, json_response, unstorable_problem
 from workflow_orchestrator.gateway._problems import problem_response
 from workflow_orchestrator.storage import (
@@ -82,7 +83,24 @@ def _definition_json(item: StoredDefinition) -> dict[str, Any]:
 
 
 def _not_found(exc: DefinitionNotFound) -> Response:
+    if visible_namespaces() is not None:  # its message lists ids of every namespace
+        return _hidden(exc.definition_id)
     return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
+
+
+def _hidden(definition_id: str) -> Response:
+    """The 404 of a definition outside the caller's namespaces (as if it did not exist)."""
+    return problem_response(
+        404,
+        "definition-not-found",
+        "Definition Not Found",
+        f"no workflow definition {definition_id!r} in your namespaces; check the id",
+    )
+
+
+def _visible(namespace: str) -> bool:
+    namespaces = visible_namespaces()
+    return namespaces is None or namespace in namespaces
 
 
 def definition_routes(database: Database, reads: Database, options: ValidationOptions) -> Blueprint:
@@ -101,6 +119,8 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
                 options=options,
                 limiter=validation_threads,
             )
+            g.audit_namespace, g.audit_target = submission.namespace, submission.definition_id
+            forbid_outside(submission.namespace, "definitions")
             result = await register_submission(database, submission)
         except RecursionError:
             raise invalid_body(
@@ -146,6 +166,7 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
                 namespace=request.args.get("namespace") or None,
                 name=request.args.get("name") or None,
                 text=request.args.get("text") or None,
+                namespaces=visible_namespaces(),
             )
         except InvalidCursor as exc:
             return problem_response(
@@ -161,6 +182,8 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
             stored = await get_definition(reads, definition_id, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
+        if not _visible(stored.namespace):
+            return _hidden(definition_id)
         return json_response(_definition_json(stored))
 
     @routes.get("/<definition_id>/versions")
@@ -169,7 +192,10 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
             found = await list_versions(reads, definition_id)
         except DefinitionNotFound as exc:
             return _not_found(exc)
-        return json_response({"items": [_summary_json(v) for v in found]})
+        shown = [v for v in found if _visible(v.namespace)]
+        if not shown:
+            return _hidden(definition_id)
+        return json_response({"items": [_summary_json(v) for v in shown]})
 
     @routes.get("/<definition_id>/versions/<version>")
     async def one_version(definition_id: str, version: str) -> Response:
@@ -177,10 +203,20 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
             stored = await get_definition(reads, definition_id, version, read_only=True)
         except DefinitionNotFound as exc:
             return _not_found(exc)
+        if not _visible(stored.namespace):
+            return _hidden(definition_id)
         return json_response(_definition_json(stored))
 
     @routes.delete("/<definition_id>")
     async def delete(definition_id: str) -> Response:
+        if visible_namespaces() is not None:
+            try:
+                live = await list_versions(database, definition_id)
+            except DefinitionNotFound as exc:
+                return _not_found(exc)
+            for namespace in sorted({v.namespace for v in live}):
+                g.audit_namespace = namespace
+                forbid_outside(namespace, "definitions")
         try:
             deleted = await delete_definition(database, definition_id)
         except DefinitionNotFound as exc:

@@ -20,9 +20,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, g, request
 
 from workflow_orchestrator.config._convert import parse_duration
+from workflow_orchestrator.gateway._access import forbid_outside, visible_namespaces
 from workflow_orchestrator.gateway._definition_routes import page_size
 from workflow_orchestrator.gateway._json import (
     json_response,
@@ -47,7 +48,7 @@ from workflow_orchestrator.storage import (
     check_depth,
     check_storable,
 )
-from workflow_orchestrator.storage.definitions import InvalidCursor
+from workflow_orchestrator.storage.definitions import InvalidCursor, get_definition
 from workflow_orchestrator.storage.instances import (
     INSTANCE_STATUSES,
     InstanceRecord,
@@ -246,6 +247,27 @@ def instance_routes(
     describes definitions."""
     routes = Blueprint("instances", __name__, url_prefix="/workflow-instances")
 
+    async def namespace_of(record: InstanceRecord) -> str:
+        interpreter = await catalog.interpreter(record.definition_id, record.definition_version)
+        return interpreter.workflow.namespace
+
+    async def hide_outside(record: InstanceRecord) -> None:
+        """A read of an instance outside the caller's namespaces: 404, as if it did not exist."""
+        namespaces = visible_namespaces()
+        if namespaces is not None and await namespace_of(record) not in namespaces:
+            raise InstanceNotFound(
+                f"workflow instance {record.instance_id} not found",
+                instance_id=record.instance_id,
+            )
+
+    async def forbid_write(instance_id: uuid.UUID) -> None:
+        """A command on an instance outside the caller's namespaces: 403."""
+        g.audit_target = str(instance_id)
+        if visible_namespaces() is not None:
+            record = await get_instance(database, instance_id)
+            g.audit_namespace = await namespace_of(record)
+            forbid_outside(g.audit_namespace, "instances")
+
     @routes.errorhandler(InstanceNotFound)
     async def not_found(exc: InstanceNotFound) -> Response:
         return problem_response(404, "instance-not-found", "Instance Not Found", str(exc))
@@ -262,6 +284,12 @@ def instance_routes(
         body = parse_json_body(raw) if raw.strip() else None
         start_request = _parse_start(body, request.headers.get("Idempotency-Key"))
         try:
+            if visible_namespaces() is not None:
+                definition = await get_definition(
+                    database, start_request.definition_id, start_request.version
+                )
+                g.audit_namespace = definition.namespace
+                forbid_outside(definition.namespace, "instances")
             record, created = await runtime.start_instance(start_request)
         except DefinitionNotFound as exc:
             return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
@@ -276,8 +304,10 @@ def instance_routes(
                 problems=exc.problems,
             )
         location = f"{request.path.rstrip('/')}/{record.instance_id}"
+        answer = await _instance_json(catalog, record)
+        g.audit_target, g.audit_namespace = str(record.instance_id), answer["namespace"]
         return json_response(
-            await _instance_json(catalog, record),
+            answer,
             201 if created else 200,
             headers={"Location": location},
         )
@@ -300,6 +330,7 @@ def instance_routes(
                 updated_before=_time_parameter("updatedBefore"),
                 input_contains=_containment("input"),
                 context_contains=_containment("context"),
+                namespaces=visible_namespaces(),
                 cursor=request.args.get("cursor") or None,
                 limit=limit,
             )
@@ -316,6 +347,8 @@ def instance_routes(
     @routes.get("/<raw_id>")
     async def one(raw_id: str) -> Response:
         instance_id = _instance_id(raw_id)
+        if visible_namespaces() is not None:
+            await hide_outside(await get_instance(database, instance_id))
         wait = request.args.get("wait")
         if wait is not None:
             seconds = parse_duration(wait)
@@ -334,6 +367,7 @@ def instance_routes(
 
     async def command(raw_id: str, action: str) -> Response:
         instance_id = _instance_id(raw_id)
+        await forbid_write(instance_id)
         try:
             await runtime.command(instance_id, action)
         except InvalidStatusTransition as exc:
@@ -356,6 +390,8 @@ def instance_routes(
     @routes.get("/<raw_id>/history")
     async def history(raw_id: str) -> Response:
         instance_id = _instance_id(raw_id)
+        if visible_namespaces() is not None:
+            await hide_outside(await get_instance(database, instance_id))
         limit = page_size(request.args.get("limit"), DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE)
         if isinstance(limit, Response):
             return limit

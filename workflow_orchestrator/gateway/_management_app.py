@@ -9,6 +9,7 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem
+from workflow_orchestrator.gateway._access import AccessPolicy, install_management_access
 from workflow_orchestrator.gateway._health import HealthReporter
 from workflow_orchestrator.gateway._http_metrics import install_request_metrics
 from workflow_orchestrator.gateway._problems import install_problem_handlers, problem_response
@@ -28,10 +29,13 @@ def create_management_app(
     metrics: ServiceMetrics,
     metrics_enabled: bool,
     system: ActorSystem | None = None,
+    access: AccessPolicy | None = None,
 ) -> QuartTrio:
     """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off;
-    ``/supervisor`` shows ``system``'s supervision tree when one is given."""
+    ``/supervisor`` shows ``system``'s supervision tree when one is given. ``access`` decides
+    who may read what (None: everyone)."""
     app = QuartTrio("workflow_orchestrator.management", static_folder=None)
+    install_management_access(app, access or AccessPolicy.open())
     if system is not None:
         register_supervisor_routes(app, system)
     install_problem_handlers(app)

@@ -55,16 +55,30 @@ class ProblemError(OrchestratorError):
     as ``parameter`` or ``pointer``).
     """
 
-    def __init__(self, status: int, kind: str, title: str, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.title = title
         self.detail = detail
+        self.headers = dict(headers or {})
         self.extensions = extensions
 
     def response(self) -> Response:
-        return problem_response(self.status, self.kind, self.title, self.detail, **self.extensions)
+        response = problem_response(
+            self.status, self.kind, self.title, self.detail, **self.extensions
+        )
+        response.headers.update(self.headers)
+        return response
 
 
 def _kind_of(exc: HTTPException) -> str:

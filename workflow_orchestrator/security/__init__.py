@@ -5,6 +5,11 @@ checks the `Principal`'s permissions and namespaces before a route runs.
 """
 
 from workflow_orchestrator.security._api_keys import ApiKeys, key_digest
+from workflow_orchestrator.security._authenticator import (
+    Authenticator,
+    TokenVerifier,
+    looks_like_token,
+)
 from workflow_orchestrator.security._errors import Forbidden, Unauthenticated
 from workflow_orchestrator.security._principal import (
     ANONYMOUS,
@@ -18,10 +23,13 @@ __all__ = [
     "ANONYMOUS",
     "ROLE_PERMISSIONS",
     "ApiKeys",
+    "Authenticator",
     "Forbidden",
     "Permission",
     "Principal",
+    "TokenVerifier",
     "Unauthenticated",
     "key_digest",
+    "looks_like_token",
     "namespaces_from",
 ]

@@ -17,6 +17,13 @@ The repositories are grouped by audience, each a subpackage speaking its callers
 """
 
 from workflow_orchestrator.storage import definitions, events, instances, scheduling
+from workflow_orchestrator.storage._audit import (
+    AuditEntry,
+    AuditPage,
+    append_audit_entries,
+    delete_audit_entries_before,
+    list_audit_entries,
+)
 from workflow_orchestrator.storage._database import (
     Connection,
     Database,
@@ -99,6 +106,8 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "REQUIRED_EXTENSIONS",
     "ROW_ERRORS",
+    "AuditEntry",
+    "AuditPage",
     "Connection",
     "Database",
     "DatabaseUnavailable",
@@ -130,18 +139,21 @@ __all__ = [
     "StorageError",
     "Unstorable",
     "acquire_partitions",
+    "append_audit_entries",
     "assess_replica",
     "check_depth",
     "check_storable",
     "check_text",
     "default_data_dir",
     "definitions",
+    "delete_audit_entries_before",
     "describe_connect_error",
     "describe_error",
     "events",
     "find_postgres_binaries",
     "hold_owner_id",
     "instances",
+    "list_audit_entries",
     "load_migrations",
     "migrate",
     "open_database",

@@ -165,6 +165,12 @@ def test_every_component_is_used() -> None:
         if isinstance(node, dict) and isinstance(node.get("$ref"), str)
     }
     components = document()["components"]
+    # Security schemes are referenced by name in the security requirements, not by $ref.
+    refs |= {
+        f"#/components/securitySchemes/{name}"
+        for requirement in document().get("security", [])
+        for name in requirement
+    }
     unused = [
         f"#/components/{kind}/{name}"
         for kind, group in components.items()
@@ -212,7 +218,7 @@ def test_helper_refuses_an_undocumented_status() -> None:
         assert_matches_openapi("GET", "/v1/workflow-definitions/{id}", 418, {})
     assert str(caught.value) == (
         "GET /v1/workflow-definitions/{id} answered 418, a status the OpenAPI document does not "
-        "declare; documented: ['200', '400', '404', '500']"
+        "declare; documented: ['200', '400', '401', '403', '404', '500']"
     )
 
 

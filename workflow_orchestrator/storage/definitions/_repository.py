@@ -18,7 +18,7 @@ import base64
 import enum
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -218,9 +218,11 @@ async def list_definitions(
     namespace: str | None = None,
     name: str | None = None,
     text: str | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> DefinitionPage:
     """A page of the latest live version of every definition matching the filters; may read
-    from a replica."""
+    from a replica. ``namespaces`` (None: all) keeps definitions whose latest version is in
+    one of them (what a principal may see)."""
     after = _decode(cursor) if cursor else None
 
     async def work(connection: Connection) -> list[DefinitionSummary]:
@@ -234,6 +236,7 @@ async def list_definitions(
               AND ($3::text IS NULL OR name = $3)
               AND ($4::text IS NULL
                    OR (definition_id || ' ' || namespace || ' ' || name) ILIKE '%' || $4 || '%')
+              AND ($6::text[] IS NULL OR namespace = ANY($6::text[]))
             ORDER BY definition_id, created_at DESC
             LIMIT $5
             """,
@@ -242,6 +245,7 @@ async def list_definitions(
             name,
             text,
             limit + 1,
+            sorted(namespaces) if namespaces is not None else None,
         )
         return [
             DefinitionSummary(

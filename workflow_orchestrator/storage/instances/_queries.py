@@ -244,6 +244,7 @@ async def list_instances(
     updated_before: datetime | None = None,
     input_contains: dict[str, Any] | None = None,
     context_contains: dict[str, Any] | None = None,
+    namespaces: Collection[str] | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> InstancePage:
@@ -252,7 +253,8 @@ async def list_instances(
 
     Ranges are half-open: ``created_after <= created_at < created_before``. ``*_contains`` on
     JSON is containment (``{"orderId": "ORD-1"}`` matches inputs having that member). Raises
-    ``InvalidCursor`` for a cursor this service did not issue.
+    ``InvalidCursor`` for a cursor this service did not issue. ``namespaces`` (None: all) keeps
+    the instances of definitions in those namespaces (what a principal may see).
     """
     clauses: list[str] = []
     args: list[Any] = []
@@ -281,6 +283,12 @@ async def list_instances(
         add("input @> {}::jsonb", input_contains)
     if context_contains is not None:
         add("context @> {}::jsonb", context_contains)
+    if namespaces is not None:
+        add(
+            "(definition_id, definition_version) IN (SELECT d.definition_id, d.version "
+            "FROM workflow_definitions d WHERE d.namespace = ANY({}::text[]))",
+            sorted(namespaces),
+        )
     filters = " AND ".join(clauses) or "TRUE"
     filter_args = tuple(args)
     if cursor:
