@@ -371,6 +371,7 @@ class Service:
             owner_id=self.owner_id,
             metrics=self._metrics,
             retention=self.settings.retention,
+            audit_retention=self.settings.security.audit.retention,
         )
         try:
             async with trio.open_nursery() as nursery:

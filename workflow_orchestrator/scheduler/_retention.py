@@ -8,13 +8,15 @@ more. Every ``retention.sweepInterval`` the leader deletes batches of
 ``retention.completedInstances`` (0: keep for ever), or a definition version's own
 ``document.metadata.retention`` (``7d``, ``12h``, ``0`` for ever); an override that is not a
 duration is ignored with a warning. Deleted rows are counted by table in
-``workflow_retention_deleted_total``.
+``workflow_retention_deleted_total``. Audit-log rows older than ``security.audit.retention``
+go in the same sweep.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import trio
@@ -24,7 +26,7 @@ from workflow_orchestrator.config import RetentionSettings
 from workflow_orchestrator.config._convert import parse_duration
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler._leader import LeaderLease, Leadership, LeadershipLost
-from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage import Database, delete_audit_entries_before
 from workflow_orchestrator.storage.instances import (
     RetentionOverride,
     delete_expired_instances,
@@ -63,6 +65,8 @@ class RetentionSweeper:
     candidate_id: str
     lease_ttl: float
     metrics: ServiceMetrics | None = None
+    # security.audit.retention: audit_log rows older than this are deleted (0: kept for ever).
+    audit_retention: float = 0.0
     leader: LeaderLease = attrs.field(init=False)
     deleted_total: dict[str, int] = attrs.field(factory=dict, init=False)
     _warned: set[tuple[str, str]] = attrs.field(factory=set, init=False)
@@ -112,6 +116,17 @@ class RetentionSweeper:
             if batch.instances < batch_size:
                 break
             await trio.lowlevel.checkpoint()  # other work runs between batches
+        if self.audit_retention > 0:
+            cutoff = datetime.now(UTC) - timedelta(seconds=self.audit_retention)
+            while True:
+                count = await delete_audit_entries_before(self.database, cutoff, batch_size)
+                totals["audit_log"] = totals.get("audit_log", 0) + count
+                self.deleted_total["audit_log"] = self.deleted_total.get("audit_log", 0) + count
+                if self.metrics is not None and count:
+                    self.metrics.retention_deleted.labels("audit_log").inc(count)
+                if count < batch_size:
+                    break
+                await trio.lowlevel.checkpoint()
         logger.info(
             "retention sweep deleted %d finished instances (%s)",
             totals.get("workflow_instances", 0),

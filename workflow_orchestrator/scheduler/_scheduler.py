@@ -52,6 +52,7 @@ class Scheduler:
     owner_id: str
     metrics: ServiceMetrics | None = None
     retention: RetentionSettings | None = None
+    audit_retention: float = 0.0
     timers: TimerService = attrs.field(init=False)
     sweeper: RetentionSweeper | None = attrs.field(default=None, init=False)
     leader: LeaderLease | None = attrs.field(default=None, init=False)
@@ -72,6 +73,7 @@ class Scheduler:
                 candidate_id=self.owner_id,
                 lease_ttl=self.settings.distributed.leader_election_interval,
                 metrics=self.metrics,
+                audit_retention=self.audit_retention,
             )
         if not self.settings.enabled:
             return

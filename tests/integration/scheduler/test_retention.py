@@ -4,7 +4,7 @@ with their history; young, unfinished and kept-for-ever ones stay."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
@@ -14,7 +14,12 @@ from workflow_orchestrator.config import RetentionSettings
 from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.scheduler import LeadershipLost, RetentionSweeper
 from workflow_orchestrator.scheduler._leader import Leadership
-from workflow_orchestrator.storage import Database
+from workflow_orchestrator.storage import (
+    AuditEntry,
+    Database,
+    append_audit_entries,
+    list_audit_entries,
+)
 from workflow_orchestrator.storage.definitions import register_definition
 from workflow_orchestrator.storage.instances import InstanceStatus, create_instance, set_status
 
@@ -153,3 +158,40 @@ async def test_a_fenced_sweeper_deletes_nothing(database_url: str) -> None:
                 await sweeper.sweep(stale)
             left = await remaining(database)
     assert left == {old}
+
+
+async def test_the_sweep_deletes_audit_rows_older_than_their_retention(database_url: str) -> None:
+    """security.audit.retention: older audit-log rows go in batches, newer ones stay."""
+    with trio.fail_after(60):
+        async with open_storage(database_url) as database:
+            now = datetime.now(UTC)
+            await append_audit_entries(
+                database,
+                [
+                    AuditEntry(
+                        at=now - timedelta(days=days),
+                        principal="ops",
+                        via="api-key",
+                        action="instance.cancel",
+                        target=f"t{days}",
+                        namespace="shop",
+                        status=200,
+                        outcome="succeeded",
+                    )
+                    for days in (1, 2, 91, 92, 95, 200, 300)
+                ],
+            )
+            sweeper = RetentionSweeper(
+                database=database,
+                settings=RetentionSettings(batch_size=2),
+                candidate_id="sweeper-audit",
+                lease_ttl=30.0,
+                audit_retention=90 * 86_400.0,
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(sweeper.leader.run)
+                deleted = await sweeper.sweep(await sweeper.leader.wait_leadership())
+                nursery.cancel_scope.cancel()
+            left = await list_audit_entries(database)
+    assert deleted["audit_log"] == 5
+    assert sorted(e.target for e in left.items) == ["t1", "t2"]
