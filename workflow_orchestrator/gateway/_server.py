@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import trio
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart_trio import QuartTrio
@@ -53,11 +53,31 @@ def _advice(errors: Sequence[BaseException], port_setting: str, host_setting: st
 
 
 class _ListenerConfig(Config):
-    """Hypercorn's settings serving with a prepared TLS context (None: plain HTTP)."""
+    """Hypercorn's settings for one address, serving with a prepared TLS context (None: plain
+    HTTP)."""
 
-    def __init__(self, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         super().__init__()
+        self._host = host
+        self._port = port
         self._tls = tls
+
+    def create_sockets(self) -> Sockets:
+        """The listening socket; closed at once when it cannot be bound (hypercorn's own would
+        be left open for the garbage collector)."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        if self._tls is None:
+            return Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+        return Sockets(secure_sockets=[sock], insecure_sockets=[], quic_sockets=[])
 
     @property
     def ssl_enabled(self) -> bool:
@@ -126,7 +146,7 @@ async def serve_app(
     """
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     tls = tls or ListenerTls()
-    config = _ListenerConfig(tls.context)
+    config = _ListenerConfig(host, port, tls.context)
     config.ssl_handshake_timeout = _HANDSHAKE_TIMEOUT
     config.bind = [address]
     config.graceful_timeout = grace_period

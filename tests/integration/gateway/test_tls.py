@@ -15,7 +15,9 @@ import trio
 
 from tests.support.certificates import CertificateAuthority, PemFiles, client_context
 from tests.support.service import InProcessService, open_service
-from workflow_orchestrator.gateway import TlsFileError
+from workflow_orchestrator.errors import exception_leaves
+from workflow_orchestrator.gateway import ListenerError, TlsFileError
+from workflow_orchestrator.supervision import ChildStartFailed
 
 pytestmark = pytest.mark.integration
 
@@ -184,4 +186,24 @@ async def test_missing_certificate_stops_startup(
     assert str(caught.value) == (
         f"test: server.tls.certificate: the file {missing} does not exist; give the PEM "
         "certificate chain of the listener (a Kubernetes TLS secret's tls.crt)"
+    )
+
+
+async def test_management_host_not_of_this_machine_names_the_setting(database_url: str) -> None:
+    """A managementHost the machine does not have stops startup naming server.managementHost."""
+    settings = {"server.managementHost": "192.0.2.1"}  # TEST-NET-1: never a local address
+    with trio.fail_after(60), pytest.raises(BaseExceptionGroup) as caught:
+        async with open_service(database_url, settings=settings):
+            raise AssertionError("the service started")
+    failures = [
+        leaf.__cause__
+        for leaf in exception_leaves(caught.value)
+        if isinstance(leaf, ChildStartFailed) and isinstance(leaf.__cause__, ListenerError)
+    ]
+    assert len(failures) == 1, caught.value
+    message = str(failures[0])
+    assert message.startswith("cannot listen on 192.0.2.1:"), message
+    assert message.endswith(
+        "for the management listener: cannot assign requested address; set "
+        "server.managementHost to an address of this machine, e.g. 0.0.0.0 (all) or 127.0.0.1"
     )
