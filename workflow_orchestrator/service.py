@@ -33,6 +33,8 @@ from workflow_orchestrator.gateway import (
     AccessPolicy,
     AuditTrail,
     HealthReporter,
+    ListenersTls,
+    configured_tls,
     create_api_app,
     create_management_app,
     serve_app,
@@ -148,6 +150,7 @@ class Service:
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
     _validation: ValidationOptions = attrs.field(init=False)
     _access: AccessPolicy = attrs.field(init=False)
+    _tls: ListenersTls = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # Read the optional official schema (definitions.schema) before anything starts: a
@@ -161,6 +164,8 @@ class Service:
         if problems:
             raise ConfigError(problems)
         self._access = AccessPolicy.from_settings(self.settings)
+        # The TLS files too (server.tls, server.managementTls): TlsFileError names the setting.
+        self._tls = configured_tls(self.loaded)
 
     @property
     def settings(self) -> Settings:
@@ -585,6 +590,7 @@ class Service:
             "server.managementPort (MANAGEMENT_PORT)",
             stop_requested,
             task_status,
+            management=True,
         )
 
     async def _listen(
@@ -595,15 +601,24 @@ class Service:
         port_setting: str,
         stop_requested: trio.Event,
         task_status: trio.TaskStatus[list[str]],
+        *,
+        management: bool = False,
     ) -> None:
-        """Serve ``app`` until ``stop_requested``, draining within the grace period."""
+        """Serve ``app`` until ``stop_requested``, draining within the grace period; the
+        management listener binds ``server.managementHost`` (when set) and serves with
+        ``server.managementTls`` (when set)."""
         server = self.settings.server
+        host, host_setting = server.host, "server.host"
+        if management and server.management_host:
+            host, host_setting = server.management_host, "server.managementHost"
         await serve_app(
             app,
             name=name,
-            host=server.host,
+            host=host,
             port=port,
             port_setting=port_setting,
+            host_setting=host_setting,
+            tls=self._tls.management if management else self._tls.api,
             shutdown=stop_requested,
             grace_period=server.shutdown_grace_period,
             task_status=task_status,

@@ -171,3 +171,20 @@ def test_unwritable_log_file_stops_serve(tmp_path: Path) -> None:
     code, line = run([*COMMAND, "serve", "--config", str(config)], tmp_path)
     assert code == 2
     assert line.startswith(f"- {config}: logging.appenders.file.path: cannot open log file ")
+
+
+def test_missing_tls_certificate_stops_serve(tmp_path: Path) -> None:
+    """A server.tls.certificate that does not exist stops `serve` before anything starts: exit
+    2, one line naming the setting and its file."""
+    missing = tmp_path / "tls.crt"
+    config = tmp_path / "app.yaml"
+    config.write_text(
+        "server:\n  tls:\n    enabled: true\n"
+        f"    certificate: {missing}\n    privateKey: {tmp_path / 'tls.key'}\n"
+    )
+    code, line = run([*COMMAND, "serve", "--config", str(config)], tmp_path)
+    assert code == 2
+    assert line == (
+        f"workflow-orchestrator: {config}: server.tls.certificate: the file {missing} does not "
+        "exist; give the PEM certificate chain of the listener (a Kubernetes TLS secret's tls.crt)"
+    )

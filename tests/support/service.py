@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,9 +29,16 @@ class InProcessService:
 
 @asynccontextmanager
 async def open_service(
-    database_url: str, *, settings: dict[str, Any] | None = None
+    database_url: str,
+    *,
+    settings: dict[str, Any] | None = None,
+    client_tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[InProcessService]:
-    """Run ``Service`` on free ports against ``database_url`` until the block ends."""
+    """Run ``Service`` on free ports against ``database_url`` until the block ends.
+
+    The clients go to the first URL each listener reports (``https://`` when it serves TLS);
+    ``client_tls`` is their TLS context (the CA to trust, a client certificate).
+    """
     overrides: dict[str, tuple[str, Any]] = {
         "database.url": ("test", database_url),
         "server.port": ("test", free_port()),
@@ -45,10 +53,10 @@ async def open_service(
     service = Service(loaded)
     async with trio.open_nursery() as nursery:
         addresses: ServiceAddresses = await nursery.start(service.run)
-        server = loaded.settings.server
+        verify: ssl.SSLContext | bool = True if client_tls is None else client_tls
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}/api", timeout=30) as api,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.management_port}") as mgmt,
+            httpx.AsyncClient(base_url=f"{addresses.api[0]}/api", timeout=30, verify=verify) as api,
+            httpx.AsyncClient(base_url=addresses.management[0], verify=verify) as mgmt,
         ):
             try:
                 yield InProcessService(

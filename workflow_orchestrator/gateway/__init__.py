@@ -17,6 +17,12 @@ from workflow_orchestrator.gateway._problems import (
 )
 from workflow_orchestrator.gateway._server import ListenerError, serve_app
 from workflow_orchestrator.gateway._supervisor_routes import register_supervisor_routes
+from workflow_orchestrator.gateway._tls import (
+    ListenersTls,
+    ListenerTls,
+    TlsFileError,
+    configured_tls,
+)
 
 __all__ = [
     "PROBLEM_BASE",
@@ -25,6 +31,10 @@ __all__ = [
     "AuditTrail",
     "HealthReporter",
     "ListenerError",
+    "ListenerTls",
+    "ListenersTls",
+    "TlsFileError",
+    "configured_tls",
     "create_api_app",
     "create_management_app",
     "format_duration_ms",
