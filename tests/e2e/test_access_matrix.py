@@ -325,3 +325,32 @@ async def test_undocumented_content_types_are_refused(app: InProcessService) -> 
             )
             assert response.status_code == 415, (path, content_type, response.text)
             assert response.json()["type"].endswith("/unsupported-media-type")
+
+
+async def test_only_allowed_host_names_are_answered() -> None:
+    name = create_database("wo_hosts")
+    try:
+        async with open_service(
+            url_for(name),
+            settings={"server.allowedHosts": ["orchestrator.example.com", "*.internal.example"]},
+        ) as app:
+            for host, status in (
+                ("orchestrator.example.com", 200),
+                ("orchestrator.example.com:8080", 200),
+                ("api.internal.example", 200),
+                ("evil.example.net", 400),
+                ("127.0.0.1", 400),
+            ):
+                response = await app.api.get("/v1/workflow-definitions", headers={"Host": host})
+                assert response.status_code == status, (host, response.text)
+                management = await app.management.get("/metrics", headers={"Host": host})
+                assert management.status_code == status, host
+                if status == 400:
+                    assert response.json()["type"].endswith("/invalid-host")
+                    assert "server.allowedHosts" in response.json()["detail"]
+            # Probes address the pod by its IP: they are exempt.
+            for path in ("/health", "/health/live", "/health/ready"):
+                probe = await app.management.get(path, headers={"Host": "10.1.2.3:8081"})
+                assert probe.status_code == 200, path
+    finally:
+        drop_database(name)

@@ -12,6 +12,7 @@ from workflow_orchestrator.config import (
     effective_rows,
     effective_tree,
     load_config,
+    startup_problems,
 )
 
 
@@ -610,3 +611,44 @@ def test_max_active_instances_is_a_positive_count(tmp_path: Path) -> None:
         f"{path}: workflows.maxActiveInstances: expected a number of instances at least 1, "
         "e.g. 10000, got 0 (out of range)"
     ]
+
+
+def test_api_keys_are_checked_when_the_configuration_loads(tmp_path: Path) -> None:
+    """A short key, a malformed hash, a key without roles or a name used twice is refused."""
+    write(
+        tmp_path,
+        "application.yaml",
+        "security:\n  authentication:\n    apiKeys:\n"
+        "      - {name: a, key: short, roles: [viewer]}\n"
+        "      - {name: a, key: 'sha256:abc', roles: [admin]}\n"
+        "      - {name: c, key: long-enough-key-0123456789, roles: []}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(cwd=tmp_path, environ={})
+    keys = {p.key: p.message for p in caught.value.problems}
+    assert "fewer than 16 characters" in keys["security.authentication.apiKeys[0].key"]
+    assert "64 hexadecimal digits" in keys["security.authentication.apiKeys[1].key"]
+    assert "used twice" in keys["security.authentication.apiKeys[1].name"]
+    assert "at least one role" in keys["security.authentication.apiKeys[2].roles"]
+    write(
+        tmp_path,
+        "application.yaml",
+        "security:\n  authentication:\n    apiKeys:\n"
+        "      - {name: d, key: long-enough-key-0123456789, roles: [superuser]}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(cwd=tmp_path, environ={})
+    (problem,) = caught.value.problems
+    assert problem.key == "security.authentication.apiKeys[0].roles[0]"
+    assert "expected one of viewer" in problem.message
+
+
+def test_authentication_without_a_credential_stops_the_service_not_config_show(
+    tmp_path: Path,
+) -> None:
+    """The production profile's shape: loading works (config show), starting does not."""
+    write(tmp_path, "application.yaml", "security:\n  authentication:\n    enabled: true\n")
+    loaded = load_config(cwd=tmp_path, environ={})
+    problems = startup_problems(loaded.settings, loaded.source_of)
+    assert [p.key for p in problems] == ["security.authentication.enabled"]
+    assert "no credential is configured" in problems[0].message
