@@ -50,6 +50,7 @@ from workflow_orchestrator.instances import (
 )
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
 from workflow_orchestrator.scheduler import Scheduler
+from workflow_orchestrator.security import open_oidc_verifier
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
@@ -196,6 +197,7 @@ class Service:
         self._metrics.add_gauges(self._event_gauges)
         self._metrics.add_gauges(self._read_metrics)
         async with (
+            self._open_token_verifier(),
             open_asyncio_bridge(),
             open_actor_system(guardian=guardian, shutdown_timeout=listener_timeout + 20) as system,
         ):
@@ -237,6 +239,18 @@ class Service:
                 "shutting down: draining requests for up to %.0fs", server.shutdown_grace_period
             )
         # Leaving the actor system stops the children in reverse order (drain, then cancel).
+
+    @asynccontextmanager
+    async def _open_token_verifier(self) -> AsyncIterator[None]:
+        """With ``security.authentication.oidc`` on, the OIDC verifier (its JWKS client) lives
+        as long as the service, and the access policy checks tokens with it."""
+        oidc = self.settings.security.authentication.oidc
+        if not oidc.enabled:
+            yield
+            return
+        async with open_oidc_verifier(oidc) as verifier:
+            self._access = AccessPolicy.from_settings(self.settings, tokens=verifier)
+            yield
 
     async def _run_leases(
         self, *, task_status: trio.TaskStatus[PartitionLeases] = trio.TASK_STATUS_IGNORED

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 
 from workflow_orchestrator.config._errors import ConfigProblem
@@ -32,6 +33,22 @@ def valid_host_pattern(entry: str) -> bool:
         return True
     except ValueError:
         return bool(_HOST_NAME.match(entry)) and len(entry) <= 253
+
+
+def _trusted_jwks_url(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    if not parsed.hostname:
+        return False
+    if parsed.scheme == "https":
+        return True
+    if parsed.scheme != "http":
+        return False
+    if parsed.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parsed.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def check_security(
@@ -80,6 +97,12 @@ def check_security(
                     f"security.authentication.oidc.{field}",
                     "OIDC needs it; set it or disable security.authentication.oidc",
                 )
+        if oidc.jwks_url and not _trusted_jwks_url(oidc.jwks_url):
+            problem(
+                "security.authentication.oidc.jwksUrl",
+                "the JWKS URL must be https:// (http:// only on a loopback address): whoever "
+                "can alter the keys can sign any token",
+            )
     server = settings.server
     for prefix, tls in (
         ("server.tls", server.tls),

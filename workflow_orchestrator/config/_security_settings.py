@@ -30,6 +30,19 @@ __all__ = [
 ROLES = ("viewer", "operator", "developer", "publisher", "admin")
 #: Who may read an optional management endpoint: anyone, any authenticated principal, admins.
 ENDPOINT_ACCESS = ("open", "authenticated", "admin")
+#: The signature algorithms a token may use (``security.authentication.oidc.algorithms``).
+JWT_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
 
 def _meta(
@@ -80,7 +93,10 @@ class OidcSettings:
     issuer: str = attrs.field(default="", metadata=_meta(help="the issuer URL (the iss claim)"))
     audience: str = attrs.field(default="", metadata=_meta(help="the audience (the aud claim)"))
     jwks_url: str = attrs.field(default="", metadata=_meta(help="the JWKS URL of the issuer"))
-    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    # Asymmetric signatures only: never ``none``, never HMAC (a public key is no secret).
+    algorithms: tuple[str, ...] = attrs.field(
+        default=("RS256", "ES256", "PS256", "EdDSA"), metadata=_meta(choices=JWT_ALGORITHMS)
+    )
     roles_claim: str = "roles"
     namespaces_claim: str = "namespaces"
     subject_claim: str = "sub"

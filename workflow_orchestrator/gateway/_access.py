@@ -28,6 +28,7 @@ from workflow_orchestrator.security import (
     Authenticator,
     Permission,
     Principal,
+    TokenKeysUnavailable,
     TokenVerifier,
     Unauthenticated,
 )
@@ -161,6 +162,16 @@ def _check_host(policy: AccessPolicy) -> None:
 async def _authenticate(policy: AccessPolicy) -> Principal:
     try:
         principal = await policy.authenticator.authenticate(request.headers.get("Authorization"))
+    except TokenKeysUnavailable as exc:
+        logger.warning("cannot verify a bearer token: %s", exc)
+        raise ProblemError(
+            503,
+            "token-keys-unavailable",
+            "Service Unavailable",
+            "the service cannot verify tokens right now (its issuer's signing keys are out of "
+            "reach); try again later",
+            headers={"Retry-After": "5"},
+        ) from None
     except Unauthenticated as exc:
         given = "Authorization" in request.headers
         challenge = 'Bearer realm="workflow-orchestrator"' + (

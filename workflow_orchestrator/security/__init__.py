@@ -1,16 +1,20 @@
 """Security: principals and roles, API keys and OIDC tokens, secrets and the outbound policy.
 
 ``docs/security.md`` describes the model; the gateway asks `Authenticator` who is calling and
-checks the `Principal`'s permissions and namespaces before a route runs.
+checks the `Principal`'s permissions and namespaces before a route runs. A bearer credential
+that `looks_like_jwt` goes to the `OidcVerifier`, any other to the `ApiKeys`.
 """
 
 from workflow_orchestrator.security._api_keys import ApiKeys, key_digest
-from workflow_orchestrator.security._authenticator import (
-    Authenticator,
-    TokenVerifier,
-    looks_like_token,
+from workflow_orchestrator.security._authenticator import Authenticator, TokenVerifier
+from workflow_orchestrator.security._claims import looks_like_jwt
+from workflow_orchestrator.security._errors import (
+    Forbidden,
+    InvalidToken,
+    TokenKeysUnavailable,
+    Unauthenticated,
 )
-from workflow_orchestrator.security._errors import Forbidden, Unauthenticated
+from workflow_orchestrator.security._jwks_cache import JwksStatistics
 from workflow_orchestrator.security._principal import (
     ANONYMOUS,
     ROLE_PERMISSIONS,
@@ -18,6 +22,7 @@ from workflow_orchestrator.security._principal import (
     Principal,
     namespaces_from,
 )
+from workflow_orchestrator.security._tokens import OidcVerifier, open_oidc_verifier
 
 __all__ = [
     "ANONYMOUS",
@@ -25,11 +30,16 @@ __all__ = [
     "ApiKeys",
     "Authenticator",
     "Forbidden",
+    "InvalidToken",
+    "JwksStatistics",
+    "OidcVerifier",
     "Permission",
     "Principal",
+    "TokenKeysUnavailable",
     "TokenVerifier",
     "Unauthenticated",
     "key_digest",
-    "looks_like_token",
+    "looks_like_jwt",
     "namespaces_from",
+    "open_oidc_verifier",
 ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from workflow_orchestrator.security._api_keys import ApiKeys
+from workflow_orchestrator.security._claims import looks_like_jwt
 from workflow_orchestrator.security._errors import Unauthenticated
 from workflow_orchestrator.security._principal import ANONYMOUS, Principal
 
-__all__ = ["Authenticator", "TokenVerifier", "looks_like_token"]
+__all__ = ["Authenticator", "TokenVerifier"]
 
 # Longer credentials are refused before any work (a header is at most a few KB anyway).
 MAX_CREDENTIAL_LENGTH = 8192
@@ -23,14 +24,6 @@ class TokenVerifier(Protocol):
     """Checks a bearer token (a JWT) and returns its principal, or raises `Unauthenticated`."""
 
     async def verify(self, token: str) -> Principal: ...
-
-
-def looks_like_token(credential: str) -> bool:
-    """Whether ``credential`` has the shape of a JWT: three base64url parts."""
-    parts = credential.split(".")
-    return len(parts) == 3 and all(
-        part and all(c.isalnum() or c in "-_=" for c in part) for part in parts[:2]
-    )
 
 
 class Authenticator:
@@ -57,7 +50,7 @@ class Authenticator:
             raise Unauthenticated("the Authorization header must be 'Bearer <API key or token>'")
         if len(credential) > MAX_CREDENTIAL_LENGTH:
             raise Unauthenticated("the credential is not valid")
-        if self._tokens is not None and looks_like_token(credential):
+        if self._tokens is not None and looks_like_jwt(credential):
             return await self._tokens.verify(credential)
         principal = self._api_keys.find(credential)
         if principal is None:

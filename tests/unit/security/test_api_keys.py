@@ -14,7 +14,7 @@ from workflow_orchestrator.security import (
     Permission,
     Principal,
     Unauthenticated,
-    looks_like_token,
+    looks_like_jwt,
     namespaces_from,
 )
 
@@ -114,7 +114,7 @@ async def test_a_jwt_goes_to_the_token_verifier_and_a_key_does_not() -> None:
     tokens = _Tokens()
     authenticator = Authenticator(enabled=True, api_keys=keys(), tokens=tokens)
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    assert looks_like_token(jwt) and not looks_like_token(PLAIN)
+    assert looks_like_jwt(jwt) and not looks_like_jwt(PLAIN)
     assert (await authenticator.authenticate(f"Bearer {jwt}")).via == "oidc"
     assert (await authenticator.authenticate(f"Bearer {PLAIN}")).name == "ops"
     assert tokens.seen == [jwt]
