@@ -206,6 +206,7 @@ SURFACE = {
         "load_config",
         "mask_url",
         "parse_database_url",
+        "startup_problems",
     },
     "workflow_orchestrator.scheduler": {
         "RetentionSweeper",
