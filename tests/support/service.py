@@ -15,7 +15,6 @@ from tests.support.services import free_port
 from workflow_orchestrator.config import load_config
 from workflow_orchestrator.service import Service, ServiceAddresses
 
-
 #: ``security.outbound.allow`` of test services: their workflows call stubs on loopback, which
 #: the default outbound policy refuses (a test of the policy gives ``allow: []``).
 ALLOW_LOOPBACK = ["127.0.0.0/8", "::1"]
