@@ -11,11 +11,12 @@ Redirects need nothing more: httpx follows them through the same transport, so a
 another origin opens a new connection here and is checked like the first request; a pooled
 connection is only reused for the origin it was checked for.
 
-`policy_client` installs the backend in an httpx client's transport. httpx has no public way to
-hand a network backend to ``AsyncHTTPTransport``, so the transport's connection pool is
+`policy_client` installs the backend in an httpx client's transport. httpx has no public way
+to hand a network backend to ``AsyncHTTPTransport``, so the transport's connection pool is
 replaced by one built with it (``tests/integration/adapters/test_outbound_calls.py`` fails
-loudly if an httpx release changes that). Proxies from the environment are never used
-(``trust_env=False`` on the client): a proxy would connect on our behalf, past the check.
+loudly if an httpx release changes that). Proxies and ``.netrc`` from the environment are
+never used (``trust_env=False`` on the client): a proxy would connect on our behalf, past the
+check. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` still choose the CAs TLS trusts.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ class _PolicyTransport(httpx.AsyncHTTPTransport):
                 "cannot be installed (see adapters/_outbound_network.py)"
             )
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # SSL_CERT_FILE / SSL_CERT_DIR still choose the trusted CAs (that is not a bypass).
+            ssl_context=httpx.create_ssl_context(trust_env=True),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

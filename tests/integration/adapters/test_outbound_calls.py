@@ -8,15 +8,23 @@ records every socket opened, to prove that a refused call never connects.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import socket
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import pytest
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from workflow_orchestrator.adapters import HttpxClient
 from workflow_orchestrator.config import OutboundSettings
@@ -37,7 +45,7 @@ class _Server:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         data = b""
         while b"\r\n\r\n" not in data:
@@ -269,3 +277,94 @@ def test_a_policy_and_a_client_of_ones_own_do_not_mix() -> None:
     """A caller that brings its own client cannot believe a policy applies to it."""
     with pytest.raises(ValueError, match="give a policy or a client of your own, not both"):
         HttpxClient(httpx.AsyncClient(), policy=OutboundPolicy())
+
+
+def _certificates(folder: Path, name: str) -> tuple[Path, ssl.SSLContext]:
+    """A CA file trusting a fresh CA, and a server context with a certificate for ``name``."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(ca_key, hashes.SHA256())
+
+    ca_file = folder / "ca.pem"
+    ca_file.write_bytes(build("test CA", ca_key, True).public_bytes(serialization.Encoding.PEM))
+    chain = folder / "server.pem"
+    chain.write_bytes(
+        build(name, server_key, False).public_bytes(serialization.Encoding.PEM)
+        + server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+    return ca_file, context
+
+
+async def test_tls_verifies_the_host_name_not_the_address_connected_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTPS through the checked address still verifies the certificate for the URL's name."""
+    name = "api.partner.example"
+    ca_file, server_context = _certificates(tmp_path, name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    server = _Server("127.0.0.1")
+
+    async def handle_tls(stream: trio.SocketStream) -> None:
+        tls = trio.SSLStream(stream, server_context, server_side=True)
+        with contextlib.suppress(trio.BrokenResourceError):  # the client refused our certificate
+            await server.handle(tls)
+
+    trio.socket.set_custom_hostname_resolver(_Resolver({name: ["127.0.0.1"]}))
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+                server.port = listeners[0].socket.getsockname()[1]
+                await nursery.start(trio.serve_listeners, handle_tls, listeners)
+                async with _client(allow=("127.0.0.1",)) as client:
+                    url = f"https://{name}:{server.port}/hello"
+                    response = await client.http(HttpRequest(method="GET", url=url))
+                    # The same server by address: its certificate does not name 127.0.0.1.
+                    with pytest.raises(WorkflowError) as caught:
+                        await client.http(
+                            HttpRequest(method="GET", url=f"https://127.0.0.1:{server.port}/")
+                        )
+                nursery.cancel_scope.cancel()
+    finally:
+        trio.socket.set_custom_hostname_resolver(None)
+    assert response.body == b"hello from 127.0.0.1"
+    assert caught.value.problem.status == 503
+    assert "CERTIFICATE_VERIFY_FAILED" in (caught.value.problem.detail or "")
