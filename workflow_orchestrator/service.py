@@ -50,7 +50,7 @@ from workflow_orchestrator.instances import (
 )
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
 from workflow_orchestrator.scheduler import Scheduler
-from workflow_orchestrator.security import open_oidc_verifier
+from workflow_orchestrator.security import OutboundPolicy, open_oidc_verifier
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
@@ -292,10 +292,16 @@ class Service:
     ) -> None:
         if self._leases is None or self._writer is None:
             raise RuntimeError("leases and snapshot writer are not running")  # a bug
-        workflows = self.settings.workflows
+        workflows, server = self.settings.workflows, self.settings.server
+        # Calls to this service's own ports are refused on every address of this machine.
+        outbound_policy = OutboundPolicy.from_settings(
+            self.settings.security.outbound,
+            own_ports={server.port: "server.port", server.management_port: "server.managementPort"},
+        )
         async with (
             open_expression_engine(expression_limits(workflows)) as engine,
             HttpxClient(
+                policy=outbound_policy,
                 default_timeout=workflows.http_timeout,
                 max_response_size=workflows.max_response_size,
             ) as http_client,

@@ -11,7 +11,12 @@ from tests.conformance.conftest import CTK_FEATURES, require_ctk
 from tests.conformance.gherkin import Scenario, parse_feature
 from tests.conformance.steps import World, run_scenario
 from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
+from workflow_orchestrator.security import OutboundPolicy
+
+# The CTK's hosts are mapped to a stub on loopback, which the default policy refuses.
+LOOPBACK_STUBS = OutboundPolicy.from_settings(OutboundSettings(allow=("127.0.0.0/8", "::1")))
 
 
 def ctk_scenarios() -> list[Scenario]:
@@ -36,7 +41,9 @@ def test_ctk_scenario(scenario: Scenario, stub_hosts: Mapping[str, str]) -> None
 
     @asynccontextmanager
     async def open_http() -> AsyncIterator[Callable[[HttpRequest], Awaitable[HttpResponse]]]:
-        async with HttpxClient(host_map=stub_hosts, default_timeout=10) as client:
+        async with HttpxClient(
+            host_map=stub_hosts, default_timeout=10, policy=LOOPBACK_STUBS
+        ) as client:
             yield client.http
 
     run_scenario(scenario, World(), clock=None, open_http=open_http)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.support.http_stub import HttpStub, run_http_stub
-from tests.support.process import RunningService, run_service
+from tests.support.process import RunningService, loopback_config, run_service
 
 pytestmark = pytest.mark.e2e
 
@@ -167,7 +167,7 @@ def test_sigkill_mid_run_then_restart_completes_every_instance_once(
     started_at = time.monotonic()
     ids: dict[int, str] = {}
     env = {"REPLICA_ID": REPLICA_ID, "LOG_LEVEL": "INFO"}
-    args = ("--url", database_url)
+    args = ("--url", database_url, "--config", str(loopback_config(tmp_path)))
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
 

@@ -49,6 +49,7 @@ from tests.support.poison_catalogue import (
     poison_workflows,
 )
 from tests.support.process import RunningService, run_service
+from tests.support.service import ALLOW_LOOPBACK
 from tests.support.service_watch import ServiceWatch, watch_service
 from tests.support.services import create_database, drop_database, url_for
 
@@ -86,6 +87,8 @@ WANTED_SETTINGS: dict[str, Any] = {
     "workflows.limits.stateSize": "12MB",
     "workflows.maxActiveInstances": 32,
     "definitions.maxExpressions": 1000,
+    # The workflows call the document server on loopback.
+    "security.outbound.allow": ALLOW_LOOPBACK,
 }
 
 POISON_WORKFLOWS = poison_workflows("http://document-server")  # names only; URLs come later

@@ -37,6 +37,7 @@ from tests.support.backends import wait_for as poll_for
 from tests.support.database import open_test_database
 from tests.support.http_stub import run_http_stub
 from tests.support.process import RunningService, run_service
+from tests.support.service import ALLOW_LOOPBACK
 from workflow_orchestrator.storage import Database
 
 pytestmark = pytest.mark.integration
@@ -82,6 +83,8 @@ def write_config(folder: Path, replica_id: str, **scheduler: Any) -> Path:
         "scheduler": {"pollInterval": f"{POLL}s", **scheduler},
         "cluster": {"replicaId": replica_id, "leaseTtl": f"{LEASE}s"},
         "logging": {"level": "INFO"},
+        # The stalling test's workflow calls a stub on loopback.
+        "security": {"outbound": {"allow": ALLOW_LOOPBACK}},
     }
     path = folder / "application.yaml"
     path.write_text(yaml.safe_dump(config))

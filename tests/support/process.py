@@ -14,7 +14,9 @@ from pathlib import Path
 
 import attrs
 import httpx
+import yaml
 
+from tests.support.service import ALLOW_LOOPBACK
 from tests.support.services import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -40,6 +42,15 @@ class RunningService:
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
         return code, time.monotonic() - started
+
+
+def loopback_config(folder: Path) -> Path:
+    """A configuration file (``--config``) that lets the service's workflows call stubs on
+    loopback, which the default outbound policy refuses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "outbound.yaml"
+    path.write_text(yaml.safe_dump({"security": {"outbound": {"allow": ALLOW_LOOPBACK}}}))
+    return path
 
 
 @contextmanager

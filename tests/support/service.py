@@ -16,6 +16,10 @@ from tests.support.services import free_port
 from workflow_orchestrator.config import load_config
 from workflow_orchestrator.service import Service, ServiceAddresses
 
+#: ``security.outbound.allow`` of test services: their workflows call stubs on loopback, which
+#: the default outbound policy refuses (a test of the policy gives ``allow: []``).
+ALLOW_LOOPBACK = ["127.0.0.0/8", "::1"]
+
 
 @attrs.frozen
 class InProcessService:
@@ -46,6 +50,7 @@ async def open_service(
         "server.host": ("test", "127.0.0.1"),
         "server.shutdownGracePeriod": ("test", "2s"),
         "cluster.replicaId": ("test", f"test-{free_port()}"),
+        "security.outbound.allow": ("test", ALLOW_LOOPBACK),
     }
     overrides.update({k: ("test", v) for k, v in (settings or {}).items()})
     # cwd: a folder with no config/ so a developer's own application.yaml is not read.

@@ -7,23 +7,36 @@ import importlib
 import pytest
 
 SURFACE = {
+    "workflow_orchestrator.adapters": {
+        "HttpxClient",
+        "SandboxPool",
+        "open_expression_engine",
+        "open_sandbox",
+        "run_local_process",
+    },
     "workflow_orchestrator.security": {
         "ANONYMOUS",
         "ROLE_PERMISSIONS",
         "ApiKeys",
         "Authenticator",
         "Forbidden",
+        "IPAddress",
         "InvalidToken",
         "JwksStatistics",
         "OidcVerifier",
+        "OutboundPolicy",
+        "OutboundRefusal",
+        "OutboundRefused",
         "Permission",
         "Principal",
         "TokenKeysUnavailable",
         "TokenVerifier",
         "Unauthenticated",
+        "is_address_of_this_machine",
         "key_digest",
         "looks_like_jwt",
         "namespaces_from",
+        "normalize_address",
         "open_oidc_verifier",
     },
     "workflow_orchestrator.events": {

@@ -9,6 +9,11 @@ catch; every request carries its ``Idempotency-Key`` header. A response body is 
 counted: one larger than ``max_response_size`` (the ``workflows.maxResponseSize`` setting) is
 refused as soon as its ``Content-Length`` or the bytes received so far exceed the limit, so an
 endless or huge answer never sits in memory.
+
+Where calls may go is the outbound policy's decision (``security.outbound``): the client this
+object builds connects through `PolicyNetworkBackend`, which checks the resolved address of
+every connection, redirects included; a refused call is a communication `WorkflowError` with
+status 403 whose detail names the host, the address, why, and the setting to change.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from collections.abc import Mapping
 import httpx
 import trio
 
+from workflow_orchestrator.adapters._outbound_network import policy_client
 from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
+from workflow_orchestrator.security import OutboundPolicy, OutboundRefused
 
 DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 MAX_RESPONSE_SIZE_SETTING = "workflows.maxResponseSize"
@@ -35,24 +42,30 @@ class _TooLarge(Exception):
 class HttpxClient:
     """Sends `HttpRequest` values with a shared `httpx.AsyncClient`.
 
-    ``host_map`` rewrites ``scheme://host[:port]`` prefixes (for example the CTK's
-    ``https://petstore.swagger.io`` to a local stub) before sending. ``max_response_size``
-    bounds the body of every response in bytes. Use as an async context manager, or pass a
-    client you own.
+    ``policy`` decides where calls may connect (the default `OutboundPolicy` refuses loopback,
+    link-local and cloud metadata addresses). ``host_map`` rewrites ``scheme://host[:port]``
+    prefixes (for example the CTK's ``https://petstore.swagger.io`` to a local stub) before
+    sending; the policy sees the rewritten host. ``max_response_size`` bounds the body of every
+    response in bytes. Use as an async context manager, or pass a client you own: its
+    transport then decides where calls go and ``policy`` cannot be given (tests use this
+    with ``httpx.MockTransport``).
     """
 
     def __init__(
         self,
         client: httpx.AsyncClient | None = None,
         *,
+        policy: OutboundPolicy | None = None,
         host_map: Mapping[str, str] | None = None,
         default_timeout: float = 30.0,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if max_response_size < 1:
             raise ValueError(f"max_response_size must be at least 1 byte, not {max_response_size}")
+        if client is not None and policy is not None:
+            raise ValueError("give a policy or a client of your own, not both")
         self._owned = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or policy_client(policy or OutboundPolicy())
         self._host_map = dict(host_map or {})
         self._timeout = default_timeout
         self._max_response_size = max_response_size
@@ -103,6 +116,15 @@ class HttpxClient:
                 Problem.standard(
                     ErrorType.TIMEOUT,
                     detail=f"{request.method} {request.url} got no response within {timeout:g}s",
+                )
+            ) from None
+        except OutboundRefused as refused:
+            raise WorkflowError(
+                Problem.standard(
+                    ErrorType.COMMUNICATION,
+                    status=403,
+                    title="Outbound Call Refused",
+                    detail=f"{request.method} {request.url}: {refused.refusal.describe()}",
                 )
             ) from None
         except _TooLarge as large:

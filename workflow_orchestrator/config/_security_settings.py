@@ -222,8 +222,9 @@ class OutboundSettings:
 
     Entries are IP addresses, CIDR ranges or host names (``*.example.com`` for subdomains).
     ``deny`` always wins; ``allow`` also opens what is refused by default (loopback,
-    link-local and cloud metadata, this service's own ports). ``default: deny`` refuses
-    everything ``allow`` does not name.
+    link-local and cloud metadata, this service's own ports), by address or range only (a host
+    name there never opens an address refusal). ``default: deny`` refuses everything ``allow``
+    does not name. ``security.OutboundPolicy`` applies them to every resolved address.
     """
 
     allow: tuple[str, ...] = ()

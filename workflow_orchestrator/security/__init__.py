@@ -15,6 +15,14 @@ from workflow_orchestrator.security._errors import (
     Unauthenticated,
 )
 from workflow_orchestrator.security._jwks_cache import JwksStatistics
+from workflow_orchestrator.security._outbound import (
+    IPAddress,
+    OutboundPolicy,
+    OutboundRefusal,
+    OutboundRefused,
+    is_address_of_this_machine,
+    normalize_address,
+)
 from workflow_orchestrator.security._principal import (
     ANONYMOUS,
     ROLE_PERMISSIONS,
@@ -30,16 +38,22 @@ __all__ = [
     "ApiKeys",
     "Authenticator",
     "Forbidden",
+    "IPAddress",
     "InvalidToken",
     "JwksStatistics",
     "OidcVerifier",
+    "OutboundPolicy",
+    "OutboundRefusal",
+    "OutboundRefused",
     "Permission",
     "Principal",
     "TokenKeysUnavailable",
     "TokenVerifier",
     "Unauthenticated",
+    "is_address_of_this_machine",
     "key_digest",
     "looks_like_jwt",
     "namespaces_from",
+    "normalize_address",
     "open_oidc_verifier",
 ]

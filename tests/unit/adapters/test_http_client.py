@@ -7,8 +7,13 @@ import pytest
 
 from tests.support.http_stub import run_http_stub
 from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.errors import WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest
+from workflow_orchestrator.security import OutboundPolicy
+
+# The stub listens on loopback, which the default outbound policy refuses.
+LOOPBACK = OutboundPolicy.from_settings(OutboundSettings(allow=("127.0.0.1",)))
 
 
 def _client(handler: httpx.MockTransport) -> HttpxClient:
@@ -73,7 +78,7 @@ async def test_timeout_is_a_timeout_error() -> None:
 async def test_response_within_the_size_limit_is_read_whole() -> None:
     """A body up to max_response_size arrives whole, with or without a Content-Length."""
     with run_http_stub() as stub:
-        async with HttpxClient(max_response_size=4096) as client:
+        async with HttpxClient(policy=LOOPBACK, max_response_size=4096) as client:
             for path in ("/size/4096", "/size/3000?stream"):
                 response = await client.http(HttpRequest(method="GET", url=stub.url + path))
                 expected = int(path.removeprefix("/size/").partition("?")[0])
@@ -85,7 +90,7 @@ async def test_response_within_the_size_limit_is_read_whole() -> None:
 async def test_declared_larger_response_is_refused_naming_the_setting() -> None:
     """A Content-Length over the limit is a communication error naming size, limit, setting."""
     with run_http_stub() as stub:
-        async with HttpxClient(max_response_size=2048) as client:
+        async with HttpxClient(policy=LOOPBACK, max_response_size=2048) as client:
             url = stub.url + "/size/5000"
             with pytest.raises(WorkflowError) as caught:
                 await client.http(HttpRequest(method="GET", url=url))
@@ -103,7 +108,7 @@ async def test_streamed_response_is_cut_off_once_it_passes_the_limit() -> None:
     """A body without a length is counted as it arrives: 200 MB are refused after the limit,
     not read whole (the stub's writes fail once the client has hung up)."""
     with run_http_stub() as stub:
-        async with HttpxClient(max_response_size=64 * 1024) as client:
+        async with HttpxClient(policy=LOOPBACK, max_response_size=64 * 1024) as client:
             url = stub.url + f"/size/{200 * 1024 * 1024}?stream"
             with pytest.raises(WorkflowError) as caught:
                 await client.http(HttpRequest(method="GET", url=url))
