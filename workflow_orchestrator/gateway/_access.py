@@ -35,6 +35,7 @@ from workflow_orchestrator.security import (
 
 __all__ = [
     "API_PERMISSIONS",
+    "OPEN_API_ENDPOINTS",
     "AccessPolicy",
     "current_principal",
     "forbid_outside",
@@ -208,9 +209,9 @@ def install_api_access(app: Quart, policy: AccessPolicy) -> None:
         if request.endpoint in OPEN_API_ENDPOINTS:
             return
         principal = await _authenticate(policy)
-        permission = API_PERMISSIONS.get(request.endpoint or "")
-        if permission is not None:
-            _require(principal, permission)
+        if request.endpoint is not None:  # None: no route matched (a 404 follows)
+            # A route without a named permission is for admins: fail closed.
+            _require(principal, API_PERMISSIONS.get(request.endpoint, Permission.ADMIN))
 
 
 def install_management_access(app: Quart, policy: AccessPolicy) -> None:

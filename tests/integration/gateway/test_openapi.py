@@ -30,6 +30,7 @@ from tests.support.openapi import (
     schema_validator,
 )
 from tests.support.service import open_service
+from workflow_orchestrator.gateway._access import API_PERMISSIONS, OPEN_API_ENDPOINTS
 from workflow_orchestrator.gateway._openapi import openapi_document
 
 DEFINITIONS = "/v1/workflow-definitions"
@@ -453,3 +454,17 @@ async def test_served_document_names_the_context_path(
     assert served == openapi_document(context_path)
     assert {**served, "servers": document()["servers"]} == document()
     assert elsewhere.status_code == 404
+
+
+@pytest.mark.integration
+async def test_every_app_route_needs_a_named_permission(database_url: str) -> None:
+    """Authentication covers every route: each one the API serves names the permission it
+    needs (gateway/_access.py), or is one of the few open ones; a route added without one
+    would be for admins only."""
+    with trio.fail_after(60):
+        async with open_service(database_url) as running:
+            app = running.service.api_app
+            assert app is not None
+            endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - set(API_PERMISSIONS) - OPEN_API_ENDPOINTS == set()
+    assert set(API_PERMISSIONS) - endpoints == set(), "permissions of routes that do not exist"
