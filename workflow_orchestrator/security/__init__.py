@@ -1,11 +1,16 @@
 """Security: principals and roles, API keys and OIDC tokens, secrets and the outbound policy.
 
 ``docs/security.md`` describes the model; the gateway asks `Authenticator` who is calling and
-checks the `Principal`'s permissions and namespaces before a route runs.
+checks the `Principal`'s permissions and namespaces before a route runs. `SecretStore` reads
+``$secrets`` (and ``${secret:NAME}`` in the configuration) from the environment, files or Vault;
+`NamespacePolicy` says which namespace may use which secret and run processes; a run's
+`SecretRedactor` keeps the values it read out of what is stored.
 """
 
 from workflow_orchestrator.security._api_keys import ApiKeys, key_digest
+from workflow_orchestrator.security._config_secrets import resolve_config_secrets
 from workflow_orchestrator.security._errors import Forbidden, Unauthenticated
+from workflow_orchestrator.security._namespace_policy import NamespacePolicy
 from workflow_orchestrator.security._principal import (
     ANONYMOUS,
     ROLE_PERMISSIONS,
@@ -13,15 +18,45 @@ from workflow_orchestrator.security._principal import (
     Principal,
     namespaces_from,
 )
+from workflow_orchestrator.security._redaction import SecretRedactor, redaction_marker
+from workflow_orchestrator.security._secret_errors import (
+    SecretError,
+    SecretNotDefined,
+    SecretNotGranted,
+    SecretProviderError,
+)
+from workflow_orchestrator.security._secret_store import SecretProvider, SecretStore
+from workflow_orchestrator.security._secrets_env import (
+    SECRET_PREFIX,
+    EnvironmentSecrets,
+    environment_variable,
+)
+from workflow_orchestrator.security._secrets_files import FileSecrets
+from workflow_orchestrator.security._vault import VaultSecrets
 
 __all__ = [
     "ANONYMOUS",
     "ROLE_PERMISSIONS",
+    "SECRET_PREFIX",
     "ApiKeys",
+    "EnvironmentSecrets",
+    "FileSecrets",
     "Forbidden",
+    "NamespacePolicy",
     "Permission",
     "Principal",
+    "SecretError",
+    "SecretNotDefined",
+    "SecretNotGranted",
+    "SecretProvider",
+    "SecretProviderError",
+    "SecretRedactor",
+    "SecretStore",
     "Unauthenticated",
+    "VaultSecrets",
+    "environment_variable",
     "key_digest",
     "namespaces_from",
+    "redaction_marker",
+    "resolve_config_secrets",
 ]
