@@ -50,7 +50,13 @@ from workflow_orchestrator.instances import (
 )
 from workflow_orchestrator.observability import PoolReading, ServiceMetrics
 from workflow_orchestrator.scheduler import Scheduler
-from workflow_orchestrator.security import OutboundPolicy, open_oidc_verifier
+from workflow_orchestrator.security import (
+    NamespacePolicy,
+    OutboundPolicy,
+    SecretStore,
+    open_oidc_verifier,
+    resolve_config_secrets,
+)
 from workflow_orchestrator.storage import (
     Database,
     DatabaseUnavailable,
@@ -90,9 +96,15 @@ def _binds(started: object) -> tuple[str, ...]:
 async def open_configured_database(loaded: LoadedConfig) -> AsyncIterator[Database]:
     """The configured database, or the embedded one when ``database.url`` is empty.
 
-    Must run inside ``open_asyncio_bridge()``. A connection failure names the setting (and
+    Must run inside ``open_asyncio_bridge()``. ``${secret:NAME}`` references are resolved
+    first (``ConfigError`` when one cannot be). A connection failure names the setting (and
     where it came from) that points at the unreachable server.
     """
+    store = SecretStore.from_settings(loaded.settings.security.secrets)
+    try:
+        loaded = await resolve_config_secrets(loaded, store)
+    finally:
+        store.close()
     settings = loaded.settings.database
     if settings.primary_url:
         key = "database.primary.url" if settings.primary.url else "database.url"
@@ -152,14 +164,20 @@ class Service:
     _validation: ValidationOptions = attrs.field(init=False)
     _access: AccessPolicy = attrs.field(init=False)
     _tls: ListenersTls = attrs.field(init=False)
+    # The $secrets providers (and those of ${secret:NAME} in the configuration) and grants.
+    _secrets: SecretStore = attrs.field(init=False)
+    _policy: NamespacePolicy = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._secrets = SecretStore.from_settings(self.settings.security.secrets)
+        self._policy = NamespacePolicy.from_settings(self.settings)
         # Read the optional official schema (definitions.schema) before anything starts: a
         # wrong file is a configuration error (SchemaFileError), not a failure at registration.
         self._validation = validation_options(
             self.settings.workflows,
             official_schema=configured_schema(self.loaded),
             definitions=self.settings.definitions,
+            policy=self._policy,
         )
         problems = startup_problems(self.settings, self.loaded.source_of)
         if problems:
@@ -184,7 +202,17 @@ class Service:
     async def run(
         self, *, task_status: trio.TaskStatus[ServiceAddresses] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run until ``request_shutdown``; readiness is reported once both ports are bound."""
+        """Run until ``request_shutdown``; readiness is reported once both ports are bound.
+
+        ``${secret:NAME}`` references in the settings are resolved first, before the database
+        is opened (a missing secret is a ``ConfigError`` naming the key)."""
+        try:
+            self.loaded = await resolve_config_secrets(self.loaded, self._secrets)
+            await self._run(task_status)
+        finally:
+            self._secrets.close()
+
+    async def _run(self, task_status: trio.TaskStatus[ServiceAddresses]) -> None:
         server = self.settings.server
         listener_timeout = server.shutdown_grace_period + 1.0
         guardian = SupervisorSpec(
@@ -334,6 +362,8 @@ class Service:
                 max_active=workflows.max_active_instances,
                 on_timer_fired=Scheduler.on_timer_fired(self._metrics),
                 long_poll_recheck=self.settings.server.long_poll_recheck_interval,
+                secrets=self._secrets,
+                policy=self._policy,
             )
             # Long polls held here for instances that end on another replica.
             await nursery.start(

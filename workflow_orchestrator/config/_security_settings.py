@@ -159,6 +159,10 @@ class FileSecretsSettings:
     directory: str = attrs.field(
         default="", metadata=_meta(help="a directory holding a file per secret")
     )
+    # A file larger than this is refused (a secret is a password or a key, not a data set).
+    max_size: int = attrs.field(
+        default=64 * 1024, metadata=_meta(kind="size", minimum=1, help="a size such as 64KB")
+    )
 
 
 @attrs.frozen(kw_only=True)

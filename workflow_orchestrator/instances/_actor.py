@@ -187,6 +187,7 @@ class InstanceActor(Actor[Any]):
                 partition=record.partition,
                 lease_epoch=ports.lease_epoch(record.partition),
                 version=record.snapshot_version,
+                namespace=interpreter.workflow.namespace,
             )
             effects.start_from(
                 state,

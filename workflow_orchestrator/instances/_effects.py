@@ -32,6 +32,13 @@ NaN, nesting too deep...) is not retried: the instance is committed faulted from
 committed state, with an error naming the value and where it is (``_unstorable``), and the
 run unwinds with ``CommittedWithout``. Other instances of the same batch are not affected.
 
+Secrets: ``get_secret`` reads through the ports' store when the policy grants the secret to
+the definition's namespace (an authorization error naming ``security.secrets.grants``
+otherwise), and remembers the value: every commit after that redacts it (``SecretRedactor``)
+from the state, output, error, history and outgoing events it writes, so no stored row holds
+it; the run itself keeps the real value in memory. A run that read no secret pays nothing.
+A process runs only for a namespace ``workflows.run.namespaces`` allows.
+
 Events: a ``listen`` first takes the events delivered to the instance's inbox (loaded with the
 activation, oldest first); when none is left it parks, committing its subscriptions (see
 ``_listening``) with the waiting snapshot. The router then puts matching events in the inbox
@@ -44,9 +51,7 @@ become outgoing rows (outbox or ``events`` table) in the same transaction as the
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -82,6 +87,12 @@ from workflow_orchestrator.instances._state_size import (
     without_data,
 )
 from workflow_orchestrator.instances._unstorable import commit_unstorable
+from workflow_orchestrator.security import (
+    EnvironmentSecrets,
+    SecretError,
+    SecretNotGranted,
+    SecretRedactor,
+)
 from workflow_orchestrator.storage.instances import (
     HistoryRow,
     InboxEvent,
@@ -93,8 +104,6 @@ from workflow_orchestrator.storage.instances import (
 
 __all__ = ["CommittedWithout", "DurableEffects", "Parked", "secret_from_environment"]
 
-SECRET_PREFIX = "WORKFLOW_SECRET_"
-_NOT_NAME = re.compile(r"[^A-Za-z0-9]")
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
 
@@ -118,15 +127,14 @@ class CommittedWithout(Exception):
         self.refused = refused
 
 
-def secret_from_environment(name: str) -> Any:
-    """``$secrets.<name>`` from ``WORKFLOW_SECRET_<NAME>`` (JSON when it parses, else text)."""
-    raw = os.environ.get(SECRET_PREFIX + _NOT_NAME.sub("_", name).upper())
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+async def secret_from_environment(name: str) -> Any:
+    """``$secrets.<name>`` from ``WORKFLOW_SECRET_<NAME>`` (JSON when it parses, else text;
+    None when unset): the ``env`` provider alone, without grants."""
+    return await EnvironmentSecrets().read(name)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _history_row(event: CloudEvent, clock: Callable[[], datetime]) -> HistoryRow:
@@ -149,7 +157,8 @@ class DurableEffects:
     """Effects of one activation of one instance (see the module docstring).
 
     ``ports`` is all it uses of the service; ``version`` is the last committed snapshot
-    version, ``lease_epoch`` the epoch the activation runs under (stamped on its snapshots).
+    version, ``lease_epoch`` the epoch the activation runs under (stamped on its snapshots);
+    ``namespace`` the definition's (for the secret grants and process namespaces).
     """
 
     ports: InstancePorts
@@ -157,6 +166,7 @@ class DurableEffects:
     partition: int
     lease_epoch: int | None
     version: int
+    namespace: str = ""
     _target: CommitTarget = attrs.field(init=False)
     # What the last commit does not hold yet (the inputs of plan_commit):
     _latest: dict[str, Any] | None = attrs.field(default=None, init=False)
@@ -178,6 +188,8 @@ class DurableEffects:
     _inbox: list[InboxEvent] = attrs.field(factory=list, init=False)
     _retained_read: set[str] = attrs.field(factory=set, init=False)
     _retained_events: list[dict[str, Any]] = attrs.field(factory=list, init=False)
+    # The values of the secrets this activation read: redacted from everything it commits.
+    _redactor: SecretRedactor = attrs.field(factory=SecretRedactor, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._target = CommitTarget(
@@ -257,10 +269,16 @@ class DurableEffects:
         if nothing_to_commit(self._dirty, self._history, self._outgoing, ask):
             return
         state_text: str | None = None
+        redacting = bool(self._redactor)
+        if redacting and self._latest is not None:
+            # The checkpoint itself is replaced by its redacted copy: the interpreter keeps its
+            # own state object, and a later commit_final must not write the values either.
+            self._latest = self._redactor.redact(self._latest)
         if self._dirty and self._latest is not None:
             ask, state_text = self._within_state_size(self._latest, ask)
+        pending = self._redacted_pending() if redacting else self.pending()
         snapshot = plan_commit(
-            self._target, self.version, self.pending(), ask, self.now(), state_text=state_text
+            self._target, self.version, pending, ask, self.now(), state_text=state_text
         )
         if snapshot is None:
             return
@@ -285,6 +303,22 @@ class DurableEffects:
             )
             raise CommittedWithout(status, refused) from None
         self.ports.committed(self.instance_id, snapshot.status)
+
+    def _redacted_pending(self) -> Pending:
+        """``pending()`` with the secret values read redacted from its history and outgoing
+        events (the caller redacted the state)."""
+        redact = self._redactor.redact
+        pending = self.pending()
+        return attrs.evolve(
+            pending,
+            history=tuple(
+                attrs.evolve(row, details=redact(row.details)) for row in pending.history
+            ),
+            outgoing=tuple(
+                attrs.evolve(row, body=_json_text(redact(json.loads(row.body))))
+                for row in pending.outgoing
+            ),
+        )
 
     def _within_state_size(
         self, state: dict[str, Any], ask: CommitAsk
@@ -422,6 +456,14 @@ class DurableEffects:
         )
 
     async def run_process(self, request: ProcessRequest) -> ProcessResult:
+        if not self.ports.policy.process_allowed(self.namespace):
+            raise WorkflowError(
+                Problem.standard(
+                    ErrorType.CONFIGURATION,
+                    detail=f"namespace {self.namespace!r} may not run run.{request.kind} "
+                    "processes; add it to workflows.run.namespaces in the configuration",
+                )
+            )
         await self.flush()
         self._in_flight += 1
         try:
@@ -431,13 +473,15 @@ class DurableEffects:
             self._effects_since_commit = True
 
     async def get_secret(self, name: str) -> Any:
-        value = secret_from_environment(name)
-        if value is None:
+        """The value of secret ``name`` when the namespace is granted it; remembered so that
+        no commit stores it. Faults with an authorization error naming the setting to fix."""
+        try:
+            if not self.ports.policy.secret_granted(self.namespace, name):
+                raise SecretNotGranted(name, self.namespace)
+            value = await self.ports.secrets.read(name)
+        except SecretError as error:
             raise WorkflowError(
-                Problem.standard(
-                    ErrorType.AUTHORIZATION,
-                    detail=f"secret {name!r} is not defined; set the environment variable "
-                    f"{SECRET_PREFIX}{_NOT_NAME.sub('_', name).upper()} on the service",
-                )
-            )
+                Problem.standard(ErrorType.AUTHORIZATION, detail=str(error))
+            ) from None
+        self._redactor.add(name, value)
         return value

@@ -7,6 +7,7 @@ from workflow_orchestrator.config import DefinitionsSettings, WorkflowSettings
 from workflow_orchestrator.dsl.expressions import ExpressionLimits
 from workflow_orchestrator.dsl.runtime import RuntimeLimits, RuntimeOptions
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
+from workflow_orchestrator.security import NamespacePolicy
 
 __all__ = ["expression_limits", "runtime_options", "validation_options"]
 
@@ -15,14 +16,18 @@ def validation_options(
     settings: WorkflowSettings,
     official_schema: OfficialSchema | None = None,
     definitions: DefinitionsSettings | None = None,
+    policy: NamespacePolicy | None = None,
 ) -> ValidationOptions:
-    """What definitions may use on this service (``run.shell``/``run.script`` when enabled),
-    the official schema as an extra check when one is configured, and the limits of one
-    validation (``definitions.maxExpandedSize``, ``maxExpressions``, ``validationTimeout``)."""
+    """What definitions may use on this service (``run.shell``/``run.script`` when enabled,
+    and with ``policy`` the secrets and processes granted to their namespace), the official
+    schema as an extra check when one is configured, and the limits of one validation
+    (``definitions.maxExpandedSize``, ``maxExpressions``, ``validationTimeout``)."""
     limits = definitions or DefinitionsSettings()
     return ValidationOptions(
         allow_shell=settings.run.shell,
         allow_script=settings.run.script,
+        secret_granted=policy.secret_granted if policy is not None else None,
+        process_allowed=policy.process_allowed if policy is not None else None,
         official_schema=official_schema,
         max_expanded_size=limits.max_expanded_size,
         max_expressions=limits.max_expressions,

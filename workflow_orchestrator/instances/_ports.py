@@ -26,6 +26,7 @@ from workflow_orchestrator.dsl.runtime import (
 )
 from workflow_orchestrator.instances._listening import EventOptions, ShapeSource
 from workflow_orchestrator.instances._live import LiveInstances
+from workflow_orchestrator.security import NamespacePolicy, SecretStore
 from workflow_orchestrator.storage.instances import (
     InstanceSnapshot,
     InstanceStatus,
@@ -123,7 +124,9 @@ class InstancePorts:
     wake_at)`` after a park (its timers are committed). ``max_state_size``: the largest state a
     commit writes, in bytes of JSON (``workflows.limits.stateSize``, 0: no limit);
     ``commit_every``: a run of tasks without a durable effect commits every so many tasks
-    (``workflows.limits.commitEvery``).
+    (``workflows.limits.commitEvery``). ``secrets`` reads ``$secrets`` values; ``policy`` says
+    which namespace may read which secret and run processes (checked at every read and run,
+    as the settings may have changed since a definition was registered).
     """
 
     snapshots: SnapshotSink
@@ -145,3 +148,5 @@ class InstancePorts:
     committed: Callable[[uuid.UUID, InstanceStatus], None] = _ignore
     parked: Callable[[uuid.UUID, datetime | None], None] = _ignore
     live: LiveInstances = attrs.field(factory=LiveInstances)
+    secrets: SecretStore = attrs.field(factory=SecretStore)
+    policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)

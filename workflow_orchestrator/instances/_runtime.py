@@ -57,6 +57,7 @@ from workflow_orchestrator.instances._recovery import recovery_run
 from workflow_orchestrator.instances._repository import InstanceRepository, LeaseView
 from workflow_orchestrator.instances._timers import WakeTimers, due_within
 from workflow_orchestrator.instances._waiters import DEFAULT_RECHECK, TerminalWaiters
+from workflow_orchestrator.security import NamespacePolicy, SecretStore
 from workflow_orchestrator.storage.instances import (
     InstanceRecord,
     InstanceStatus,
@@ -113,7 +114,8 @@ class InstanceRuntime:
     ``leases`` its view of the partitions it holds; ``snapshots`` is where the actors commit
     (the ``SnapshotWriter``), ``http`` and ``processes`` their outbound effects; recovery reads
     ``recovery_page`` instances at a time; ``on_timer_fired(lateness_seconds)`` is told about
-    every wake-up fired (the scheduler's metrics). ``timers`` (the in-memory wake-ups, which
+    every wake-up fired (the scheduler's metrics); ``secrets`` and ``policy`` are the
+    ``$secrets`` providers and the namespace grants. ``timers`` (the in-memory wake-ups, which
     the scheduler's timer service arms) and ``live`` (the running actors) are the runtime's
     own; ``ports`` is the record every actor of this runtime receives.
     """
@@ -144,6 +146,8 @@ class InstanceRuntime:
     clock: Callable[[], datetime] = utc_now
     # Long polls re-read an instance this often when no commit here woke them.
     long_poll_recheck: float = DEFAULT_RECHECK
+    secrets: SecretStore = attrs.field(factory=SecretStore)
+    policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)
     live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
@@ -186,6 +190,8 @@ class InstanceRuntime:
             committed=self.committed,
             parked=self.parked,
             live=self.live,
+            secrets=self.secrets,
+            policy=self.policy,
         )
 
     # -- service --------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import trio
 import trio.testing
 
 from tests.support.instances import Instances, open_instances, trio_clock
+from workflow_orchestrator.config import SecretGrant
 from workflow_orchestrator.dsl import WorkflowError
 from workflow_orchestrator.dsl.runtime import CloudEvent, ExecutionState
 from workflow_orchestrator.instances import DurableEffects, EventOptions, secret_from_environment
+from workflow_orchestrator.security import NamespacePolicy
 from workflow_orchestrator.storage import LeaseLost
 from workflow_orchestrator.storage.instances import InstanceStatus
 
@@ -149,16 +151,17 @@ async def test_commit_final_writes_the_status_on_the_last_checkpoint() -> None:
 async def test_missing_secret_names_the_variable_to_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """$secrets come from WORKFLOW_SECRET_<NAME> (JSON when it parses); a missing one is an
-    authorization error naming the variable."""
+    """$secrets come from WORKFLOW_SECRET_<NAME> (JSON when it parses); a granted secret
+    that is missing is an authorization error naming the variable looked in."""
     monkeypatch.setenv("WORKFLOW_SECRET_API_KEY", '{"token": "t"}')
     monkeypatch.setenv("WORKFLOW_SECRET_PLAIN", "not json")
-    assert secret_from_environment("api-key") == {"token": "t"}
-    assert secret_from_environment("plain") == "not json"
-    async with open_effects() as (_, effects, _state):
+    assert await secret_from_environment("api-key") == {"token": "t"}
+    assert await secret_from_environment("plain") == "not json"
+    policy = NamespacePolicy.from_grants([SecretGrant(namespace="*", secrets=("db.password",))])
+    async with open_effects(policy=policy) as (_, effects, _state):
         with pytest.raises(WorkflowError) as missing:
             await effects.get_secret("db.password")
     assert missing.value.problem.detail == (
-        "secret 'db.password' is not defined; set the environment variable "
-        "WORKFLOW_SECRET_DB_PASSWORD on the service"
+        "secret 'db.password' is not defined; looked in: env WORKFLOW_SECRET_DB_PASSWORD "
+        "(security.secrets.providers lists where secrets come from)"
     )

@@ -16,7 +16,10 @@
 Apart from those problems, ``unsupported`` collects what is valid DSL but this runtime will not
 run (``UNSUPPORTED_RULES``): ``call`` of ``grpc``, ``asyncapi``, ``a2a`` and ``mcp``
 (``unsupported-call``), ``run.container`` without a container runtime (``container-runtime``),
-``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``).
+``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``), and
+what this service's configuration refuses to the document's namespace: a process
+(``process-not-allowed``, ``workflows.run.namespaces``) and a secret in ``use.secrets`` it is
+not granted (``secret-not-granted``, ``security.secrets.grants``).
 
 The walk tolerates any shape (the structural problems are reported separately), so a broken
 definition still gets every semantic problem at once. It stops with one ``limit`` problem past
@@ -26,7 +29,7 @@ definition still gets every semantic problem at once. It stops with one ``limit`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -43,7 +46,14 @@ from ._problems import DefinitionProblem, InvalidDefinition, json_pointer
 
 FLOW_DIRECTIVES = ("continue", "exit", "end")
 UNSUPPORTED_RULES = frozenset(
-    {"unsupported-call", "container-runtime", "shell-disabled", "script-disabled"}
+    {
+        "unsupported-call",
+        "container-runtime",
+        "shell-disabled",
+        "script-disabled",
+        "process-not-allowed",
+        "secret-not-granted",
+    }
 )
 UNSUPPORTED_CALLS = frozenset({"grpc", "asyncapi", "a2a", "mcp"})
 BUILTIN_CALLS = frozenset({"http", "openapi"}) | UNSUPPORTED_CALLS
@@ -112,6 +122,9 @@ class SemanticChecker:
     allow_script: bool
     max_expressions: int = MAX_EXPRESSIONS
     deadline: Deadline | None = None
+    # The configuration's namespace rules (None: everything allowed).
+    secret_granted: Callable[[str, str], bool] | None = None
+    process_allowed: Callable[[str], bool] | None = None
     problems: list[DefinitionProblem] = attrs.field(factory=list)
     unsupported: list[DefinitionProblem] = attrs.field(factory=list)
     expressions: int = attrs.field(init=False, default=0)
@@ -147,6 +160,7 @@ class SemanticChecker:
                 if isinstance(function, Mapping):
                     self._task(function, ("use", "functions", name), siblings=None)
         self._authentications(document, ())
+        self._secret_grants(use)
         self._task_list(document.get("do"), ("do",))
         schedule = document.get("schedule")
         if isinstance(schedule, Mapping):
@@ -402,6 +416,41 @@ class SemanticChecker:
                 "task",
                 "script-disabled",
             )
+        self._process_namespace(spec, path)
+
+    def _namespace(self) -> str:
+        header = self.document.get("document")
+        namespace = header.get("namespace") if isinstance(header, Mapping) else None
+        return namespace if isinstance(namespace, str) else ""
+
+    def _secret_grants(self, use: Any) -> None:
+        granted = self.secret_granted
+        if granted is None or not isinstance(use, Mapping):
+            return
+        namespace = self._namespace()
+        for index, name in enumerate(_list(use.get("secrets"))):
+            if isinstance(name, str) and not granted(namespace, name):
+                self._unsupported(
+                    ("use", "secrets", index),
+                    f"secret {name!r} is not granted to namespace {namespace!r}; grant it in "
+                    "security.secrets.grants (an entry with this namespace, or *, listing the "
+                    "secret), or remove it",
+                    "secret-not-granted",
+                )
+
+    def _process_namespace(self, spec: Mapping[str, Any], path: Path) -> None:
+        allowed = self.process_allowed
+        if allowed is None:
+            return
+        namespace = self._namespace()
+        for kind, enabled in (("shell", self.allow_shell), ("script", self.allow_script)):
+            if kind in spec and enabled and not allowed(namespace):
+                self._unsupported(
+                    path[:-1] if path and path[-1] == "run" else path,
+                    f"namespace {namespace!r} may not run run.{kind} processes; add it to "
+                    "workflows.run.namespaces in the configuration, or remove this task",
+                    "process-not-allowed",
+                )
 
     def _switch(self, cases: Any, path: Path, siblings: frozenset[str] | None) -> None:
         for index, item in enumerate(_list(cases)):

@@ -9,7 +9,7 @@ refuse either (registration).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -32,7 +32,10 @@ class ValidationOptions:
 
     ``container_runtime``: a container runtime is configured (``run.container`` runs).
     ``allow_shell`` / ``allow_script``: ``run.shell`` / ``run.script`` are enabled (off by
-    default). ``expression_engine``: the engine whose compile cache to use and warm (a shared
+    default). ``secret_granted(namespace, name)`` / ``process_allowed(namespace)``: the
+    configuration's grants (``security.secrets.grants``, ``workflows.run.namespaces``); a
+    refusal is reported as unsupported at ``/use/secrets/<i>`` or the task (None: no rule).
+    ``expression_engine``: the engine whose compile cache to use and warm (a shared
     compile-only engine when None). ``official_schema``: the official DSL schema, an optional
     extra check; the project's own grammar needs no schema file.
     """
@@ -40,6 +43,8 @@ class ValidationOptions:
     container_runtime: bool = False
     allow_shell: bool = False
     allow_script: bool = False
+    secret_granted: Callable[[str, str], bool] | None = attrs.field(default=None, eq=False)
+    process_allowed: Callable[[str], bool] | None = attrs.field(default=None, eq=False)
     expression_engine: ExpressionEngine | None = attrs.field(default=None, eq=False)
     official_schema: OfficialSchema | None = attrs.field(default=None, eq=False)
     max_expanded_size: int = MAX_EXPANDED_SIZE
@@ -93,6 +98,8 @@ def check_definition(
         container_runtime=options.container_runtime,
         allow_shell=options.allow_shell,
         allow_script=options.allow_script,
+        secret_granted=options.secret_granted,
+        process_allowed=options.process_allowed,
         max_expressions=options.max_expressions,
         deadline=deadline,
     )
