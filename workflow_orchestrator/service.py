@@ -590,10 +590,10 @@ class Service:
     ) -> None:
         server = self.settings.server
         async with trio.open_nursery() as nursery:
-            audit: AuditTrail | None = None
-            if self.settings.security.audit.enabled and self._schema_current:
-                audit = AuditTrail(database=self._current_database())
-                await nursery.start(audit.run)
+            # The audit lines are always written; the rows when the table is on and exists.
+            table = self.settings.security.audit.enabled and self._schema_current
+            audit = AuditTrail(database=self._current_database() if table else None)
+            await nursery.start(audit.run)
             app = create_api_app(
                 database=self._current_database(),
                 metrics=self._metrics,

@@ -354,3 +354,87 @@ async def test_only_allowed_host_names_are_answered() -> None:
                 assert probe.status_code == 200, path
     finally:
         drop_database(name)
+
+
+async def test_no_namespace_is_reached_through_global_ids(app: InProcessService) -> None:
+    """Definition ids and idempotency keys are global: neither lets a namespaced caller reach
+    another namespace (a takeover of an id, a replayed start, a listing in a 404)."""
+    ops = {**bearer(KEYS["operator"]), "Content-Type": "application/json"}
+    developer = {**bearer(KEYS["developer"]), "Content-Type": "application/yaml"}
+    await new_definition(app, OUTSIDE, "payments")
+    await new_definition(app, INSIDE, "cart")
+    # A developer of shop cannot register a version of billing's id in shop.
+    takeover = await app.api.post(
+        "/v1/workflow-definitions", content=definition(INSIDE, "payments"), headers=developer
+    )
+    assert takeover.status_code == 403, takeover.text
+    # An admin gets a 409 naming the namespace the id belongs to.
+    conflict = await as_root(
+        app,
+        "POST",
+        "/v1/workflow-definitions",
+        content=definition(INSIDE, "payments"),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert conflict.status_code == 409 and "belongs to namespace 'billing'" in conflict.text
+    # A start replayed with another definition's key does not answer with that instance.
+    first = await as_root(
+        app,
+        "POST",
+        "/v1/workflow-instances",
+        json={"workflowDefinitionId": "payments", "idempotencyKey": "order-42"},
+    )
+    assert first.status_code == 201
+    replay = await app.api.post(
+        "/v1/workflow-instances",
+        json={"workflowDefinitionId": "cart", "idempotencyKey": "order-42"},
+        headers=ops,
+    )
+    assert replay.status_code == 409, replay.text
+    assert first.json()["id"] not in replay.text
+    # A start of a definition outside names no other id.
+    missing = await app.api.post(
+        "/v1/workflow-instances", json={"workflowDefinitionId": "nope"}, headers=ops
+    )
+    assert missing.status_code == 404
+    assert "payments" not in missing.text and "cart" not in missing.text
+
+
+async def test_a_body_without_a_content_type_is_refused(app: InProcessService) -> None:
+    root = bearer(ROOT_KEY)
+    for path, body in (
+        ("/v1/workflow-definitions", definition(INSIDE, "typeless").encode()),
+        ("/v1/workflow-instances", b'{"workflowDefinitionId": "x"}'),
+    ):
+        response = await app.api.post(path, content=body, headers=root)
+        assert "content-type" not in {k.lower() for k in response.request.headers}
+        assert response.status_code == 415, (path, response.text)
+
+
+async def test_without_authentication_on_loopback_only_local_names_are_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """make run's shape (authentication off, 127.0.0.1): a DNS-rebinding name is refused.
+    With the audit table off, every change still has its (escaped) audit line."""
+    name = create_database("wo_local_hosts")
+    try:
+        async with open_service(url_for(name), settings={"security.audit.enabled": False}) as app:
+            for host, status in (
+                ("127.0.0.1:8080", 200),
+                ("localhost", 200),
+                ("[::1]:8080", 200),
+                ("attacker.example:8080", 400),
+            ):
+                response = await app.api.get("/v1/workflow-definitions", headers={"Host": host})
+                assert response.status_code == status, host
+            with caplog.at_level("INFO", logger="workflow_orchestrator.audit"):
+                forged = "x%0Aaudit: root via api-key definition.delete y"
+                await app.api.post(
+                    f"/v1/workflow-instances/{forged}/cancel",
+                    headers={"Content-Type": "application/json"},
+                )
+            assert (await app.api.get("/v1/audit-log")).status_code == 404  # no table
+    finally:
+        drop_database(name)
+    lines = [r.getMessage() for r in caplog.records if r.name == "workflow_orchestrator.audit"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\\n" in lines[0], lines

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from tests.support.database import open_test_database
+from tests.support.http_stub import run_http_stub
 from tests.support.service import open_service, register_yaml
 from workflow_orchestrator.config import ConfigError
 from workflow_orchestrator.errors import exception_leaves
@@ -130,3 +131,95 @@ async def test_a_missing_configuration_secret_stops_startup(
         f"test: database.password: secret 'pgpass' is not defined; looked in: file "
         f"{directory}/pgpass (security.secrets.providers lists where secrets come from)"
     ]
+
+
+APIKEY = "AbCd+EfGh/IjKl=="
+CREDS = '{"username": "svc-user", "password": "hunter2hunter2"}'
+BASIC = "c3ZjLXVzZXI6aHVudGVyMmh1bnRlcjI="  # base64 of svc-user:hunter2hunter2
+
+
+def derived_definitions(port: int) -> dict[str, str]:
+    """Definitions that pass secrets through a basic header, a query and a correlation."""
+    return {
+        "via-basic": f"""
+document: {{dsl: '1.0.0', namespace: billing, name: via-basic, version: '1.0.0'}}
+use: {{secrets: [creds]}}
+do:
+  - call:
+      call: http
+      with:
+        method: get
+        endpoint:
+          uri: http://127.0.0.1:{port}/ok
+          authentication:
+            basic:
+              use: creds
+      output:
+        as: '${{ {{p: $authorization.parameter}} }}'
+""",
+        "via-query": f"""
+document: {{dsl: '1.0.0', namespace: billing, name: via-query, version: '1.0.0'}}
+use: {{secrets: [apikey]}}
+do:
+  - call:
+      call: http
+      with:
+        method: get
+        endpoint: http://127.0.0.1:{port}/echo
+        query:
+          api_key: ${{ $secrets.apikey }}
+""",
+        "via-correlation": """
+document: {dsl: '1.0.0', namespace: billing, name: via-correlation, version: '1.0.0'}
+use: {secrets: [apikey]}
+do:
+  - hold:
+      listen:
+        to:
+          one:
+            with: {type: some.type}
+            correlate:
+              k:
+                from: ${ .data.k }
+                expect: ${ $secrets.apikey }
+""",
+    }
+
+
+async def test_values_derived_from_secrets_are_stored_nowhere(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A basic header built from a secret, a secret sent percent-encoded in a query, and a
+    correlation on a secret: none of the values reaches a stored row (the correlation faults
+    the task, naming why). The stub echoes the path it was asked, query included."""
+    directory = mounted_secret(tmp_path / "secrets", {"apikey": APIKEY, "creds": CREDS})
+    settings = {
+        "security.secrets.providers": ["files"],
+        "security.secrets.files.directory": str(directory),
+        "security.secrets.grants": [{"namespace": "billing", "secrets": ["apikey", "creds"]}],
+    }
+    with trio.fail_after(120):
+        with run_http_stub(delay=(0, 0)) as stub:
+            async with open_service(database_url, settings=settings) as app:
+                ended = {}
+                port = int(stub.url.rsplit(":", 1)[1])
+                for name, text in derived_definitions(port).items():
+                    await register_yaml(app, text)
+                    started = await app.api.post(INSTANCES, json={"workflowDefinitionId": name})
+                    done = await app.api.get(
+                        f"{INSTANCES}/{started.json()['id']}", params={"wait": "30s"}
+                    )
+                    ended[name] = done.json()
+        stored = {
+            text: await rows_holding(database_url, text)
+            for text in (APIKEY, "AbCd%2BEfGh%2FIjKl%3D%3D", "hunter2hunter2", BASIC)
+        }
+    assert ended["via-basic"]["status"] == "completed", ended["via-basic"]
+    assert ended["via-basic"]["output"] == {"p": "[redacted secret authorization]"}
+    assert ended["via-query"]["status"] == "completed", ended["via-query"]
+    assert ended["via-query"]["output"]["endpoint"] == "/echo?api_key=[redacted secret apikey]"
+    assert ended["via-correlation"]["status"] == "faulted"
+    assert "correlates or filters on the value of a secret" in str(
+        ended["via-correlation"]["error"]
+    )
+    assert stored == {text: {} for text in stored}

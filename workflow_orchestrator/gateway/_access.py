@@ -14,6 +14,7 @@ and ``.metrics`` (open, authenticated or admin); everything else there is for ad
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import logging
 from collections.abc import Mapping
 
@@ -102,13 +103,33 @@ class AccessPolicy:
             ),
             metrics=authentication.metrics,
             health_details=authentication.health_details,
-            allowed_hosts=settings.server.allowed_hosts,
+            allowed_hosts=settings.server.allowed_hosts or _local_hosts(settings),
         )
 
     @classmethod
     def open(cls) -> AccessPolicy:
         """No authentication (every caller is `ANONYMOUS`): tests and local development."""
         return cls(authenticator=Authenticator(enabled=False, api_keys=ApiKeys(())))
+
+
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _local_hosts(settings: Settings) -> tuple[str, ...]:
+    """With authentication off on loopback listeners (``make run``, development), the names of
+    this machine only: a web page's DNS-rebinding name reaches the port, never the app."""
+    server = settings.server
+    hosts = (server.host, server.management_host or server.host)
+    if settings.security.authentication.enabled or not all(_is_loopback(h) for h in hosts):
+        return ()
+    return _LOCAL_NAMES
 
 
 def current_principal() -> Principal:

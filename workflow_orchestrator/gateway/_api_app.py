@@ -73,7 +73,7 @@ def create_api_app(
         v1.register_blueprint(instance_routes(runtime, reads, catalog))
     if events is not None:
         v1.register_blueprint(event_routes(events))
-    if audit is not None:
+    if audit is not None and audit.database is not None:
         v1.register_blueprint(audit_routes(reads))
     app.register_blueprint(v1)
     app.register_blueprint(openapi_routes(context_path))

@@ -38,6 +38,13 @@ _ACTIONS = {
 }
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a client's value cannot forge a log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _outcome(status: int) -> str:
     if status in (401, 403):
         return "denied"
@@ -48,7 +55,8 @@ def _outcome(status: int) -> str:
 class AuditTrail:
     """Batches audit entries into the ``audit_log`` table; run with ``nursery.start(run)``."""
 
-    database: Database
+    #: None: log lines only (``security.audit.enabled: false``, or the schema is not current).
+    database: Database | None
     flush_interval: float = 0.2
     max_batch: int = 500
     max_pending: int = 10_000
@@ -61,14 +69,16 @@ class AuditTrail:
         """Log ``entry`` and queue its row (waits while ``max_pending`` rows are queued)."""
         logger.info(
             "audit: %s via %s %s %s namespace=%s status=%d %s",
-            entry.principal,
+            _printable(entry.principal),
             entry.via,
-            entry.action,
-            entry.target or "-",
-            entry.namespace or "-",
+            _printable(entry.action),
+            _printable(entry.target) or "-",
+            _printable(entry.namespace or "") or "-",
             entry.status,
             entry.outcome,
         )
+        if self.database is None:
+            return
         while len(self._pending) >= self.max_pending:
             if self._space.is_set():
                 self._space = trio.Event()
@@ -91,7 +101,7 @@ class AuditTrail:
                 await self._flush()
 
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending and self.database is not None:
             batch = self._pending[: self.max_batch]
             try:
                 await append_audit_entries(self.database, batch)

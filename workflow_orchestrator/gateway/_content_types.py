@@ -2,8 +2,8 @@
 
 A web page can make a browser send a POST with ``text/plain``, a form or multipart body to any
 address without asking first (a CORS "simple" request); refusing every content type the API
-does not document closes that door even where authentication is off. A request without a
-``Content-Type`` is read as the route documents. What each route takes:
+does not document closes that door even where authentication is off; so does refusing a body
+without a ``Content-Type`` (a ``fetch`` of a typeless ``Blob``). What each route takes:
 
 - ``POST /v1/workflow-definitions``: ``application/yaml``, ``application/x-yaml``,
   ``text/yaml`` or ``application/json``;
@@ -67,7 +67,11 @@ def check_content_type() -> None:
     if request.endpoint == _BINARY_EVENT_ROUTE and "ce-specversion" in request.headers:
         return  # binary mode: the body is the event's data, of any type
     if not content_type or not content_type.strip():
-        return  # what a browser cannot send unasked; the route reads the body as it documents
+        # A browser sends a body without a type unasked (fetch with a typeless Blob): only an
+        # empty body may come without one.
+        if request.content_length or "Transfer-Encoding" in request.headers:
+            raise _refuse(content_type, allowed)
+        return
     if _media_type(content_type) not in allowed:
         extra = (
             ", or the event's data with ce-* headers (binary mode)"

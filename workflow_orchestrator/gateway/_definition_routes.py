@@ -98,6 +98,15 @@ def _hidden(definition_id: str) -> Response:
     )
 
 
+async def _namespace_holding(database: Database, definition_id: str) -> str | None:
+    """The namespace of the live versions of ``definition_id`` (the latest's), or None."""
+    try:
+        versions = await list_versions(database, definition_id)
+    except DefinitionNotFound:
+        return None
+    return versions[-1].namespace if versions else None
+
+
 def _visible(namespace: str) -> bool:
     namespaces = visible_namespaces()
     return namespaces is None or namespace in namespaces
@@ -121,6 +130,17 @@ def definition_routes(database: Database, reads: Database, options: ValidationOp
             )
             g.audit_namespace, g.audit_target = submission.namespace, submission.definition_id
             forbid_outside(submission.namespace, "definitions")
+            taken = await _namespace_holding(database, submission.definition_id)
+            if taken is not None and taken != submission.namespace:
+                # An id belongs to one namespace: a new version elsewhere would take it over.
+                forbid_outside(taken, "definitions")
+                return problem_response(
+                    409,
+                    "definition-conflict",
+                    "Definition Conflict",
+                    f"the id {submission.definition_id!r} belongs to namespace {taken!r}; "
+                    "register this definition under another id (?id=) or in that namespace",
+                )
             result = await register_submission(database, submission)
         except RecursionError:
             raise invalid_body(

@@ -292,7 +292,13 @@ def instance_routes(
                 forbid_outside(definition.namespace, "instances")
             record, created = await runtime.start_instance(start_request)
         except DefinitionNotFound as exc:
-            return problem_response(404, "definition-not-found", "Definition Not Found", str(exc))
+            detail = str(exc)
+            if visible_namespaces() is not None:  # the message lists ids of every namespace
+                detail = (
+                    f"no workflow definition {start_request.definition_id!r} in your "
+                    "namespaces; check the id and version"
+                )
+            return problem_response(404, "definition-not-found", "Definition Not Found", detail)
         except Unstorable as exc:
             raise unstorable_problem(exc) from None
         except InputInvalid as exc:
@@ -303,6 +309,17 @@ def instance_routes(
                 str(exc),
                 problems=exc.problems,
             )
+        if not created and record.definition_id != start_request.definition_id:
+            # Idempotency keys are global: a replay answers only for the start it repeats.
+            return problem_response(
+                409,
+                "idempotency-key-conflict",
+                "Idempotency Key Conflict",
+                "this idempotency key was used to start another workflow definition; use a new "
+                "key for this start",
+            )
+        if not created:
+            await hide_outside(record)
         location = f"{request.path.rstrip('/')}/{record.instance_id}"
         answer = await _instance_json(catalog, record)
         g.audit_target, g.audit_namespace = str(record.instance_id), answer["namespace"]

@@ -99,11 +99,14 @@ from workflow_orchestrator.storage.instances import (
     InstanceStatus,
     OutgoingEvent,
     SnapshotUnstorable,
+    SubscriptionRow,
     TimerRow,
 )
 
 __all__ = ["CommittedWithout", "DurableEffects", "Parked", "secret_from_environment"]
 
+# Request headers that carry credentials: redacted like the secrets they were built from.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
 
@@ -390,6 +393,12 @@ class DurableEffects:
             self._sleepers.remove(timer)
 
     async def http(self, request: HttpRequest) -> HttpResponse:
+        if self._redactor:
+            # A credential built from secrets (a basic header's base64, an OAuth2 token) is
+            # as secret as they are: nothing committed after this holds it either.
+            for header, value in request.headers.items():
+                if header.lower() in _CREDENTIAL_HEADERS:
+                    self._redactor.add(header.lower(), [value, value.partition(" ")[2]])
         await self.flush()
         self._in_flight += 1
         try:
@@ -426,8 +435,26 @@ class DurableEffects:
         timers = self._park_timers(None)
         wake_at = self._wake_time(timers)
         rows = await subscription_rows(request, self.ports.shapes)
+        if self._redactor:
+            self._refuse_secret_subscriptions(rows)
         await self.flush(CommitAsk(wake_at=wake_at, subscriptions=rows, timers=timers))
         raise Parked(wake_at)
+
+    def _refuse_secret_subscriptions(self, rows: tuple[SubscriptionRow, ...]) -> None:
+        """A parked listen's correlation keys and filters are stored as they are (events are
+        matched on them): one that holds a secret value faults the task instead."""
+        for row in rows:
+            if self._redactor.holds_secret(row.corr_key) or self._redactor.holds_secret(
+                _json_text(row.attributes)
+            ):
+                raise WorkflowError(
+                    Problem.standard(
+                        ErrorType.CONFIGURATION,
+                        detail=f"the listen of task {row.task_ref!r} correlates or filters on "
+                        "the value of a secret, which would be stored with its subscription; "
+                        "correlate on a value that is not secret",
+                    )
+                )
 
     async def _retained(self, request: ListenRequest) -> CloudEvent | None:
         """A retained unmatched event for this listen (``eventProcessing.unmatchedRetention``),

@@ -13,11 +13,11 @@ The rules, in order:
    containing the address (``10.0.99.0/24``) refuses the call.
 2. The default refusals: loopback (127.0.0.0/8, ::1), "this host" (0.0.0.0/8, ::), link-local
    (169.254.0.0/16, fe80::/10), cloud metadata (169.254.169.254, fd00:ec2::254,
-   100.100.100.200, and ``metadata.google.internal`` by name) and this service's own ports on
-   any address of this machine. An ``allow`` entry of the same kind opens them: an address or
-   range for the address refusals, the name for the metadata name. A host *name* in ``allow``
-   never opens an address refusal, so whoever controls an allowed name's DNS records cannot
-   point it at loopback or the metadata service.
+   100.100.100.200, 168.63.129.16, 192.0.0.192, and ``metadata.google.internal`` by name) and
+   this service's own ports on any address of this machine. An ``allow`` entry of the same
+   kind opens them: an address or range for the address refusals, the name for the metadata
+   name. A host *name* in ``allow`` never opens an address refusal, so whoever controls an
+   allowed name's DNS records cannot point it at loopback or the metadata service.
 3. ``default: deny`` refuses what no ``allow`` entry names (by host name or address).
 
 Addresses are normalised first: IPv4-mapped and IPv4-compatible IPv6 (``::ffff:127.0.0.1``)
@@ -61,6 +61,8 @@ _DEFAULT_REFUSALS: tuple[tuple[_Network, str], ...] = tuple(
         ("169.254.169.254/32", "a cloud metadata address"),
         ("fd00:ec2::254/128", "a cloud metadata address"),
         ("100.100.100.200/32", "a cloud metadata address"),
+        ("168.63.129.16/32", "a cloud metadata address"),
+        ("192.0.0.192/32", "a cloud metadata address"),
         ("127.0.0.0/8", "a loopback address"),
         ("::1/128", "a loopback address"),
         ("0.0.0.0/8", "an unspecified (this host) address"),

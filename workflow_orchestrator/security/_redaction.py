@@ -2,9 +2,10 @@
 
 A run remembers the values of the secrets it read (a text secret, and each text leaf of an
 object secret, of at least ``MIN_REDACTED_LENGTH`` characters: shorter ones would blank out
-ordinary words). ``redact`` returns a JSON value in which every occurrence of one of them, in a
-string or an object key, is replaced by ``[redacted secret <name>]``. One regular expression
-scans each string; a run that read no secret never calls it (``bool(redactor)`` is False).
+ordinary words), also in their percent-encoded forms (as a URL query carries them).
+``redact`` returns a JSON value in which every occurrence of one of them, in a string or an
+object key, is replaced by ``[redacted secret <name>]``. One regular expression scans each
+string; a run that read no secret never calls it (``bool(redactor)`` is False).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import attrs
 
@@ -50,13 +52,21 @@ class SecretRedactor:
         """Remember the text leaves of ``value``, the value of secret ``name``."""
         added = False
         for text in _text_leaves(value):
-            if len(text) >= MIN_REDACTED_LENGTH and text not in self._markers:
-                self._markers[text] = redaction_marker(name)
-                added = True
+            if len(text) < MIN_REDACTED_LENGTH:
+                continue
+            # As written, and percent-encoded as a URL query or path carries it.
+            for form in (text, quote(text, safe=""), quote_plus(text)):
+                if form not in self._markers:
+                    self._markers[form] = redaction_marker(name)
+                    added = True
         if added:
             # The longest first, so that a value containing another is replaced whole.
             texts = sorted(self._markers, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(text) for text in texts))
+
+    def holds_secret(self, text: str) -> bool:
+        """Whether ``text`` holds one of the remembered values."""
+        return self._pattern is not None and self._pattern.search(text) is not None
 
     def redact_text(self, text: str) -> str:
         pattern = self._pattern
