@@ -60,7 +60,7 @@ async def test_fresh_database_gets_every_migration(database_url: str) -> None:
         database_url=database_url,
     )
     assert tables == (
-        "cluster_members,event_dead_letters,event_start_progress,event_subscriptions,events,"
+        "audit_log,cluster_members,event_dead_letters,event_start_progress,event_subscriptions,events,"
         "instance_inbox,"
         "leader_leases,outbox,partition_leases,"
         "processed_events,schedule_state,schema_migrations,subscription_shapes,unmatched_events,"
