@@ -34,7 +34,13 @@ async def test_unstorable_input_and_business_key_answer_422(database_url: str) -
             await register_yaml(app, SETTER)
             answers = []
             for body in bodies:
-                answers.append(await app.api.post(INSTANCES, content=json.dumps(body)))
+                answers.append(
+                    await app.api.post(
+                        INSTANCES,
+                        content=json.dumps(body),
+                        headers={"Content-Type": "application/json"},
+                    )
+                )
                 if len(answers) == 1:  # the next start takes the batched path
                     ok = await app.api.post(INSTANCES, json={"workflowDefinitionId": "setter"})
                     assert ok.status_code == 201, ok.text
