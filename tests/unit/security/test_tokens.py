@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import jwt
 import pytest
+import trio
 
 from tests.support.tokens import (
     AUDIENCE,
@@ -197,3 +198,37 @@ def test_hmac_or_none_in_the_settings_is_refused() -> None:
             f"security.authentication.oidc.algorithms: {what}; list some of ES256, ES384, "
             "ES512, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512 (asymmetric signatures only)"
         )
+
+
+async def test_an_accepted_token_is_decoded_once_until_it_expires_or_its_key_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The principal of a token seen again comes from the cache; once expired it is checked
+    (and refused) again."""
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    documents = [jwks_of(RSA)]
+
+    async def source() -> bytes:
+        return documents[-1]
+
+    checker = OidcVerifier(attrs.evolve(SETTINGS, jwks_refresh_interval=0.0, leeway=0.0), source)
+    token = RSA.mint(claims())
+    first = await checker.verify(token)
+    assert await checker.verify(token) == first
+    assert decodes == 1
+    soon = RSA.mint(claims(exp=int(time.time()) + 1))
+    await checker.verify(soon)
+    assert decodes == 2
+    await trio.sleep(2.1)
+    with pytest.raises(InvalidToken) as refused:
+        await checker.verify(soon)
+    assert refused.value.reason == "expired"
+    assert decodes == 3
