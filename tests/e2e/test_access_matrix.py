@@ -60,6 +60,8 @@ async def app() -> AsyncIterator[InProcessService]:
             settings={
                 "security.authentication.enabled": True,
                 "security.authentication.apiKeys": api_keys,
+                "security.authentication.metrics": "authenticated",
+                "security.authentication.healthDetails": "authenticated",
             },
         ) as service:
             yield service
@@ -438,3 +440,25 @@ async def test_without_authentication_on_loopback_only_local_names_are_answered(
         drop_database(name)
     lines = [r.getMessage() for r in caplog.records if r.name == "workflow_orchestrator.audit"]
     assert len(lines) == 1 and "\n" not in lines[0] and "\\n" in lines[0], lines
+
+
+async def test_by_default_the_guides_monitoring_needs_no_credential() -> None:
+    """With authentication on and the defaults, the guide's Prometheus job and its curl of
+    /health/detailed work without a credential; /supervisor still needs an admin."""
+    name = create_database("wo_open_metrics")
+    try:
+        async with open_service(
+            url_for(name),
+            settings={
+                "security.authentication.enabled": True,
+                "security.authentication.apiKeys": [
+                    {"name": "root", "key": ROOT_KEY, "roles": ["admin"]}
+                ],
+            },
+        ) as app:
+            assert (await app.management.get("/metrics")).status_code == 200
+            assert (await app.management.get("/health/detailed")).status_code == 200
+            assert (await app.management.get("/supervisor")).status_code == 401
+            assert (await app.api.get("/v1/workflow-definitions")).status_code == 401
+    finally:
+        drop_database(name)

@@ -120,11 +120,11 @@ class AuthenticationSettings:
     api_keys: tuple[ApiKeySettings, ...] = ()
     oidc: OidcSettings = attrs.field(factory=OidcSettings)
     # The optional management endpoints (``/health/live`` and ``/health/ready`` stay open for
-    # probes; ``/supervisor`` is for admins).
-    metrics: str = attrs.field(default="authenticated", metadata=_meta(choices=ENDPOINT_ACCESS))
-    health_details: str = attrs.field(
-        default="authenticated", metadata=_meta(choices=ENDPOINT_ACCESS)
-    )
+    # probes; ``/supervisor`` is for admins). Open by default, as the deployment guide's
+    # Prometheus job and curl checks use them without credentials: the management port is
+    # meant to stay internal (``server.managementHost``).
+    metrics: str = attrs.field(default="open", metadata=_meta(choices=ENDPOINT_ACCESS))
+    health_details: str = attrs.field(default="open", metadata=_meta(choices=ENDPOINT_ACCESS))
 
 
 @attrs.frozen(kw_only=True)
