@@ -34,7 +34,7 @@ from workflow_orchestrator.definitions import check_definition_file, read_offici
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError, exception_leaves
 from workflow_orchestrator.observability import configure_logging
-from workflow_orchestrator.service import Service, open_configured_database
+from workflow_orchestrator.service import Service, open_configured_database, with_config_secrets
 from workflow_orchestrator.storage import migrate, schema_status
 from workflow_orchestrator.supervision import ChildStartFailed
 
@@ -245,6 +245,7 @@ async def _serve(loaded: LoadedConfig) -> None:
 
 
 async def _schema(loaded: LoadedConfig, action: str) -> int:
+    loaded = await with_config_secrets(loaded)
     async with open_asyncio_bridge(), open_configured_database(loaded) as database:
         where = database.location.display()
         if action == "status":

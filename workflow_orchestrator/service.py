@@ -72,7 +72,7 @@ from workflow_orchestrator.storage import (
 from workflow_orchestrator.storage.instances import ENDED_CHANNEL, SnapshotWriter
 from workflow_orchestrator.supervision import Backoff, RestartStrategy, ServiceSpec, SupervisorSpec
 
-__all__ = ["Service", "ServiceAddresses", "open_configured_database"]
+__all__ = ["Service", "ServiceAddresses", "open_configured_database", "with_config_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,19 +92,24 @@ def _binds(started: object) -> tuple[str, ...]:
     return tuple(str(url) for url in started)
 
 
+async def with_config_secrets(loaded: LoadedConfig) -> LoadedConfig:
+    """``loaded`` with its ``${secret:NAME}`` references resolved from the secret providers it
+    configures (``ConfigError`` naming the key when one cannot be)."""
+    store = SecretStore.from_settings(loaded.settings.security.secrets)
+    try:
+        return await resolve_config_secrets(loaded, store)
+    finally:
+        store.close()
+
+
 @asynccontextmanager
 async def open_configured_database(loaded: LoadedConfig) -> AsyncIterator[Database]:
     """The configured database, or the embedded one when ``database.url`` is empty.
 
-    Must run inside ``open_asyncio_bridge()``. ``${secret:NAME}`` references are resolved
-    first (``ConfigError`` when one cannot be). A connection failure names the setting (and
-    where it came from) that points at the unreachable server.
+    Must run inside ``open_asyncio_bridge()``, with ``loaded`` resolved (`with_config_secrets`,
+    or the service's own store). A connection failure names the setting (and where it came
+    from) that points at the unreachable server.
     """
-    store = SecretStore.from_settings(loaded.settings.security.secrets)
-    try:
-        loaded = await resolve_config_secrets(loaded, store)
-    finally:
-        store.close()
     settings = loaded.settings.database
     if settings.primary_url:
         key = "database.primary.url" if settings.primary.url else "database.url"
@@ -179,10 +184,6 @@ class Service:
             definitions=self.settings.definitions,
             policy=self._policy,
         )
-        problems = startup_problems(self.settings, self.loaded.source_of)
-        if problems:
-            raise ConfigError(problems)
-        self._access = AccessPolicy.from_settings(self.settings)
         # The TLS files too (server.tls, server.managementTls): TlsFileError names the setting.
         self._tls = configured_tls(self.loaded)
 
@@ -205,9 +206,13 @@ class Service:
         """Run until ``request_shutdown``; readiness is reported once both ports are bound.
 
         ``${secret:NAME}`` references in the settings are resolved first, before the database
-        is opened (a missing secret is a ``ConfigError`` naming the key)."""
+        is opened and before the API keys are known (a missing secret, or authentication on with
+        no usable credential, is a ``ConfigError`` naming the key)."""
         try:
             self.loaded = await resolve_config_secrets(self.loaded, self._secrets)
+            problems = startup_problems(self.settings, self.loaded.source_of)
+            if problems:
+                raise ConfigError(problems)
             await self._run(task_status)
         finally:
             self._secrets.close()
@@ -270,10 +275,12 @@ class Service:
 
     @asynccontextmanager
     async def _open_token_verifier(self) -> AsyncIterator[None]:
-        """With ``security.authentication.oidc`` on, the OIDC verifier (its JWKS client) lives
-        as long as the service, and the access policy checks tokens with it."""
+        """The access policy of both listeners, from the resolved settings; with
+        ``security.authentication.oidc`` on, the OIDC verifier (its JWKS client) lives as long
+        as the service and the policy checks tokens with it."""
         oidc = self.settings.security.authentication.oidc
         if not oidc.enabled:
+            self._access = AccessPolicy.from_settings(self.settings)
             yield
             return
         async with open_oidc_verifier(oidc) as verifier:

@@ -19,6 +19,8 @@ import trio
 
 from tests.support.service import InProcessService, open_service
 from tests.support.services import create_database, drop_database, url_for
+from workflow_orchestrator.config import ConfigError
+from workflow_orchestrator.errors import exception_leaves
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -462,3 +464,37 @@ async def test_by_default_the_guides_monitoring_needs_no_credential() -> None:
             assert (await app.api.get("/v1/workflow-definitions")).status_code == 401
     finally:
         drop_database(name)
+
+
+async def test_an_api_key_may_come_from_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``key: ${secret:NAME}`` authenticates with the secret's value, never with the reference
+    itself; a secret too short to be a key stops startup naming the key."""
+    value = f"from-the-vault-{secrets.token_hex(8)}"
+    monkeypatch.setenv("WORKFLOW_SECRET_ADMIN_KEY", value)
+    monkeypatch.setenv("WORKFLOW_SECRET_SHORT_KEY", "short")
+    settings: dict[str, Any] = {
+        "security.authentication.enabled": True,
+        "security.secrets.providers": ["env"],
+        "security.authentication.apiKeys": [
+            {"name": "root", "key": "${secret:admin-key}", "roles": ["admin"]}
+        ],
+    }
+    name = create_database("wo_key_secret")
+    try:
+        async with open_service(url_for(name), settings=settings) as app:
+            for key, status in ((value, 200), ("${secret:admin-key}", 401)):
+                response = await app.api.get("/v1/workflow-definitions", headers=bearer(key))
+                assert response.status_code == status, key
+        settings["security.authentication.apiKeys"] = [
+            {"name": "root", "key": "${secret:short-key}", "roles": ["admin"]}
+        ]
+        with pytest.raises(ExceptionGroup) as stopped:
+            async with open_service(url_for(name), settings=settings):
+                pass
+    finally:
+        drop_database(name)
+    [refused] = exception_leaves(stopped.value)
+    assert isinstance(refused, ConfigError)
+    assert [p.key for p in refused.problems] == ["security.authentication.apiKeys[0].key"]
+    assert "fewer than 16 characters" in str(refused)
+    assert "short" not in refused.problems[0].message  # the value is never shown

@@ -4,7 +4,6 @@ secret comes from a mounted Secret directory and no stored row holds its value, 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import trio
 
 from tests.support.database import open_test_database
 from tests.support.http_stub import run_http_stub
+from tests.support.secret_volume import kubernetes_secret_volume
 from tests.support.service import open_service, register_yaml
 from workflow_orchestrator.config import ConfigError
 from workflow_orchestrator.errors import exception_leaves
@@ -43,18 +43,6 @@ do:
         event:
           with: {source: "https://billing.example/pay", type: com.example.paid, data: {p: '${ $secrets.dbpass }'}}
 """
-
-
-def mounted_secret(root: Path, values: dict[str, str]) -> Path:
-    """A directory as the kubelet mounts a Secret (keys are links into ..data)."""
-    copy = root / "..2026_12_03_10_00_00.000000001"
-    copy.mkdir(parents=True)
-    for name, value in values.items():
-        (copy / name).write_text(value)
-    os.symlink(copy.name, root / "..data")
-    for name in values:
-        os.symlink(f"..data/{name}", root / name)
-    return root
 
 
 def secret_settings(directory: Path) -> dict[str, object]:
@@ -89,7 +77,7 @@ async def test_grants_refuse_and_a_granted_secret_is_stored_nowhere(
 ) -> None:
     """shop is refused dbpass (422 at /use/secrets/0); billing runs with it, and no table
     holds its value, while the redaction marker is what was stored."""
-    directory = mounted_secret(tmp_path / "secrets", {"dbpass": PASSWORD, "pgpass": "pg"})
+    directory = kubernetes_secret_volume(tmp_path / "secrets", {"dbpass": PASSWORD, "pgpass": "pg"})
     with trio.fail_after(120):
         async with open_service(database_url, settings=secret_settings(directory)) as app:
             assert app.service.settings.database.password == "pg"
@@ -121,7 +109,7 @@ async def test_a_missing_configuration_secret_stops_startup(
     database_url: str, tmp_path: Path
 ) -> None:
     """${secret:pgpass} that no provider holds: startup stops with the key named."""
-    directory = mounted_secret(tmp_path / "secrets", {"dbpass": PASSWORD})
+    directory = kubernetes_secret_volume(tmp_path / "secrets", {"dbpass": PASSWORD})
     with trio.fail_after(60), pytest.raises(ExceptionGroup) as stopped:
         async with open_service(database_url, settings=secret_settings(directory)):
             pass
@@ -192,7 +180,7 @@ async def test_values_derived_from_secrets_are_stored_nowhere(
     """A basic header built from a secret, a secret sent percent-encoded in a query, and a
     correlation on a secret: none of the values reaches a stored row (the correlation faults
     the task, naming why). The stub echoes the path it was asked, query included."""
-    directory = mounted_secret(tmp_path / "secrets", {"apikey": APIKEY, "creds": CREDS})
+    directory = kubernetes_secret_volume(tmp_path / "secrets", {"apikey": APIKEY, "creds": CREDS})
     settings = {
         "security.secrets.providers": ["files"],
         "security.secrets.files.directory": str(directory),

@@ -4,6 +4,7 @@
 tree, or raises ``ConfigError`` listing every problem with its file, key path and fix.
 """
 
+from workflow_orchestrator.config._convert import camel_case
 from workflow_orchestrator.config._database_url import (
     DatabaseLocation,
     InvalidDatabaseURL,
@@ -109,6 +110,7 @@ __all__ = [
     "VaultAuthSettings",
     "VaultSettings",
     "WorkflowSettings",
+    "camel_case",
     "effective_rows",
     "effective_tree",
     "load_config",

@@ -72,15 +72,9 @@ def check_security(
         elif api_key.name in names:
             problem(f"{key}.name", f"the name {api_key.name!r} is used twice; names are unique")
         names.add(api_key.name)
-        if api_key.key.startswith("sha256:"):
-            if not _HASHED.match(api_key.key):
-                problem(f"{key}.key", "a hashed key is sha256: and 64 hexadecimal digits")
-        elif len(api_key.key) < MIN_API_KEY_LENGTH:
-            problem(
-                f"{key}.key",
-                f"the key has fewer than {MIN_API_KEY_LENGTH} characters; use a long random "
-                "key such as `openssl rand -hex 32`",
-            )
+        # A ${secret:NAME} reference is checked once resolved, when the service starts.
+        if "${secret:" not in api_key.key:
+            _check_key_value(f"{key}.key", api_key.key, problem)
         if not api_key.roles:
             problem(
                 f"{key}.roles",
@@ -131,6 +125,19 @@ def check_security(
     return problems
 
 
+def _check_key_value(key: str, value: str, problem: Callable[[str, str], None]) -> None:
+    """An API key long enough to resist guessing, or a well-formed SHA-256 hash of one."""
+    if value.startswith("sha256:"):
+        if not _HASHED.match(value):
+            problem(key, "a hashed key is sha256: and 64 hexadecimal digits")
+    elif len(value) < MIN_API_KEY_LENGTH:
+        problem(
+            key,
+            f"the key has fewer than {MIN_API_KEY_LENGTH} characters; use a long random key "
+            "such as `openssl rand -hex 32`",
+        )
+
+
 def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None]) -> None:
     if not tls.enabled:
         return
@@ -140,17 +147,22 @@ def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None
 
 
 def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> list[ConfigProblem]:
-    """What keeps the service from starting with these settings (none when it may)."""
+    """What keeps the service from starting with these settings, their ``${secret:NAME}``
+    references resolved (none when it may): authentication on with no credential, or an API
+    key that a reference turned into too short or malformed a value."""
+    problems: list[ConfigProblem] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(ConfigProblem(source=source_of(key), key=key, message=message))
+
     authentication = settings.security.authentication
     if authentication.enabled and not authentication.api_keys and not authentication.oidc.enabled:
-        key = "security.authentication.enabled"
-        return [
-            ConfigProblem(
-                source=source_of(key),
-                key=key,
-                message="authentication is on but no credential is configured; add "
-                "security.authentication.apiKeys (or enable security.authentication.oidc), "
-                "or set enabled: false on a machine nobody else reaches",
-            )
-        ]
-    return []
+        problem(
+            "security.authentication.enabled",
+            "authentication is on but no credential is configured; add "
+            "security.authentication.apiKeys (or enable security.authentication.oidc), "
+            "or set enabled: false on a machine nobody else reaches",
+        )
+    for i, api_key in enumerate(authentication.api_keys):
+        _check_key_value(f"security.authentication.apiKeys[{i}].key", api_key.key, problem)
+    return problems

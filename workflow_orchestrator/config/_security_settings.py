@@ -6,9 +6,9 @@ The shapes follow ``docs/security.md``; every class mirrors one mapping of ``app
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
+
+from workflow_orchestrator.config._meta import setting as _meta
 
 __all__ = [
     "ROLES",
@@ -43,25 +43,6 @@ JWT_ALGORITHMS = (
     "ES512",
     "EdDSA",
 )
-
-
-def _meta(
-    *,
-    kind: str | None = None,
-    choices: tuple[str, ...] | None = None,
-    secret: bool = False,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    help: str = "",
-) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "choices": choices,
-        "secret": secret,
-        "minimum": minimum,
-        "maximum": maximum,
-        "help": help,
-    }
 
 
 @attrs.frozen(kw_only=True)

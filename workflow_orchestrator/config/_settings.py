@@ -10,10 +10,10 @@ and the allowed choices of enumerated strings.
 from __future__ import annotations
 
 import logging.handlers
-from typing import Any
 
 import attrs
 
+from workflow_orchestrator.config._meta import setting as _meta
 from workflow_orchestrator.config._security_settings import SecuritySettings, TlsSettings
 
 __all__ = [
@@ -43,25 +43,6 @@ __all__ = [
     "SyslogAppenderSettings",
     "WorkflowSettings",
 ]
-
-
-def _meta(
-    *,
-    kind: str | None = None,
-    choices: tuple[str, ...] | None = None,
-    secret: bool = False,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    help: str = "",
-) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "choices": choices,
-        "secret": secret,
-        "minimum": minimum,
-        "maximum": maximum,
-        "help": help,
-    }
 
 
 _SYSLOG_FACILITIES = tuple(sorted(logging.handlers.SysLogHandler.facility_names))

@@ -29,7 +29,6 @@ from workflow_orchestrator.gateway._json import (
     json_response,
     loads_strict,
     parse_json_body,
-    require_json_media_type,
     unstorable_problem,
 )
 from workflow_orchestrator.gateway._problems import problem_response
@@ -280,7 +279,6 @@ def instance_routes(
     async def start() -> Response:
         raw = await request.get_data(as_text=False)
         assert isinstance(raw, bytes)
-        require_json_media_type(request.headers.get("Content-Type"))
         body = parse_json_body(raw) if raw.strip() else None
         start_request = _parse_start(body, request.headers.get("Idempotency-Key"))
         try:
@@ -364,10 +362,10 @@ def instance_routes(
     @routes.get("/<raw_id>")
     async def one(raw_id: str) -> Response:
         instance_id = _instance_id(raw_id)
-        if visible_namespaces() is not None:
-            await hide_outside(await get_instance(database, instance_id))
         wait = request.args.get("wait")
         if wait is not None:
+            if visible_namespaces() is not None:  # nobody waits on what they cannot see
+                await hide_outside(await get_instance(database, instance_id))
             seconds = parse_duration(wait)
             if seconds is None or not 0 <= seconds <= MAX_WAIT_SECONDS:
                 raise _BadRequest(
@@ -380,6 +378,7 @@ def instance_routes(
             )
         # After ?wait= the primary: the wait ended on its state, which a replica may lag.
         loaded = await load_instance(database, instance_id, read_only=wait is None)
+        await hide_outside(loaded.record)
         return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))
 
     async def command(raw_id: str, action: str) -> Response:

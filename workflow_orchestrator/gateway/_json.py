@@ -1,7 +1,8 @@
 """JSON responses, and JSON request bodies read as untrusted input.
 
 ``parse_json_body`` turns every way a body can be bad into a 4xx ``ProblemError`` that names
-the problem: 415 for a declared media type that is not JSON, 400 (``invalid-body``) for a body
+the problem (a media type that is not JSON is a 415 before the route runs, ``_content_types``):
+400 (``invalid-body``) for a body
 that is not UTF-8 JSON (syntax, ``NaN``/``Infinity``, a number out of range, nesting deeper than
 ``MAX_JSON_DEPTH``), and 422 (``unstorable-value``, with the JSON ``pointer`` and the
 ``reason``) for valid JSON that PostgreSQL cannot store (the NUL character, a lone surrogate).
@@ -20,11 +21,9 @@ from workflow_orchestrator.storage import MAX_JSON_DEPTH, Unstorable, check_dept
 
 __all__ = [
     "invalid_body",
-    "is_json_media_type",
     "json_response",
     "loads_strict",
     "parse_json_body",
-    "require_json_media_type",
     "unstorable_problem",
 ]
 
@@ -54,25 +53,6 @@ def unstorable_problem(exc: Unstorable, *, status: int | None = None) -> Problem
         return invalid_body(str(exc), **extensions)
     return ProblemError(
         status or 422, "unstorable-value", "Unstorable Value", str(exc), **extensions
-    )
-
-
-def is_json_media_type(content_type: str | None) -> bool:
-    """``application/json`` or any ``+json`` type (parameters such as charset ignored)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-def require_json_media_type(content_type: str | None) -> None:
-    """Raise a 415 problem unless the request declares a JSON media type or none at all."""
-    if content_type is None or not content_type.strip() or is_json_media_type(content_type):
-        return
-    raise ProblemError(
-        415,
-        "unsupported-media-type",
-        "Unsupported Media Type",
-        f"the body's Content-Type is {content_type!r}; send the body as JSON with "
-        "'Content-Type: application/json'",
     )
 
 

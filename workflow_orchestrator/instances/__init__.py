@@ -11,7 +11,7 @@ from workflow_orchestrator.instances._actor import MAX_ATTEMPTS, InstanceActor, 
 from workflow_orchestrator.instances._catalog import DefinitionSource, WorkflowCatalog
 from workflow_orchestrator.instances._commands import Command
 from workflow_orchestrator.instances._commit import CommitAsk, CommitTarget, Pending, plan_commit
-from workflow_orchestrator.instances._effects import DurableEffects, Parked, secret_from_environment
+from workflow_orchestrator.instances._effects import DurableEffects, Parked
 from workflow_orchestrator.instances._fault import fault_instance
 from workflow_orchestrator.instances._listening import (
     EventOptions,
@@ -76,7 +76,6 @@ __all__ = [
     "fault_instance",
     "plan_commit",
     "runtime_options",
-    "secret_from_environment",
     "start_instance_actor",
     "validation_options",
 ]

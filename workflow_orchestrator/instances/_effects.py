@@ -88,7 +88,6 @@ from workflow_orchestrator.instances._state_size import (
 )
 from workflow_orchestrator.instances._unstorable import commit_unstorable
 from workflow_orchestrator.security import (
-    EnvironmentSecrets,
     SecretError,
     SecretNotGranted,
     SecretRedactor,
@@ -103,7 +102,7 @@ from workflow_orchestrator.storage.instances import (
     TimerRow,
 )
 
-__all__ = ["CommittedWithout", "DurableEffects", "Parked", "secret_from_environment"]
+__all__ = ["CommittedWithout", "DurableEffects", "Parked"]
 
 # Request headers that carry credentials: redacted like the secrets they were built from.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
@@ -128,12 +127,6 @@ class CommittedWithout(Exception):
         super().__init__(f"instance committed {status} without its last changes")
         self.status = status
         self.refused = refused
-
-
-async def secret_from_environment(name: str) -> Any:
-    """``$secrets.<name>`` from ``WORKFLOW_SECRET_<NAME>`` (JSON when it parses, else text;
-    None when unset): the ``env`` provider alone, without grants."""
-    return await EnvironmentSecrets().read(name)
 
 
 def _json_text(value: Any) -> str:

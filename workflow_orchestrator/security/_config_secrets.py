@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from workflow_orchestrator.config import ConfigError, ConfigProblem, LoadedConfig
+from workflow_orchestrator.config import ConfigError, ConfigProblem, LoadedConfig, camel_case
 from workflow_orchestrator.security._secret_errors import SecretError
 from workflow_orchestrator.security._secret_store import SecretStore
 
@@ -28,43 +28,22 @@ SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z0-9_.-]{1,200})\}")
 _NOT_RESOLVED = frozenset({"security.secrets"})
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def _references(value: Any, key: str) -> list[tuple[str, str]]:
-    """Every ``(key, secret name)`` in the settings tree under ``key``."""
-    if key in _NOT_RESOLVED:
-        return []
-    if isinstance(value, str):
-        return [(key, name) for name in SECRET_REFERENCE.findall(value)]
-    if isinstance(value, tuple):
-        return [ref for i, item in enumerate(value) for ref in _references(item, f"{key}[{i}]")]
-    if attrs.has(type(value)):
-        found: list[tuple[str, str]] = []
-        for field in attrs.fields(type(value)):
-            child = f"{key}.{_camel(field.name)}" if key else _camel(field.name)
-            found.extend(_references(getattr(value, field.name), child))
-        return found
-    return []
-
-
-def _replaced(value: Any, key: str, values: Mapping[str, str]) -> Any:
+def _map_texts(value: Any, key: str, change: Callable[[str, str], str]) -> Any:
+    """``value`` (a settings tree) with every text ``t`` at dotted ``key`` that holds a
+    reference replaced by ``change(key, t)``; the same object where nothing changed."""
     if key in _NOT_RESOLVED:
         return value
     if isinstance(value, str):
-        if "${secret:" not in value:
-            return value
-        return SECRET_REFERENCE.sub(lambda match: values[match.group(1)], value)
+        return change(key, value) if "${secret:" in value else value
     if isinstance(value, tuple):
-        return tuple(_replaced(item, f"{key}[{i}]", values) for i, item in enumerate(value))
+        items = tuple(_map_texts(item, f"{key}[{i}]", change) for i, item in enumerate(value))
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if attrs.has(type(value)):
         changes = {}
         for field in attrs.fields(type(value)):
-            child = f"{key}.{_camel(field.name)}" if key else _camel(field.name)
+            child = f"{key}.{camel_case(field.name)}" if key else camel_case(field.name)
             before = getattr(value, field.name)
-            after = _replaced(before, child, values)
+            after = _map_texts(before, child, change)
             if after is not before:
                 changes[field.alias or field.name] = after
         return attrs.evolve(value, **changes) if changes else value
@@ -75,7 +54,13 @@ async def resolve_config_secrets(loaded: LoadedConfig, store: SecretStore) -> Lo
     """``loaded`` with every ``${secret:NAME}`` replaced by the secret's value (as text; an
     object secret as JSON); ``loaded`` itself when there is none. Raises ``ConfigError`` listing
     every reference that cannot be resolved."""
-    references = _references(loaded.settings, "")
+    references: list[tuple[str, str]] = []
+
+    def collect(key: str, text: str) -> str:
+        references.extend((key, name) for name in SECRET_REFERENCE.findall(text))
+        return text
+
+    _map_texts(loaded.settings, "", collect)
     if not references:
         return loaded
     values: dict[str, str] = {}
@@ -93,7 +78,11 @@ async def resolve_config_secrets(loaded: LoadedConfig, store: SecretStore) -> Lo
         values[name] = value if isinstance(value, str) else _json(value)
     if problems:
         raise ConfigError(problems)
-    return attrs.evolve(loaded, settings=_replaced(loaded.settings, "", values))
+
+    def resolve(_key: str, text: str) -> str:
+        return SECRET_REFERENCE.sub(lambda match: values[match.group(1)], text)
+
+    return attrs.evolve(loaded, settings=_map_texts(loaded.settings, "", resolve))
 
 
 def _json(value: Any) -> str:

@@ -9,7 +9,6 @@ records every socket opened, to prove that a refused call never connects.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,11 +20,8 @@ import attrs
 import httpx
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.support.certificates import CertificateAuthority
 from workflow_orchestrator.adapters import HttpxClient
 from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.errors import WorkflowError
@@ -281,56 +277,11 @@ def test_a_policy_and_a_client_of_ones_own_do_not_mix() -> None:
 
 def _certificates(folder: Path, name: str) -> tuple[Path, ssl.SSLContext]:
     """A CA file trusting a fresh CA, and a server context with a certificate for ``name``."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-
-    def build(subject: str, key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
-            )
-        return builder.sign(ca_key, hashes.SHA256())
-
-    ca_file = folder / "ca.pem"
-    ca_file.write_bytes(build("test CA", ca_key, True).public_bytes(serialization.Encoding.PEM))
-    chain = folder / "server.pem"
-    chain.write_bytes(
-        build(name, server_key, False).public_bytes(serialization.Encoding.PEM)
-        + server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    authority = CertificateAuthority.create(folder)
+    server = authority.issue(name, hosts=(name,))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(chain)
-    return ca_file, context
+    context.load_cert_chain(server.certificate, server.private_key)
+    return authority.certificate_path, context
 
 
 async def test_tls_verifies_the_host_name_not_the_address_connected_to(

@@ -15,8 +15,8 @@ from tests.support.instances import Instances, open_instances, trio_clock
 from workflow_orchestrator.config import SecretGrant
 from workflow_orchestrator.dsl import WorkflowError
 from workflow_orchestrator.dsl.runtime import CloudEvent, ExecutionState
-from workflow_orchestrator.instances import DurableEffects, EventOptions, secret_from_environment
-from workflow_orchestrator.security import NamespacePolicy
+from workflow_orchestrator.instances import DurableEffects, EventOptions
+from workflow_orchestrator.security import EnvironmentSecrets, NamespacePolicy
 from workflow_orchestrator.storage import LeaseLost
 from workflow_orchestrator.storage.instances import InstanceStatus
 
@@ -155,8 +155,8 @@ async def test_missing_secret_names_the_variable_to_set(
     that is missing is an authorization error naming the variable looked in."""
     monkeypatch.setenv("WORKFLOW_SECRET_API_KEY", '{"token": "t"}')
     monkeypatch.setenv("WORKFLOW_SECRET_PLAIN", "not json")
-    assert await secret_from_environment("api-key") == {"token": "t"}
-    assert await secret_from_environment("plain") == "not json"
+    assert await EnvironmentSecrets().read("api-key") == {"token": "t"}
+    assert await EnvironmentSecrets().read("plain") == "not json"
     policy = NamespacePolicy.from_grants([SecretGrant(namespace="*", secrets=("db.password",))])
     async with open_effects(policy=policy) as (_, effects, _state):
         with pytest.raises(WorkflowError) as missing:

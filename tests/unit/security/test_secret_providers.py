@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.secret_volume import kubernetes_secret_volume
 from workflow_orchestrator.config import FileSecretsSettings, SecretsSettings, VaultSettings
 from workflow_orchestrator.security import (
     EnvironmentSecrets,
@@ -15,19 +16,6 @@ from workflow_orchestrator.security import (
     SecretProviderError,
     SecretStore,
 )
-
-
-def kubernetes_secret_volume(root: Path, values: dict[str, str]) -> Path:
-    """A directory laid out as the kubelet mounts a Secret: each key a link into ``..data``,
-    itself a link to the timestamped copy holding the files."""
-    copy = root / "..2026_12_03_10_00_00.000000001"
-    copy.mkdir(parents=True)
-    for name, value in values.items():
-        (copy / name).write_text(value)
-    os.symlink(copy.name, root / "..data")
-    for name in values:
-        os.symlink(f"..data/{name}", root / name)
-    return root
 
 
 async def test_environment_secrets_are_json_when_they_parse() -> None:
