@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.kafka import KafkaBroker, open_kafka_broker
 from tests.support.services import create_database, drop_database, url_for
 
 
@@ -23,3 +25,10 @@ def database_name() -> Iterator[str]:
 def database_url(database_name: str) -> str:
     """The libpq URL of the test's own database."""
     return url_for(database_name)
+
+
+@pytest.fixture
+async def kafka_broker(tmp_path: Path) -> AsyncIterator[KafkaBroker]:
+    """A tansu Kafka broker with memory storage for one test (logs in ``tmp_path``)."""
+    async with open_kafka_broker(log_folder=tmp_path) as broker:
+        yield broker

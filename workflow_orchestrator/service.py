@@ -451,14 +451,33 @@ class Service:
         )
         broker = GaugeMetricFamily(
             "workflow_orchestrator_broker_connected",
-            "1 while the RabbitMQ connection is up (0 otherwise; absent without a broker)",
+            "1 while the RabbitMQ or Kafka connection is up (0 otherwise; absent without a broker)",
+        )
+        lag = GaugeMetricFamily(
+            "workflow_orchestrator_kafka_consumer_lag",
+            "Records of each assigned partition not yet routed and committed (high watermark "
+            "minus the group's committed offset, at the last fetch)",
+            labels=["topic", "partition"],
+        )
+        rebalances = CounterMetricFamily(
+            "workflow_orchestrator_kafka_rebalances",
+            "Partition assignments this replica's Kafka consumers received",
         )
         if events is not None and events.relay is not None:
             backlog.add_metric([], events.relay.statistics().backlog)
         if events is not None and events.uses_broker:
             broker.add_metric([], 1.0 if events.broker_state() == "connected" else 0.0)
+        kafka = events.kafka_statistics() if events is not None else None
+        if kafka is not None:
+            for partition in kafka.partitions:
+                if partition.lag is not None:
+                    lag.add_metric([partition.topic, str(partition.partition)], partition.lag)
+        if events is not None and events.settings.source == "kafka":
+            rebalances.add_metric([], events.kafka_rebalances)
         yield backlog
         yield broker
+        yield lag
+        yield rebalances
 
     def _read_metrics(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(

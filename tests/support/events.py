@@ -54,6 +54,40 @@ do:
         paid: ${ .[0].amount }
 """
 
+# Waits for its payment, then announces it: events flow into and out of the service. The
+# output of ``emit`` is the event as emitted.
+PAYMENT_CONFIRMER = """\
+document: {dsl: '1.0.3', namespace: shop, name: payment-confirmer, version: '1.0.0'}
+do:
+  - waitForPayment:
+      listen:
+        to:
+          one:
+            with:
+              type: payment.received
+            correlate:
+              orderId:
+                from: ${ .data.orderId }
+                expect: ${ .orderId }
+  - remember:
+      set:
+        orderId: ${ .[0].orderId }
+        paid: ${ .[0].amount }
+  - confirm:
+      emit:
+        event:
+          with:
+            source: https://shop.example/confirmer
+            type: payment.confirmed
+            data:
+              orderId: ${ .orderId }
+              paid: ${ .paid }
+  - done:
+      set:
+        orderId: ${ .data.orderId }
+        paid: ${ .data.paid }
+"""
+
 # Emits ``shipment.ready`` carrying its input's ``orderId``.
 EMITTER = """\
 document: {dsl: '1.0.3', namespace: shop, name: emitter, version: '1.0.0'}

@@ -12,6 +12,9 @@ build these adapters and hand them to what uses them; nothing here is looked up 
   processes under a CPU, memory and output budget, shared in turn between the owners
   (definitions) of the evaluations that wait; `open_sandbox` owns one and
   `open_expression_engine` builds an engine on one.
+- ``adapters.kafka`` (a subpackage, imported on its own): Kafka group consumption and
+  acknowledged producing over aiokafka, used by the Kafka event source and usable without it
+  (``call: asyncapi``).
 
 Invariants: every external call is bounded (an HTTP request by its timeout, a process by its
 timeout, an evaluation by its CPU and wall-clock budget) and its failure becomes the DSL's

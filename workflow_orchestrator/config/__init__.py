@@ -12,6 +12,14 @@ from workflow_orchestrator.config._database_url import (
     parse_database_url,
 )
 from workflow_orchestrator.config._errors import ConfigError, ConfigProblem
+from workflow_orchestrator.config._kafka_checks import valid_topic_name
+from workflow_orchestrator.config._kafka_settings import (
+    KAFKA_SASL_MECHANISMS,
+    KAFKA_SECURITY_PROTOCOLS,
+    KafkaSaslSettings,
+    KafkaSettings,
+    KafkaTlsSettings,
+)
 from workflow_orchestrator.config._loader import (
     ENVIRONMENT_OVERRIDES,
     PROFILES,
@@ -45,7 +53,6 @@ from workflow_orchestrator.config._settings import (
     EventProcessingSettings,
     ExpressionSettings,
     FileAppenderSettings,
-    KafkaSettings,
     LimitSettings,
     LoggingAppenders,
     LoggingSettings,
@@ -65,6 +72,8 @@ from workflow_orchestrator.config._show import MASK, effective_rows, effective_t
 
 __all__ = [
     "ENVIRONMENT_OVERRIDES",
+    "KAFKA_SASL_MECHANISMS",
+    "KAFKA_SECURITY_PROTOCOLS",
     "MASK",
     "PROFILES",
     "ROLES",
@@ -86,7 +95,9 @@ __all__ = [
     "FileAppenderSettings",
     "FileSecretsSettings",
     "InvalidDatabaseURL",
+    "KafkaSaslSettings",
     "KafkaSettings",
+    "KafkaTlsSettings",
     "LimitSettings",
     "LoadedConfig",
     "LoggingAppenders",
@@ -117,4 +128,5 @@ __all__ = [
     "mask_url",
     "parse_database_url",
     "startup_problems",
+    "valid_topic_name",
 ]

@@ -23,6 +23,7 @@ import yaml
 from workflow_orchestrator.config._convert import convert
 from workflow_orchestrator.config._database_url import InvalidDatabaseURL, parse_database_url
 from workflow_orchestrator.config._errors import ConfigError, ConfigProblem
+from workflow_orchestrator.config._kafka_checks import check_kafka
 from workflow_orchestrator.config._security_checks import check_security
 from workflow_orchestrator.config._settings import DatabaseEndpoint, Settings
 
@@ -428,15 +429,7 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
                 "such as UTC, Europe/Paris or America/New_York",
             )
         )
-    if settings.event_processing.source == "kafka":
-        problems.append(
-            ConfigProblem(
-                source=_source_of(sources, "eventProcessing.source"),
-                key="eventProcessing.source",
-                message="the kafka event source is not available yet; use rabbitmq or database "
-                "(POST /api/v1/events works with either)",
-            )
-        )
+    problems.extend(check_kafka(settings, sources, _source_of))
     exchanges = settings.event_processing.rabbitmq.exchanges
     if settings.event_processing.source == "rabbitmq" and len(exchanges) < 2:
         problems.append(

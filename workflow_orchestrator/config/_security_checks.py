@@ -2,8 +2,9 @@
 
 ``check_security`` runs when the configuration loads (an API key too short to resist guessing,
 a TLS listener without its files); ``startup_problems`` when the service starts: authentication
-switched on with no way to authenticate stops it with the key to fix, never at the first
-request (``config show`` still shows such a configuration).
+switched on with no way to authenticate, or a Kafka TLS file that cannot be used, stops it with
+the key to fix, never at the first request or connection (``config show`` still shows such a
+configuration).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 
 from workflow_orchestrator.config._errors import ConfigProblem
+from workflow_orchestrator.config._kafka_checks import kafka_startup_problems
 from workflow_orchestrator.config._security_settings import TlsSettings
 from workflow_orchestrator.config._settings import Settings
 
@@ -148,8 +150,9 @@ def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None
 
 def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> list[ConfigProblem]:
     """What keeps the service from starting with these settings, their ``${secret:NAME}``
-    references resolved (none when it may): authentication on with no credential, or an API
-    key that a reference turned into too short or malformed a value."""
+    references resolved (none when it may): authentication on with no credential, an API
+    key that a reference turned into too short or malformed a value, or a Kafka TLS file
+    that cannot be used (``kafka_startup_problems``)."""
     problems: list[ConfigProblem] = []
 
     def problem(key: str, message: str) -> None:
@@ -165,4 +168,5 @@ def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> lis
         )
     for i, api_key in enumerate(authentication.api_keys):
         _check_key_value(f"security.authentication.apiKeys[{i}].key", api_key.key, problem)
+    problems.extend(kafka_startup_problems(settings, source_of))
     return problems

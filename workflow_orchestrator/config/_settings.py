@@ -13,6 +13,7 @@ import logging.handlers
 
 import attrs
 
+from workflow_orchestrator.config._kafka_settings import KafkaSettings
 from workflow_orchestrator.config._meta import setting as _meta
 from workflow_orchestrator.config._security_settings import SecuritySettings, TlsSettings
 
@@ -27,7 +28,6 @@ __all__ = [
     "EventProcessingSettings",
     "ExpressionSettings",
     "FileAppenderSettings",
-    "KafkaSettings",
     "LimitSettings",
     "LoggingAppenders",
     "LoggingSettings",
@@ -192,15 +192,6 @@ class DatabaseSettings:
     def replica_urls(self) -> tuple[str, ...]:
         """The URLs of ``replica_endpoints``."""
         return tuple(r.url for r in (*self.replicas, *self.read_replicas) if r.url)
-
-
-@attrs.frozen(kw_only=True)
-class KafkaSettings:
-    """Kafka source settings (the source itself is not available yet)."""
-
-    bootstrap_servers: str = "localhost:9092"
-    consumer_group: str = "workflow-orchestrator"
-    topics: tuple[str, ...] = ("business-events", "system-events")
 
 
 @attrs.frozen(kw_only=True)

@@ -1,22 +1,27 @@
 """Event processing: CloudEvents 1.0, the sources, the router and the outbox relay.
 
 ``EventProcessing`` runs it all for one replica (see ``_processing``): the ``EventRouter``, the
-RabbitMQ or database source, the ``OutboxRelay`` and cross-replica wake-ups. Below them: parsing
-and validation of the AMQP and HTTP bindings (structured and binary mode) into the DSL's
-`CloudEvent` and serialization for publishing (pure functions on plain values), and
-``open_rabbitmq``, the broker adapter (batched deliveries and acks, dead-lettering, publisher
-confirms, reconnection).
+RabbitMQ, Kafka (``_kafka_source`` over ``adapters.kafka``) or database source, the
+``OutboxRelay`` and cross-replica wake-ups. Below them: parsing and validation of the AMQP, HTTP
+and Kafka bindings (structured and binary mode) into the DSL's `CloudEvent` and serialization
+for publishing (pure functions on plain values), and ``open_rabbitmq``, the RabbitMQ adapter
+(batched deliveries and acks, dead-lettering, publisher confirms, reconnection).
 """
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
 from workflow_orchestrator.events._bindings import (
     AMQP_PREFIXES,
+    KAFKA_PREFIX,
     EncodedEvent,
+    KafkaEncoded,
     parse_amqp_message,
     parse_http_request,
+    parse_kafka_record,
     to_amqp_binary,
     to_amqp_structured,
     to_http_binary,
+    to_kafka_binary,
+    to_kafka_structured,
 )
 from workflow_orchestrator.events._cloudevents import (
     MAX_EVENT_SIZE,
@@ -52,6 +57,7 @@ from workflow_orchestrator.events._routing import EventOutcome, RouteOutcome, Ro
 
 __all__ = [
     "AMQP_PREFIXES",
+    "KAFKA_PREFIX",
     "MAX_EVENT_SIZE",
     "REJECTION_REASON_HEADER",
     "STRUCTURED_CONTENT_TYPE",
@@ -66,6 +72,7 @@ __all__ = [
     "EventProcessing",
     "EventRouter",
     "InvalidEvent",
+    "KafkaEncoded",
     "OutboxRelay",
     "OutboxSignal",
     "OutgoingMessage",
@@ -84,9 +91,12 @@ __all__ = [
     "parse_amqp_message",
     "parse_http_request",
     "parse_json_event",
+    "parse_kafka_record",
     "to_amqp_binary",
     "to_amqp_structured",
     "to_http_binary",
     "to_json",
+    "to_kafka_binary",
+    "to_kafka_structured",
     "validate_event",
 ]

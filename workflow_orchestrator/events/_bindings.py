@@ -1,26 +1,35 @@
-"""The AMQP and HTTP protocol bindings of CloudEvents 1.0, on plain values (no I/O).
+"""The AMQP, HTTP and Kafka protocol bindings of CloudEvents 1.0, on plain values (no I/O).
 
 Inputs are what any client library hands over: a mapping of headers or application
-properties, the content type, and the body bytes. The same code serves RabbitMQ (aio-pika),
-the database source and ``POST /api/v1/events``.
+properties (a sequence of Kafka record headers), the content type, and the body bytes. The
+same code serves RabbitMQ (aio-pika), Kafka (aiokafka), the database source and
+``POST /api/v1/events``.
 
 - Structured mode: the content type is ``application/cloudevents+json`` and the body is the
   event in the JSON format; attribute headers are ignored, as the bindings say.
 - Binary mode: attributes travel as headers and the body is the data. AMQP accepts the
   spec's ``cloudEvents:`` and ``cloudEvents_`` application properties and also ``ce-`` and
-  ``ce_`` as common producers send; HTTP accepts ``ce-`` headers (percent-decoded). Prefixes
-  and names are case-insensitive. The message content type is ``datacontenttype``; without
+  ``ce_`` as common producers send; HTTP accepts ``ce-`` headers (percent-decoded); Kafka
+  ``ce_`` headers (UTF-8 values). Prefixes and names are case-insensitive. The message
+  content type is ``datacontenttype``; without
   one, a body that parses as JSON is JSON data and any other body is kept as text.
   Text types (``text/*``, XML, or any type with a ``charset``) become text ``data``; other
   types, and text that is not UTF-8, become ``data_base64`` so the bytes survive exactly.
   An empty body means no data.
+- Kafka's record key: a parsed event without a ``partitionkey`` attribute gets the key as
+  its ``partitionkey`` (when it is non-empty UTF-8 text without NUL; another key is
+  ignored); an encoded record's key is the ``key`` asked for, else the event's
+  ``partitionkey``, else none. A binary-mode record without a value is an event without data
+  (the binding's rule); a record without a value that is not a binary-mode event is a
+  tombstone and refused. Encoding writes an empty value for an event without data, never a
+  tombstone, so a compacted topic never loses the key's earlier records to an event.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -48,6 +57,9 @@ AMQP_PREFIXES = ("cloudevents:", "cloudevents_", "ce-", "ce_")
 
 HTTP_PREFIXES = ("ce-",)
 
+KAFKA_PREFIX = "ce_"
+"""The header prefix of attributes in Kafka binary mode (compared lower-case)."""
+
 _SAFE_HEADER_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
@@ -59,6 +71,16 @@ class EncodedEvent:
     headers: Mapping[str, Any] = attrs.field(factory=dict)
     content_type: str | None = None
     body: bytes = b""
+
+
+@attrs.frozen(kw_only=True)
+class KafkaEncoded:
+    """An event encoded as a Kafka record: ``headers`` (name, UTF-8 value) in order, the
+    record ``key`` (None: no key) and the ``value``."""
+
+    headers: tuple[tuple[str, bytes], ...] = ()
+    key: bytes | None = None
+    value: bytes = b""
 
 
 def _amqp_value(header: str, value: Any) -> Any:
@@ -124,6 +146,10 @@ def _decode_data(attributes: dict[str, Any], content_type: str | None, body: byt
         try:
             attributes["data"] = json.loads(body)
             return
+        except RecursionError:
+            raise InvalidEvent(
+                "the event data nests arrays or objects too deeply to read"
+            ) from None
         except ValueError:
             pass  # no content type and not JSON: keep the body as text (or base64) below
     if _is_text(content_type):
@@ -262,3 +288,158 @@ def to_http_binary(event: CloudEvent) -> EncodedEvent:
         text = json.dumps(value) if isinstance(value, bool) else str(value)
         headers[f"ce-{name}"] = quote(text, safe=_SAFE_HEADER_CHARS)
     return EncodedEvent(headers=headers, content_type=content_type, body=body)
+
+
+# -- Kafka -------------------------------------------------------------------------------------
+
+
+def _kafka_text(header: str, raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise InvalidEvent(
+            f"the record header {header!r} is not UTF-8 text; the Kafka binding sends header "
+            "values as UTF-8 strings"
+        ) from None
+
+
+def _kafka_content_type(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
+    """The ``content-type`` header (any case); None when there is none."""
+    found: str | None = None
+    for header, raw in headers:
+        if raw is None or header.lower() != "content-type":
+            continue
+        text = _kafka_text(header, raw)
+        if found is not None and text != found:
+            raise InvalidEvent(
+                f"the record has two content-type headers with different values ({found!r} "
+                f"and {text!r}); send one"
+            )
+        found = text
+    return found
+
+
+def _kafka_attributes(headers: Sequence[tuple[str, bytes | None]]) -> tuple[dict[str, Any], int]:
+    """The ``ce_`` attributes of ``headers`` and their encoded size in bytes; a header with
+    a null value is an absent attribute."""
+    attributes: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    size = 0
+    for header, raw in headers:
+        lowered = header.lower()
+        if raw is None or not lowered.startswith(KAFKA_PREFIX):
+            continue
+        name = lowered[len(KAFKA_PREFIX) :]
+        size += len(header.encode()) + len(raw)
+        if name in ("data", "data_base64"):
+            raise InvalidEvent(
+                f"the record has a {header!r} header; in binary mode the data is the record "
+                "value, so remove that header"
+            )
+        value = _kafka_text(header, raw)
+        if name in attributes and attributes[name] != value:
+            raise InvalidEvent(
+                f"the record sets attribute '{name}' twice with different values "
+                f"({origin[name]!r} and {header!r}); send each attribute once"
+            )
+        attributes[name] = value
+        origin[name] = header
+    return attributes, size
+
+
+def _partition_key(key: bytes | None) -> str | None:
+    """The record key as a ``partitionkey`` value: non-empty UTF-8 text without NUL, or None
+    (a key that is no such text partitions the topic but says nothing to the event)."""
+    if not key:
+        return None
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
+
+
+def parse_kafka_record(
+    headers: Sequence[tuple[str, bytes | None]],
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    max_size: int = MAX_EVENT_SIZE,
+) -> CloudEvent:
+    """Parse a Kafka record (either binding mode) into a validated `CloudEvent`.
+
+    ``headers`` are the record's headers in order (names any case), ``key`` and ``value`` its
+    key and value (None: absent). The ``content-type`` header selects structured mode;
+    otherwise the ``ce_`` headers are the attributes and the value is the data. The key
+    becomes ``partitionkey`` when the event has none. Raises `InvalidEvent` for anything that
+    is not one valid CloudEvent of at most ``max_size`` bytes (the key counted when used).
+    """
+    content_type = _kafka_content_type(headers)
+    partition_key = _partition_key(key)
+    key_size = len(key) if key is not None and partition_key is not None else 0
+    if _check_format(content_type):
+        if value is None:
+            raise InvalidEvent(
+                "the record has no value (a tombstone); in structured mode the value is the "
+                "event in JSON"
+            )
+        check_size(len(value) + key_size, max_size)
+        defaults = {"partitionkey": partition_key} if partition_key is not None else None
+        return parse_json_event(value, max_size=max_size, defaults=defaults)
+    attributes, size = _kafka_attributes(headers)
+    if not attributes:
+        if value is None:
+            raise InvalidEvent(
+                "the record has no value (a tombstone) and no 'ce_' headers, so it is not a "
+                "CloudEvent; send the event in structured or binary mode"
+            )
+        raise _not_an_event(content_type, "'ce_'")
+    if partition_key is not None and attributes.get("partitionkey") is None:
+        attributes["partitionkey"] = partition_key
+        size += key_size
+    size += len(content_type.encode()) if content_type else 0
+    return _from_binary(attributes, size, content_type, value or b"", max_size)
+
+
+def _header_text(value: Any) -> str:
+    """An attribute value as header text: booleans ``true``/``false``, integers in decimal."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _record_key(event: CloudEvent, key: str | None) -> bytes | None:
+    if key is not None:
+        return key.encode()
+    partition_key = event.attributes.get("partitionkey")
+    return None if partition_key is None else _header_text(partition_key).encode()
+
+
+def to_kafka_structured(event: CloudEvent, *, key: str | None = None) -> KafkaEncoded:
+    """The event as a Kafka record in structured mode: a ``content-type`` header and the JSON
+    event as the value; the record key is ``key``, else the event's ``partitionkey``.
+
+    Raises `InvalidEvent` when the event is not valid.
+    """
+    value = to_json(event)
+    return KafkaEncoded(
+        headers=(("content-type", STRUCTURED_CONTENT_TYPE.encode()),),
+        key=_record_key(event, key),
+        value=value,
+    )
+
+
+def to_kafka_binary(event: CloudEvent, *, key: str | None = None) -> KafkaEncoded:
+    """The event as a Kafka record in binary mode: ``ce_`` headers (UTF-8 text; booleans
+    ``true``/``false``), the ``content-type`` header when the event has a
+    ``datacontenttype``, and the data as the value (empty without data); the record key is
+    ``key``, else the event's ``partitionkey``.
+
+    Raises `InvalidEvent` when the event is not valid.
+    """
+    attributes, content_type, body = _binary_parts(event)
+    headers = [
+        (f"{KAFKA_PREFIX}{name}", _header_text(value).encode())
+        for name, value in attributes.items()
+    ]
+    if content_type is not None:
+        headers.append(("content-type", content_type.encode()))
+    return KafkaEncoded(headers=tuple(headers), key=_record_key(event, key), value=body)

@@ -276,6 +276,8 @@ def load_json(body: bytes | str, what: str) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise InvalidEvent(f"{what} is not UTF-8 text; encode the JSON as UTF-8") from None
+    except RecursionError:
+        raise InvalidEvent(f"{what} nests arrays or objects too deeply to read") from None
     except json.JSONDecodeError as error:
         raise InvalidEvent(
             f"{what} is not valid JSON: {error.msg} at line {error.lineno} column "
@@ -283,9 +285,16 @@ def load_json(body: bytes | str, what: str) -> Any:
         ) from None
 
 
-def parse_json_event(body: bytes | str, *, max_size: int = MAX_EVENT_SIZE) -> CloudEvent:
+def parse_json_event(
+    body: bytes | str,
+    *,
+    max_size: int = MAX_EVENT_SIZE,
+    defaults: Mapping[str, Any] | None = None,
+) -> CloudEvent:
     """Parse one CloudEvent in the JSON event format (``application/cloudevents+json``).
 
+    ``defaults`` are attributes the event gets when it does not set them (or sets them to
+    null), validated with the rest (the Kafka binding's ``partitionkey`` from the record key).
     Raises `InvalidEvent` when the body exceeds ``max_size`` bytes, is not JSON, is not a
     JSON object, or is not a valid CloudEvent.
     """
@@ -297,6 +306,9 @@ def parse_json_event(body: bytes | str, *, max_size: int = MAX_EVENT_SIZE) -> Cl
             f"the event body is {_describe(document)}, not a JSON object; send one CloudEvent "
             "per message as a JSON object (batches are not supported)"
         )
+    for name, value in (defaults or {}).items():
+        if document.get(name) is None:
+            document[name] = value
     return validate_event(document)
 
 

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes the rows of the transactional ``outbox`` table to RabbitMQ.
+"""The outbox relay: publishes the rows of the transactional ``outbox`` table to the broker.
 
 The snapshot writer inserts an outbox row (an emitted business event or a lifecycle event, as
 structured-mode CloudEvent JSON) in the transaction of the snapshot that produced it. The relay
@@ -7,6 +7,10 @@ of the replica that owns the row's partition publishes it and then deletes it:
 1. read up to ``batch_size`` rows of the owned partitions in ``outbox_seq`` order (one crossing);
 2. publish them with one ``publisher.publish`` call, which waits for the broker's confirms;
 3. delete exactly the published rows (one crossing).
+
+``encode`` turns a row into the broker's message: by default ``outbox_message``, a RabbitMQ
+message to the exchange of the row's kind; the Kafka source passes ``kafka_outbox_record``, a
+record to the topic of the row's kind keyed by the instance id.
 
 It loops at once while batches come back full, else waits for ``notify()`` (called after a
 commit that added outbox rows) or ``poll_interval``, whichever comes first.
@@ -38,14 +42,18 @@ from typing import Any, Literal, Protocol
 import attrs
 import trio
 
+from workflow_orchestrator.adapters._broker_errors import BrokerError, PublishFailed
+from workflow_orchestrator.adapters.kafka import OutgoingRecord
 from workflow_orchestrator.events._cloudevents import STRUCTURED_CONTENT_TYPE
 from workflow_orchestrator.events._outbox_signal import OutboxSignal
-from workflow_orchestrator.events._rabbitmq import BrokerError, OutgoingMessage, PublishFailed
+from workflow_orchestrator.events._rabbitmq import OutgoingMessage
+from workflow_orchestrator.observability import ServiceMetrics
 from workflow_orchestrator.retrying import backoff_step
 from workflow_orchestrator.storage import CONNECTION_ERRORS, Database
 from workflow_orchestrator.storage.events import (
     OutboxRow,
     count_outbox,
+    dead_letter_outbox_rows,
     delete_outbox_rows,
     read_outbox,
 )
@@ -55,6 +63,7 @@ __all__ = [
     "OutboxRelay",
     "OutboxRelayStatistics",
     "Publisher",
+    "kafka_outbox_record",
     "outbox_message",
     "publish_failure",
     "retry_delay",
@@ -74,10 +83,11 @@ _DATABASE_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS
 
 
 class Publisher(Protocol):
-    """What the relay publishes with (``RabbitMQConnection`` is one): publish the messages in
-    order and return once the broker confirmed every one, else raise a ``BrokerError``."""
+    """What the relay publishes with (``RabbitMQConnection``, ``KafkaProducer``): publish the
+    messages ``encode`` made, in order, and return once the broker confirmed every one, else
+    raise a ``BrokerError``."""
 
-    async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
+    async def publish(self, messages: Sequence[Any]) -> None: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -127,6 +137,8 @@ class OutboxRelay:
     database: Database
     publisher: Publisher
     partitions: Callable[[], frozenset[int]]
+    # The message of a row; None: ``outbox_message`` with ``exchanges`` (RabbitMQ).
+    encode: Callable[[OutboxRow], Any] | None = None
     exchanges: Mapping[str, str] = attrs.field(
         factory=lambda: {"business": "business-events", "system": "system-events"},
         validator=_check_exchanges,
@@ -137,6 +149,7 @@ class OutboxRelay:
     retry_max: float = attrs.field(default=10.0, validator=_positive)
     rng: random.Random = attrs.field(factory=random.Random, repr=False)
     signal: OutboxSignal = attrs.field(factory=OutboxSignal, repr=False)
+    metrics: ServiceMetrics | None = attrs.field(default=None, repr=False)
     _wakeup: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
     _state: RelayState = attrs.field(default="idle", init=False)
     _published: int = attrs.field(default=0, init=False)
@@ -207,14 +220,25 @@ class OutboxRelay:
         if not rows:
             self._recovered(0)
             return False
-        exchanges = self.exchanges
-        messages = [outbox_message(row, exchanges) for row in rows]
+        if self.encode is not None:
+            messages = [self.encode(row) for row in rows]
+        else:
+            exchanges = self.exchanges
+            messages = [outbox_message(row, exchanges) for row in rows]
         try:
             await self.publisher.publish(messages)
+        except PublishFailed as exc:
+            if exc.refused:
+                return await self._dead_letter(rows, exc)
+            self._failed(publish_failure(messages, exc), exc)
+            return None
         except (BrokerError, OSError) as exc:
             self._failed(publish_failure(messages, exc), exc)
             return None
         self._published += len(messages)
+        if self.metrics is not None:
+            for message in messages:
+                self.metrics.events_published.labels(_destination(message)).inc()
         try:
             await delete_outbox_rows(self.database, [row.outbox_seq for row in rows])
         except _DATABASE_ERRORS as exc:
@@ -231,6 +255,33 @@ class OutboxRelay:
             waiting = len(rows) + (await self._count_quietly() if full else 0)
             self._recovered(waiting)
         return full
+
+    async def _dead_letter(self, rows: Sequence[OutboxRow], exc: PublishFailed) -> bool | None:
+        """Move the rows the broker refuses for good (``exc.refused``) to
+        ``event_dead_letters``, so that they do not hold back every row behind them; the
+        others are read and published again at once (a few may go out twice)."""
+        refused = [rows[i] for i in exc.refused if i < len(rows)]
+        reason = f"the broker refuses it for good: {exc}"
+        try:
+            await dead_letter_outbox_rows(self.database, [(r.outbox_seq, reason) for r in refused])
+        except _DATABASE_ERRORS as error:
+            self._failed(
+                f"dead-lettering {len(refused)} outbox rows failed: {_reason(error)}", error
+            )
+            return None
+        if self.metrics is not None:
+            self.metrics.events_dead_lettered.labels("outbox", "").inc(len(refused))
+        for row in refused:
+            logger.error(
+                "outbox event %s of instance %s (%s) cannot be published: %s; it was moved to "
+                "event_dead_letters (source_kind 'outbox'); keep emitted and lifecycle events "
+                "under the broker's message size limit",
+                row.event_id,
+                row.instance_id,
+                row.routing_key,
+                exc,
+            )
+        return True
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self._failures += 1
@@ -283,15 +334,32 @@ def outbox_message(row: OutboxRow, exchanges: Mapping[str, str]) -> OutgoingMess
     )
 
 
-def publish_failure(messages: Sequence[OutgoingMessage], exc: BaseException) -> str:
-    """What failed, for the log and ``last_error``: the exchange that refused a message, else
-    every exchange of the batch, and the reason."""
+def _destination(message: Any) -> str:
+    """The exchange (RabbitMQ) or topic (Kafka) of a message."""
+    return str(getattr(message, "exchange", None) or getattr(message, "topic", ""))
+
+
+def kafka_outbox_record(row: OutboxRow, topics: Mapping[str, str]) -> OutgoingRecord:
+    """The structured-mode record of an outbox row: to the topic of its kind, keyed by its
+    instance id (an instance's events share a partition, so they stay in order)."""
+    return OutgoingRecord(
+        topic=topics[row.exchange],
+        key=row.instance_id.encode("utf-8"),
+        value=row.body.encode("utf-8"),
+        headers=(("content-type", STRUCTURED_CONTENT_TYPE.encode()),),
+    )
+
+
+def publish_failure(messages: Sequence[Any], exc: BaseException) -> str:
+    """What failed, for the log and ``last_error``: the exchange or topic that refused a
+    message, else every one of the batch, and the reason."""
     if isinstance(exc, PublishFailed):
-        exchanges = [exc.exchange]
+        destinations = [exc.destination]
     else:
-        exchanges = sorted({m.exchange for m in messages})
-    named = ", ".join(f"'{name}'" for name in exchanges)
-    return f"publishing {len(messages)} outbox rows to exchange {named} failed: {_reason(exc)}"
+        destinations = sorted({_destination(m) for m in messages})
+    kind = "topic" if messages and hasattr(messages[0], "topic") else "exchange"
+    named = ", ".join(f"'{name}'" for name in destinations)
+    return f"publishing {len(messages)} outbox rows to {kind} {named} failed: {_reason(exc)}"
 
 
 def retry_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:

@@ -7,6 +7,11 @@
   and lifecycle events to the system exchange (the second) through the outbox relay. The broker
   connection is (re)established in the background: the service runs, and reports the broker
   as down, while RabbitMQ is unreachable.
+- ``kafka``: the consumer group ``eventProcessing.kafka.consumerGroup`` on the business topic
+  (the first of ``topics``); emitted events go to the business topic and lifecycle events to
+  the system topic (the second), keyed by instance id, through the outbox relay; what cannot be
+  routed goes to the dead-letter topic. Missing topics are created first (``createTopics``).
+  The connection is (re)established in the background, as for RabbitMQ.
 - ``database``: the ``events`` table (``workflow_publish_event``); emitted events are inserted
   there by the snapshot that emits them, lifecycle events stay in the instance history.
 
@@ -22,12 +27,25 @@ from typing import Any
 import attrs
 import trio
 
+from workflow_orchestrator.adapters._broker_errors import BrokerError
+from workflow_orchestrator.adapters.kafka import (
+    KafkaConsumer,
+    KafkaConsumerStatistics,
+    client_options,
+    describe_brokers,
+    ensure_topics,
+    missing_topics,
+    open_kafka_consumer,
+    open_kafka_producer,
+)
 from workflow_orchestrator.config import EventProcessingSettings
 from workflow_orchestrator.dsl import ExpressionEngine
+from workflow_orchestrator.errors import exception_leaves
 from workflow_orchestrator.events._database_source import DatabaseEventSource
-from workflow_orchestrator.events._outbox_relay import OutboxRelay
+from workflow_orchestrator.events._kafka_source import consume_kafka
+from workflow_orchestrator.events._outbox_relay import OutboxRelay, kafka_outbox_record
 from workflow_orchestrator.events._outbox_signal import OutboxSignal
-from workflow_orchestrator.events._rabbitmq import BrokerError, RabbitMQConnection, open_rabbitmq
+from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
 from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
 from workflow_orchestrator.events._router import EventRouter
 from workflow_orchestrator.events._wake_listener import WakeListener
@@ -37,9 +55,12 @@ from workflow_orchestrator.retrying import RetryBackoff
 from workflow_orchestrator.storage import Database, PartitionLeases
 from workflow_orchestrator.storage.events import count_outbox, count_subscribed_instances
 
-__all__ = ["EventProcessing", "event_options"]
+__all__ = ["BROKER_SOURCES", "EventProcessing", "event_options"]
 
 logger = logging.getLogger(__name__)
+
+#: The sources that consume from a broker and publish the outbox to it.
+BROKER_SOURCES = ("rabbitmq", "kafka")
 
 _RECONNECT_INITIAL = 1.0
 _RECONNECT_MAX = 30.0
@@ -47,7 +68,7 @@ _RECONNECT_MAX = 30.0
 
 def event_options(settings: EventProcessingSettings, lifecycle_events: bool) -> EventOptions:
     """Where the instances' emitted and lifecycle events go under ``settings``."""
-    broker = settings.source == "rabbitmq"
+    broker = settings.source in BROKER_SOURCES
     return EventOptions(
         emit_destination="business" if broker else "events",
         lifecycle_to_outbox=broker and lifecycle_events,
@@ -75,6 +96,8 @@ class EventProcessing:
     outbox: OutboxSignal = attrs.field(factory=OutboxSignal)
     router: EventRouter = attrs.field(init=False)
     broker: RabbitMQConnection | None = attrs.field(default=None, init=False)
+    kafka: KafkaConsumer | None = attrs.field(default=None, init=False)
+    _past_rebalances: int = attrs.field(default=0, init=False)  # of consumers closed since
     broker_error: str | None = attrs.field(default=None, init=False)
     relay: OutboxRelay | None = attrs.field(default=None, init=False)
     database_source: DatabaseEventSource | None = attrs.field(default=None, init=False)
@@ -95,7 +118,7 @@ class EventProcessing:
 
     @property
     def uses_broker(self) -> bool:
-        return self.settings.source == "rabbitmq"
+        return self.settings.source in BROKER_SOURCES
 
     async def run(
         self, *, task_status: trio.TaskStatus[EventProcessing] = trio.TASK_STATUS_IGNORED
@@ -105,7 +128,9 @@ class EventProcessing:
             await nursery.start(
                 WakeListener(runtime=self.runtime, database=self.database, leases=self.leases).run
             )
-            if self.uses_broker:
+            if self.settings.source == "kafka":
+                nursery.start_soon(self._run_kafka)
+            elif self.uses_broker:
                 nursery.start_soon(self._run_broker)
             else:
                 source = DatabaseEventSource(
@@ -144,6 +169,7 @@ class EventProcessing:
                         partitions=lambda: self.leases.current().partitions,
                         exchanges={"business": business, "system": system},
                         signal=self.outbox,
+                        metrics=self.metrics,
                     )
                     self.relay = relay
                     try:
@@ -164,12 +190,111 @@ class EventProcessing:
             else:
                 await trio.sleep(backoff.failed())
 
+    async def _run_kafka(self) -> None:
+        kafka = self.settings.kafka
+        options = client_options(kafka)
+        brokers = describe_brokers(kafka)
+        business, system = kafka.topics[0], kafka.topics[1]
+        dead_letter = kafka.dead_letter_topic_name
+        backoff = RetryBackoff(initial=_RECONNECT_INITIAL, maximum=_RECONNECT_MAX, jitter=0)
+        if kafka.security_protocol == "SASL_PLAINTEXT" and kafka.sasl.mechanism == "PLAIN":
+            logger.warning(
+                "eventProcessing.kafka: SASL PLAIN over SASL_PLAINTEXT sends the password to %s "
+                "unencrypted; use securityProtocol SASL_SSL or a SCRAM mechanism",
+                brokers,
+            )
+        while True:
+            try:
+                topics = [*kafka.topics, dead_letter]
+                if kafka.create_topics:
+                    created = await ensure_topics(
+                        options,
+                        topics,
+                        brokers=brokers,
+                        partitions=kafka.topic_partitions,
+                        replication_factor=kafka.replication_factor or -1,
+                    )
+                    if created:
+                        logger.info("created Kafka topics %s at %s", created, brokers)
+                else:
+                    missing = await missing_topics(options, topics, brokers=brokers)
+                    if missing:
+                        raise BrokerError(
+                            f"the topics {missing} do not exist at {brokers}; create them, or set "
+                            "eventProcessing.kafka.createTopics: true"
+                        )
+                async with (
+                    open_kafka_producer(
+                        options, brokers=brokers, idempotent=kafka.idempotent_producer
+                    ) as producer,
+                    open_kafka_consumer(
+                        options,
+                        brokers=brokers,
+                        group_id=kafka.consumer_group,
+                        topics=[business],
+                        max_batch=kafka.max_batch,
+                        session_timeout=kafka.session_timeout,
+                    ) as consumer,
+                ):
+                    backoff.succeeded()
+                    self.kafka, self.broker_error = consumer, None
+                    logger.info(
+                        "consuming events from Kafka at %s (group '%s', topic '%s')",
+                        brokers,
+                        kafka.consumer_group,
+                        business,
+                    )
+                    self.relay = OutboxRelay(
+                        database=self.database,
+                        publisher=producer,
+                        partitions=lambda: self.leases.current().partitions,
+                        encode=partial(
+                            kafka_outbox_record, topics={"business": business, "system": system}
+                        ),
+                        signal=self.outbox,
+                        metrics=self.metrics,
+                    )
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            await nursery.start(self.relay.run)
+                            await nursery.start(
+                                partial(
+                                    consume_kafka,
+                                    consumer,
+                                    producer,
+                                    self.router,
+                                    dead_letter_topic=dead_letter,
+                                    metrics=self.metrics,
+                                )
+                            )
+                    finally:
+                        self.kafka = None
+                        self._past_rebalances += consumer.statistics().rebalances_total
+            except* (BrokerError, OSError) as group:  # unreachable, refused, consumer failed
+                exc = exception_leaves(group)[0]
+                self.broker_error = str(exc)
+                delay = backoff.failed()
+                logger.warning("Kafka: %s; connecting again in %.0fs", exc, delay)
+                await trio.sleep(delay)
+
+    def kafka_statistics(self) -> KafkaConsumerStatistics | None:
+        """The Kafka consumer's statistics while it runs (no I/O)."""
+        return self.kafka.statistics() if self.kafka is not None else None
+
+    @property
+    def kafka_rebalances(self) -> int:
+        """Partition assignments received by every Kafka consumer of this replica so far."""
+        current = self.kafka.statistics().rebalances_total if self.kafka is not None else 0
+        return self._past_rebalances + current
+
     # -- health ---------------------------------------------------------------------------
 
     def broker_state(self) -> str:
         """``connected``, ``reconnecting``, ``closed`` or ``unreachable`` (no I/O)."""
         if self.broker is not None:
             return self.broker.state
+        if self.kafka is not None:
+            return self.kafka.state
         return "unreachable" if self.broker_error else "connecting"
 
     async def report(self) -> dict[str, Any]:
@@ -191,6 +316,31 @@ class EventProcessing:
             details["broker"] = self.broker_state()
             if self.broker is not None:
                 details["brokerAddress"] = self.broker.broker
-            if self.broker_error and self.broker is None:
+            if self.settings.source == "kafka":
+                details.update(self._kafka_details())
+            if self.broker_error and self.broker is None and self.kafka is None:
                 details["brokerError"] = self.broker_error
+        return details
+
+    def _kafka_details(self) -> dict[str, Any]:
+        kafka = self.settings.kafka
+        details: dict[str, Any] = {
+            "brokerAddress": describe_brokers(kafka),
+            "consumerGroup": kafka.consumer_group,
+            "deadLetterTopic": kafka.dead_letter_topic_name,
+        }
+        statistics = self.kafka_statistics()
+        if statistics is not None:
+            details["consumerLag"] = statistics.lag
+            details["assignedPartitions"] = [
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committedOffset": p.committed,
+                    "endOffset": p.end,
+                    "lag": p.lag,
+                }
+                for p in statistics.partitions
+            ]
+            details["rebalances"] = statistics.rebalances_total
         return details

@@ -12,10 +12,20 @@ lease) is not tied to an event and keeps the source's retry with backoff.
 from __future__ import annotations
 
 from workflow_orchestrator.dsl.runtime import CloudEvent
+from workflow_orchestrator.events._cloudevents import InvalidEvent
 from workflow_orchestrator.storage import ROW_ERRORS
 from workflow_orchestrator.storage.events import RoutingRefused
 
-__all__ = ["REFUSED_BY_DATA", "describe_event", "refusal_reason"]
+__all__ = [
+    "REFUSED_BY_DATA",
+    "REJECTION_REASON_HEADER",
+    "describe_event",
+    "parse_failure",
+    "refusal_reason",
+]
+
+REJECTION_REASON_HEADER = "x-rejection-reason"
+"""The header of a dead-lettered message (RabbitMQ, Kafka) that says why it was refused."""
 
 REFUSED_BY_DATA: tuple[type[Exception], ...] = (RoutingRefused, *ROW_ERRORS)
 """What a routing raises when PostgreSQL refused an event's data: route one at a time."""
@@ -45,3 +55,11 @@ def refusal_reason(exc: BaseException) -> str:
         f"PostgreSQL refused the event ({type(exc).__name__}: {' '.join(str(exc).split())}); "
         "shorten or change the event"
     )
+
+
+def parse_failure(exc: Exception) -> str:
+    """The dead-letter reason of a message a source could not parse: the parser's message, or
+    the error of a parser bug (a source dead-letters it rather than stop on it)."""
+    if isinstance(exc, InvalidEvent):
+        return str(exc)
+    return f"the message could not be read as a CloudEvent ({type(exc).__name__}: {exc})"

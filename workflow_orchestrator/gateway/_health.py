@@ -101,8 +101,14 @@ class HealthReporter:
     broker_required: bool = False
 
     def _broker_down(self) -> bool:
+        # A Kafka consumer rejoining its group (``joining``: a rebalance, seconds) is connected
+        # to the broker: readiness does not drop on every rebalance of every replica.
         events = self.events()
-        return events is not None and events.uses_broker and events.broker_state() != "connected"
+        return (
+            events is not None
+            and events.uses_broker
+            and events.broker_state() not in ("connected", "joining")
+        )
 
     async def _event_processing(self) -> dict[str, Any]:
         events = self.events()

@@ -131,7 +131,7 @@ class ServiceMetrics:
         )
         self.events_published = Counter(
             f"{PREFIX}_events_published",
-            "Outbox events published to the broker, by exchange",
+            "Outbox events published to the broker, by exchange (RabbitMQ) or topic (Kafka)",
             ["exchange"],
             registry=self.registry,
         )

@@ -404,17 +404,6 @@ def test_logging_values_are_checked(tmp_path: Path) -> None:
     )
 
 
-def test_kafka_source_is_refused_until_it_exists(tmp_path: Path) -> None:
-    """``source: kafka`` fails at load with a 'not available yet' error naming the choices."""
-    write(tmp_path, "application.yaml", "eventProcessing:\n  source: kafka\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(cwd=tmp_path, environ={})
-    assert problems(exc)[0].endswith(
-        "eventProcessing.source: the kafka event source is not available yet; use rabbitmq or "
-        "database (POST /api/v1/events works with either)"
-    )
-
-
 def test_rabbitmq_source_needs_a_business_and_a_system_exchange(tmp_path: Path) -> None:
     """One exchange is not enough: emitted and lifecycle events need their own."""
     write(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflow_orchestrator.dsl import ExpressionEngine, LruCache, content_hash
+from workflow_orchestrator.dsl.expressions import _engine
 from workflow_orchestrator.dsl.runtime import _schema
 
 
@@ -40,12 +41,16 @@ def test_schema_validators_are_shared_by_content_and_bounded() -> None:
     assert len(_schema._VALIDATORS) == _schema._MAX_VALIDATORS
 
 
-def test_the_compile_cache_keeps_expressions_in_use() -> None:
-    """An expression used again stays compiled while newer ones push older ones out."""
+def test_the_compile_cache_keeps_expressions_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An expression used again stays compiled while newer ones push older ones out (a cache
+    of 500 here: the service's 10,000 would take 20 s of jq compilations to fill)."""
+    monkeypatch.setattr(_engine, "_CACHE_SIZE", 500)
     engine = ExpressionEngine()
     first = engine.compile("${ .a }")
-    for index in range(10_500):
+    second = engine.compile("${ .b }")
+    for index in range(1_050):
         engine.compile(f"${{ .k{index} }}")
-        if index % 1000 == 0:
+        if index % 100 == 0:
             assert engine.compile("${ .a }") is first
     assert engine.compile("${ .a }") is first
+    assert engine.compile("${ .b }") is not second  # not used again: pushed out

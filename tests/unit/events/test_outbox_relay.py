@@ -43,7 +43,7 @@ def test_a_row_becomes_a_persistent_structured_message_with_its_stable_id() -> N
 def test_a_refused_message_names_its_exchange() -> None:
     """A publish refused by the broker names the exchange that refused it."""
     messages = [outbox_message(row(1), EXCHANGES), outbox_message(row(2, "system"), EXCHANGES)]
-    refused = PublishFailed("NOT_FOUND", exchange="system-events", routing_key="order.paid")
+    refused = PublishFailed("NOT_FOUND", destination="system-events", routing_key="order.paid")
     assert publish_failure(messages, refused) == (
         "publishing 2 outbox rows to exchange 'system-events' failed: NOT_FOUND"
     )

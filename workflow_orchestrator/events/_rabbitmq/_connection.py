@@ -20,8 +20,8 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,7 @@ import attrs
 import trio
 import trio_asyncio
 
+from workflow_orchestrator.adapters._broker_errors import broker_deadline
 from workflow_orchestrator.config import RabbitMQSettings
 from workflow_orchestrator.events._rabbitmq._consume import Consumer, Inbox, pump
 from workflow_orchestrator.events._rabbitmq._errors import BrokerUnavailable
@@ -172,24 +173,13 @@ class RabbitMQConnection:
         self._published += len(messages)
 
     def _bounded(self, what: str) -> AbstractContextManager[None]:
-        return _fail_after(self._operation_timeout, what, self.broker)
+        return broker_deadline(
+            self._operation_timeout, what, broker=self.broker, product="RabbitMQ"
+        )
 
     def _on_reconnect(self, *_: Any) -> None:
         self._reconnections += 1
         logger.info("reconnected to RabbitMQ at %s", self.broker)
-
-
-@contextmanager
-def _fail_after(seconds: float, what: str, broker: str) -> Iterator[None]:
-    """``trio.fail_after`` that turns the timeout into ``BrokerUnavailable`` naming the work."""
-    try:
-        with trio.fail_after(seconds):
-            yield
-    except trio.TooSlowError as exc:
-        raise BrokerUnavailable(
-            f"{what} did not finish within {seconds:g}s; is RabbitMQ at {broker} reachable?",
-            broker=broker,
-        ) from exc
 
 
 async def _start(

@@ -1,35 +1,15 @@
-"""Errors of the RabbitMQ adapter. Messages name the broker as ``host:port/vhost``, no password."""
+"""Errors of the RabbitMQ adapter: the broker errors every adapter shares (``_broker_errors``)
+and ``TopologyConflict``. Messages name the broker as ``host:port/vhost``, no password."""
 
 from __future__ import annotations
 
-from workflow_orchestrator.errors import OrchestratorError
+from workflow_orchestrator.adapters._broker_errors import (
+    BrokerError,
+    BrokerUnavailable,
+    PublishFailed,
+)
 
 __all__ = ["BrokerError", "BrokerUnavailable", "PublishFailed", "TopologyConflict"]
-
-
-class BrokerError(OrchestratorError):
-    """Base class of the message broker errors."""
-
-
-class BrokerUnavailable(BrokerError, ConnectionError):
-    """The broker could not be reached (or not within the time allowed)."""
-
-    def __init__(self, message: str, *, broker: str) -> None:
-        super().__init__(message)
-        self.broker = broker
-
-
-class PublishFailed(BrokerError, RuntimeError):
-    """A message of a published batch was not confirmed by the broker.
-
-    Whether the broker kept it is unknown when the cause is a lost connection: publish again
-    (consumers deduplicate by CloudEvents ``source`` + ``id``).
-    """
-
-    def __init__(self, message: str, *, exchange: str, routing_key: str) -> None:
-        super().__init__(message)
-        self.exchange = exchange
-        self.routing_key = routing_key
 
 
 class TopologyConflict(BrokerError, ValueError):

@@ -35,10 +35,10 @@ from workflow_orchestrator.events._rabbitmq._values import (
     OutgoingMessage,
     RabbitMQTopology,
 )
+from workflow_orchestrator.events._refusals import REJECTION_REASON_HEADER
 
 __all__ = ["REJECTION_REASON_HEADER", "Publisher", "dead_letter_copy"]
 
-REJECTION_REASON_HEADER = "x-rejection-reason"
 _SLOW_PUBLISH = "aio-pika's Exchange.publish sends one message at a time (a broker round trip each)"
 # What a publication the channel refused or lost raises (ChannelInvalidStateError, a
 # RuntimeError: the channel closed under it).
@@ -165,7 +165,7 @@ def _raise_failures(
     raise PublishFailed(
         f"{len(failures)} of {len(messages)} messages not confirmed; exchange "
         f"'{message.exchange}' (routing key '{message.routing_key}'): {detail}",
-        exchange=message.exchange,
+        destination=message.exchange,
         routing_key=message.routing_key,
     ) from (error if isinstance(error, Exception) else None)
 

@@ -29,6 +29,7 @@ from workflow_orchestrator.storage.events._event_table import (
 from workflow_orchestrator.storage.events._outbox import (
     OutboxRow,
     count_outbox,
+    dead_letter_outbox_rows,
     delete_outbox_rows,
     read_outbox,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "count_outbox",
     "count_subscribed_instances",
     "dead_letter_events",
+    "dead_letter_outbox_rows",
     "definitions_stamp",
     "delete_claimed_events",
     "delete_outbox_rows",

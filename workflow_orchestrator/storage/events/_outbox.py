@@ -14,16 +14,30 @@ import attrs
 
 from workflow_orchestrator.storage._database import Database
 
-__all__ = ["OutboxRow", "count_outbox", "delete_outbox_rows", "read_outbox"]
+__all__ = [
+    "OutboxRow",
+    "count_outbox",
+    "dead_letter_outbox_rows",
+    "delete_outbox_rows",
+    "read_outbox",
+]
 
 _READ = """
-SELECT outbox_seq, exchange, routing_key, event_id, body
+SELECT outbox_seq, instance_id, exchange, routing_key, event_id, body
 FROM outbox
 WHERE partition = ANY($1::integer[])
 ORDER BY outbox_seq
 LIMIT $2
 """
 _DELETE = "DELETE FROM outbox WHERE outbox_seq = ANY($1::bigint[])"
+_DEAD_LETTER = """
+WITH moved AS (
+    DELETE FROM outbox WHERE outbox_seq = ANY($1::bigint[]) RETURNING outbox_seq, body
+)
+INSERT INTO event_dead_letters (source_kind, reason, payload)
+SELECT 'outbox', r.reason, m.body
+FROM moved m JOIN unnest($1::bigint[], $2::text[]) AS r(seq, reason) ON r.seq = m.outbox_seq
+"""
 _COUNT = "SELECT count(*) FROM outbox WHERE partition = ANY($1::integer[])"
 _COUNT_ALL = "SELECT count(*) FROM outbox"
 
@@ -31,9 +45,11 @@ _COUNT_ALL = "SELECT count(*) FROM outbox"
 @attrs.frozen(kw_only=True)
 class OutboxRow:
     """One outbox row: ``exchange`` is the exchange kind (``business`` or ``system``, a CHECK
-    constraint), ``event_id`` the CloudEvent's stable ``id``, ``body`` its JSON text."""
+    constraint), ``event_id`` the CloudEvent's stable ``id``, ``body`` its JSON text,
+    ``instance_id`` the instance that produced it (the Kafka record key)."""
 
     outbox_seq: int
+    instance_id: str = ""
     exchange: str
     routing_key: str
     event_id: str
@@ -48,6 +64,7 @@ async def read_outbox(
     return [
         OutboxRow(
             outbox_seq=r["outbox_seq"],
+            instance_id=str(r["instance_id"]),
             exchange=r["exchange"],
             routing_key=r["routing_key"],
             event_id=r["event_id"],
@@ -60,6 +77,12 @@ async def read_outbox(
 async def delete_outbox_rows(database: Database, seqs: Sequence[int]) -> None:
     """Delete the rows of ``seqs`` (published); one statement."""
     await database.execute(_DELETE, seqs)
+
+
+async def dead_letter_outbox_rows(database: Database, refused: Sequence[tuple[int, str]]) -> None:
+    """Move the rows ``refused`` (``outbox_seq``, reason) that the broker refuses for good to
+    ``event_dead_letters`` (``source_kind`` ``'outbox'``, the event as payload); one statement."""
+    await database.execute(_DEAD_LETTER, [seq for seq, _ in refused], [r for _, r in refused])
 
 
 async def count_outbox(database: Database, partitions: Collection[int] | None = None) -> int:
