@@ -160,6 +160,16 @@ async def flowing(broker: KafkaBroker, records: list[Record]) -> AsyncIterator[P
         yield progress
 
 
+async def health_with_broker_error(management: httpx.AsyncClient, fragment: str) -> Any:
+    """The detailed health document, once its ``brokerError`` contains ``fragment`` (the
+    caller bounds the wait; the service signals nothing a test can wait on)."""
+    while True:
+        body = (await management.get("/health/detailed")).json()
+        if fragment in body["components"]["eventProcessing"]["details"].get("brokerError", ""):
+            return body
+        await trio.sleep(0.2)
+
+
 async def metric_total(management: httpx.AsyncClient, name: str, *labels: str) -> float:
     """The sum of the samples of ``name`` whose labels contain every one of ``labels``."""
     text = (await management.get("/metrics")).text
@@ -589,12 +599,8 @@ async def test_a_wrong_kafka_password_is_reported_and_retried(
                 "eventProcessing.kafka.sasl.password": "wrong-password",
             }
             async with open_service(database_url, settings=settings) as app:
-                while True:
-                    body = (await app.management.get("/health/detailed")).json()
-                    events = body["components"]["eventProcessing"]
-                    if "SaslAuthenticationFailed" in events["details"].get("brokerError", ""):
-                        break
-                    await trio.sleep(0.2)
+                body = await health_with_broker_error(app.management, "SaslAuthenticationFailed")
+    events = body["components"]["eventProcessing"]
     assert events["status"] == "degraded", events
     assert events["details"]["broker"] == "unreachable", events
     assert "wrong-password" not in json.dumps(body)
@@ -609,12 +615,8 @@ async def test_missing_topics_without_create_topics_are_named_in_the_health(
     settings = {**topics.settings(kafka_broker), "eventProcessing.kafka.createTopics": False}
     with trio.fail_after(60):
         async with open_service(database_url, settings=settings) as app:
-            while True:
-                body = (await app.management.get("/health/detailed")).json()
-                events = body["components"]["eventProcessing"]
-                if "do not exist" in events["details"].get("brokerError", ""):
-                    break
-                await trio.sleep(0.2)
+            body = await health_with_broker_error(app.management, "do not exist")
+    events = body["components"]["eventProcessing"]
     error = events["details"]["brokerError"]
     assert events["status"] == "degraded", events
     for name in (topics.business, topics.system, topics.dead_letter):

@@ -26,6 +26,11 @@ from workflow_orchestrator.config._loader import (
     LoadedConfig,
     load_config,
 )
+from workflow_orchestrator.config._pem_files import (
+    PEM_FILE_MAX_BYTES,
+    read_pem_file,
+    refuse_passphrase,
+)
 from workflow_orchestrator.config._security_checks import startup_problems
 from workflow_orchestrator.config._security_settings import (
     ROLES,
@@ -75,6 +80,7 @@ __all__ = [
     "KAFKA_SASL_MECHANISMS",
     "KAFKA_SECURITY_PROTOCOLS",
     "MASK",
+    "PEM_FILE_MAX_BYTES",
     "PROFILES",
     "ROLES",
     "ApiKeySettings",
@@ -127,6 +133,8 @@ __all__ = [
     "load_config",
     "mask_url",
     "parse_database_url",
+    "read_pem_file",
+    "refuse_passphrase",
     "startup_problems",
     "valid_topic_name",
 ]

@@ -17,10 +17,10 @@ import ipaddress
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from workflow_orchestrator.config._errors import ConfigProblem
 from workflow_orchestrator.config._kafka_settings import KafkaSettings, KafkaTlsSettings
+from workflow_orchestrator.config._pem_files import read_pem_file, refuse_passphrase
 from workflow_orchestrator.config._settings import Settings
 
 __all__ = ["check_kafka", "kafka_startup_problems", "valid_topic_name"]
@@ -29,8 +29,6 @@ PREFIX = "eventProcessing.kafka"
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
 _TOPIC_RULE = "use 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..')"
-# No PEM file of a client is this large; the bound keeps a wrong path (a device) harmless.
-_MAX_FILE_BYTES = 1024 * 1024
 
 Problem = Callable[[str, str], None]
 
@@ -184,26 +182,6 @@ def _tls_files(tls: KafkaTlsSettings) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _read(path: str) -> bytes | str:
-    """The file's bytes, or why it cannot be used."""
-    try:
-        with Path(path).expanduser().open("rb") as stream:
-            data = stream.read(_MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        return f"the file {path} does not exist"
-    except IsADirectoryError:
-        return f"{path} is a folder, not a file"
-    except OSError as exc:
-        return f"cannot read {path}: {(exc.strerror or type(exc).__name__).lower()}"
-    if len(data) > _MAX_FILE_BYTES:
-        return f"{path} is larger than 1 MB, not a PEM file"
-    return data
-
-
-def _refuse_passphrase() -> str:
-    raise ValueError("the private key is encrypted")
-
-
 def kafka_startup_problems(
     settings: Settings, source_of: Callable[[str], str]
 ) -> list[ConfigProblem]:
@@ -223,7 +201,7 @@ def kafka_startup_problems(
     for field, path in _tls_files(tls):
         if not path:
             continue
-        data = _read(path)
+        data = read_pem_file(path)
         if isinstance(data, str):
             problem(field, f"{data}; give the path of a PEM file")
             continue
@@ -256,7 +234,7 @@ def _check_key(
             "${secret:kafka-key-password})",
         )
         return
-    password = tls.private_key_password or _refuse_passphrase
+    password = tls.private_key_password or refuse_passphrase
     unloadable = f"{tls.certificate} and {tls.private_key} cannot be loaded"
     try:
         context.load_cert_chain(tls.certificate, tls.private_key, password=password)

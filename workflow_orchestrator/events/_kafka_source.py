@@ -15,15 +15,14 @@ a poison record is dead-lettered again (at least once in the dead-letter topic).
 
 Dead-letter records keep the original key, value and headers, and add ``x-rejection-reason``
 (the reason in UTF-8, at most 4096 bytes, cut on a character boundary), ``x-original-topic``,
-``x-original-partition`` and ``x-original-offset``. A copy that the producer could never send
-(over its maximum request size: the broker took a larger record than the service produces)
-keeps only the key and those headers, with ``x-original-size`` (the bytes of the key, value and
-headers left out). While the broker is away the copies are retried without end (nothing flows
-anyway); a copy the broker refuses (the topic missing or not writable, a record over the
-broker's own limit) is retried a few times, then produced without its content (header
-``x-value-omitted`` says why), and as a last resort left where it is with an ERROR: a poison
-record never stalls its partition, and the original stays in its topic for the topic's
-retention time.
+``x-original-partition`` and ``x-original-offset``. While the broker is away the copies are
+retried without end (nothing flows anyway). A copy refused for good (over the producer's
+maximum request size or the broker's message size, an invalid topic: ``PublishFailed.refused``)
+is not retried; other refusals (the topic missing or not writable) are retried a few times.
+Then the copy goes without the record's value and headers, with ``x-original-size`` (the bytes
+left out) and ``x-value-omitted`` (the refusal), and as a last resort the record is left where
+it is with an ERROR: a poison record never stalls its partition, and the original stays in its
+topic for the topic's retention time.
 """
 
 from __future__ import annotations
@@ -73,45 +72,32 @@ def _record_size(record: KafkaRecord) -> int:
 
 
 def dead_letter_record(
-    record: KafkaRecord, reason: str, topic: str, *, with_content: bool = True
+    record: KafkaRecord, reason: str, topic: str, *, omitted: str | None = None
 ) -> OutgoingRecord:
-    """The copy of ``record`` for the dead-letter ``topic`` (see the module docstring); without
-    its value and headers, and with ``x-original-size``, when not ``with_content``."""
+    """The copy of ``record`` for the dead-letter ``topic`` (see the module docstring); with
+    ``omitted`` (why the broker refused the whole copy), without its value and headers, with
+    ``x-original-size`` and ``x-value-omitted``."""
     where = (
         (REJECTION_REASON_HEADER, _utf8_prefix(reason, _MAX_REASON)),
         ("x-original-topic", record.topic.encode()),
         ("x-original-partition", str(record.partition).encode()),
         ("x-original-offset", str(record.offset).encode()),
     )
-    if not with_content:
+    if omitted is not None:
         return OutgoingRecord(
             topic=topic,
             key=record.key,
             value=b"",
-            headers=(*where, ("x-original-size", str(_record_size(record)).encode())),
+            headers=(
+                *where,
+                ("x-original-size", str(_record_size(record)).encode()),
+                ("x-value-omitted", _utf8_prefix(omitted, _MAX_REASON)),
+            ),
         )
     headers = tuple((name, value) for name, value in record.headers if value is not None)
     return OutgoingRecord(
         topic=topic, key=record.key, value=record.value or b"", headers=(*headers, *where)
     )
-
-
-def _copy(producer: KafkaProducer, record: KafkaRecord, reason: str, topic: str) -> OutgoingRecord:
-    """The dead-letter copy of ``record``, without its content when the producer could never
-    send it whole (else the source would retry it for ever)."""
-    copy = dead_letter_record(record, reason, topic)
-    if producer.fits(copy):
-        return copy
-    logger.warning(
-        "the dead-letter copy of %s (%d bytes) is too large to produce (maxRequestSize %d "
-        "bytes); it goes without the record's value and headers, which stay in '%s' for its "
-        "retention time",
-        record.describe(),
-        _record_size(record),
-        producer.max_request_size,
-        record.topic,
-    )
-    return dead_letter_record(record, reason, topic, with_content=False)
 
 
 async def _produce_copies(producer: KafkaProducer, copies: Sequence[OutgoingRecord]) -> None:
@@ -150,7 +136,7 @@ async def _dead_letter(
 ) -> None:
     """Produce the copies of ``poison`` (record, reason, event type) to ``topic`` before the
     batch is committed (see the module docstring for the copies the broker refuses)."""
-    copies = [_copy(producer, record, reason, topic) for record, reason, _ in poison]
+    copies = [dead_letter_record(record, reason, topic) for record, reason, _ in poison]
     try:
         await _produce_copies(producer, copies)
         written = [True] * len(copies)
@@ -176,13 +162,7 @@ async def _dead_letter_alone(
         return True
     except PublishFailed as exc:
         refusal = str(exc)
-    bare = dead_letter_record(record, reason, copy.topic, with_content=False)
-    bare = OutgoingRecord(
-        topic=bare.topic,
-        key=bare.key,
-        value=b"",
-        headers=(*bare.headers, ("x-value-omitted", _utf8_prefix(refusal, _MAX_REASON))),
-    )
+    bare = dead_letter_record(record, reason, copy.topic, omitted=refusal)
     try:
         await _produce_copies(producer, [bare])
     except PublishFailed as exc:

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -137,12 +139,12 @@ class OutboxRelay:
     database: Database
     publisher: Publisher
     partitions: Callable[[], frozenset[int]]
-    # The message of a row; None: ``outbox_message`` with ``exchanges`` (RabbitMQ).
-    encode: Callable[[OutboxRow], Any] | None = None
     exchanges: Mapping[str, str] = attrs.field(
         factory=lambda: {"business": "business-events", "system": "system-events"},
         validator=_check_exchanges,
     )
+    # The message of a row: by default ``outbox_message`` with ``exchanges`` (RabbitMQ).
+    encode: Callable[[OutboxRow], Any] = attrs.field()
     batch_size: int = attrs.field(default=500, validator=_positive)
     poll_interval: float = attrs.field(default=1.0, validator=_positive)
     retry_initial: float = attrs.field(default=0.2, validator=_positive)
@@ -157,6 +159,10 @@ class OutboxRelay:
     _last_error: str | None = attrs.field(default=None, init=False)
     _backlog: int = attrs.field(default=0, init=False)
     _attempt: int = attrs.field(default=0, init=False)  # failed attempts of the current outage
+
+    @encode.default
+    def _rabbitmq_message(self) -> Callable[[OutboxRow], Any]:
+        return partial(outbox_message, exchanges=self.exchanges)
 
     def notify(self) -> None:
         """Wake the relay now (rows were committed). Cheap and idempotent; Trio thread only."""
@@ -220,11 +226,8 @@ class OutboxRelay:
         if not rows:
             self._recovered(0)
             return False
-        if self.encode is not None:
-            messages = [self.encode(row) for row in rows]
-        else:
-            exchanges = self.exchanges
-            messages = [outbox_message(row, exchanges) for row in rows]
+        encode = self.encode
+        messages = [encode(row) for row in rows]
         try:
             await self.publisher.publish(messages)
         except PublishFailed as exc:
@@ -237,8 +240,8 @@ class OutboxRelay:
             return None
         self._published += len(messages)
         if self.metrics is not None:
-            for message in messages:
-                self.metrics.events_published.labels(_destination(message)).inc()
+            for destination, count in Counter(map(_destination, messages)).items():
+                self.metrics.events_published.labels(destination).inc(count)
         try:
             await delete_outbox_rows(self.database, [row.outbox_seq for row in rows])
         except _DATABASE_ERRORS as exc:

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -43,7 +44,7 @@ from workflow_orchestrator.dsl import ExpressionEngine
 from workflow_orchestrator.errors import exception_leaves
 from workflow_orchestrator.events._database_source import DatabaseEventSource
 from workflow_orchestrator.events._kafka_source import consume_kafka
-from workflow_orchestrator.events._outbox_relay import OutboxRelay, kafka_outbox_record
+from workflow_orchestrator.events._outbox_relay import OutboxRelay, Publisher, kafka_outbox_record
 from workflow_orchestrator.events._outbox_signal import OutboxSignal
 from workflow_orchestrator.events._rabbitmq import RabbitMQConnection, open_rabbitmq
 from workflow_orchestrator.events._rabbitmq_source import consume_rabbitmq
@@ -143,139 +144,146 @@ class EventProcessing:
                 self.database_source = source
             task_status.started(self)
 
-    async def _run_broker(self) -> None:
-        rabbitmq = self.settings.rabbitmq
-        business, system = rabbitmq.exchanges[0], rabbitmq.exchanges[1]
+    async def _keep_connected(
+        self, broker: str, session: Callable[[RetryBackoff], Awaitable[None]]
+    ) -> None:
+        """Run ``session`` (connect, then consume and relay until the connection fails) again
+        and again, pausing with a growing backoff between attempts that fail; ``session``
+        calls ``backoff.succeeded()`` once connected. Its failure is ``broker_error`` (the
+        health's ``brokerError``) and one WARNING naming ``broker``."""
         backoff = RetryBackoff(initial=_RECONNECT_INITIAL, maximum=_RECONNECT_MAX, jitter=0)
         while True:
             try:
-                async with open_rabbitmq(
-                    rabbitmq,
-                    consumer_group=rabbitmq.queue,
-                    quorum_queues=rabbitmq.quorum_queues,
-                    heartbeat=rabbitmq.heartbeat,
-                    consume_exchanges=(business,),
-                ) as connection:
-                    backoff.succeeded()
-                    self.broker, self.broker_error = connection, None
-                    logger.info(
-                        "consuming events from RabbitMQ at %s (queue '%s')",
-                        connection.broker,
-                        rabbitmq.queue,
-                    )
-                    relay = OutboxRelay(
-                        database=self.database,
-                        publisher=connection,
-                        partitions=lambda: self.leases.current().partitions,
-                        exchanges={"business": business, "system": system},
-                        signal=self.outbox,
-                        metrics=self.metrics,
-                    )
-                    self.relay = relay
-                    try:
-                        async with trio.open_nursery() as nursery:
-                            await nursery.start(relay.run)
-                            await nursery.start(
-                                partial(
-                                    consume_rabbitmq, connection, self.router, metrics=self.metrics
-                                )
-                            )
-                    finally:
-                        self.broker = None
-            except (BrokerError, OSError) as exc:  # unreachable, refused, topology conflict
+                await session(backoff)
+            except* (BrokerError, OSError) as group:  # unreachable, refused, consumer failed
+                exc = exception_leaves(group)[0]
                 self.broker_error = str(exc)
                 delay = backoff.failed()
-                logger.warning("RabbitMQ: %s; connecting again in %.0fs", exc, delay)
+                logger.warning("%s: %s; connecting again in %.0fs", broker, exc, delay)
                 await trio.sleep(delay)
             else:
                 await trio.sleep(backoff.failed())
 
+    async def _run_broker(self) -> None:
+        await self._keep_connected("RabbitMQ", self._rabbitmq_session)
+
+    async def _rabbitmq_session(self, backoff: RetryBackoff) -> None:
+        rabbitmq = self.settings.rabbitmq
+        business, system = rabbitmq.exchanges[0], rabbitmq.exchanges[1]
+        async with open_rabbitmq(
+            rabbitmq,
+            consumer_group=rabbitmq.queue,
+            quorum_queues=rabbitmq.quorum_queues,
+            heartbeat=rabbitmq.heartbeat,
+            consume_exchanges=(business,),
+        ) as connection:
+            backoff.succeeded()
+            self.broker, self.broker_error = connection, None
+            logger.info(
+                "consuming events from RabbitMQ at %s (queue '%s')",
+                connection.broker,
+                rabbitmq.queue,
+            )
+            self.relay = self._relay(connection, exchanges={"business": business, "system": system})
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.relay.run)
+                    await nursery.start(
+                        partial(consume_rabbitmq, connection, self.router, metrics=self.metrics)
+                    )
+            finally:
+                self.broker = None
+
+    def _relay(self, publisher: Publisher, **encoding: Any) -> OutboxRelay:
+        """The outbox relay of this replica's partitions publishing with ``publisher``."""
+        return OutboxRelay(
+            database=self.database,
+            publisher=publisher,
+            partitions=lambda: self.leases.current().partitions,
+            signal=self.outbox,
+            metrics=self.metrics,
+            **encoding,
+        )
+
     async def _run_kafka(self) -> None:
         kafka = self.settings.kafka
-        options = client_options(kafka)
         brokers = describe_brokers(kafka)
-        business, system = kafka.topics[0], kafka.topics[1]
-        dead_letter = kafka.dead_letter_topic_name
-        backoff = RetryBackoff(initial=_RECONNECT_INITIAL, maximum=_RECONNECT_MAX, jitter=0)
         if kafka.security_protocol == "SASL_PLAINTEXT" and kafka.sasl.mechanism == "PLAIN":
             logger.warning(
                 "eventProcessing.kafka: SASL PLAIN over SASL_PLAINTEXT sends the password to %s "
                 "unencrypted; use securityProtocol SASL_SSL or a SCRAM mechanism",
                 brokers,
             )
-        while True:
+        options = client_options(kafka)
+        await self._keep_connected("Kafka", partial(self._kafka_session, options, brokers))
+
+    async def _kafka_topics(self, options: dict[str, Any], brokers: str) -> None:
+        """Create the missing topics (``createTopics``) or refuse to connect without them."""
+        kafka = self.settings.kafka
+        topics = [*kafka.topics, kafka.dead_letter_topic_name]
+        if not kafka.create_topics:
+            missing = await missing_topics(options, topics, brokers=brokers)
+            if missing:
+                raise BrokerError(
+                    f"the topics {missing} do not exist at {brokers}; create them, or set "
+                    "eventProcessing.kafka.createTopics: true"
+                )
+            return
+        created = await ensure_topics(
+            options,
+            topics,
+            brokers=brokers,
+            partitions=kafka.topic_partitions,
+            replication_factor=kafka.replication_factor or -1,
+        )
+        if created:
+            logger.info("created Kafka topics %s at %s", created, brokers)
+
+    async def _kafka_session(
+        self, options: dict[str, Any], brokers: str, backoff: RetryBackoff
+    ) -> None:
+        kafka = self.settings.kafka
+        business, system = kafka.topics[0], kafka.topics[1]
+        await self._kafka_topics(options, brokers)
+        async with (
+            open_kafka_producer(
+                options, brokers=brokers, idempotent=kafka.idempotent_producer
+            ) as producer,
+            open_kafka_consumer(
+                options,
+                brokers=brokers,
+                group_id=kafka.consumer_group,
+                topics=[business],
+                max_batch=kafka.max_batch,
+                session_timeout=kafka.session_timeout,
+            ) as consumer,
+        ):
+            backoff.succeeded()
+            self.kafka, self.broker_error = consumer, None
+            logger.info(
+                "consuming events from Kafka at %s (group '%s', topic '%s')",
+                brokers,
+                kafka.consumer_group,
+                business,
+            )
+            topics = {"business": business, "system": system}
+            self.relay = self._relay(producer, encode=partial(kafka_outbox_record, topics=topics))
             try:
-                topics = [*kafka.topics, dead_letter]
-                if kafka.create_topics:
-                    created = await ensure_topics(
-                        options,
-                        topics,
-                        brokers=brokers,
-                        partitions=kafka.topic_partitions,
-                        replication_factor=kafka.replication_factor or -1,
-                    )
-                    if created:
-                        logger.info("created Kafka topics %s at %s", created, brokers)
-                else:
-                    missing = await missing_topics(options, topics, brokers=brokers)
-                    if missing:
-                        raise BrokerError(
-                            f"the topics {missing} do not exist at {brokers}; create them, or set "
-                            "eventProcessing.kafka.createTopics: true"
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.relay.run)
+                    await nursery.start(
+                        partial(
+                            consume_kafka,
+                            consumer,
+                            producer,
+                            self.router,
+                            dead_letter_topic=kafka.dead_letter_topic_name,
+                            metrics=self.metrics,
                         )
-                async with (
-                    open_kafka_producer(
-                        options, brokers=brokers, idempotent=kafka.idempotent_producer
-                    ) as producer,
-                    open_kafka_consumer(
-                        options,
-                        brokers=brokers,
-                        group_id=kafka.consumer_group,
-                        topics=[business],
-                        max_batch=kafka.max_batch,
-                        session_timeout=kafka.session_timeout,
-                    ) as consumer,
-                ):
-                    backoff.succeeded()
-                    self.kafka, self.broker_error = consumer, None
-                    logger.info(
-                        "consuming events from Kafka at %s (group '%s', topic '%s')",
-                        brokers,
-                        kafka.consumer_group,
-                        business,
                     )
-                    self.relay = OutboxRelay(
-                        database=self.database,
-                        publisher=producer,
-                        partitions=lambda: self.leases.current().partitions,
-                        encode=partial(
-                            kafka_outbox_record, topics={"business": business, "system": system}
-                        ),
-                        signal=self.outbox,
-                        metrics=self.metrics,
-                    )
-                    try:
-                        async with trio.open_nursery() as nursery:
-                            await nursery.start(self.relay.run)
-                            await nursery.start(
-                                partial(
-                                    consume_kafka,
-                                    consumer,
-                                    producer,
-                                    self.router,
-                                    dead_letter_topic=dead_letter,
-                                    metrics=self.metrics,
-                                )
-                            )
-                    finally:
-                        self.kafka = None
-                        self._past_rebalances += consumer.statistics().rebalances_total
-            except* (BrokerError, OSError) as group:  # unreachable, refused, consumer failed
-                exc = exception_leaves(group)[0]
-                self.broker_error = str(exc)
-                delay = backoff.failed()
-                logger.warning("Kafka: %s; connecting again in %.0fs", exc, delay)
-                await trio.sleep(delay)
+            finally:
+                self.kafka = None
+                self._past_rebalances += consumer.statistics().rebalances_total
 
     def kafka_statistics(self) -> KafkaConsumerStatistics | None:
         """The Kafka consumer's statistics while it runs (no I/O)."""

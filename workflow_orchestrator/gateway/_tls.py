@@ -23,7 +23,6 @@ import datetime
 import logging
 import ssl
 from collections.abc import Callable
-from pathlib import Path
 from typing import NoReturn
 
 import attrs
@@ -37,6 +36,8 @@ from workflow_orchestrator.config import (
     ConfigProblem,
     LoadedConfig,
     TlsSettings,
+    read_pem_file,
+    refuse_passphrase,
 )
 
 __all__ = ["ListenerTls", "ListenersTls", "TlsFileError", "configured_tls"]
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # No PEM file of a listener is this large; the bound keeps a wrong path (a device) harmless.
-_MAX_FILE_BYTES = 1024 * 1024
 _WHAT = {
     "certificate": "the PEM certificate chain of the listener (a Kubernetes TLS secret's tls.crt)",
     "privateKey": "the listener's PEM private key, unencrypted (a Kubernetes TLS secret's tls.key)",
@@ -91,18 +91,9 @@ class ListenersTls:
 
 
 def _read(path: str, fail: Callable[[str], NoReturn]) -> bytes:
-    file = Path(path).expanduser()
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(_MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        fail(f"the file {path} does not exist")
-    except IsADirectoryError:
-        fail(f"{path} is a folder, not a file")
-    except OSError as exc:
-        fail(f"cannot read {path}: {(exc.strerror or type(exc).__name__).lower()}")
-    if len(data) > _MAX_FILE_BYTES:
-        fail(f"{path} is larger than 1 MB, not a PEM file")
+    data = read_pem_file(path)
+    if isinstance(data, str):
+        fail(data)
     return data
 
 
@@ -131,10 +122,6 @@ def _public_der(key: PrivateKeyTypes | x509.Certificate) -> bytes:
     return public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def _refuse_passphrase() -> str:
-    raise ValueError("the private key is encrypted")
 
 
 def create_tls_context(
@@ -178,7 +165,7 @@ def create_tls_context(
     context.options |= ssl.OP_NO_COMPRESSION
     context.set_alpn_protocols(["h2", "http/1.1"])
     try:
-        context.load_cert_chain(tls.certificate, tls.private_key, password=_refuse_passphrase)
+        context.load_cert_chain(tls.certificate, tls.private_key, password=refuse_passphrase)
     except (OSError, ValueError) as exc:  # the files changed since they were read
         certificate_fail(f"{tls.certificate} and {tls.private_key} cannot be loaded: {exc}")
     if tls.client_ca:

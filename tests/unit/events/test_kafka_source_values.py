@@ -82,9 +82,10 @@ def test_headers_without_a_value_are_dropped_and_a_missing_value_is_empty() -> N
 
 
 def test_a_copy_without_content_keeps_the_key_and_says_how_large_the_record_was() -> None:
-    """For a record too large to copy: no value and no original headers, the same headers
-    of ours, and the size of what was left out (key, value, header names and values)."""
-    copy = dead_letter_record(record(), "too large", "dlt", with_content=False)
+    """For a record whose copy the broker refused: no value and no original headers, the same
+    headers of ours, the size of what was left out (key, value, header names and values) and
+    the refusal."""
+    copy = dead_letter_record(record(), "too large", "dlt", omitted="refused: too big")
     left_out = len(b"order-7" + b"not json" + b"content-type" + STRUCTURED + b"trace" + b"t-1")
     assert copy == OutgoingRecord(
         topic="dlt",
@@ -96,6 +97,7 @@ def test_a_copy_without_content_keeps_the_key_and_says_how_large_the_record_was(
             ("x-original-partition", b"3"),
             ("x-original-offset", b"41"),
             ("x-original-size", str(left_out).encode()),
+            ("x-value-omitted", b"refused: too big"),
         ),
     )
 

@@ -13,8 +13,8 @@ Invariants:
   hands it out again, and the router's deduplication drops what was committed already.
 - Rebalances: when partitions are revoked, the offsets handled but not yet committed (a
   ``commit`` in flight or failed) are committed before the partitions go (aiokafka waits for
-  the listener, at most the operation timeout: a commit the broker keeps refusing, say for a
-  partition it lost, must not hold the rebalance up for ever); records still on their way
+  the listener, at most half the session timeout: a commit the broker keeps refusing, say for
+  a partition it lost, must not hold the rebalance up for ever); records still on their way
   through the router are handed out again to the new owner and deduplicated. ``commit`` only
   commits partitions assigned now, never an offset below what this member committed already.
 - Order: the records of a partition arrive in offset order and the batches are handed out one
@@ -68,12 +68,11 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
 
     consumer: aiokafka.AIOKafkaConsumer | None = None
     commit_timeout: float = 30.0  # of the commit at a revocation (the rebalance waits for it)
-    generation: int = 0
     assigned: frozenset[TopicPartition] = frozenset()
     committed: dict[TopicPartition, int | None] = attrs.field(factory=dict)
     handled: dict[TopicPartition, int] = attrs.field(factory=dict)  # next offsets, not committed
     ends: dict[TopicPartition, int] = attrs.field(factory=dict)
-    rebalances: int = 0
+    rebalances: int = 0  # assignments so far: a record's ``generation``
     committed_total: int = 0
     joined: bool = False  # between an assignment and the next revocation
 
@@ -99,18 +98,10 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
         self.joined = False
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.generation += 1
         self.rebalances += 1
         self.joined = True
         self.assigned = frozenset((tp.topic, tp.partition) for tp in assigned)
-        consumer = self.consumer
-        for tp in assigned:
-            key = (tp.topic, tp.partition)
-            try:
-                offset = await consumer.committed(tp) if consumer is not None else None
-            except aiokafka.errors.KafkaError:
-                offset = None
-            self.committed[key] = offset
+        self.committed.update(await self._committed_offsets(assigned))
         logger.info(
             "Kafka assigned %d partitions: %s",
             len(self.assigned),
@@ -125,6 +116,31 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
                 "was renamed)",
                 ", ".join(f"{t}/{p}" for t, p in fresh),
             )
+
+    async def _committed_offsets(self, assigned: Any) -> dict[TopicPartition, int | None]:
+        """The group's committed offsets of ``assigned`` (None: no commit yet, or the request
+        failed, when the lag counts from the start of the partition): one OffsetFetch request
+        through the coordinator's ``fetch_committed_offsets`` (which aiokafka's public
+        ``committed`` calls with one partition at a time), else ``committed`` per partition."""
+        offsets: dict[TopicPartition, int | None] = {
+            (tp.topic, tp.partition): None for tp in assigned
+        }
+        consumer = self.consumer
+        if consumer is None or not offsets:
+            return offsets
+        fetch = getattr(getattr(consumer, "_coordinator", None), "fetch_committed_offsets", None)
+        try:
+            if fetch is None:
+                for tp in assigned:
+                    offsets[(tp.topic, tp.partition)] = await consumer.committed(tp)
+                return offsets
+            found = await fetch(list(assigned))
+        except aiokafka.errors.KafkaError:
+            return offsets
+        for tp, meta in found.items():
+            offset = getattr(meta, "offset", -1)
+            offsets[(tp.topic, tp.partition)] = None if offset == -1 else offset
+        return offsets
 
     async def commit_offsets(
         self, offsets: Mapping[TopicPartition, int], allowed: frozenset[TopicPartition] | set[Any]
@@ -249,7 +265,7 @@ class KafkaConsumer:
         """One ``getmany`` and the high watermarks of the assigned partitions (asyncio side)."""
         consumer, group = self._consumer, self._group
         fetched = await consumer.getmany(timeout_ms=int(poll_timeout * 1000), max_records=max_batch)
-        generation = group.generation
+        generation = group.rebalances
         records = tuple(
             _to_record(message, generation) for messages in fetched.values() for message in messages
         )

@@ -29,7 +29,6 @@ import aiokafka.errors
 import attrs
 import trio
 import trio_asyncio
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from workflow_orchestrator.adapters._broker_errors import PublishFailed
 from workflow_orchestrator.adapters.kafka._logs import (
@@ -44,7 +43,6 @@ __all__ = ["KafkaProducer", "open_kafka_producer"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0
-_MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default max_request_size
 # What producing the same record again would meet again (the client's or the broker's size
 # limit, an invalid topic name): ``PublishFailed.refused`` names those records.
 _REFUSED_FOR_GOOD = (
@@ -69,22 +67,11 @@ class KafkaProducer:
     idempotent: bool
     _producer: aiokafka.AIOKafkaProducer
     _operation_timeout: float
-    max_request_size: int = _MAX_REQUEST_SIZE
     _published: int = 0
-    _closed: bool = False
 
     @property
     def published_total(self) -> int:
         return self._published
-
-    def fits(self, record: OutgoingRecord) -> bool:
-        """Whether ``record`` is within ``max_request_size`` as the producer measures it before
-        sending (a larger one is refused with ``PublishFailed`` every time). The broker's own
-        limit (``message.max.bytes``) may be smaller."""
-        size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
-            record.key, record.value, list(record.headers)
-        )
-        return size <= self.max_request_size
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
         """Produce ``records`` in one crossing and return once every one was acknowledged.
@@ -207,12 +194,10 @@ async def open_kafka_producer(
         idempotent=idempotent,
         producer=producer,
         operation_timeout=operation_timeout,
-        max_request_size=int(options.get("max_request_size", _MAX_REQUEST_SIZE)),
     )
     try:
         yield wrapper
     finally:
-        wrapper._closed = True
         with trio.move_on_after(_CLOSE_TIMEOUT, shield=True) as scope:
             await trio_asyncio.aio_as_trio(producer.stop)()
         if scope.cancelled_caught:
