@@ -3,9 +3,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := workflow_orchestrator tests $(wildcard benchmarks)
+SOURCES := workflow_orchestrator tests $(wildcard benchmarks) $(wildcard deploy)
 
-.PHONY: run test lint format install clean schema dist
+.PHONY: run test lint format install clean schema dist chart manifests chart-schema
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -29,13 +29,31 @@ format: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
+# Two workers (pytest-xdist), each taking whole test files, so module fixtures run once.
+# TEST_WORKERS=0 runs the suite in this process (for pdb, -s, ...).
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-# The sdist and the wheel built from it, in dist/ (what `pip install dist/*.whl` installs).
+# The release in dist/: the sdist, the wheel built from it, the release zip
+# workflow-orchestrator.zip (deploy/release/build_release.py) and the Helm chart archive (`make chart`).
 dist: $(STAMP)
 	rm -rf dist
-	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m deploy.release.build_release --outdir dist
+	$(MAKE) chart
+
+# The Helm chart's archive, dist/workflow-orchestrator-<version>.tgz (helm package, through
+# helm-python-sdk: no helm binary needed).
+chart: $(STAMP)
+	$(BIN)/python -m deploy.helm.package_chart --destination dist
+
+# deploy/kubernetes/ regenerated from the chart (tests/unit/packaging keeps them equal).
+manifests: $(STAMP)
+	$(BIN)/python -m deploy.helm.plain_manifests
+
+# The chart's values.schema.json `config` part regenerated from the service's settings.
+chart-schema: $(STAMP)
+	$(BIN)/python -m deploy.helm.config_schema
 
 schema: $(STAMP)
 	$(BIN)/python -m workflow_orchestrator.storage.render_schema > schema/init.sql

@@ -95,10 +95,10 @@ async def sql(url: str, query: str, *args: Any) -> list[Any]:
 
 @asynccontextmanager
 async def scratch_database(
-    server: str, database: str, *, replace: bool = False
+    server: str, database: str, *, replace: bool = False, keep: bool = False
 ) -> AsyncIterator[str]:
     """Create ``database`` on ``server`` (dropped first if ``replace``) and yield its URL;
-    it is dropped when the block ends, also when cancelled."""
+    it is dropped when the block ends, also when cancelled, unless ``keep``."""
     admin = url_with_database(server, "postgres")
     if replace:
         await sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -106,8 +106,9 @@ async def scratch_database(
     try:
         yield url_with_database(server, database)
     finally:
-        with trio.move_on_after(30, shield=True):
-            await sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if not keep:
+            with trio.move_on_after(30, shield=True):
+                await sql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 # -- the service --------------------------------------------------------------------------------

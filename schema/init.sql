@@ -6,7 +6,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name          text        NOT NULL,
     checksum      text        NOT NULL,
     applied_at    timestamptz NOT NULL DEFAULT now(),
-    execution_ms  integer     NOT NULL
+    execution_ms  integer     NOT NULL,
+    previous_release_compatible boolean NOT NULL DEFAULT false,
+    release       text        NOT NULL DEFAULT ''
 );
 
 -- V001__initial_schema.sql
@@ -95,7 +97,7 @@ CREATE INDEX workflow_instances_by_input
     ON workflow_instances USING gin (definition_id, input jsonb_path_ops);
 CREATE INDEX workflow_instances_by_context
     ON workflow_instances USING gin (context jsonb_path_ops);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (1, 'initial_schema', '9e33d65471092599904655fa288f7a325a09a102ff2b76bcdc01242d6a292a73', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (1, 'initial_schema', '9e33d65471092599904655fa288f7a325a09a102ff2b76bcdc01242d6a292a73', 0, false, '0.1.0');
 
 -- V002__instance_history.sql
 -- The task lifecycle of each instance (GET /workflow-instances/{id}/history), written in the same
@@ -120,7 +122,7 @@ CREATE TABLE workflow_instance_history (
 
 DROP INDEX workflow_instances_by_created_at;
 CREATE INDEX workflow_instances_by_created_at_id ON workflow_instances (created_at, instance_id);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (2, 'instance_history', '03662a56d42700b1af9378ffeb0ca3f27223cd3fab379dc38108e78ec3831b09', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (2, 'instance_history', '03662a56d42700b1af9378ffeb0ca3f27223cd3fab379dc38108e78ec3831b09', 0, false, '0.1.0');
 
 -- V003__events.sql
 -- Event processing: the database event source, deduplication, the subscriptions of instances
@@ -270,7 +272,7 @@ CREATE TABLE outbox (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_by_partition ON outbox (partition, outbox_seq);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (3, 'events', 'a77efe93278a0204063fb6e90f8becc97145ccf88d8c09d8f8ae5518c01fa1f3', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (3, 'events', 'a77efe93278a0204063fb6e90f8becc97145ccf88d8c09d8f8ae5518c01fa1f3', 0, false, '0.1.0');
 
 -- V004__scheduler.sql
 -- The scheduler: durable timers of parked instances, the leader lease of the schedule-firing
@@ -331,7 +333,7 @@ CREATE TABLE cluster_members (
     expires_at  timestamptz NOT NULL,
     joined_at   timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (4, 'scheduler', 'acd9ab6b32345e0cecd3630724085d4b5218537dcb20f7c16313f1e68137c226', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (4, 'scheduler', 'acd9ab6b32345e0cecd3630724085d4b5218537dcb20f7c16313f1e68137c226', 0, false, '0.1.0');
 
 -- V005__audit_log.sql
 -- The audit log: one row per change asked of the API (registering or deleting a definition,
@@ -354,5 +356,39 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_principal ON audit_log (principal, seq);
-INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES (5, 'audit_log', '453493f0a01a89bb498f8fa86e7430217df565388b2279c7b641693eefeb3eb5', 0);
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (5, 'audit_log', '453493f0a01a89bb498f8fa86e7430217df565388b2279c7b641693eefeb3eb5', 0, false, '0.1.0');
+
+-- V006__hot_query_indexes.sql
+-- previous-release: compatible
+-- Indexes for three periodic queries that read far more rows than they return once there are
+-- many instances (measured with 1,000,000 by benchmarks/database_at_scale.py; see
+-- docs/implementation/database_optimization.md). Indexes only: the previous release runs on
+-- this schema unchanged.
+--
+-- IF NOT EXISTS: on a large table an operator may build them beforehand, without blocking
+-- writes, with CREATE INDEX CONCURRENTLY and exactly these definitions; this migration then
+-- finds them and does nothing (it runs in a transaction, so it cannot build concurrently).
+
+-- Retention (instances/_retention.py) skips instances whose outbox rows are not published
+-- yet: NOT EXISTS (SELECT 1 FROM outbox WHERE instance_id = ...) for every candidate. Without
+-- an index that compares every candidate with every outbox row, so a batch slows down as the
+-- outbox grows (a broker outage).
+CREATE INDEX IF NOT EXISTS outbox_by_instance ON outbox (instance_id);
+
+-- Recovery and the activation backlog drain (list_recoverable) page through the non-terminal
+-- instances of a replica's partitions in instance_id order. The partial index by partition
+-- cannot give that order, so each page sorted every active instance of the partitions again,
+-- or walked the primary key through the finished ones; this one walks active instances only.
+CREATE INDEX IF NOT EXISTS workflow_instances_active_by_id
+    ON workflow_instances (instance_id)
+    WHERE status NOT IN ('completed', 'cancelled', 'faulted');
+
+-- The wake-up sweep (events/_wake.py, every 5 s on every replica) looks for pending
+-- instances, and waiting ones with events in their inbox, untouched for a few seconds. It read
+-- every active instance of the replica's partitions from the table; this index answers it
+-- from the index alone (status and id included).
+CREATE INDEX IF NOT EXISTS workflow_instances_to_wake
+    ON workflow_instances (partition, updated_at) INCLUDE (status, instance_id)
+    WHERE status IN ('pending', 'waiting');
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (6, 'hot_query_indexes', '7dbbe3d64bc5085cd00e4e89c86d91025e3c6c84c1ee71e20b6c9c7230082958', 0, true, '0.1.0');
 COMMIT;

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import setproctitle
 import trio
 import yaml
 
@@ -35,7 +36,7 @@ from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptio
 from workflow_orchestrator.errors import OrchestratorError, exception_leaves
 from workflow_orchestrator.observability import configure_logging
 from workflow_orchestrator.service import Service, open_configured_database, with_config_secrets
-from workflow_orchestrator.storage import migrate, schema_status
+from workflow_orchestrator.storage import SchemaStatus, migrate, schema_status
 from workflow_orchestrator.supervision import ChildStartFailed
 
 __all__ = ["build_parser", "main"]
@@ -43,6 +44,11 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("workflow_orchestrator")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+#: The process title: what ``ps``, ``pgrep -f``, ``netstat -p`` and (as the 15-character
+#: ``workflow-orches``) ``top``, ``ss -p`` and ``pgrep`` without ``-f`` show.
+PROCESS_NAME = "workflow-orchestrator"
+_MASK = "******"
 
 _EPILOG = (
     "The configuration is read from --config PATH, else $WORKFLOW_CONFIG, else "
@@ -256,7 +262,7 @@ async def _schema(loaded: LoadedConfig, action: str) -> int:
             if status.mismatched:
                 print(f"changed after being applied: {list(status.mismatched)}")
             if status.unknown:
-                print(f"from a newer release: {list(status.unknown)}")
+                print(f"from a newer release: {list(status.unknown)}{_newer_note(status)}")
             return EXIT_OK if status.current else EXIT_FAILED
         before = await schema_status(database)
         if action == "init" and before.applied:
@@ -268,17 +274,61 @@ async def _schema(loaded: LoadedConfig, action: str) -> int:
         report = await migrate(database)
         if report.applied:
             print(f"applied migrations {list(report.applied)} to {where}")
+        elif report.newer:
+            print(
+                f"the schema of {where} has migrations {list(report.newer)} of a newer release, "
+                "each declared compatible with the release before it: this release runs on it "
+                f"(version {report.current_version}); nothing to do"
+            )
         else:
             print(f"the schema of {where} is current (version {report.current_version})")
         return EXIT_OK
+
+
+def _newer_note(status: SchemaStatus) -> str:
+    if status.incompatible:
+        return (
+            f" ({list(status.incompatible)} not declared compatible: this release cannot run on it)"
+        )
+    return " (each declared compatible: this release runs on it)"
 
 
 def _run_async(fn: Callable[[], Any]) -> Any:
     return trio.run(fn)
 
 
+def _process_title(argv: Sequence[str]) -> str:
+    """``workflow-orchestrator`` and the arguments, the password's value masked.
+
+    The title replaces the command line in ``/proc/PID/cmdline``, so ``--password VALUE`` given
+    on the command line stops showing in ``ps`` once the process has started.
+    """
+    words = [PROCESS_NAME]
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            words.append(_MASK)
+            hide_next = False
+            continue
+        name, equals, _ = arg.partition("=")
+        # argparse accepts unambiguous prefixes: --pa, --pass, ... (--p could also be --port).
+        is_password = len(name) > 3 and "--password".startswith(name)
+        if is_password and equals:
+            words.append(f"{name}={_MASK}")
+        else:
+            words.append(arg)
+            hide_next = is_password
+    return " ".join(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code.
+
+    Run as the process's own command (``argv`` None), it names the process ``workflow-orchestrator``
+    first; called from code with ``argv``, it leaves the caller's process title alone.
+    """
+    if argv is None:
+        setproctitle.setproctitle(_process_title(sys.argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "version":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -42,6 +42,7 @@ from workflow_orchestrator.gateway import (
 from workflow_orchestrator.instances import (
     ConfiguredProcesses,
     DatabaseInstanceRepository,
+    InstanceCensus,
     InstanceRuntime,
     WorkflowCatalog,
     expression_limits,
@@ -62,6 +63,7 @@ from workflow_orchestrator.storage import (
     DatabaseUnavailable,
     NotificationListener,
     PartitionLeases,
+    StorageError,
     hold_owner_id,
     migrate,
     open_database,
@@ -69,12 +71,18 @@ from workflow_orchestrator.storage import (
     run_lease_keeper,
     schema_status,
 )
-from workflow_orchestrator.storage.instances import ENDED_CHANNEL, SnapshotWriter
+from workflow_orchestrator.storage.instances import (
+    ENDED_CHANNEL,
+    SnapshotWriter,
+    count_unfinished_instances,
+)
 from workflow_orchestrator.supervision import Backoff, RestartStrategy, ServiceSpec, SupervisorSpec
 
 __all__ = ["Service", "ServiceAddresses", "open_configured_database", "with_config_secrets"]
 
 logger = logging.getLogger(__name__)
+#: How often a service started on a schema that is not current checks whether it is now.
+SCHEMA_RECHECK_INTERVAL = 2.0
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +91,14 @@ class ServiceAddresses:
 
     api: tuple[str, ...]
     management: tuple[str, ...]
+
+
+def _log_newer_schema(newer: tuple[int, ...]) -> None:
+    logger.warning(
+        "the database schema has migrations %s of a newer release, each declared compatible "
+        "with the release before it; running on it (a rollback): upgrade again to use them",
+        list(newer),
+    )
 
 
 def _binds(started: object) -> tuple[str, ...]:
@@ -163,6 +179,7 @@ class Service:
     _outbox: OutboxSignal = attrs.field(factory=OutboxSignal, init=False)
     _events: EventProcessing | None = attrs.field(default=None, init=False)
     _scheduler: Scheduler | None = attrs.field(default=None, init=False)
+    _census: InstanceCensus | None = attrs.field(default=None, init=False)
     api_app: QuartTrio | None = attrs.field(default=None, init=False)
     _schema_current: bool = attrs.field(default=False, init=False)
     _metrics: ServiceMetrics = attrs.field(factory=ServiceMetrics, init=False)
@@ -218,6 +235,12 @@ class Service:
             self._secrets.close()
 
     async def _run(self, task_status: trio.TaskStatus[ServiceAddresses]) -> None:
+        """Run the service's parts until the shutdown request.
+
+        When the schema is not current at start (``database.migrateOnStartup: false`` and no
+        ``migrate`` yet), the parts run without workflow instances and readiness says so; once
+        someone migrates, they stop and start again with them, so a replica never stays up
+        without running instances."""
         server = self.settings.server
         listener_timeout = server.shutdown_grace_period + 1.0
         guardian = SupervisorSpec(
@@ -229,11 +252,35 @@ class Service:
         self._metrics.add_pool_reader(self._pool_readings)
         self._metrics.add_gauges(self._event_gauges)
         self._metrics.add_gauges(self._read_metrics)
-        async with (
-            self._open_token_verifier(),
-            open_asyncio_bridge(),
-            open_actor_system(guardian=guardian, shutdown_timeout=listener_timeout + 20) as system,
-        ):
+        self._metrics.add_gauges(self._instance_gauges)
+        reported: list[ServiceAddresses] = []
+
+        def report(addresses: ServiceAddresses) -> None:
+            if not reported:
+                task_status.started(addresses)
+            reported.append(addresses)
+
+        async with self._open_token_verifier(), open_asyncio_bridge():
+            while await self._run_parts(guardian, listener_timeout, report):
+                logger.info(
+                    "the database schema is current now; starting the service's parts again, "
+                    "with workflow instances"
+                )
+                # The stopped parts were frozen with the rest (below): let them be collected.
+                gc.unfreeze()
+                gc.collect()
+
+    async def _run_parts(
+        self,
+        guardian: SupervisorSpec,
+        listener_timeout: float,
+        report: Callable[[ServiceAddresses], None],
+    ) -> bool:
+        """One run of the actor system; True when it stopped because the schema became current."""
+        server = self.settings.server
+        async with open_actor_system(
+            guardian=guardian, shutdown_timeout=listener_timeout + 20
+        ) as system:
             await system.start_child(
                 ServiceSpec(name="storage", run=self._run_storage, shutdown_timeout=15.0)
             )
@@ -242,7 +289,9 @@ class Service:
             else:
                 logger.warning(
                     "workflow instances are not run until the schema is current; run "
-                    "`workflow-orchestrator migrate`, then restart the service"
+                    "`workflow-orchestrator migrate` (the service checks every %gs and starts "
+                    "them then)",
+                    SCHEMA_RECHECK_INTERVAL,
                 )
             api_binds = await system.start_child(
                 ServiceSpec(
@@ -260,18 +309,47 @@ class Service:
                     shutdown_timeout=listener_timeout,
                 )
             )
-            task_status.started(
-                ServiceAddresses(api=_binds(api_binds), management=_binds(management_binds))
-            )
+            report(ServiceAddresses(api=_binds(api_binds), management=_binds(management_binds)))
             # Everything allocated while starting lives as long as the process: keep it out
             # of the garbage collector's full passes (measured: ~40% more instances/s).
             gc.freeze()
             logger.info("workflow-orchestrator is ready")
-            await self._shutdown.wait()
+            if await self._schema_became_current():
+                return True
             logger.info(
                 "shutting down: draining requests for up to %.0fs", server.shutdown_grace_period
             )
         # Leaving the actor system stops the children in reverse order (drain, then cancel).
+        return False
+
+    async def _schema_became_current(self) -> bool:
+        """Wait for the shutdown request; with a schema that was not current at start, return
+        True instead as soon as it is."""
+        if self._schema_current:
+            await self._shutdown.wait()
+            return False
+        became_current = False
+        async with trio.open_nursery() as nursery:
+
+            async def recheck() -> None:
+                nonlocal became_current
+                while not became_current:
+                    await trio.sleep(SCHEMA_RECHECK_INTERVAL)
+                    database = self._database
+                    if database is None:  # storage is being restarted by its supervisor
+                        continue
+                    try:
+                        status = await schema_status(database)
+                    except (OSError, StorageError) as exc:
+                        logger.debug("schema check failed: %s", exc)  # health reports it
+                        continue
+                    became_current = status.current
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(recheck)
+            await self._shutdown.wait()
+            nursery.cancel_scope.cancel()
+        return became_current and not self._shutdown.is_set()
 
     @asynccontextmanager
     async def _open_token_verifier(self) -> AsyncIterator[None]:
@@ -371,6 +449,7 @@ class Service:
                 long_poll_recheck=self.settings.server.long_poll_recheck_interval,
                 secrets=self._secrets,
                 policy=self._policy,
+                metrics=self._metrics.instances,
             )
             # Long polls held here for instances that end on another replica.
             await nursery.start(
@@ -382,11 +461,17 @@ class Service:
                 ).run
             )
             await nursery.start(runtime.run)
-            self._runtime, self._catalog = runtime, catalog
+            census = InstanceCensus(
+                count=partial(count_unfinished_instances, self._current_database()),
+                leases=self._leases,
+            )
+            await nursery.start(census.run)
+            self._runtime, self._catalog, self._census = runtime, catalog, census
             task_status.started(runtime)
             try:
                 await trio.sleep_forever()
             finally:
+                self._census = None
                 if self._shutdown.is_set():
                     # Stopping waits for no workflow: running instances resume from their
                     # last commit (the instance actors are stopped right after this part).
@@ -508,6 +593,35 @@ class Service:
         yield serving
         yield reads
 
+    def _instance_gauges(self) -> Iterator[Metric]:
+        instances = GaugeMetricFamily(
+            "workflow_orchestrator_instances",
+            "Unfinished instances of this replica's partitions by definition and status "
+            "(pending, running, waiting, suspended), at the last count",
+            labels=["definition", "status"],
+        )
+        leader = GaugeMetricFamily(
+            "workflow_orchestrator_scheduler_leader",
+            "1 while this replica fires schedules (the elected leader, or every enabled "
+            "replica without scheduler.distributed), else 0; absent with schedules disabled",
+        )
+        census = self._census
+        if census is not None:
+            # Definitions past the label's cap share "other": one sample per label pair.
+            bounded = self._metrics.instances.definition
+            samples: dict[tuple[str, str], int] = {}
+            for (definition, status), count in census.counts().items():
+                key = (bounded(definition), status)
+                samples[key] = samples.get(key, 0) + count
+            for labels, count in samples.items():
+                instances.add_metric(list(labels), count)
+        scheduler = self._scheduler
+        leading = scheduler.is_leader() if scheduler is not None else None
+        if leading is not None:
+            leader.add_metric([], 1.0 if leading else 0.0)
+        yield instances
+        yield leader
+
     async def _start_instance_parts(self, system: ActorSystem) -> None:
         """Leases, the snapshot writer, the instance supervisor, the runtime and event
         processing, in order."""
@@ -560,6 +674,7 @@ class Service:
         self, *, task_status: trio.TaskStatus[Database] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with open_configured_database(self.loaded) as database:
+            database.observe_work(self._metrics.observe_database)
             await self._prepare_schema(database)
             if self._schema_current:
                 await self._register_definition_files(database)
@@ -578,11 +693,22 @@ class Service:
             report = await migrate(database)
             if report.applied:
                 logger.info("applied schema migrations %s", list(report.applied))
+            if report.newer:
+                _log_newer_schema(report.newer)
             self._schema_current = True
             return
         status = await schema_status(database)
         self._schema_current = status.current
-        if not status.current:
+        if status.current and status.unknown:
+            _log_newer_schema(status.unknown)
+        elif status.incompatible:
+            logger.warning(
+                "the database schema has migrations %s of a newer release that do not declare "
+                "that the release before them runs on it; the service will report not ready "
+                "until it is upgraded to that release",
+                list(status.incompatible),
+            )
+        elif not status.current:
             logger.warning(
                 "the database schema is not current (pending %s); the service will report "
                 "not ready until `workflow-orchestrator migrate` runs",
@@ -653,6 +779,7 @@ class Service:
                 events=lambda: self._events,
                 scheduler=lambda: self._scheduler,
                 broker_required=self.settings.event_processing.ready_requires_broker,
+                instances_running=lambda: self._schema_current,
             ),
             metrics=self._metrics,
             metrics_enabled=self._metrics_enabled(),

@@ -24,6 +24,13 @@ from workflow_orchestrator.storage import load_migrations
 pytestmark = pytest.mark.e2e
 
 GRACE_SECONDS = 5
+AFTER_MIGRATE = """\
+document: {dsl: '1.0.0', namespace: default, name: after-migrate, version: '1.0.0'}
+do:
+  - done:
+      set:
+        done: true
+"""
 
 
 def check_guide_endpoints(service: RunningService) -> None:
@@ -96,6 +103,13 @@ def check_supervision_tree(service: RunningService) -> None:
     assert missing.headers["content-type"] == "application/problem+json"
 
 
+def is_ready(service: RunningService) -> bool:
+    try:
+        return httpx.get(service.management + "/health/ready", timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def stop_gracefully(service: RunningService) -> None:
     code, seconds = service.stop(signal.SIGTERM)
     assert code == 0, service.log()
@@ -116,7 +130,8 @@ def test_serve_against_postgresql(tmp_path: Path, database_url: str) -> None:
 
 
 def test_readiness_fails_when_schema_is_not_current(tmp_path: Path, database_url: str) -> None:
-    """With migrateOnStartup off and an empty database, /health/ready is 503 and says why."""
+    """With migrateOnStartup off and an empty database, /health/ready is 503 and says why;
+    once `migrate` runs elsewhere, the service starts its parts again and runs instances."""
     config = tmp_path / "app.yaml"
     config.write_text("database:\n  migrateOnStartup: false\n")
     with run_service(
@@ -131,6 +146,43 @@ def test_readiness_fails_when_schema_is_not_current(tmp_path: Path, database_url
         assert database["details"]["pendingMigrations"] == versions
         assert httpx.get(service.management + "/health", timeout=10).status_code == 503
         assert f"the database schema is not current (pending {versions})" in service.log()
+
+        migrated = subprocess.run(
+            [sys.executable, "-m", "workflow_orchestrator.cli", "migrate", "--url", database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        # The service checks every 2s, then restarts its parts (the listeners too: a probe
+        # may find the port closed for a moment).
+        deadline = time.monotonic() + 60
+        while not is_ready(service):
+            assert time.monotonic() < deadline, service.log()
+            time.sleep(0.2)
+        tree = httpx.get(service.management + "/supervisor", timeout=10).json()
+        assert "instances" in [child["name"] for child in tree["children"]]
+        registered = httpx.post(
+            service.api + "/api/v1/workflow-definitions?id=after-migrate",
+            content=AFTER_MIGRATE,
+            headers={"Content-Type": "application/yaml"},
+            timeout=10,
+        )
+        assert registered.status_code == 201, registered.text
+        started = httpx.post(
+            service.api + "/api/v1/workflow-instances",
+            json={"workflowDefinitionId": "after-migrate", "input": {}},
+            timeout=10,
+        )
+        assert started.status_code == 201, started.text
+        ended = httpx.get(
+            f"{service.api}/api/v1/workflow-instances/{started.json()['id']}?wait=20s", timeout=30
+        )
+        assert ended.json()["status"] == "completed", ended.text
+        assert "the database schema is current now; starting the service's parts again" in (
+            service.log()
+        )
         stop_gracefully(service)
 
 

@@ -12,6 +12,7 @@ from workflow_orchestrator.gateway import (
     create_management_app,
 )
 from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.storage import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,25 @@ async def test_metrics_can_be_switched_off(database_url: str) -> None:
     assert body["detail"] == (
         "metrics are disabled; set metrics.enabled: true (or METRICS_ENABLED=true)"
     )
+
+
+async def test_each_scrape_exports_readiness_at_that_moment(database_url: str) -> None:
+    """workflow_orchestrator_ready is 0 while the schema is not current (as /health/ready
+    answers 503) and 1 at the first scrape after it is migrated."""
+    with trio.fail_after(60):
+        async with open_test_database(database_url, migrated=False) as database:
+            client = create_management_app(
+                health=HealthReporter(database=database),
+                metrics=ServiceMetrics(),
+                metrics_enabled=True,
+            ).test_client()
+            before = await (await client.get("/metrics")).get_data(as_text=True)
+            probe = await client.get("/health/ready")
+            await migrate(database)
+            after = await (await client.get("/metrics")).get_data(as_text=True)
+    assert probe.status_code == 503
+    assert "\nworkflow_orchestrator_ready 0.0\n" in before
+    assert "\nworkflow_orchestrator_ready 1.0\n" in after
 
 
 async def test_wrong_method_and_bad_parameters_are_problems(database_url: str) -> None:

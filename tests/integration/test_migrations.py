@@ -13,11 +13,14 @@ import pytest
 import trio
 
 from tests.support.services import POSTGRES_URL, psql, psql_binary, url_for
+from workflow_orchestrator._version import __version__
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import DatabaseSettings
 from workflow_orchestrator.storage import (
     Database,
+    Migration,
     MigrationChecksumMismatch,
+    MigrationError,
     MissingExtension,
     load_migrations,
     migrate,
@@ -242,3 +245,146 @@ def test_cli_migrate_status_and_init_schema(database_url: str) -> None:
 def test_postgres_url_default_is_reachable() -> None:
     """The test PostgreSQL answers (guards against a silently skipped integration suite)."""
     assert psql("SELECT 1", database_url=POSTGRES_URL) == "1"
+
+
+def with_newer_release(sql: str, *, compatible: bool) -> tuple[Migration, ...]:
+    """This release's migrations plus one of a newer release."""
+    ours = load_migrations()
+    extra = Migration(
+        version=ours[-1].version + 1,
+        name="newer_release",
+        sql=sql,
+        previous_release_compatible=compatible,
+    )
+    return (*ours, extra)
+
+
+async def test_schema_of_a_newer_release_that_declares_compatibility(database_url: str) -> None:
+    """After a newer release's compatible migration, this release's migrate changes nothing and
+    reports it; the schema is current for this release, and still current for the newer one."""
+    newer = with_newer_release(
+        "ALTER TABLE workflow_instances ADD COLUMN priority integer NOT NULL DEFAULT 0",
+        compatible=True,
+    )
+    with trio.fail_after(60):
+        async with connect(database_url) as database:
+            await migrate(database, newer)
+            report = await migrate(database)
+            status = await schema_status(database)
+            newer_status = await schema_status(database, newer)
+    version = newer[-1].version
+    assert (report.applied, report.newer, report.current_version) == ((), (version,), version)
+    assert status.current and status.unknown == (version,) and status.incompatible == ()
+    assert newer_status.current and newer_status.unknown == ()
+
+
+async def test_schema_of_a_newer_release_that_does_not(database_url: str) -> None:
+    """A newer migration without the declaration stops migrate and makes the schema not
+    current, naming the version; nothing is changed."""
+    newer = with_newer_release("ALTER TABLE audit_log DROP COLUMN remote", compatible=False)
+    version = newer[-1].version
+    with trio.fail_after(60):
+        async with connect(database_url) as database:
+            await migrate(database, newer)
+            with pytest.raises(MigrationError) as exc:
+                await migrate(database)
+            status = await schema_status(database)
+    assert str(exc.value).startswith(
+        f"the database schema has migrations [{version}] of a newer release, and [{version}] of "
+        "them do not declare that the previous release runs on their schema; upgrade"
+    )
+    assert not status.current and status.incompatible == (version,)
+    assert applied_rows(database_url)[-1] == str(version)
+
+
+async def test_newer_schema_missing_one_of_ours_is_refused(database_url: str) -> None:
+    """A newer release's migrations on top of a schema without one of this release's cannot
+    take this release's missing one."""
+    ours = load_migrations()
+    newer = (
+        *ours[:-1],
+        Migration(
+            version=ours[-1].version + 1, name="n", sql="SELECT 1", previous_release_compatible=True
+        ),
+    )
+    with trio.fail_after(60):
+        async with connect(database_url) as database:
+            await migrate(database, newer)
+            with pytest.raises(MigrationError) as exc:
+                await migrate(database)
+    assert f"but not [{ours[-1].version}] of this one" in str(exc.value)
+
+
+async def test_newer_migrations_of_two_releases_are_refused(database_url: str) -> None:
+    """Compatible migrations applied by two newer releases: each promises only that the release
+    just before it runs, so this release refuses (`helm rollback` across two upgrades)."""
+    ours = load_migrations()
+    first, second = ours[-1].version + 1, ours[-1].version + 2
+    newer = (
+        *ours,
+        Migration(version=first, name="a", sql="SELECT 1", previous_release_compatible=True),
+        Migration(version=second, name="b", sql="SELECT 1", previous_release_compatible=True),
+    )
+    with trio.fail_after(60):
+        async with connect(database_url) as database:
+            await migrate(database, newer)
+            psql(
+                f"UPDATE schema_migrations SET release = '9.1.0' WHERE version = {first}; "
+                f"UPDATE schema_migrations SET release = '9.2.0' WHERE version = {second}",
+                database_url=database_url,
+            )
+            with pytest.raises(MigrationError) as exc:
+                await migrate(database)
+            status = await schema_status(database)
+    assert str(exc.value).startswith(
+        f"the database schema has migrations [{first}, {second}] of several newer releases "
+        f"({first} by 9.1.0, {second} by 9.2.0); each declares only that the release just "
+        "before it runs on its schema, so this release may not: upgrade"
+    )
+    assert not status.current and status.incompatible == (first, second)
+
+
+async def test_bookkeeping_from_before_declarations(database_name: str) -> None:
+    """A schema_migrations table made before releases declared compatibility: a role that does
+    not own it still runs a current schema (nothing altered); the next migration adds the
+    columns, filled from the files."""
+    admin_url = url_for(database_name)
+    role = f"wo_runner_{uuid.uuid4().hex[:8]}"
+    with trio.fail_after(60):
+        async with connect(admin_url) as database:
+            await migrate(database)
+    psql(
+        "ALTER TABLE schema_migrations DROP COLUMN previous_release_compatible, "
+        "DROP COLUMN release",
+        database_url=admin_url,
+    )
+    psql(f"CREATE ROLE {role} LOGIN")
+    try:
+        psql(
+            f'GRANT CONNECT ON DATABASE "{database_name}" TO {role}; '
+            f"GRANT USAGE ON SCHEMA public TO {role}; "
+            f"GRANT SELECT ON schema_migrations TO {role}",
+            database_url=admin_url,
+        )
+        with trio.fail_after(60):
+            async with connect(admin_url.replace("postgres@", f"{role}@", 1)) as database:
+                report = await migrate(database)
+                status = await schema_status(database)
+        assert report.applied == () and status.current
+        ours = load_migrations()
+        newer = (*ours, Migration(version=ours[-1].version + 1, name="n", sql="SELECT 1"))
+        with trio.fail_after(60):
+            async with connect(admin_url) as database:
+                await migrate(database, newer)
+        declared = psql(
+            "SELECT string_agg(version || ':' || previous_release_compatible || ':' || release, "
+            "',' ORDER BY version) FROM schema_migrations",
+            database_url=admin_url,
+        )
+        expected = [
+            f"{m.version}:{'true' if m.previous_release_compatible else 'false'}:" for m in ours
+        ] + [f"{newer[-1].version}:false:{__version__}"]
+        assert declared == ",".join(expected)
+    finally:
+        psql(f"DROP OWNED BY {role}", database_url=admin_url)
+        psql(f"DROP ROLE {role}")

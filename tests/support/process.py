@@ -63,12 +63,14 @@ def run_service(
     ready_path: str = "/health/ready",
     cwd: Path | None = None,
     command: Sequence[str] = (sys.executable, "-m", "workflow_orchestrator.cli"),
+    subcommand: Sequence[str] = ("serve",),
     base_env: Mapping[str, str] | None = None,
     user: str | None = None,
 ) -> Iterator[RunningService]:
     """Start ``serve`` on free ports and wait until ``ready_path`` answers 200.
 
-    ``command`` is the program before ``serve``; ``base_env`` replaces our environment (whose
+    ``command`` is the program before ``subcommand`` (``()`` for ``bin/start.sh``, which adds
+    ``serve`` itself); ``base_env`` replaces our environment (whose
     ``DATABASE_*`` and ``WORKFLOW_*`` variables are dropped) under ``env``; ``user`` runs the
     process as that account (we must be root), with its primary group and no other groups.
     """
@@ -84,7 +86,7 @@ def run_service(
     log_path = tmp_path / "service.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*command, "serve", *args],
+            [*command, *subcommand, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

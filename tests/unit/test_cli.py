@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.spec import require_spec
 from workflow_orchestrator import __version__
-from workflow_orchestrator.cli import main
+from workflow_orchestrator.cli import _process_title, main
 from workflow_orchestrator.config import ENVIRONMENT_OVERRIDES
 
 
@@ -403,3 +403,24 @@ def test_definitions_validate_with_the_official_schema(
     assert capsys.readouterr().out.splitlines()[0] == (
         f"{bad}: /document/version: '1.0' is not a semantic version such as 1.0.0 (pattern)"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "title"),
+    [
+        (["serve"], "workflow-orchestrator serve"),
+        (
+            ["serve", "--url", "jdbc:postgresql://db/w", "--password", "s3cret", "--port", "1"],
+            "workflow-orchestrator serve --url jdbc:postgresql://db/w --password ****** --port 1",
+        ),
+        (["migrate", "--password=s3cret"], "workflow-orchestrator migrate --password=******"),
+        (["serve", "--pass", "s3cret"], "workflow-orchestrator serve --pass ******"),
+        (["serve", "--profile", "production"], "workflow-orchestrator serve --profile production"),
+    ],
+)
+def test_process_title_names_the_service_and_hides_the_password(
+    argv: list[str], title: str
+) -> None:
+    """What ps, pgrep -f and netstat show: the name, the arguments, never the password (argparse
+    also takes the abbreviation --pass)."""
+    assert _process_title(argv) == title

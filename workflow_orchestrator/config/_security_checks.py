@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from workflow_orchestrator.config._errors import ConfigProblem
 from workflow_orchestrator.config._kafka_checks import kafka_startup_problems
+from workflow_orchestrator.config._pool_checks import pool_startup_problems
 from workflow_orchestrator.config._security_settings import TlsSettings
 from workflow_orchestrator.config._settings import Settings
 
@@ -151,8 +152,9 @@ def _check_tls(prefix: str, tls: TlsSettings, problem: Callable[[str, str], None
 def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> list[ConfigProblem]:
     """What keeps the service from starting with these settings, their ``${secret:NAME}``
     references resolved (none when it may): authentication on with no credential, an API
-    key that a reference turned into too short or malformed a value, or a Kafka TLS file
-    that cannot be used (``kafka_startup_problems``)."""
+    key that a reference turned into too short or malformed a value, a Kafka TLS file
+    that cannot be used (``kafka_startup_problems``), or a primary pool too small to run the
+    service (``pool_startup_problems``)."""
     problems: list[ConfigProblem] = []
 
     def problem(key: str, message: str) -> None:
@@ -169,4 +171,5 @@ def startup_problems(settings: Settings, source_of: Callable[[str], str]) -> lis
     for i, api_key in enumerate(authentication.api_keys):
         _check_key_value(f"security.authentication.apiKeys[{i}].key", api_key.key, problem)
     problems.extend(kafka_startup_problems(settings, source_of))
+    problems.extend(pool_startup_problems(settings, source_of))
     return problems

@@ -68,6 +68,12 @@ def _guide_formats(value: Any) -> Any:
     return value
 
 
+_NOT_RUNNING = (
+    "workflow instances are not running: the schema was not current when the service started; "
+    "it starts them within seconds of `workflow-orchestrator migrate`"
+)
+
+
 class EventHealth(Protocol):
     """What the report needs of event processing (``events.EventProcessing``)."""
 
@@ -90,7 +96,9 @@ class HealthReporter:
     """Computes the health documents from the live service parts.
 
     ``events`` returns the running event processing (None while it is not running);
-    ``broker_required`` makes readiness depend on the broker connection.
+    ``broker_required`` makes readiness depend on the broker connection; ``instances_running``
+    is False while the service runs without workflow instances (the schema was not current at
+    start), which keeps it not ready.
     """
 
     database: Database
@@ -99,6 +107,7 @@ class HealthReporter:
     events: Callable[[], EventHealth | None] = lambda: None
     scheduler: Callable[[], SchedulerHealth | None] = lambda: None
     broker_required: bool = False
+    instances_running: Callable[[], bool] = lambda: True
 
     def _broker_down(self) -> bool:
         # A Kafka consumer rejoining its group (``joining``: a rebalance, seconds) is connected
@@ -161,10 +170,14 @@ class HealthReporter:
             return {"status": UNHEALTHY, "details": details}
         details["latency"] = format_duration_ms(latency)
         details["schema"] = "current" if status.current else "outdated"
+        if status.current and status.unknown:
+            # A rollback: a newer release's migrations, each declared compatible.
+            details["newerMigrations"] = list(status.unknown)
         if not status.current:
             details["pendingMigrations"] = list(status.pending)
             details["changedMigrations"] = list(status.mismatched)
             details["unknownMigrations"] = list(status.unknown)
+            details["incompatibleMigrations"] = list(status.incompatible)
             return {"status": UNHEALTHY, "details": details}
         return {"status": HEALTHY, "details": details}
 
@@ -196,10 +209,13 @@ class HealthReporter:
         return {"status": HEALTHY}
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness: database reachable and schema current."""
+        """Readiness: database reachable, schema current, workflow instances running."""
         database = await self._database()
         ready = database["status"] == HEALTHY
         components: dict[str, Any] = {"database": database}
+        if ready and not self.instances_running():
+            ready = False
+            components["instances"] = {"status": UNHEALTHY, "details": {"reason": _NOT_RUNNING}}
         if self.broker_required and self._broker_down():
             ready = False
             components["broker"] = {"status": UNHEALTHY}
@@ -213,7 +229,7 @@ class HealthReporter:
             "eventProcessing": await self._event_processing(),
             "scheduler": await self._scheduler(),
         }
-        ready = database["status"] == HEALTHY
+        ready = database["status"] == HEALTHY and self.instances_running()
         if self.broker_required and self._broker_down():
             ready = False
         status = HEALTHY if ready else UNHEALTHY

@@ -32,8 +32,10 @@ def create_management_app(
     access: AccessPolicy | None = None,
 ) -> QuartTrio:
     """Build the management app. ``/metrics`` answers 404 problem+json when metrics are off;
-    ``/supervisor`` shows ``system``'s supervision tree when one is given. ``access`` decides
-    who may read what (None: everyone)."""
+    otherwise each scrape checks readiness first (as ``/health/ready`` does, bounded by the
+    probe timeout) and exports it as ``workflow_orchestrator_ready``. ``/supervisor`` shows
+    ``system``'s supervision tree when one is given. ``access`` decides who may read what
+    (None: everyone)."""
     app = QuartTrio("workflow_orchestrator.management", static_folder=None)
     install_management_access(app, access or AccessPolicy.open())
     if system is not None:
@@ -70,6 +72,8 @@ def create_management_app(
                 "Metrics Disabled",
                 "metrics are disabled; set metrics.enabled: true (or METRICS_ENABLED=true)",
             )
+        is_ready, _ = await health.ready()
+        metrics.ready.set(1.0 if is_ready else 0.0)
         return Response(metrics.exposition(), content_type=CONTENT_TYPE)
 
     return app

@@ -9,6 +9,7 @@ pure ``plan_commit``. ``instances.testing`` has an in-memory instance store for 
 
 from workflow_orchestrator.instances._actor import MAX_ATTEMPTS, InstanceActor, start_instance_actor
 from workflow_orchestrator.instances._catalog import DefinitionSource, WorkflowCatalog
+from workflow_orchestrator.instances._census import InstanceCensus
 from workflow_orchestrator.instances._commands import Command
 from workflow_orchestrator.instances._commit import CommitAsk, CommitTarget, Pending, plan_commit
 from workflow_orchestrator.instances._effects import DurableEffects, Parked
@@ -55,6 +56,7 @@ __all__ = [
     "HttpPort",
     "InputInvalid",
     "InstanceActor",
+    "InstanceCensus",
     "InstancePorts",
     "InstanceRepository",
     "InstanceRuntime",

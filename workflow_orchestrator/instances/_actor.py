@@ -188,6 +188,8 @@ class InstanceActor(Actor[Any]):
                 lease_epoch=ports.lease_epoch(record.partition),
                 version=record.snapshot_version,
                 namespace=interpreter.workflow.namespace,
+                definition=record.definition_id,
+                committed_status=record.status,
             )
             effects.start_from(
                 state,

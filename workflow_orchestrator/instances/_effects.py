@@ -80,6 +80,7 @@ from workflow_orchestrator.instances._commit import (
     plan_commit,
 )
 from workflow_orchestrator.instances._listening import outgoing_event, subscription_rows
+from workflow_orchestrator.instances._observed import TaskClock, count_transition
 from workflow_orchestrator.instances._ports import InstancePorts
 from workflow_orchestrator.instances._state_size import (
     encoded_state,
@@ -154,7 +155,9 @@ class DurableEffects:
 
     ``ports`` is all it uses of the service; ``version`` is the last committed snapshot
     version, ``lease_epoch`` the epoch the activation runs under (stamped on its snapshots);
-    ``namespace`` the definition's (for the secret grants and process namespaces).
+    ``namespace`` the definition's (for the secret grants and process namespaces);
+    ``definition`` its id and ``committed_status`` the stored status the activation started
+    from (for the instance metrics, see ``_observed``).
     """
 
     ports: InstancePorts
@@ -163,7 +166,10 @@ class DurableEffects:
     lease_epoch: int | None
     version: int
     namespace: str = ""
+    definition: str = ""
+    committed_status: InstanceStatus = InstanceStatus.RUNNING
     _target: CommitTarget = attrs.field(init=False)
+    _tasks: TaskClock | None = attrs.field(default=None, init=False)
     # What the last commit does not hold yet (the inputs of plan_commit):
     _latest: dict[str, Any] | None = attrs.field(default=None, init=False)
     _status: str = attrs.field(default=InstanceStatus.PENDING, init=False)
@@ -191,6 +197,8 @@ class DurableEffects:
         self._target = CommitTarget(
             instance_id=self.instance_id, partition=self.partition, lease_epoch=self.lease_epoch
         )
+        if self.ports.metrics is not None:
+            self._tasks = TaskClock(self.ports.metrics, self.definition)
 
     # -- time and identity ----------------------------------------------------------------
 
@@ -228,7 +236,10 @@ class DurableEffects:
         self._timed = waiting or resumed  # a resumed instance may have parked before
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
-        self._history.append(_history_row(event, self.ports.clock))
+        history = _history_row(event, self.ports.clock)
+        self._history.append(history)
+        if self._tasks is not None:
+            self._tasks.lifecycle(history)
         row = self.ports.events.lifecycle_outgoing(event)
         if row is not None:
             self._outgoing.append(row)
@@ -297,8 +308,15 @@ class DurableEffects:
             status = await commit_unstorable(
                 self.ports, self._target, snapshot, refused, ask.status
             )
+            self._count(status)
             raise CommittedWithout(status, refused) from None
+        self._count(snapshot.status)
         self.ports.committed(self.instance_id, snapshot.status)
+
+    def _count(self, status: InstanceStatus) -> None:
+        """``status`` is committed: count the start or end it makes (``_observed``)."""
+        before, self.committed_status = self.committed_status, status
+        count_transition(self.ports.metrics, self.definition, before, status)
 
     def _redacted_pending(self) -> Pending:
         """``pending()`` with the secret values read redacted from its history and outgoing

@@ -19,6 +19,7 @@ from workflow_orchestrator.instances._commit import (
     Pending,
     plan_commit,
 )
+from workflow_orchestrator.instances._observed import count_transition
 from workflow_orchestrator.instances._ports import InstancePorts
 from workflow_orchestrator.storage import SnapshotSuperseded
 from workflow_orchestrator.storage.instances import HistoryRow, InstanceStatus
@@ -79,4 +80,5 @@ async def fault_instance(
         detail,
         extra={"instance_id": str(instance_id)},
     )
+    count_transition(ports.metrics, record.definition_id, record.status, InstanceStatus.FAULTED)
     ports.committed(instance_id, InstanceStatus.FAULTED)

@@ -26,6 +26,7 @@ from workflow_orchestrator.dsl.runtime import (
 )
 from workflow_orchestrator.instances._listening import EventOptions, ShapeSource
 from workflow_orchestrator.instances._live import LiveInstances
+from workflow_orchestrator.observability import InstanceMetrics
 from workflow_orchestrator.security import NamespacePolicy, SecretStore
 from workflow_orchestrator.storage.instances import (
     InstanceSnapshot,
@@ -126,7 +127,8 @@ class InstancePorts:
     ``commit_every``: a run of tasks without a durable effect commits every so many tasks
     (``workflows.limits.commitEvery``). ``secrets`` reads ``$secrets`` values; ``policy`` says
     which namespace may read which secret and run processes (checked at every read and run,
-    as the settings may have changed since a definition was registered).
+    as the settings may have changed since a definition was registered). ``metrics`` counts
+    starts, ends and task durations by definition (None: nothing is counted).
     """
 
     snapshots: SnapshotSink
@@ -150,3 +152,4 @@ class InstancePorts:
     live: LiveInstances = attrs.field(factory=LiveInstances)
     secrets: SecretStore = attrs.field(factory=SecretStore)
     policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)
+    metrics: InstanceMetrics | None = None

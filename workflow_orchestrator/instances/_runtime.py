@@ -57,6 +57,7 @@ from workflow_orchestrator.instances._recovery import recovery_run
 from workflow_orchestrator.instances._repository import InstanceRepository, LeaseView
 from workflow_orchestrator.instances._timers import WakeTimers, due_within
 from workflow_orchestrator.instances._waiters import DEFAULT_RECHECK, TerminalWaiters
+from workflow_orchestrator.observability import InstanceMetrics
 from workflow_orchestrator.security import NamespacePolicy, SecretStore
 from workflow_orchestrator.storage.instances import (
     InstanceRecord,
@@ -115,7 +116,8 @@ class InstanceRuntime:
     (the ``SnapshotWriter``), ``http`` and ``processes`` their outbound effects; recovery reads
     ``recovery_page`` instances at a time; ``on_timer_fired(lateness_seconds)`` is told about
     every wake-up fired (the scheduler's metrics); ``secrets`` and ``policy`` are the
-    ``$secrets`` providers and the namespace grants. ``timers`` (the in-memory wake-ups, which
+    ``$secrets`` providers and the namespace grants; ``metrics`` counts starts, ends and task
+    durations by definition (None: nothing). ``timers`` (the in-memory wake-ups, which
     the scheduler's timer service arms) and ``live`` (the running actors) are the runtime's
     own; ``ports`` is the record every actor of this runtime receives.
     """
@@ -148,6 +150,7 @@ class InstanceRuntime:
     long_poll_recheck: float = DEFAULT_RECHECK
     secrets: SecretStore = attrs.field(factory=SecretStore)
     policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)
+    metrics: InstanceMetrics | None = None
     live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
@@ -192,6 +195,7 @@ class InstanceRuntime:
             live=self.live,
             secrets=self.secrets,
             policy=self.policy,
+            metrics=self.metrics,
         )
 
     # -- service --------------------------------------------------------------------------
@@ -481,12 +485,14 @@ class InstanceRuntime:
             await self._stop_actor(instance_id)
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
-            await self._repository.set_status(
+            record = await self._repository.set_status(
                 instance_id,
                 transition.status,
                 allowed_from=transition.allowed_from,
                 history_kind=transition.history_kind,
             )
+            if self.metrics is not None and transition.status.terminal:
+                self.metrics.ended(record.definition_id, str(transition.status))
             if transition.status is not InstanceStatus.RUNNING:
                 self.timers.disarm(instance_id)
             self.committed(instance_id, transition.status)

@@ -1,5 +1,6 @@
 """Observability: logging set-up and Prometheus metrics."""
 
+from workflow_orchestrator.observability._instance_metrics import InstanceMetrics
 from workflow_orchestrator.observability._labels import (
     MAX_LABEL_LENGTH,
     MAX_LABEL_VALUES,
@@ -23,6 +24,7 @@ __all__ = [
     "OTHER",
     "TRACE",
     "BoundedLabel",
+    "InstanceMetrics",
     "JsonFormatter",
     "PoolReading",
     "ServiceMetrics",

@@ -1,4 +1,4 @@
-"""Bounded metric label values: what a client sends never grows ``/metrics`` without bound.
+"""Metric names and bounded label values: what a client sends never grows ``/metrics``.
 
 A label whose values come from outside (an event's ``type``, an HTTP method) goes through a
 ``BoundedLabel``: a value is cut to ``max_length`` characters, and once ``max_values`` distinct
@@ -15,10 +15,13 @@ __all__ = [
     "MAX_LABEL_LENGTH",
     "MAX_LABEL_VALUES",
     "OTHER",
+    "PREFIX",
     "BoundedLabel",
     "http_method_label",
 ]
 
+#: The first part of every metric name of the service.
+PREFIX = "workflow_orchestrator"
 MAX_LABEL_VALUES = 200
 MAX_LABEL_LENGTH = 100
 OTHER = "other"

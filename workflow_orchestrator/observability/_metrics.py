@@ -1,4 +1,5 @@
-"""Prometheus metrics of one service: HTTP requests per route, database pool gauges.
+"""Prometheus metrics of one service: HTTP requests per route, database pools and latency,
+events, timers, schedules, readiness and instances (``InstanceMetrics``).
 
 Each service owns a ``ServiceMetrics`` with its own registry (so tests can build several apps in
 one process); the exposition joins it with prometheus-client's default registry, which holds the
@@ -14,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -21,12 +23,14 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from workflow_orchestrator.observability._labels import BoundedLabel, http_method_label
+from workflow_orchestrator.observability._instance_metrics import InstanceMetrics
+from workflow_orchestrator.observability._labels import PREFIX, BoundedLabel, http_method_label
 
 __all__ = ["CONTENT_TYPE", "PoolReading", "ServiceMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-PREFIX = "workflow_orchestrator"
+#: One unit of database work: from a fraction of a millisecond to a slow batch.
+DATABASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # ``*_created`` series double the exposition for no use on a dashboard.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -97,6 +101,20 @@ class ServiceMetrics:
         )
         self._pool_readers: list[Callable[[], list[PoolReading]]] = []
         self.registry.register(_PoolCollector(self._read_pools))
+        self.db_query_duration = Histogram(
+            f"{PREFIX}_db_query_duration_seconds",
+            "Time of one unit of database work (waiting for a connection and its queries), by "
+            "the pool that ran it",
+            ["pool"],
+            buckets=DATABASE_BUCKETS,
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            f"{PREFIX}_ready",
+            "1 when the service was ready (as /health/ready answers) at this scrape, else 0",
+            registry=self.registry,
+        )
+        self.instances = InstanceMetrics(self.registry)
         events = ["source", "type"]
         self.events_received = Counter(
             f"{PREFIX}_events_received",
@@ -191,6 +209,11 @@ class ServiceMetrics:
         method = http_method_label(method)
         self.http_requests.labels(app, method, route, str(status)).inc()
         self.http_request_duration.labels(app, method, route).observe(seconds)
+
+    def observe_database(self, pool: str, seconds: float) -> None:
+        """One unit of database work that ``pool`` ran in ``seconds`` (called by the storage
+        for every unit: no I/O, no lock beyond the histogram's own)."""
+        self.db_query_duration.labels(pool).observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of the default registry and this service's metrics."""

@@ -15,6 +15,12 @@ pool (``database.apiPoolSize``) whose connections carry ``statement_timeout``
 (``database.apiStatementTimeout``), so slow or abusive reads cannot take the connections the
 snapshot writer and the instances need. A read past the timeout, or one that waits that long for
 a connection, raises ``ReadTimedOut``.
+
+Timing: with ``observe_work(observe)``, every unit of work of ``run`` (and of the API view) is
+reported as ``observe(pool, seconds)``: the pool that ran it (``primary``, ``api``, or the
+replica's name) and the time from asking for a connection to the end of the work, seen from
+Trio (the bridge crossing included), also when the work raised. A cancelled unit is not
+reported.
 """
 
 from __future__ import annotations
@@ -96,6 +102,16 @@ class Database:
     _api: Database | None = None
     # Set on the API view only: the wait for a connection, and what a timeout says.
     _read_timeout: float | None = None
+    # The ``pool`` of this view's own units ("primary", or "api" for the API view).
+    _pool_name: str = PRIMARY
+    _observe: Callable[[str, float], None] | None = None
+
+    def observe_work(self, observe: Callable[[str, float], None] | None) -> None:
+        """Report every unit of work of this database and its API view to ``observe(pool,
+        seconds)`` (None: stop); it is called on the Trio side and must not block."""
+        self._observe = observe
+        if self._api is not None:
+            self._api.observe_work(observe)
 
     def api_reads(self) -> Database:
         """The view the API reads through (see the module docstring); ``self`` when this
@@ -120,11 +136,14 @@ class Database:
         reset the session (see ``_pools._keep_session``), so this one is reset in full afterwards.
         """
         replica = self._replicas.choose() if read_only else None
+        pool = self._pool_name
 
         async def unit() -> T:
+            nonlocal pool
             if replica is not None:
                 result = await self._on_replica(replica, work)
                 if result is not _FALLBACK:
+                    pool = replica.name
                     return cast(T, result)
             if read_only:
                 self._replicas.primary_reads += 1
@@ -136,10 +155,18 @@ class Database:
                 finally:
                     await _reset_or_terminate(connection)
 
-        if self._read_timeout is None:
-            result: T = await trio_asyncio.aio_as_trio(unit)()
+        crossing = unit if self._read_timeout is None else self._timed(unit)
+        observe = self._observe
+        if observe is None:
+            result: T = await trio_asyncio.aio_as_trio(crossing)()
             return result
-        timed: T = await trio_asyncio.aio_as_trio(self._timed(unit))()
+        started = time.perf_counter()
+        try:
+            timed: T = await trio_asyncio.aio_as_trio(crossing)()
+        except Exception:
+            observe(pool, time.perf_counter() - started)
+            raise
+        observe(pool, time.perf_counter() - started)
         return timed
 
     def _timed(self, unit: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
@@ -324,6 +351,7 @@ async def open_database(
             replicas=replica_set,
             read_preference=settings.read_preference,
             read_timeout=settings.api_statement_timeout,
+            pool_name="api",
         )
         yield Database(
             location=location,

@@ -8,6 +8,16 @@ then find nothing to do). Each migration runs in its own transaction with its bo
 
 Required extensions (``pg_trgm``, ``btree_gin``) are checked before anything is applied, so a
 missing one fails with the exact SQL that fixes it instead of a half-applied schema.
+
+Rollbacks. Migrations follow expand-then-contract, and each declares, in a leading comment line
+``-- previous-release: compatible`` (or ``incompatible``), whether the release before it runs on
+the schema after it: adding a table, an index or a column with a default is compatible;
+dropping or renaming what the previous release reads is not, and waits for a later release.
+The declaration is recorded with the migration, and so is the release that applied it, so a
+release rolled back onto a schema that a newer release migrated (``helm rollback``, ``kubectl
+rollout undo``) runs on it when every newer migration declared itself compatible and one
+release applied them all; otherwise it refuses, naming the versions. A migration without the
+line counts as incompatible.
 """
 
 from __future__ import annotations
@@ -16,11 +26,12 @@ import hashlib
 import importlib.resources
 import re
 import time
-from typing import Any
+from importlib.resources.abc import Traversable
 
 import asyncpg
 import attrs
 
+from workflow_orchestrator._version import __version__
 from workflow_orchestrator.storage._database import Connection, Database
 from workflow_orchestrator.storage._errors import (
     MigrationChecksumMismatch,
@@ -43,6 +54,8 @@ REQUIRED_EXTENSIONS = ("pg_trgm", "btree_gin")
 # Any fixed 64-bit number; it names "the schema migration lock" for every replica.
 _LOCK_KEY = 0x576F726B666C6F77  # "Workflow"
 _FILE_NAME = re.compile(r"^V(\d{3,})__([a-z0-9_]+)\.sql$")
+_DECLARATION = re.compile(r"^--\s*previous-release\s*:\s*(.*?)\s*$")
+_DECLARED_VALUES = {"compatible": True, "incompatible": False}
 
 _TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 _CREATE_TABLE = """
@@ -51,18 +64,48 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name          text        NOT NULL,
     checksum      text        NOT NULL,
     applied_at    timestamptz NOT NULL DEFAULT now(),
-    execution_ms  integer     NOT NULL
+    execution_ms  integer     NOT NULL,
+    previous_release_compatible boolean NOT NULL DEFAULT false,
+    release       text        NOT NULL DEFAULT ''
 )
 """
+# Databases migrated before releases declared compatibility lack the last two columns; they
+# are added when a migration is next applied (older releases name their INSERT's columns, so
+# they keep working), and read as false and '' until then.
+_HAS_DECLARATION_COLUMNS = """
+SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass
+    AND attname IN ('previous_release_compatible', 'release') AND NOT attisdropped
+"""
+_ADD_DECLARATION_COLUMNS = (
+    "ALTER TABLE schema_migrations "
+    "ADD COLUMN IF NOT EXISTS previous_release_compatible boolean NOT NULL DEFAULT false, "
+    "ADD COLUMN IF NOT EXISTS release text NOT NULL DEFAULT ''"
+)
+_APPLIED = """
+SELECT version, checksum,
+       COALESCE((to_jsonb(m) ->> 'previous_release_compatible')::boolean, false) AS compatible,
+       COALESCE(to_jsonb(m) ->> 'release', '') AS release
+FROM schema_migrations m
+"""
+_RECORD = (
+    "INSERT INTO schema_migrations "
+    "(version, name, checksum, execution_ms, previous_release_compatible, release) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
 
 
 @attrs.frozen(kw_only=True)
 class Migration:
-    """One migration file: its version, name, SQL text and the SHA-256 of that text."""
+    """One migration file: its version, name, SQL text and the SHA-256 of that text.
+
+    ``previous_release_compatible`` is the file's ``-- previous-release:`` declaration: whether
+    the release before this migration runs on the schema after it.
+    """
 
     version: int
     name: str
     sql: str = attrs.field(repr=False)
+    previous_release_compatible: bool = False
 
     @property
     def checksum(self) -> str:
@@ -75,39 +118,93 @@ class Migration:
 
 @attrs.frozen(kw_only=True)
 class MigrationReport:
-    """What one ``migrate`` call did: the versions it applied (empty when already current)."""
+    """What one ``migrate`` call did: the versions it applied (empty when already current).
+
+    ``newer`` lists the migrations of a newer release found applied, each declared compatible
+    with its previous release (this release runs on them).
+    """
 
     applied: tuple[int, ...]
     current_version: int
+    newer: tuple[int, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class SchemaStatus:
-    """How the database's schema compares with this release's migrations."""
+    """How the database's schema compares with this release's migrations.
+
+    ``unknown`` are applied migrations of a newer release; ``incompatible`` are those of them
+    that do not declare that the release before them runs on their schema.
+    """
 
     applied: tuple[int, ...]
     pending: tuple[int, ...]
     mismatched: tuple[int, ...]
     unknown: tuple[int, ...]
+    incompatible: tuple[int, ...] = ()
 
     @property
     def current(self) -> bool:
-        """True when every migration is applied unchanged and none is from a newer release."""
-        return not (self.pending or self.mismatched or self.unknown)
+        """True when this release runs on the schema: every one of its migrations is applied
+        unchanged, and every migration of a newer release declares itself compatible."""
+        return not (self.pending or self.mismatched or self.incompatible)
 
 
-def load_migrations() -> tuple[Migration, ...]:
-    """The migrations shipped with this release, ordered by version."""
-    folder = importlib.resources.files("workflow_orchestrator.storage") / "migrations"
+@attrs.frozen
+class _Applied:
+    checksum: str
+    compatible: bool
+    release: str
+
+
+def _refused(applied: dict[int, _Applied], newer: list[int]) -> list[int]:
+    """Those of a newer release's migrations under which this release may not run: the ones
+    not declared compatible; all of them when several releases applied them (a declaration
+    promises only that the release just before it runs on it)."""
+    undeclared = [v for v in newer if not applied[v].compatible]
+    if undeclared:
+        return undeclared
+    if len({applied[v].release for v in newer}) > 1:
+        return list(newer)
+    return []
+
+
+def _declared_compatibility(filename: str, sql: str) -> bool:
+    """The ``-- previous-release:`` line among the file's leading comments; absent: False."""
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            break
+        match = _DECLARATION.match(stripped)
+        if match:
+            value = match.group(1)
+            if value not in _DECLARED_VALUES:
+                raise MigrationError(
+                    f"migration {filename} declares 'previous-release: {value}'; write "
+                    "'-- previous-release: compatible' (the previous release runs on the schema "
+                    "after it) or '-- previous-release: incompatible'"
+                )
+            return _DECLARED_VALUES[value]
+    return False
+
+
+def load_migrations(folder: Traversable | None = None) -> tuple[Migration, ...]:
+    """The migrations shipped with this release (or those in ``folder``), ordered by version."""
+    if folder is None:
+        folder = importlib.resources.files("workflow_orchestrator.storage") / "migrations"
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
         if match:
+            sql = entry.read_text(encoding="utf-8")
             found.append(
                 Migration(
                     version=int(match.group(1)),
                     name=match.group(2),
-                    sql=entry.read_text(encoding="utf-8"),
+                    sql=sql,
+                    previous_release_compatible=_declared_compatibility(entry.name, sql),
                 )
             )
     found.sort(key=lambda m: m.version)
@@ -131,9 +228,12 @@ def render_init_sql(migrations: tuple[Migration, ...] | None = None) -> str:
     ]
     for migration in migrations:
         parts.append(f"\n-- {migration.filename}\n{migration.sql.strip()}")
+        compatible = "true" if migration.previous_release_compatible else "false"
         parts.append(
-            "INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES "
-            f"({migration.version}, '{migration.name}', '{migration.checksum}', 0);"
+            "INSERT INTO schema_migrations "
+            "(version, name, checksum, execution_ms, previous_release_compatible, release) "
+            f"VALUES ({migration.version}, '{migration.name}', '{migration.checksum}', 0, "
+            f"{compatible}, '{__version__}');"
         )
     parts.append("COMMIT;")
     return "\n".join(parts) + "\n"
@@ -177,14 +277,69 @@ def _privilege_hint(user: str, database: str) -> str:
     )
 
 
-async def _applied(connection: Connection) -> dict[int, str]:
-    rows = await connection.fetch("SELECT version, checksum FROM schema_migrations")
-    return {r["version"]: r["checksum"] for r in rows}
+async def _applied(connection: Connection) -> dict[int, _Applied]:
+    rows = await connection.fetch(_APPLIED)
+    return {r["version"]: _Applied(r["checksum"], r["compatible"], r["release"]) for r in rows}
 
 
-def _check_checksums(applied: dict[int, str], migrations: tuple[Migration, ...]) -> None:
+async def _add_declaration_columns(
+    connection: Connection, migrations: tuple[Migration, ...], where: str
+) -> None:
+    """Add the declaration columns to a table made before they existed, filled from the files.
+
+    Only before applying a migration: a role that merely runs the schema need not own the
+    table. The ALTER waits at most 10s for its lock (a dump or a long query holding it).
+    """
+    if await connection.fetchval(_HAS_DECLARATION_COLUMNS):
+        return
+    try:
+        async with connection.transaction():
+            await connection.execute("SET LOCAL lock_timeout = '10s'")
+            await connection.execute(_ADD_DECLARATION_COLUMNS)
+            await connection.executemany(
+                "UPDATE schema_migrations SET previous_release_compatible = $2 WHERE version = $1",
+                [(m.version, m.previous_release_compatible) for m in migrations],
+            )
+    except asyncpg.InsufficientPrivilegeError as exc:
+        user = await connection.fetchval("SELECT current_user")
+        raise MigrationError(
+            f"user {user!r} may not add the columns previous_release_compatible and release to "
+            f"schema_migrations in {where}; run migrate as the table's owner (or a superuser)"
+        ) from exc
+
+
+def _newer_release_refusal(
+    applied: dict[int, _Applied], newer: list[int], pending: list[int]
+) -> MigrationError | None:
+    """Why this release cannot run on a schema with a newer release's migrations, or None."""
+    refused = _refused(applied, newer)
+    if refused and not applied[refused[0]].compatible:
+        return MigrationError(
+            f"the database schema has migrations {newer} of a newer release, and {refused} "
+            "of them do not declare that the previous release runs on their schema; upgrade "
+            "workflow-orchestrator to the release that applied them (a rollback past an "
+            "incompatible migration needs the database restored from before it)"
+        )
+    if refused:
+        by = ", ".join(f"{v} by {applied[v].release or 'an unrecorded release'}" for v in newer)
+        return MigrationError(
+            f"the database schema has migrations {newer} of several newer releases ({by}); "
+            "each declares only that the release just before it runs on its schema, so this "
+            "release may not: upgrade workflow-orchestrator to the newest of them"
+        )
+    if pending:
+        return MigrationError(
+            f"the database schema has migrations {newer} of a newer release but not {pending} of "
+            "this one, which cannot be applied on top of them; upgrade workflow-orchestrator to "
+            "the release that applied them"
+        )
+    return None
+
+
+def _check_checksums(applied: dict[int, _Applied], migrations: tuple[Migration, ...]) -> None:
     for migration in migrations:
-        recorded = applied.get(migration.version)
+        found = applied.get(migration.version)
+        recorded = None if found is None else found.checksum
         if recorded is not None and recorded != migration.checksum:
             raise MigrationChecksumMismatch(
                 f"migration {migration.filename} was changed after it was applied (checksum "
@@ -194,13 +349,18 @@ def _check_checksums(applied: dict[int, str], migrations: tuple[Migration, ...])
             )
 
 
-async def migrate(database: Database) -> MigrationReport:
+async def migrate(
+    database: Database, migrations: tuple[Migration, ...] | None = None
+) -> MigrationReport:
     """Apply every pending migration under the advisory lock; a no-op when current.
 
-    Raises ``MissingExtension``, ``MigrationChecksumMismatch`` or ``MigrationError`` (a newer
-    release's migration is recorded, or a migration's SQL failed: nothing of it is kept).
+    A schema that a newer release migrated is left as it is when each of its newer migrations
+    declares itself compatible (``MigrationReport.newer`` names them). Raises
+    ``MissingExtension``, ``MigrationChecksumMismatch`` or ``MigrationError`` (a newer
+    release's migration does not declare itself compatible, or a migration's SQL failed:
+    nothing of it is kept).
     """
-    migrations = load_migrations()
+    migrations = load_migrations() if migrations is None else migrations
     where = database.location.display()
 
     async def work(connection: Connection) -> MigrationReport:
@@ -220,11 +380,14 @@ async def migrate(database: Database) -> MigrationReport:
             known = {m.version for m in migrations}
             newer = sorted(set(applied) - known)
             if newer:
-                raise MigrationError(
-                    f"the database schema has migrations {newer} that this release does not know; "
-                    "upgrade workflow-orchestrator to the release that applied them"
-                )
+                pending = [m.version for m in migrations if m.version not in applied]
+                refusal = _newer_release_refusal(applied, newer, pending)
+                if refusal is not None:
+                    raise refusal
+                return MigrationReport(applied=(), current_version=max(applied), newer=tuple(newer))
             done: list[int] = []
+            if any(m.version not in applied for m in migrations):
+                await _add_declaration_columns(connection, migrations, where)
             for migration in migrations:
                 if migration.version in applied:
                     continue
@@ -233,12 +396,13 @@ async def migrate(database: Database) -> MigrationReport:
                     async with connection.transaction():
                         await connection.execute(migration.sql)
                         await connection.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum, execution_ms)"
-                            " VALUES ($1, $2, $3, $4)",
+                            _RECORD,
                             migration.version,
                             migration.name,
                             migration.checksum,
                             int((time.perf_counter() - started) * 1000),
+                            migration.previous_release_compatible,
+                            __version__,
                         )
                 except asyncpg.InsufficientPrivilegeError as exc:
                     user = await connection.fetchval("SELECT current_user")
@@ -260,19 +424,25 @@ async def migrate(database: Database) -> MigrationReport:
     return await database.run(work, session_state=True)
 
 
-async def schema_status(database: Database) -> SchemaStatus:
+async def schema_status(
+    database: Database, migrations: tuple[Migration, ...] | None = None
+) -> SchemaStatus:
     """Compare the database with this release's migrations (read-only, one crossing)."""
-    migrations = load_migrations()
+    migrations = load_migrations() if migrations is None else migrations
 
-    async def work(connection: Connection) -> dict[int, str]:
+    async def work(connection: Connection) -> dict[int, _Applied]:
         exists = await connection.fetchval(_TABLE_EXISTS)
         return await _applied(connection) if exists else {}
 
-    applied: dict[int, Any] = await database.run(work)
+    applied: dict[int, _Applied] = await database.run(work)
     known = {m.version: m.checksum for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
     return SchemaStatus(
         applied=tuple(sorted(v for v in applied if v in known)),
         pending=tuple(sorted(v for v in known if v not in applied)),
-        mismatched=tuple(sorted(v for v in known if v in applied and applied[v] != known[v])),
-        unknown=tuple(sorted(v for v in applied if v not in known)),
+        mismatched=tuple(
+            sorted(v for v in known if v in applied and applied[v].checksum != known[v])
+        ),
+        unknown=tuple(unknown),
+        incompatible=tuple(_refused(applied, unknown)),
     )

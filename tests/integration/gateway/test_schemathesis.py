@@ -42,7 +42,7 @@ async def test_schemathesis_finds_no_server_error(database_url: str) -> None:
                 stateful_steps=10,
                 workers=2,
                 seed=13,
-                max_time=45,
+                max_time=20,
                 request_timeout=30,
             )
             result = await trio.to_thread.run_sync(run)

@@ -11,9 +11,14 @@ What the instances part (and the API's instance routes) read and write:
   statement per batch from one row type per table; a snapshot holding a value PostgreSQL
   cannot store fails alone with ``SnapshotUnstorable``;
 - the batching ``InstanceCreator``;
-- retention: ``delete_expired_instances`` of finished instances, in batches.
+- retention: ``delete_expired_instances`` of finished instances, in batches;
+- ``count_unfinished_instances`` by definition and status, for the instance gauge.
 """
 
+from workflow_orchestrator.storage.instances._counts import (
+    InstanceCount,
+    count_unfinished_instances,
+)
 from workflow_orchestrator.storage.instances._creator import InstanceCreator, NewInstance, Retry
 from workflow_orchestrator.storage.instances._history import HistoryEntry, instance_history
 from workflow_orchestrator.storage.instances._queries import (
@@ -76,6 +81,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryRow",
     "InboxEvent",
+    "InstanceCount",
     "InstanceCreator",
     "InstancePage",
     "InstanceRecord",
@@ -94,6 +100,7 @@ __all__ = [
     "SubscriptionRow",
     "TimerRow",
     "check_snapshot",
+    "count_unfinished_instances",
     "create_instance",
     "delete_expired_instances",
     "fetch_inbox",
