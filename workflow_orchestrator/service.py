@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -253,15 +253,10 @@ class Service:
         self._metrics.add_gauges(self._event_gauges)
         self._metrics.add_gauges(self._read_metrics)
         self._metrics.add_gauges(self._instance_gauges)
-        reported: list[ServiceAddresses] = []
-
-        def report(addresses: ServiceAddresses) -> None:
-            if not reported:
-                task_status.started(addresses)
-            reported.append(addresses)
-
         async with self._open_token_verifier(), open_asyncio_bridge():
-            while await self._run_parts(guardian, listener_timeout, report):
+            # Readiness is reported by the first run only.
+            while await self._run_parts(guardian, listener_timeout, task_status):
+                task_status = trio.TASK_STATUS_IGNORED
                 logger.info(
                     "the database schema is current now; starting the service's parts again, "
                     "with workflow instances"
@@ -274,7 +269,7 @@ class Service:
         self,
         guardian: SupervisorSpec,
         listener_timeout: float,
-        report: Callable[[ServiceAddresses], None],
+        task_status: trio.TaskStatus[ServiceAddresses],
     ) -> bool:
         """One run of the actor system; True when it stopped because the schema became current."""
         server = self.settings.server
@@ -309,7 +304,9 @@ class Service:
                     shutdown_timeout=listener_timeout,
                 )
             )
-            report(ServiceAddresses(api=_binds(api_binds), management=_binds(management_binds)))
+            task_status.started(
+                ServiceAddresses(api=_binds(api_binds), management=_binds(management_binds))
+            )
             # Everything allocated while starting lives as long as the process: keep it out
             # of the garbage collector's full passes (measured: ~40% more instances/s).
             gc.freeze()

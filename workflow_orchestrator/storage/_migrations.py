@@ -22,6 +22,7 @@ line counts as incompatible.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import re
@@ -157,16 +158,23 @@ class _Applied:
     release: str
 
 
+def _undeclared(applied: dict[int, _Applied], newer: list[int]) -> list[int]:
+    """The newer migrations that do not declare that the release before them runs on them."""
+    return [v for v in newer if not applied[v].compatible]
+
+
+def _several_releases(applied: dict[int, _Applied], newer: list[int]) -> bool:
+    """True when more than one release applied the newer migrations: a declaration promises
+    only that the release just before it runs on it."""
+    return len({applied[v].release for v in newer}) > 1
+
+
 def _refused(applied: dict[int, _Applied], newer: list[int]) -> list[int]:
-    """Those of a newer release's migrations under which this release may not run: the ones
-    not declared compatible; all of them when several releases applied them (a declaration
-    promises only that the release just before it runs on it)."""
-    undeclared = [v for v in newer if not applied[v].compatible]
+    """Those of a newer release's migrations under which this release may not run."""
+    undeclared = _undeclared(applied, newer)
     if undeclared:
         return undeclared
-    if len({applied[v].release for v in newer}) > 1:
-        return list(newer)
-    return []
+    return list(newer) if _several_releases(applied, newer) else []
 
 
 def _declared_compatibility(filename: str, sql: str) -> bool:
@@ -191,9 +199,23 @@ def _declared_compatibility(filename: str, sql: str) -> bool:
 
 
 def load_migrations(folder: Traversable | None = None) -> tuple[Migration, ...]:
-    """The migrations shipped with this release (or those in ``folder``), ordered by version."""
+    """The migrations shipped with this release (or those in ``folder``), ordered by version.
+
+    The shipped ones are read once per process: every health probe compares them with the
+    database, and they do not change while the process runs."""
     if folder is None:
-        folder = importlib.resources.files("workflow_orchestrator.storage") / "migrations"
+        return _shipped_migrations()
+    return _read_migrations(folder)
+
+
+@functools.cache
+def _shipped_migrations() -> tuple[Migration, ...]:
+    return _read_migrations(
+        importlib.resources.files("workflow_orchestrator.storage") / "migrations"
+    )
+
+
+def _read_migrations(folder: Traversable) -> tuple[Migration, ...]:
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
@@ -312,15 +334,15 @@ def _newer_release_refusal(
     applied: dict[int, _Applied], newer: list[int], pending: list[int]
 ) -> MigrationError | None:
     """Why this release cannot run on a schema with a newer release's migrations, or None."""
-    refused = _refused(applied, newer)
-    if refused and not applied[refused[0]].compatible:
+    undeclared = _undeclared(applied, newer)
+    if undeclared:
         return MigrationError(
-            f"the database schema has migrations {newer} of a newer release, and {refused} "
+            f"the database schema has migrations {newer} of a newer release, and {undeclared} "
             "of them do not declare that the previous release runs on their schema; upgrade "
             "workflow-orchestrator to the release that applied them (a rollback past an "
             "incompatible migration needs the database restored from before it)"
         )
-    if refused:
+    if _several_releases(applied, newer):
         by = ", ".join(f"{v} by {applied[v].release or 'an unrecorded release'}" for v in newer)
         return MigrationError(
             f"the database schema has migrations {newer} of several newer releases ({by}); "
