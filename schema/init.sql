@@ -391,4 +391,30 @@ CREATE INDEX IF NOT EXISTS workflow_instances_to_wake
     ON workflow_instances (partition, updated_at) INCLUDE (status, instance_id)
     WHERE status IN ('pending', 'waiting');
 INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (6, 'hot_query_indexes', '7dbbe3d64bc5085cd00e4e89c86d91025e3c6c84c1ee71e20b6c9c7230082958', 0, true, '0.1.0');
+
+-- V007__subflows.sql
+-- previous-release: incompatible
+-- Subflows (`run.workflow`): a child instance knows its parent. Columns with defaults and an
+-- index only, but the previous release must not run on this schema: a child it ran to its end
+-- would never put that end in its parent's inbox, and the parent would wait forever.
+--
+-- parent_id: the instance whose `run.workflow` task created this one (NULL: top-level). The
+-- child's id is derived from the parent's id and the task's execution key, so the parent's
+-- commit inserts it once whatever the number of re-runs (ON CONFLICT DO NOTHING).
+-- parent_awaits: the parent waits for the child's end (`await: true`): the child's terminal
+-- commit puts an `io.workflow-orchestrator.subflow.ended.v1` event in the parent's inbox, in
+-- the same transaction.
+-- subflow_depth: how many parents it has (0: top-level), checked against
+-- workflows.limits.subflowDepth when it starts a child.
+ALTER TABLE workflow_instances
+    ADD COLUMN parent_id      uuid,
+    ADD COLUMN parent_awaits  boolean NOT NULL DEFAULT false,
+    ADD COLUMN subflow_depth  integer NOT NULL DEFAULT 0 CHECK (subflow_depth >= 0);
+
+-- The children of an instance (GET /workflow-instances/{id}, ?parentId=, the cancel cascade).
+-- IF NOT EXISTS: an operator may build it beforehand with CREATE INDEX CONCURRENTLY.
+CREATE INDEX IF NOT EXISTS workflow_instances_by_parent
+    ON workflow_instances (parent_id, created_at)
+    WHERE parent_id IS NOT NULL;
+INSERT INTO schema_migrations (version, name, checksum, execution_ms, previous_release_compatible, release) VALUES (7, 'subflows', '4e042e8a858b28b7f733ad8fbce0a768d2f42b31cc228507f9582c685b733e3c', 0, false, '0.1.0');
 COMMIT;

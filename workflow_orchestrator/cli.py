@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 import setproctitle
 import trio
 import yaml
@@ -34,7 +35,9 @@ from workflow_orchestrator.config import (
 from workflow_orchestrator.definitions import check_definition_file, read_official_schema
 from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError, exception_leaves
+from workflow_orchestrator.instances import validation_options
 from workflow_orchestrator.observability import configure_logging
+from workflow_orchestrator.security import NamespacePolicy
 from workflow_orchestrator.service import Service, open_configured_database, with_config_secrets
 from workflow_orchestrator.storage import SchemaStatus, migrate, schema_status
 from workflow_orchestrator.supervision import ChildStartFailed
@@ -156,12 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
         "structure, as the official 1.0.3 schema defines it (no schema file needed), and the "
         "semantic rules (task references, declared functions, errors, secrets, expressions). "
         "Prints every problem as `FILE: POINTER: message (rule)` and exits 1 when any file has "
-        "one. What is valid DSL but this service will not run (grpc, asyncapi, a2a and mcp "
-        "calls, containers, shell and script tasks while disabled, schedules it cannot read) "
-        "is printed as `FILE: warning: POINTER: message (rule)`; --strict makes those failures "
-        "too.",
+        "one. What is valid DSL but this service will not run as configured (containers, shell "
+        "and script tasks and MCP stdio servers while disabled, calls whose kind is disabled, "
+        "secrets not granted, schedules it cannot read) is printed as `FILE: warning: POINTER: "
+        "message (rule)`; --strict makes those failures too. --config checks against a "
+        "configuration's settings.",
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="definition files to check")
+    validate.add_argument(
+        "--config",
+        metavar="PATH",
+        help="check as a service with this application.yaml would register them: the calls, "
+        "containers, processes and secrets it enables (default: $WORKFLOW_CONFIG when set; "
+        "without either, the default settings)",
+    )
+    validate.add_argument(
+        "--profile",
+        metavar="NAME",
+        help=f"with --config, overlay config/NAME.yaml, e.g. {', '.join(PROFILES)}",
+    )
     validate.add_argument(
         "--strict",
         action="store_true",
@@ -178,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument(
         "--allow-script", action="store_true", help="accept run.script tasks (off in the service)"
+    )
+    validate.add_argument(
+        "--allow-mcp-stdio",
+        action="store_true",
+        help="accept call: mcp over the stdio transport (off in the service)",
     )
     validate.add_argument(
         "--container-runtime",
@@ -361,13 +382,31 @@ def _validation_schema(args: argparse.Namespace) -> OfficialSchema | None:
     return None
 
 
-def _validate_definitions(args: argparse.Namespace) -> int:
-    options = ValidationOptions(
-        container_runtime=args.container_runtime,
-        allow_shell=args.allow_shell,
-        allow_script=args.allow_script,
-        official_schema=_validation_schema(args),
+def _validation_options(args: argparse.Namespace) -> ValidationOptions:
+    """The options of ``definitions validate``: the configuration's when one is given (by
+    --config or $WORKFLOW_CONFIG), else the defaults; the flags enable more on top."""
+    schema = _validation_schema(args)
+    if args.config or os.environ.get("WORKFLOW_CONFIG"):
+        settings = load_config(config_path=args.config, profile=args.profile).settings
+        options = validation_options(
+            settings.workflows,
+            official_schema=schema,
+            definitions=settings.definitions,
+            policy=NamespacePolicy.from_settings(settings),
+        )
+    else:
+        options = ValidationOptions(official_schema=schema)
+    return attrs.evolve(
+        options,
+        container_runtime=options.container_runtime or args.container_runtime,
+        allow_shell=options.allow_shell or args.allow_shell,
+        allow_script=options.allow_script or args.allow_script,
+        allow_mcp_stdio=options.allow_mcp_stdio or args.allow_mcp_stdio,
     )
+
+
+def _validate_definitions(args: argparse.Namespace) -> int:
+    options = _validation_options(args)
     failed = warned = 0
     for path in args.files:
         report = check_definition_file(path, options)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -23,7 +23,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from quart_trio import QuartTrio
 
 from workflow_orchestrator.actors import ActorSystem, open_actor_system
-from workflow_orchestrator.adapters import HttpxClient, open_expression_engine, run_local_process
+from workflow_orchestrator.adapters import (
+    HttpxClient,
+    ProcessLimits,
+    ServiceContext,
+    hide_from_processes,
+    open_expression_engine,
+    open_local_processes,
+    open_service_adapters,
+)
 from workflow_orchestrator.asyncio_bridge import open_asyncio_bridge
 from workflow_orchestrator.config import ConfigError, LoadedConfig, Settings, startup_problems
 from workflow_orchestrator.definitions import configured_schema, register_definition_files
@@ -169,6 +177,10 @@ class Service:
     """
 
     loaded: LoadedConfig
+    #: Rewrites ``scheme://host[:port]`` prefixes of the workflows' outbound calls (HTTP and the
+    #: service adapters) before the outbound policy sees them. Tests map the official examples'
+    #: hosts to local stand-ins with it; the service the CLI builds maps nothing.
+    host_map: Mapping[str, str] = attrs.field(factory=dict, kw_only=True)
     _shutdown: trio.Event = attrs.field(factory=trio.Event, init=False)
     _database: Database | None = attrs.field(default=None, init=False)
     _leases: PartitionLeases | None = attrs.field(default=None, init=False)
@@ -403,6 +415,8 @@ class Service:
         if self._leases is None or self._writer is None:
             raise RuntimeError("leases and snapshot writer are not running")  # a bug
         workflows, server = self.settings.workflows, self.settings.server
+        if workflows.run.shell or workflows.run.script or workflows.calls.mcp.stdio:
+            hide_from_processes()  # they run as our user: keep them out of /proc/<our pid>
         # Calls to this service's own ports are refused on every address of this machine.
         outbound_policy = OutboundPolicy.from_settings(
             self.settings.security.outbound,
@@ -414,7 +428,17 @@ class Service:
                 policy=outbound_policy,
                 default_timeout=workflows.http_timeout,
                 max_response_size=workflows.max_response_size,
+                host_map=self.host_map,
             ) as http_client,
+            open_local_processes(ProcessLimits.from_settings(workflows.run)) as local_processes,
+            open_service_adapters(
+                ServiceContext(
+                    workflows=workflows,
+                    outbound=outbound_policy,
+                    http=http_client,
+                    host_map=self.host_map,
+                )
+            ) as services,
             trio.open_nursery() as nursery,
         ):
             repository = DatabaseInstanceRepository(database=self._current_database())
@@ -429,7 +453,7 @@ class Service:
                 supervisor=system.lookup_supervisor("/user/instances"),
                 http=http_client,
                 processes=ConfiguredProcesses(
-                    run=partial(run_local_process, max_output=workflows.run.max_output_size),
+                    run=local_processes.run_process,
                     shell=workflows.run.shell,
                     script=workflows.run.script,
                 ),
@@ -439,6 +463,7 @@ class Service:
                 unmatched_retention=self.settings.event_processing.unmatched_retention,
                 max_state_size=workflows.limits.state_size,
                 commit_every=workflows.limits.commit_every,
+                subflow_depth=workflows.limits.subflow_depth,
                 timer_lookahead=Scheduler.lookahead_for(self.settings.scheduler),
                 wake_concurrency=self.settings.scheduler.thread_pool_size,
                 max_active=workflows.max_active_instances,
@@ -447,6 +472,7 @@ class Service:
                 secrets=self._secrets,
                 policy=self._policy,
                 metrics=self._metrics.instances,
+                services=services,
             )
             # Long polls held here for instances that end on another replica.
             await nursery.start(

@@ -1,8 +1,9 @@
 """A small Gherkin reader: features, scenarios, steps and doc strings (what the CTK uses).
 
-Supports ``Feature:``, ``Background:``, ``Scenario:``, the step keywords, ``# comments`` and
-triple-quoted doc strings with an optional media type (``\"\"\"yaml``). Doc string lines are
-dedented by the indentation of the opening quotes, as Gherkin specifies.
+Supports ``Feature:``, ``Background:``, ``Scenario:``, the step keywords, ``# comments``,
+``@tags`` (a feature's tags apply to each of its scenarios) and triple-quoted doc strings with
+an optional media type (``\"\"\"yaml``). Doc string lines are dedented by the indentation of
+the opening quotes, as Gherkin specifies.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ class Step:
 
 @attrs.frozen(kw_only=True)
 class Scenario:
-    """A scenario with the background steps of its feature prepended."""
+    """A scenario with the background steps of its feature prepended; ``tags`` are its own
+    and its feature's, without the ``@``."""
 
     feature: str
     name: str
     steps: tuple[Step, ...]
     path: Path
     line: int
+    tags: frozenset[str] = frozenset()
 
 
 class GherkinError(ValueError):
@@ -44,8 +47,10 @@ def parse_feature(path: Path) -> list[Scenario]:
     lines = path.read_text(encoding="utf-8").splitlines()
     feature = ""
     background: list[Step] = []
-    scenarios: list[tuple[str, int, list[Step]]] = []
+    scenarios: list[tuple[str, int, list[Step], frozenset[str]]] = []
     current: list[Step] | None = None
+    feature_tags: frozenset[str] = frozenset()
+    tags: set[str] = set()
     last_keyword = "Given"
     index = 0
     while index < len(lines):
@@ -54,8 +59,12 @@ def parse_feature(path: Path) -> list[Scenario]:
         index += 1
         if not line or line.startswith("#"):
             continue
+        if line.startswith("@"):
+            tags.update(tag.lstrip("@") for tag in line.split())
+            continue
         if line.startswith("Feature:"):
             feature = line.removeprefix("Feature:").strip()
+            feature_tags, tags = frozenset(tags), set()
             continue
         if line.startswith("Background:"):
             current = background
@@ -63,7 +72,8 @@ def parse_feature(path: Path) -> list[Scenario]:
         if line.startswith(("Scenario:", "Example:")):
             name = line.split(":", 1)[1].strip()
             current = []
-            scenarios.append((name, index, current))
+            scenarios.append((name, index, current, feature_tags | tags))
+            tags = set()
             continue
         keyword = next((k for k in _STEP_KEYWORDS if line.startswith(k)), None)
         if keyword is not None:
@@ -98,6 +108,13 @@ def parse_feature(path: Path) -> list[Scenario]:
             continue  # free-form description under "Feature:"
         raise GherkinError(f"{path}:{index}: unexpected line {line!r}")
     return [
-        Scenario(feature=feature, name=name, steps=(*background, *steps), path=path, line=line)
-        for name, line, steps in scenarios
+        Scenario(
+            feature=feature,
+            name=name,
+            steps=(*background, *steps),
+            path=path,
+            line=line,
+            tags=scenario_tags,
+        )
+        for name, line, steps, scenario_tags in scenarios
     ]

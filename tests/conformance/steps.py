@@ -8,9 +8,10 @@ the virtual clock. Unknown steps fail with their text so a new CTK step is notic
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,13 @@ import trio
 import yaml
 
 from tests.conformance.gherkin import Scenario, Step
-from workflow_orchestrator.adapters import open_expression_engine
+from workflow_orchestrator.adapters import (
+    LocalProcesses,
+    open_expression_engine,
+    open_local_processes,
+)
+from workflow_orchestrator.adapters.containers import container_runtime
+from workflow_orchestrator.config import ContainerSettings
 from workflow_orchestrator.dsl.errors import Problem, WorkflowError, canonical_error_type
 from workflow_orchestrator.dsl.expressions import ExpressionEngine
 from workflow_orchestrator.dsl.model import load_workflow
@@ -29,13 +36,75 @@ from workflow_orchestrator.dsl.runtime import (
     HttpResponse,
     InMemoryEffects,
     Interpreter,
+    ServiceAdapters,
+    ServiceCall,
+    ServiceCaller,
     SubflowRequest,
     WorkflowResult,
 )
 from workflow_orchestrator.dsl.runtime._memory import DEFAULT_START
-from workflow_orchestrator.dsl.validation import load_document
+from workflow_orchestrator.dsl.validation import ValidationOptions, load_document
 
 HttpHandler = Callable[[HttpRequest], Any]
+Setup = Callable[["World", AsyncExitStack], Awaitable[None]]
+
+#: Features whose effects are real processes (containers): they run on the real clock, with
+#: the ``podman`` fixture, and their timings and effects cannot be replayed exactly.
+REAL_TIME_FEATURES = frozenset({"containers"})
+
+
+@attrs.define(eq=False)
+class _Replay:
+    """A subscription's messages: each at its offset (seconds) after the subscription
+    opened, in order; then nothing more."""
+
+    script: list[tuple[float, Any]]
+    opened: float
+    index: int = 0
+
+    def __aiter__(self) -> _Replay:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.index >= len(self.script):
+            await trio.sleep_forever()
+        offset, message = self.script[self.index]
+        await trio.sleep_until(self.opened + offset)
+        self.index += 1
+        return message
+
+
+@attrs.define(kw_only=True)
+class AsyncApiChannels:
+    """``call: asyncapi`` in memory: what each channel address delivers to a subscription
+    (``scripted``), what was published to it (``published``), subscriptions still open."""
+
+    scripted: dict[str, list[tuple[float, Any]]] = attrs.field(factory=dict)
+    published: dict[str, list[Any]] = attrs.field(factory=dict)
+    open: int = 0
+
+    async def call(self, request: ServiceCall) -> Any:
+        address = str(request.arguments["address"])
+        self.published.setdefault(address, []).append(dict(request.arguments["message"]))
+        return {"published": 1}
+
+    @asynccontextmanager
+    async def consume(self, request: ServiceCall) -> AsyncIterator[AsyncIterator[Any]]:
+        script = sorted(self.scripted.get(str(request.arguments["address"]), []), key=_first)
+        self.open += 1
+        try:
+            yield _Replay(script=script, opened=trio.current_time())
+        finally:
+            self.open -= 1
+
+    def adapters(self) -> ServiceAdapters:
+        return ServiceAdapters(
+            callers={"asyncapi": self.call}, consumers={"asyncapi": self.consume}
+        )
+
+
+def _first(item: tuple[float, Any]) -> float:
+    return item[0]
 
 
 @attrs.define(kw_only=True)
@@ -49,9 +118,23 @@ class World:
     routes: dict[str, list[HttpResponse]] = attrs.field(factory=dict)
     secrets: dict[str, Any] = attrs.field(factory=dict)
     subflows: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    asyncapi: AsyncApiChannels = attrs.field(factory=AsyncApiChannels)
     result: WorkflowResult | None = None
     effects: InMemoryEffects | None = None
     finished_at: datetime | None = None
+    # Calls beyond HTTP: the adapter of each kind (call: grpc, run.container...), what the
+    # When step opens around the run (``contexts``) or first (``setups``: local servers, the
+    # adapters themselves; closed after it), the state their steps keep (``extras``, by name),
+    # the validation options of the definition (what the service that runs it would enable),
+    # and the podman CLI environment of the container steps (set by the runner).
+    services: dict[str, ServiceCaller] = attrs.field(factory=dict)
+    contexts: list[Callable[[World], AbstractAsyncContextManager[None]]] = attrs.field(factory=list)
+    setups: list[Setup] = attrs.field(factory=list)
+    extras: dict[str, Any] = attrs.field(factory=dict)
+    validation: ValidationOptions | None = None
+    container_environment: Mapping[str, str] | None = None
+    # run.shell / run.script through the real local processes (the processes step).
+    processes: LocalProcesses | None = None
 
     def route_handler(self, fallback: HttpHandler | None) -> HttpHandler | None:
         """HTTP answers from the scripted routes first, then ``fallback``."""
@@ -142,6 +225,21 @@ def _route(world: World, match: re.Match[str], doc: str | None) -> None:
     ]
 
 
+@step(r"the endpoint '(?P<method>\w+) (?P<url>\S+)' answers (?P<status>\d+) with events:")
+def _event_stream(world: World, match: re.Match[str], doc: str | None) -> None:
+    """A server-sent event stream: one ``data:`` event per item of the YAML list."""
+    items = _doc(doc)
+    assert isinstance(items, list), "this step needs a YAML list of event data"
+    stream = "".join(f"data: {json.dumps(item)}\n\n" for item in items)
+    world.routes[f"{match['method'].upper()} {match['url']}"] = [
+        HttpResponse(
+            status=int(match["status"]),
+            headers={"content-type": "text/event-stream"},
+            body=stream.encode(),
+        )
+    ]
+
+
 @step(r"the secret '(?P<name>[\w.-]+)' is:")
 def _secret(world: World, match: re.Match[str], doc: str | None) -> None:
     world.secrets[match["name"]] = _doc(doc)
@@ -153,6 +251,52 @@ def _subflow(world: World, match: re.Match[str], doc: str | None) -> None:
     definition = load_document(doc)
     head = definition["document"]
     world.subflows[f"{head['namespace']}/{head['name']}:{head['version']}"] = definition
+
+
+@step(r"local processes run the shell and script tasks")
+def _local_processes(world: World, match: re.Match[str], doc: str | None) -> None:
+    """run.shell and run.script through the service's sandboxed local processes, enabled as
+    ``workflows.run.shell``/``script`` enable them."""
+
+    @asynccontextmanager
+    async def open_processes(world: World) -> AsyncIterator[None]:
+        async with open_local_processes() as processes:
+            world.processes = processes
+            yield
+
+    world.contexts.append(open_processes)
+    world.validation = ValidationOptions(allow_shell=True, allow_script=True)
+
+
+def _cgroup_v1() -> bool:
+    """Whether this host mounts cgroup v1 (no unified cgroup2 hierarchy at its root)."""
+    return not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+@step(r"podman runs the containers(?: with (?P<settings>.+))?")
+def _podman(world: World, match: re.Match[str], doc: str | None) -> None:
+    """run.container through podman (``settings``: ContainerSettings fields as a YAML flow
+    mapping, e.g. ``{timeout: 5}``)."""
+    assert world.container_environment is not None, "the runner did not set up podman"
+    given = yaml.safe_load(match["settings"] or "{}")
+    if os.geteuid() != 0 and _cgroup_v1():
+        # Rootless podman on cgroup v1 cannot apply resource limits and says so on the
+        # container's stderr: off for an ordinary user there (they apply as root).
+        given = {"memory": 0, "cpus": 0, "pids_limit": 0, **given}
+    settings = ContainerSettings(runtime="podman", **given)
+    containers = container_runtime(
+        settings, max_output=1 << 20, environment=world.container_environment
+    )
+    world.services["container"] = containers.call
+
+
+@step(
+    r"the AsyncAPI channel '(?P<address>[^']+)' delivers"
+    r"(?: (?P<offset>[\d.]+) seconds? after subscribing)?:"
+)
+def _delivers(world: World, match: re.Match[str], doc: str | None) -> None:
+    script = world.asyncapi.scripted.setdefault(match["address"], [])
+    script.append((float(match["offset"] or 0), _doc(doc)))
 
 
 # -- When ----------------------------------------------------------------------------------
@@ -172,18 +316,30 @@ async def execute(world: World, engine: ExpressionEngine) -> None:
             raise WorkflowError(result.error)
         return result.output
 
-    effects = InMemoryEffects(
-        start=DEFAULT_START,
-        http=world.route_handler(world.http),
-        secrets=world.secrets,
-        events=world.events,
-        subflows=run_subflow,
-    )
-    world.effects = effects
-    world.result = await Interpreter(load_workflow(world.definition), engine).start(
-        effects, world.input
-    )
-    world.finished_at = effects.now()
+    async with AsyncExitStack() as stack:
+        for open_context in world.contexts:
+            await stack.enter_async_context(open_context(world))
+        channels = world.asyncapi.adapters()
+        effects = InMemoryEffects(
+            start=DEFAULT_START,
+            http=world.route_handler(world.http),
+            secrets=world.secrets,
+            events=world.events,
+            subflows=run_subflow,
+            processes=world.processes.run_process if world.processes is not None else None,
+            services=ServiceAdapters(
+                callers={**channels.callers, **world.services}, consumers=channels.consumers
+            ),
+        )
+        world.effects = effects
+        # A container runtime given to the scenario enables run.container, as its setting does.
+        options = world.validation or ValidationOptions(
+            container_runtime="container" in world.services
+        )
+        world.result = await Interpreter(load_workflow(world.definition, options), engine).start(
+            effects, world.input
+        )
+        world.finished_at = effects.now()
 
 
 @step(r"the workflow is executed")
@@ -310,6 +466,16 @@ def _emitted(world: World, match: re.Match[str], doc: str | None) -> None:
     assert len(emitted) == int(match["n"]), [r.data for r in emitted]
 
 
+@step(r"the AsyncAPI channel '(?P<address>[^']+)' should have received:")
+def _received(world: World, match: re.Match[str], doc: str | None) -> None:
+    assert world.asyncapi.published.get(match["address"], []) == _doc(doc)
+
+
+@step(r"no AsyncAPI subscription should be open")
+def _closed(world: World, match: re.Match[str], doc: str | None) -> None:
+    assert world.asyncapi.open == 0
+
+
 @step(r"the error detail should contain '(?P<text>[^']+)'")
 def _detail(world: World, match: re.Match[str], doc: str | None) -> None:
     error = _result(world).error
@@ -355,11 +521,13 @@ def run_scenario(
             await run_steps()
 
     async def run_steps() -> None:
-        async with open_expression_engine() as engine:
+        async with open_expression_engine() as engine, AsyncExitStack() as resources:
             await warm_up(engine)
             for item in scenario.steps:
                 if item.keyword == "When":
                     apply(world, item)
+                    for setup in world.setups:
+                        await setup(world, resources)
                     with trio.fail_after(10**7):
                         await execute(world, engine)
                 else:

@@ -381,6 +381,13 @@ def confirmed_ids(messages: list[aio_pika.abc.AbstractIncomingMessage]) -> set[s
 
 
 @pytest.mark.slow
+# The test's own aio-pika clients: when the broker resets their connection, aiormq may create
+# its Connection.close coroutine in a callback and drop it unawaited (a library defect seen
+# under load); the service runs in its own process and is not concerned.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <coroutine object Connection.close"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 async def test_broker_restart_while_events_flow_both_ways(database_url: str, names: Names) -> None:
     """A RabbitMQ restart mid-flow loses no event and routes none twice; the service reports
     the broker down meanwhile and resumes by itself."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +26,12 @@ from workflow_orchestrator.dsl.runtime import (
     RuntimeOptions,
 )
 from workflow_orchestrator.dsl.validation import load_document
-from workflow_orchestrator.instances import InstancePorts, InstanceRuntime, WorkflowCatalog
+from workflow_orchestrator.instances import (
+    InstancePorts,
+    InstanceRuntime,
+    ProcessPort,
+    WorkflowCatalog,
+)
 from workflow_orchestrator.instances.testing import InMemoryInstanceStore
 from workflow_orchestrator.storage.instances import InstanceRecord, InstanceSnapshot, InstanceStatus
 from workflow_orchestrator.supervision import Backoff, Supervisor, SupervisorSpec
@@ -237,6 +242,13 @@ class WatchedStore(InMemoryInstanceStore):
         finally:
             self._changed()
 
+    def _cascade(self, roots: Sequence[uuid.UUID]) -> tuple[InstanceRecord, ...]:
+        # A cancel cascade changes statuses too (a command's, or recovery's).
+        try:
+            return super()._cascade(roots)
+        finally:
+            self._changed()
+
 
 @attrs.define(eq=False)
 class Runtime:
@@ -266,16 +278,22 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(
-    store: WatchedStore | None = None, *, run: bool = True, **options: Any
+    store: WatchedStore | None = None,
+    *,
+    run: bool = True,
+    processes: ProcessPort | None = None,
+    runtime_options: RuntimeOptions | None = None,
+    **options: Any,
 ) -> AsyncIterator[Runtime]:
     """A runtime on ``store`` (a new one by default), started (recovery done) when ``run``.
 
-    The expression engine has no sandbox (see ``open_instances``).
+    The expression engine has no sandbox (see ``open_instances``). ``processes`` runs
+    ``run.shell``/``run.script`` (none by default); ``runtime_options`` are the interpreters'.
     """
     store = store or WatchedStore(clock=trio_clock)
     http = RecordingHttp(store=store)
     catalog = WorkflowCatalog(
-        definitions=store, engine=ExpressionEngine(), options=RuntimeOptions()
+        definitions=store, engine=ExpressionEngine(), options=runtime_options or RuntimeOptions()
     )
     async with open_instances_supervisor() as supervisor, trio.open_nursery() as nursery:
         runtime = InstanceRuntime(
@@ -285,7 +303,7 @@ async def open_runtime(
             catalog=catalog,
             supervisor=supervisor,
             http=http,
-            processes=NoProcesses(),
+            processes=processes or NoProcesses(),
             clock=trio_clock,
             **options,
         )

@@ -74,6 +74,13 @@ class RepositoryHarness(Protocol):
         """The first ``count`` ids given to ``notify_wake``, as the other replicas see them."""
         ...
 
+    async def create_child(
+        self, parent_id: uuid.UUID, *, awaited: bool = True, number: int = 1
+    ) -> uuid.UUID:
+        """A pending child of ``parent_id`` of ``orders`` 1.0.0 (as a parent's snapshot
+        creates it), with an id made of ``parent_id`` and ``number``."""
+        ...
+
 
 OpenHarness = Callable[[], AbstractAsyncContextManager[RepositoryHarness]]
 
@@ -353,3 +360,102 @@ class InstanceRepositoryContract:
                 retained = await repository.retained_events({"com.example.ping"}, 60.0)
         assert plain == 0 and first == again and first > 0 and other not in (0, first)
         assert list(retained) == []
+
+    async def test_subflow_definitions_and_children_are_found(
+        self, open_harness: OpenHarness
+    ) -> None:
+        """``resolve_workflow`` finds a live definition by its document's namespace, name and
+        version (the one registered last without a version); ``find`` reads an instance or
+        says there is none."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                repository = harness.repository
+                await harness.register("orders", "1.0.0")
+                await harness.register("orders", "2.0.0")
+                latest = await repository.resolve_workflow("shop", "orders", None)
+                named = await repository.resolve_workflow("shop", "orders", "1.0.0")
+                unknown = [
+                    await repository.resolve_workflow("shop", "orders", "9.9.9"),
+                    await repository.resolve_workflow("other", "orders", None),
+                ]
+                record, _ = await _create(harness)
+                found = await repository.find(record.instance_id)
+                missing = await repository.find(uuid.UUID(int=77))
+                await harness.delete("orders")
+                deleted = await repository.resolve_workflow("shop", "orders", None)
+        assert latest == ("orders", "2.0.0") and named == ("orders", "1.0.0")
+        assert unknown == [None, None] and deleted is None
+        assert found == record and missing is None
+
+    async def test_a_command_ending_an_awaited_child_tells_its_parent(
+        self, open_harness: OpenHarness
+    ) -> None:
+        """A terminal status set on a child its parent awaits puts the child's end in the
+        parent's inbox; a child not awaited puts nothing there."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                repository = harness.repository
+                await harness.register("orders", "1.0.0")
+                parent, _ = await _create(harness)
+                awaited = await harness.create_child(parent.instance_id, number=1)
+                alone = await harness.create_child(parent.instance_id, awaited=False, number=2)
+                for child in (awaited, alone):
+                    await repository.set_status(
+                        child, InstanceStatus.CANCELLED, allowed_from={InstanceStatus.PENDING}
+                    )
+                inbox = (await repository.load(parent.instance_id)).inbox
+        ((item,),) = (inbox,)
+        assert item.key == f"subflow:{awaited}"
+        assert item.event["data"] == {
+            "childId": str(awaited),
+            "status": "cancelled",
+            "output": None,
+            "error": None,
+        }
+
+    async def test_cancelling_cancels_the_descendants(self, open_harness: OpenHarness) -> None:
+        """``cancel_instance`` cancels the instance and its descendants that have not ended,
+        each with a history row; ``cancel_descendants`` does the same for instances cancelled
+        already, and for the cancelled instances of the partitions given."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                repository = harness.repository
+                await harness.register("orders", "1.0.0")
+                parent, _ = await _create(harness)
+                child = await harness.create_child(parent.instance_id, number=1)
+                grandchild = await harness.create_child(child, number=2)
+                done = await harness.create_child(parent.instance_id, number=3)
+                await repository.set_status(
+                    done, InstanceStatus.COMPLETED, allowed_from={InstanceStatus.PENDING}
+                )
+                record, cascade = await repository.cancel_instance(
+                    parent.instance_id,
+                    allowed_from={InstanceStatus.PENDING},
+                    history_kind="workflow.cancelled",
+                )
+                other, _ = await _create(harness)
+                orphan = await harness.create_child(other.instance_id, number=4)
+                await repository.set_status(
+                    other.instance_id,
+                    InstanceStatus.CANCELLED,
+                    allowed_from={InstanceStatus.PENDING},
+                )
+                elsewhere = await repository.cancel_descendants(partitions=ALL - {other.partition})
+                recovered = await repository.cancel_descendants(partitions={other.partition})
+                again = await repository.cancel_descendants(parents=[parent.instance_id])
+                statuses = [
+                    (await repository.load(i)).record.status
+                    for i in (child, grandchild, done, orphan)
+                ]
+                history = await harness.history(grandchild)
+        assert record.status is InstanceStatus.CANCELLED
+        assert sorted(r.instance_id for r in cascade) == sorted([child, grandchild])
+        assert all(r.status is InstanceStatus.CANCELLED for r in cascade)
+        assert elsewhere == () and [r.instance_id for r in recovered] == [orphan] and again == ()
+        assert statuses == [
+            InstanceStatus.CANCELLED,
+            InstanceStatus.CANCELLED,
+            InstanceStatus.COMPLETED,
+            InstanceStatus.CANCELLED,
+        ]
+        assert history == ["workflow.cancelled"]

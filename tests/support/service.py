@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,11 @@ async def open_service(
     *,
     settings: dict[str, Any] | None = None,
     client_tls: ssl.SSLContext | None = None,
+    host_map: Mapping[str, str] | None = None,
 ) -> AsyncIterator[InProcessService]:
     """Run ``Service`` on free ports against ``database_url`` until the block ends.
+
+    ``host_map`` sends the workflows' calls to other hosts (``Service.host_map``).
 
     The clients go to the first URL each listener reports (``https://`` when it serves TLS);
     ``client_tls`` is their TLS context (the CA to trust, a client certificate).
@@ -55,7 +58,7 @@ async def open_service(
     overrides.update({k: ("test", v) for k, v in (settings or {}).items()})
     # cwd: a folder with no config/ so a developer's own application.yaml is not read.
     loaded = load_config(environ={}, overrides=overrides, cwd=Path(__file__).parent)
-    service = Service(loaded)
+    service = Service(loaded, host_map=dict(host_map or {}))
     async with trio.open_nursery() as nursery:
         addresses: ServiceAddresses = await nursery.start(service.run)
         verify: ssl.SSLContext | bool = True if client_tls is None else client_tls

@@ -29,6 +29,8 @@ from workflow_orchestrator.storage import (
     SnapshotWriteFailed,
 )
 from workflow_orchestrator.storage.instances import (
+    SUBFLOW_ENDED_TYPE,
+    ChildRow,
     HistoryRow,
     InstanceRecord,
     InstanceSnapshot,
@@ -37,6 +39,8 @@ from workflow_orchestrator.storage.instances import (
     SnapshotUnstorable,
     SubscriptionRow,
     TimerRow,
+    partition_of,
+    subflow_key,
 )
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -73,6 +77,14 @@ class SinkHarness(Protocol):
         ...
 
     async def stored(self, instance_id: uuid.UUID) -> Stored: ...
+
+    async def record(self, instance_id: uuid.UUID) -> InstanceRecord:
+        """The stored record of the instance."""
+        ...
+
+    async def inbox(self, instance_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+        """The instance's inbox rows: (event key, event), in order."""
+        ...
 
     async def deliver(self, instance_id: uuid.UUID, event_id: str) -> int:
         """Put an event in the instance's inbox; returns its inbox seq."""
@@ -131,6 +143,20 @@ def subscription(index: int, task_ref: str = "/do/0/hear") -> SubscriptionRow:
 
 def timer(key: str, minutes: int) -> TimerRow:
     return TimerRow(timer_key=key, kind="wait", due_at=AT + timedelta(minutes=minutes))
+
+
+def child_of(parent: InstanceRecord, number: int, **changes: Any) -> ChildRow:
+    """A child row of ``parent`` (of the parent's definition) with id ``number``."""
+    child_id = uuid.UUID(int=number)
+    values: dict[str, Any] = {
+        "child_id": child_id,
+        "partition": partition_of(child_id),
+        "definition_id": parent.definition_id,
+        "definition_version": parent.definition_version,
+        "input": {"n": number},
+    }
+    values.update(changes)
+    return ChildRow(**values)
 
 
 class SnapshotSinkContract:
@@ -460,3 +486,87 @@ class SnapshotSinkContract:
         )
         assert refused_state.version == 0 and refused_state.history == []
         assert stored.version == 1 and stored.history == [(1, "task.completed", "/do/1")]
+
+    async def test_children_are_created_once_with_their_parent(
+        self, open_harness: OpenHarness
+    ) -> None:
+        """A snapshot's children are created pending, naming their parent; the same child in a
+        later snapshot (a re-run) leaves the first one as it is; a refused snapshot creates
+        none."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                parent = await harness.create()
+                first = child_of(parent, 101, awaited=True, depth=2)
+                other = child_of(parent, 102, awaited=False)
+                await harness.sink.write(snapshot_of(parent, 1, children=(first, other)))
+                await harness.sink.write(
+                    snapshot_of(parent, 2, children=(child_of(parent, 101, input={"n": 0}),))
+                )
+                await harness.sink.write(
+                    snapshot_of(parent, 3, status=InstanceStatus.COMPLETED, completed_at=AT)
+                )
+                with pytest.raises(SnapshotSuperseded):
+                    await harness.sink.write(
+                        snapshot_of(parent, 4, children=(child_of(parent, 103),))
+                    )
+                created = await harness.record(first.child_id)
+                unawaited = await harness.record(other.child_id)
+                with pytest.raises(InstanceNotFound):
+                    await harness.record(uuid.UUID(int=103))
+        assert created.status is InstanceStatus.PENDING and created.snapshot_version == 0
+        assert (created.parent_id, created.parent_awaits, created.subflow_depth) == (
+            parent.instance_id,
+            True,
+            2,
+        )
+        assert created.input == {"n": 101} and created.partition == first.partition
+        assert (created.definition_id, created.definition_version) == (
+            parent.definition_id,
+            parent.definition_version,
+        )
+        assert (unawaited.parent_id, unawaited.parent_awaits) == (parent.instance_id, False)
+
+    async def test_the_end_of_an_awaited_child_goes_to_its_parent(
+        self, open_harness: OpenHarness
+    ) -> None:
+        """A terminal snapshot of a child its parent awaits puts one subflow-ended event in
+        the parent's inbox, keyed by the child; a child not awaited, or one whose parent
+        ended, puts none."""
+        with trio.fail_after(30):
+            async with open_harness() as harness:
+                parent = await harness.create()
+                awaited = child_of(parent, 201)
+                unawaited = child_of(parent, 202, awaited=False)
+                await harness.sink.write(snapshot_of(parent, 1, children=(awaited, unawaited)))
+                for child, number in ((awaited, 1), (unawaited, 2)):
+                    record = await harness.record(child.child_id)
+                    await harness.sink.write(
+                        snapshot_of(
+                            record,
+                            1,
+                            status=InstanceStatus.COMPLETED,
+                            output={"child": number},
+                            completed_at=AT,
+                        )
+                    )
+                delivered = await harness.inbox(parent.instance_id)
+                orphan_parent = await harness.create()
+                late = child_of(orphan_parent, 203)
+                await harness.sink.write(snapshot_of(orphan_parent, 1, children=(late,)))
+                await harness.command(orphan_parent.instance_id, InstanceStatus.CANCELLED)
+                late_record = await harness.record(late.child_id)
+                await harness.sink.write(
+                    snapshot_of(late_record, 1, status=InstanceStatus.FAULTED, error={"x": 1})
+                )
+                orphaned = await harness.inbox(orphan_parent.instance_id)
+        ((key, event),) = delivered
+        assert key == subflow_key(awaited.child_id)
+        assert event["type"] == SUBFLOW_ENDED_TYPE and event["id"] == str(awaited.child_id)
+        assert event["data"] == {
+            "childId": str(awaited.child_id),
+            "status": "completed",
+            "output": {"child": 1},
+            "error": None,
+        }
+        assert datetime.fromisoformat(event["time"]).tzinfo is not None
+        assert orphaned == []

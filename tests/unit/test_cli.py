@@ -349,6 +349,17 @@ def test_definitions_validate_warns_about_what_will_not_run(
     assert capsys.readouterr().out == f"{path}: valid\n"
 
 
+def test_definitions_validate_allows_mcp_stdio_on_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--allow-mcp-stdio accepts call: mcp over stdio, which --strict refuses by default."""
+    example = str(require_spec() / "examples" / "call-mcp.yaml")
+    assert main(["definitions", "validate", "--strict", example]) == 1
+    assert "(mcp-stdio-disabled)" in capsys.readouterr().out
+    assert main(["definitions", "validate", "--strict", "--allow-mcp-stdio", example]) == 0
+    assert capsys.readouterr().out == f"{example}: valid\n"
+
+
 def test_definitions_validate_refuses_a_wrong_schema_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -384,12 +395,35 @@ def test_definitions_validate_refuses_a_wrong_schema_file(
 
 
 def test_definitions_validate_every_official_example(capsys: pytest.CaptureFixture[str]) -> None:
-    """All official examples are valid without a schema file; 19 get a warning, none fails."""
+    """All official examples are valid without a schema file; the 13 that run containers,
+    scripts or shells or start an MCP server over stdio get a warning with the default
+    settings, none fails."""
     examples = sorted(str(p) for p in (require_spec() / "examples").glob("*.yaml"))
     assert main(["definitions", "validate", *examples]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len([line for line in lines if line.endswith(": valid")]) == len(examples) - 19
-    assert len([line for line in lines if ": warning: /do/" in line]) == 19
+    assert len([line for line in lines if line.endswith(": valid")]) == len(examples) - 13
+    assert len([line for line in lines if ": warning: /do/" in line]) == 13
+
+
+def test_definitions_validate_strict_with_the_features_enabled_in_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--strict accepts every official example under a configuration that enables
+    containers, shells, scripts and MCP stdio servers and grants the secrets; without it, the
+    same files fail."""
+    examples = sorted(str(p) for p in (require_spec() / "examples").glob("*.yaml"))
+    config = tmp_path / "application.yaml"
+    config.write_text(
+        "workflows:\n  run:\n    shell: true\n    script: true\n"
+        "    container:\n      runtime: podman\n"
+        "  calls:\n    mcp:\n      stdio: true\n"
+        "security:\n  secrets:\n    grants:\n      - namespace: '*'\n"
+        "        secrets: [mySecret]\n"
+    )
+    assert main(["definitions", "validate", "--strict", "--config", str(config), *examples]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.endswith(": valid")]) == len(examples)
+    assert main(["definitions", "validate", "--strict", *examples]) == 1
 
 
 def test_definitions_validate_with_the_official_schema(

@@ -157,6 +157,17 @@ class _PolicyTransport(httpx.AsyncHTTPTransport):
         )
 
 
+def policy_transport(
+    policy: OutboundPolicy, *, limits: httpx.Limits | None = None
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose every connection obeys ``policy`` (for clients that wrap it;
+    give it to an ``httpx.AsyncClient`` built with ``trust_env=False``).
+
+    ``limits`` defaults to httpx's own (100 connections, 20 kept alive).
+    """
+    return _PolicyTransport(PolicyNetworkBackend(policy), limits or DEFAULT_LIMITS)
+
+
 def policy_client(
     policy: OutboundPolicy, *, limits: httpx.Limits | None = None
 ) -> httpx.AsyncClient:
@@ -164,5 +175,4 @@ def policy_client(
 
     ``limits`` defaults to httpx's own (100 connections, 20 kept alive).
     """
-    transport = _PolicyTransport(PolicyNetworkBackend(policy), limits or DEFAULT_LIMITS)
-    return httpx.AsyncClient(transport=transport, trust_env=False)
+    return httpx.AsyncClient(transport=policy_transport(policy, limits=limits), trust_env=False)

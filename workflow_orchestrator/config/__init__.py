@@ -4,6 +4,14 @@
 tree, or raises ``ConfigError`` listing every problem with its file, key path and fix.
 """
 
+from workflow_orchestrator.config._call_settings import (
+    A2aCallSettings,
+    AsyncApiCallSettings,
+    CallSettings,
+    ContainerSettings,
+    GrpcCallSettings,
+    McpCallSettings,
+)
 from workflow_orchestrator.config._convert import camel_case
 from workflow_orchestrator.config._database_url import (
     DatabaseLocation,
@@ -83,13 +91,17 @@ __all__ = [
     "PEM_FILE_MAX_BYTES",
     "PROFILES",
     "ROLES",
+    "A2aCallSettings",
     "ApiKeySettings",
+    "AsyncApiCallSettings",
     "AuditSettings",
     "AuthenticationSettings",
+    "CallSettings",
     "ClusterSettings",
     "ConfigError",
     "ConfigProblem",
     "ConsoleAppenderSettings",
+    "ContainerSettings",
     "DatabaseEndpoint",
     "DatabaseLocation",
     "DatabaseSettings",
@@ -100,6 +112,7 @@ __all__ = [
     "ExpressionSettings",
     "FileAppenderSettings",
     "FileSecretsSettings",
+    "GrpcCallSettings",
     "InvalidDatabaseURL",
     "KafkaSaslSettings",
     "KafkaSettings",
@@ -108,6 +121,7 @@ __all__ = [
     "LoadedConfig",
     "LoggingAppenders",
     "LoggingSettings",
+    "McpCallSettings",
     "MetricsSettings",
     "OidcSettings",
     "OutboundSettings",

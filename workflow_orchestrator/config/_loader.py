@@ -441,6 +441,16 @@ def _check_semantics(settings: Settings, sources: Mapping[str, str]) -> list[Con
                 "[business-events, system-events]",
             )
         )
+    relative = [d for d in settings.workflows.calls.mcp.stdio_path if not d.startswith("/")]
+    if relative:
+        problems.append(
+            ConfigProblem(
+                source=_source_of(sources, "workflows.calls.mcp.stdioPath"),
+                key="workflows.calls.mcp.stdioPath",
+                message=f"expected absolute directories, got {relative}; a relative entry "
+                "would find commands in the MCP server's working directory",
+            )
+        )
     if database.read_preference == "PREFER_REPLICA" and not database.replica_urls:
         problems.append(
             ConfigProblem(

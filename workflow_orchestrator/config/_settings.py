@@ -13,6 +13,7 @@ import logging.handlers
 
 import attrs
 
+from workflow_orchestrator.config._call_settings import CallSettings, ContainerSettings
 from workflow_orchestrator.config._kafka_settings import KafkaSettings
 from workflow_orchestrator.config._meta import setting as _meta
 from workflow_orchestrator.config._security_settings import SecuritySettings, TlsSettings
@@ -430,6 +431,36 @@ class RunTaskSettings:
     )
     # The namespaces whose definitions may run processes (``*``: all) when shell or script is on.
     namespaces: tuple[str, ...] = ("*",)
+    # The sandbox of each process (resource limits of the process and what it starts; 0: no
+    # limit), how many run at once on this replica, and the interpreters of run.script.
+    cpu_time: float = attrs.field(
+        default=60.0,
+        metadata=_meta(kind="duration", minimum=0, help="a duration such as 60s (0: no limit)"),
+    )
+    max_memory: int = attrs.field(
+        default=512 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=0, help="a size such as 512MB (0: no limit)"),
+    )
+    max_user_processes: int = attrs.field(
+        default=512, metadata=_meta(minimum=0, help="a number of processes (0: no limit)")
+    )
+    max_open_files: int = attrs.field(
+        default=256, metadata=_meta(minimum=0, help="a number of files (0: no limit)")
+    )
+    max_file_size: int = attrs.field(
+        default=64 * 1024 * 1024,
+        metadata=_meta(kind="size", minimum=0, help="a size such as 64MB (0: no limit)"),
+    )
+    concurrency: int = attrs.field(
+        default=8,
+        metadata=_meta(minimum=1, maximum=10_000, help="a number of processes from 1 to 10000"),
+    )
+    python: str = attrs.field(
+        default="",
+        metadata=_meta(help="a path or a command name (empty: the service's own Python)"),
+    )
+    node: str = attrs.field(default="node", metadata=_meta(help="a path or a command name"))
+    container: ContainerSettings = attrs.field(factory=ContainerSettings)
 
 
 _COUNT_LIMIT = _meta(minimum=0, help="a whole number (0: no limit)")
@@ -439,7 +470,8 @@ _COUNT_LIMIT = _meta(minimum=0, help="a whole number (0: no limit)")
 class LimitSettings:
     """Per-instance budgets no sane workflow meets; an instance over one ends ``faulted`` with
     a ``limit-exceeded`` error naming it. ``commitEvery``: a run of tasks without a durable
-    effect commits its progress every so many tasks."""
+    effect commits its progress every so many tasks. ``subflowDepth``: the most parents a
+    ``run.workflow`` child may have (a workflow that runs itself ends there)."""
 
     tasks_per_run: int = attrs.field(default=100_000, metadata=_COUNT_LIMIT)
     total_tasks: int = attrs.field(default=1_000_000, metadata=_COUNT_LIMIT)
@@ -452,6 +484,7 @@ class LimitSettings:
     commit_every: int = attrs.field(
         default=1000, metadata=_meta(minimum=1, help="a number of tasks, at least 1")
     )
+    subflow_depth: int = attrs.field(default=10, metadata=_COUNT_LIMIT)
 
 
 @attrs.frozen(kw_only=True)
@@ -460,6 +493,7 @@ class WorkflowSettings:
 
     expressions: ExpressionSettings = attrs.field(factory=ExpressionSettings)
     run: RunTaskSettings = attrs.field(factory=RunTaskSettings)
+    calls: CallSettings = attrs.field(factory=CallSettings)
     http_timeout: float = attrs.field(
         default=30.0, metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 30s")
     )
@@ -474,6 +508,13 @@ class WorkflowSettings:
     max_document_size: int = attrs.field(
         default=10 * 1024 * 1024,
         metadata=_meta(kind="size", minimum=1024, help="a size such as 10MB"),
+    )
+    # The root URI of the catalog named 'default' (call: name:version@default); "": none.
+    default_catalog: str = attrs.field(
+        default="",
+        metadata=_meta(
+            help="a catalog's root URI, e.g. https://github.com/serverlessworkflow/catalog/tree/main"
+        ),
     )
     # Capacity (issue 13): live instance actors at once; the rest queue for a slot.
     max_active_instances: int = attrs.field(

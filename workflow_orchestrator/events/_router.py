@@ -259,6 +259,9 @@ class EventRouter:
         if metrics is not None:
             for event in events:
                 metrics.events_received.labels(source, metrics.event_type(event.type)).inc()
+        # Taken before the routing transaction reads the activations: an instance that runs
+        # meanwhile is read again when it starts (see InstanceRuntime.activate).
+        read_at = self.runtime.activation_stamp()
         for attempt in range(5):
             # One consistent view per attempt: a concurrent reload cannot pair these keys with
             # a newer version (route_batch would not see that they are stale).
@@ -288,7 +291,7 @@ class EventRouter:
         # from the database by the runtime. Activating waits (a bounded time) for room in
         # the runtime's queue, which slows this batch's source instead of growing memory.
         for activation in routed.activations:
-            await self.runtime.activate(activation.record.instance_id, activation)
+            await self.runtime.activate(activation.record.instance_id, activation, read_at=read_at)
         if routed.backlog:
             self.runtime.request_drain()
         self.routed_total += len(events)

@@ -10,6 +10,11 @@ statement timeout) and may be served by a read replica (``database.readPreferenc
 ``?wait=`` read and the answers to start and commands, which read their own writes on the
 primary. A ``?wait=`` long poll wakes on the instance's terminal commit in this process, and
 re-reads the instance's row only every ``server.longPollRecheckInterval`` otherwise.
+
+Subflows: every instance shows its ``parentId`` (null for a top-level one); one instance
+(``GET /{id}`` and the answers to commands) also lists its first ``MAX_CHILDREN_SHOWN``
+``children`` (id, definition, status) that the caller may see (a child may run in another
+namespace), and ``GET ?parentId=`` pages through all of them.
 """
 
 from __future__ import annotations
@@ -50,16 +55,18 @@ from workflow_orchestrator.storage import (
 from workflow_orchestrator.storage.definitions import InvalidCursor, get_definition
 from workflow_orchestrator.storage.instances import (
     INSTANCE_STATUSES,
+    InstanceChild,
     InstanceRecord,
     get_instance,
     instance_history,
     list_instances,
-    load_instance,
+    load_instance_family,
 )
 
 __all__ = [
     "DEFAULT_HISTORY_PAGE",
     "MAX_BUSINESS_KEY_LENGTH",
+    "MAX_CHILDREN_SHOWN",
     "MAX_HISTORY_PAGE",
     "MAX_WAIT_SECONDS",
     "instance_routes",
@@ -69,6 +76,7 @@ MAX_WAIT_SECONDS = 60.0
 MAX_BUSINESS_KEY_LENGTH = 1000
 DEFAULT_HISTORY_PAGE = 100
 MAX_HISTORY_PAGE = 1000
+MAX_CHILDREN_SHOWN = 100
 _FIELDS = {"workflowDefinitionId", "version", "input", "businessKey", "idempotencyKey"}
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
@@ -97,11 +105,26 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _child_json(child: InstanceChild) -> dict[str, Any]:
+    return {
+        "id": str(child.instance_id),
+        "workflowDefinitionId": child.definition_id,
+        "version": child.definition_version,
+        "status": child.status,
+    }
+
+
 async def _instance_json(
-    catalog: InterpreterSource, record: InstanceRecord, snapshot: dict[str, Any] | None = None
+    catalog: InterpreterSource,
+    record: InstanceRecord,
+    snapshot: dict[str, Any] | None = None,
+    children: tuple[InstanceChild, ...] | None = None,
 ) -> dict[str, Any]:
     workflow = (await catalog.interpreter(record.definition_id, record.definition_version)).workflow
     state = (snapshot or {}).get("state") or {}
+    shown: dict[str, Any] = {}
+    if children is not None:
+        shown["children"] = [_child_json(c) for c in children]
     return {
         "id": str(record.instance_id),
         "workflowDefinitionId": record.definition_id,
@@ -119,6 +142,8 @@ async def _instance_json(
         "updatedAt": _iso(record.updated_at),
         "startedAt": _iso(record.started_at),
         "completedAt": _iso(record.completed_at),
+        "parentId": str(record.parent_id) if record.parent_id is not None else None,
+        **shown,
     }
 
 
@@ -214,6 +239,18 @@ def _containment(prefix: str) -> dict[str, Any] | None:
     return result or None
 
 
+def _parent_parameter() -> uuid.UUID | None:
+    raw = request.args.get("parentId")
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise _BadRequest(
+            f"parentId must be a workflow instance id (a UUID), got {raw[:100]!r}", "parentId"
+        ) from None
+
+
 def _history_cursor(raw: str | None) -> int:
     """The ``cursor`` of a history page: the ``seq`` after which it starts (0: the first)."""
     if raw is None or raw == "":
@@ -246,9 +283,16 @@ def instance_routes(
     describes definitions."""
     routes = Blueprint("instances", __name__, url_prefix="/workflow-instances")
 
-    async def namespace_of(record: InstanceRecord) -> str:
+    async def namespace_of(record: InstanceRecord | InstanceChild) -> str:
         interpreter = await catalog.interpreter(record.definition_id, record.definition_version)
         return interpreter.workflow.namespace
+
+    async def visible(children: tuple[InstanceChild, ...]) -> tuple[InstanceChild, ...]:
+        """The children the caller may see (a child may run in another namespace)."""
+        namespaces = visible_namespaces()
+        if namespaces is None:
+            return children
+        return tuple([c for c in children if await namespace_of(c) in namespaces])
 
     async def hide_outside(record: InstanceRecord) -> None:
         """A read of an instance outside the caller's namespaces: 404, as if it did not exist."""
@@ -346,6 +390,7 @@ def instance_routes(
                 input_contains=_containment("input"),
                 context_contains=_containment("context"),
                 namespaces=visible_namespaces(),
+                parent_id=_parent_parameter(),
                 cursor=request.args.get("cursor") or None,
                 limit=limit,
             )
@@ -377,9 +422,13 @@ def instance_routes(
                 instance_id, seconds, lambda: get_instance(database, instance_id)
             )
         # After ?wait= the primary: the wait ended on its state, which a replica may lag.
-        loaded = await load_instance(database, instance_id, read_only=wait is None)
+        loaded, children = await load_instance_family(
+            database, instance_id, limit=MAX_CHILDREN_SHOWN, read_only=wait is None
+        )
         await hide_outside(loaded.record)
-        return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))
+        return json_response(
+            await _instance_json(catalog, loaded.record, loaded.snapshot, await visible(children))
+        )
 
     async def command(raw_id: str, action: str) -> Response:
         instance_id = _instance_id(raw_id)
@@ -388,8 +437,12 @@ def instance_routes(
             await runtime.command(instance_id, action)
         except InvalidStatusTransition as exc:
             return problem_response(409, "invalid-transition", "Invalid Transition", str(exc))
-        loaded = await load_instance(database, instance_id)
-        return json_response(await _instance_json(catalog, loaded.record, loaded.snapshot))
+        loaded, children = await load_instance_family(
+            database, instance_id, limit=MAX_CHILDREN_SHOWN
+        )
+        return json_response(
+            await _instance_json(catalog, loaded.record, loaded.snapshot, await visible(children))
+        )
 
     @routes.post("/<raw_id>/cancel")
     async def cancel(raw_id: str) -> Response:

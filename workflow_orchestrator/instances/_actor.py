@@ -190,12 +190,15 @@ class InstanceActor(Actor[Any]):
                 namespace=interpreter.workflow.namespace,
                 definition=record.definition_id,
                 committed_status=record.status,
+                parent_id=record.parent_id if record.parent_awaits else None,
+                depth=record.subflow_depth,
             )
             effects.start_from(
                 state,
                 inbox=activation.inbox,
                 waiting=record.status == InstanceStatus.WAITING,
                 resumed=bool(saved),
+                listening=(activation.snapshot or {}).get("listening") or "",
             )
             await self._drive(interpreter, effects, state)
         except* CommittedWithout:

@@ -10,12 +10,16 @@ and ``fault_instance`` uses the same function for a runtime fault. The rules:
 - the status is the asked one, else the checkpoint's; a terminal status (completed, faulted,
   cancelled) sets ``completed_at``, drops every subscription and timer and consumes the whole
   inbox; ``output`` is written for completed, ``error`` for faulted;
-- subscriptions: a park's replace the stored ones; otherwise the stored ones are dropped once
-  the instance may hold some (it was waiting) and left alone when it cannot;
+- subscriptions: a park's replace the stored ones; otherwise those of a listen that runs its
+  iterations (``Pending.subscriptions``, so the router keeps delivering its events) replace
+  them, and else the stored ones are dropped once the instance may hold some (it was waiting,
+  or a listen that held them ended) and left alone when it cannot (a listen still holds them);
 - timers: a park's replace the stored ones; tasks sleeping in memory (a short wait, a timeout
   beside a call) make theirs durable with every commit, so an instance that crashes while
   waiting is woken after a restart; otherwise the timers of the last park are consumed;
+- ``listening`` (a listen running its iterations) is kept in the snapshot beside the state;
 - ``note`` adds a ``workflow.<note>`` history row (a command's cancelled, suspended);
+- the child instances started since the last commit (``run.workflow``) are created with it;
 - the version is the last committed one plus one.
 """
 
@@ -29,6 +33,7 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.storage.instances import (
+    ChildRow,
     HistoryRow,
     InstanceSnapshot,
     InstanceStatus,
@@ -72,6 +77,10 @@ class Pending:
     last commit. ``sleepers`` are the timers of tasks sleeping in memory; ``inbox_through``
     the last inbox row handed to the interpreter. ``subscriptions_held``/``timers_held``: the
     last commit may have left subscriptions/timers stored (the instance parked or waited).
+    ``children``: the child instances ``run.workflow`` tasks started (created with the commit).
+    ``subscriptions``: those of a listen that consumed an event and goes on running (its
+    iterations), to store when they are not stored yet; ``listening`` names that listen task
+    while it runs (kept in the snapshot, so that the next activation keeps its subscriptions).
     """
 
     state: Mapping[str, Any] | None
@@ -83,6 +92,9 @@ class Pending:
     inbox_through: int = 0
     subscriptions_held: bool = False
     timers_held: bool = False
+    children: tuple[ChildRow, ...] = ()
+    subscriptions: tuple[SubscriptionRow, ...] | None = None
+    listening: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -147,8 +159,16 @@ def plan_commit(
     if ask.note:
         history += (HistoryRow(kind=f"workflow.{ask.note}", at=now),)
     subscriptions = ask.subscriptions
+    if subscriptions is None and not terminal:
+        subscriptions = pending.subscriptions
     if subscriptions is None and (pending.subscriptions_held or terminal):
         subscriptions = ()
+    wrapper: dict[str, Any] = {
+        "state": state,
+        "wakeAt": ask.wake_at.isoformat() if ask.wake_at is not None else None,
+    }
+    if pending.listening and not terminal:
+        wrapper["listening"] = pending.listening
     timers = ask.timers
     if timers is None and pending.sleepers and not terminal:
         timers = pending.sleepers
@@ -159,10 +179,7 @@ def plan_commit(
         partition=target.partition,
         snapshot_version=version + 1,
         status=status,
-        snapshot={
-            "state": state,
-            "wakeAt": ask.wake_at.isoformat() if ask.wake_at is not None else None,
-        },
+        snapshot=wrapper,
         output=state.get("output") if status is InstanceStatus.COMPLETED else None,
         error=state.get("error") if status is InstanceStatus.FAULTED else None,
         context=state.get("context") or {},
@@ -174,5 +191,6 @@ def plan_commit(
         inbox_through=ALL_INBOX if terminal else pending.inbox_through,
         outgoing=pending.outgoing,
         timers=timers,
+        children=pending.children,
         encoded_state=state_text,
     )

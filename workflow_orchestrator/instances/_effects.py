@@ -44,8 +44,28 @@ activation, oldest first); when none is left it parks, committing its subscripti
 ``_listening``) with the waiting snapshot. The router then puts matching events in the inbox
 and re-activates the instance. The snapshot after an event was handed to the interpreter
 deletes the inbox rows up to it (the interpreter records consumed and rejected event keys in the
-same state, so a redelivered row is never consumed twice). Emitted events and lifecycle events
-become outgoing rows (outbox or ``events`` table) in the same transaction as the snapshot.
+same state, so a redelivered row is never consumed twice). A listen that goes on running after
+it took an event (its ``foreach`` iterations, the next event of its strategy) keeps its
+subscriptions stored until it ends (``listen_ended``: completed, faulted or cancelled): the
+commits meanwhile store them when they are not stored yet and leave them otherwise, and name
+the listen in the snapshot (``listening``) so that the next activation (after a park in an
+iteration, or a crash) keeps them too. The router so keeps putting its events in the inbox and
+asks the running actor to run again: the listen takes them, in order, when it waits next (it
+parks, and the next run reads the inbox). The first commit after the listen ended drops them.
+Emitted events and lifecycle events become outgoing rows (outbox or ``events`` table) in the
+same transaction as the snapshot.
+
+Subflows (``run.workflow``, see ``_subflows``): the child is created pending in the parent's
+next commit (``ChildRow``, with the id ``child_instance_id`` derives from the task's execution
+key, inserted unless it exists, so a re-run never makes a second child), and started after that
+commit (``ports.wake``). Without ``await`` the task commits at once and returns; with it the
+parent parks like a listen, without subscriptions (the child knows its parent). The child's
+terminal commit puts its end in the parent's inbox in the same transaction and, once durable,
+wakes the parent; the parent's run task then takes that end from the inbox (or, when the row
+was consumed before a crash, from the stored child) and returns the child's output or raises
+its error (``subflow_result``). Subflow rows of the inbox never reach a ``listen``; every one
+loaded is deleted by the next commit (unless an unread event precedes it), also one nobody
+waits for any more.
 """
 
 from __future__ import annotations
@@ -53,9 +73,10 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
@@ -69,6 +90,7 @@ from workflow_orchestrator.dsl.runtime import (
     ListenRequest,
     ProcessRequest,
     ProcessResult,
+    ServiceCall,
     SubflowRequest,
 )
 from workflow_orchestrator.instances._commit import (
@@ -87,6 +109,14 @@ from workflow_orchestrator.instances._state_size import (
     state_size_exceeded,
     without_data,
 )
+from workflow_orchestrator.instances._subflows import (
+    ChildEnd,
+    child_instance_id,
+    subflow_depth_exceeded,
+    subflow_not_registered,
+    subflow_outside_namespace,
+    subflow_result,
+)
 from workflow_orchestrator.instances._unstorable import commit_unstorable
 from workflow_orchestrator.security import (
     SecretError,
@@ -94,6 +124,8 @@ from workflow_orchestrator.security import (
     SecretRedactor,
 )
 from workflow_orchestrator.storage.instances import (
+    SUBFLOW_KEY_PREFIX,
+    ChildRow,
     HistoryRow,
     InboxEvent,
     InstanceStatus,
@@ -101,12 +133,15 @@ from workflow_orchestrator.storage.instances import (
     SnapshotUnstorable,
     SubscriptionRow,
     TimerRow,
+    partition_of,
 )
 
 __all__ = ["CommittedWithout", "DurableEffects", "Parked"]
 
 # Request headers that carry credentials: redacted like the secrets they were built from.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+# The arguments of a service call that hold headers (gRPC metadata, a proto download's).
+_SERVICE_HEADERS = ("headers", "metadata", "protoHeaders")
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
 
@@ -157,7 +192,8 @@ class DurableEffects:
     version, ``lease_epoch`` the epoch the activation runs under (stamped on its snapshots);
     ``namespace`` the definition's (for the secret grants and process namespaces);
     ``definition`` its id and ``committed_status`` the stored status the activation started
-    from (for the instance metrics, see ``_observed``).
+    from (for the instance metrics, see ``_observed``); ``parent_id`` the parent that awaits
+    this instance's end (None: none does) and ``depth`` its number of parents (subflows).
     """
 
     ports: InstancePorts
@@ -168,6 +204,8 @@ class DurableEffects:
     namespace: str = ""
     definition: str = ""
     committed_status: InstanceStatus = InstanceStatus.RUNNING
+    parent_id: uuid.UUID | None = None
+    depth: int = 0
     _target: CommitTarget = attrs.field(init=False)
     _tasks: TaskClock | None = attrs.field(default=None, init=False)
     # What the last commit does not hold yet (the inputs of plan_commit):
@@ -192,6 +230,19 @@ class DurableEffects:
     _retained_events: list[dict[str, Any]] = attrs.field(factory=list, init=False)
     # The values of the secrets this activation read: redacted from everything it commits.
     _redactor: SecretRedactor = attrs.field(factory=SecretRedactor, init=False)
+    # Subflows: children to create with the next commit, children known to exist (created
+    # by this activation, or found stored), the ends of children read from the inbox, and
+    # the inbox positions of those rows.
+    _children: list[ChildRow] = attrs.field(factory=list, init=False)
+    _existing: set[uuid.UUID] = attrs.field(factory=set, init=False)
+    _ended: dict[uuid.UUID, ChildEnd] = attrs.field(factory=dict, init=False)
+    _subflow_seqs: list[int] = attrs.field(factory=list, init=False)
+    _resumed: bool = attrs.field(default=False, init=False)
+    # The listen that took an event and runs on (its subscriptions stay stored until it
+    # ends), the subscriptions to store with the next commit, and the last ones committed.
+    _listening: str = attrs.field(default="", init=False)
+    _listen_rows: tuple[SubscriptionRow, ...] | None = attrs.field(default=None, init=False)
+    _stored_rows: tuple[SubscriptionRow, ...] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._target = CommitTarget(
@@ -220,6 +271,7 @@ class DurableEffects:
         inbox: tuple[InboxEvent, ...] = (),
         waiting: bool = False,
         resumed: bool = False,
+        listening: str = "",
     ) -> None:
         """Take ``state`` (new, or loaded from the last committed snapshot) as the latest
         checkpoint, without marking it dirty.
@@ -228,12 +280,25 @@ class DurableEffects:
         checkpoints at task boundaries, and a snapshot is committed just before an effect, in
         the middle of that task). The flush before that effect then commits the restored state
         again, with the lifecycle events the re-run queued since.
+
+        ``listening`` is the listen the snapshot names as running its iterations: the
+        subscriptions it keeps stay stored until it ends.
         """
         self._latest = state.to_json()
         self._status = state.status
-        self._inbox = list(inbox)
+        self._inbox = []
+        for item in inbox:
+            if item.key.startswith(SUBFLOW_KEY_PREFIX):
+                self._subflow_seqs.append(item.seq)
+                end = ChildEnd.from_inbox(item)
+                if end is not None:
+                    self._ended[end.child_id] = end
+            else:
+                self._inbox.append(item)
         self._subscribed = waiting or bool(inbox)
         self._timed = waiting or resumed  # a resumed instance may have parked before
+        self._resumed = resumed
+        self._listening = listening
 
     def add_lifecycle_event(self, event: CloudEvent) -> None:
         history = _history_row(event, self.ports.clock)
@@ -265,10 +330,23 @@ class DurableEffects:
             history=tuple(self._history),
             outgoing=tuple(self._outgoing),
             sleepers=tuple(self._sleepers),
-            inbox_through=self._inbox_through,
-            subscriptions_held=self._subscribed,
+            inbox_through=self._consumed_through(),
+            subscriptions_held=self._subscribed and not self._listening,
             timers_held=self._timed,
+            children=tuple(self._children),
+            subscriptions=self._listen_rows,
+            listening=self._listening,
         )
+
+    def _consumed_through(self) -> int:
+        """The inbox position a commit deletes up to: the events handed to the interpreter
+        (in order), and the subflow rows loaded that no unread event precedes."""
+        through = self._inbox_through
+        if self._subflow_seqs:
+            unread = self._inbox[0].seq if self._inbox else None
+            below = [seq for seq in self._subflow_seqs if unread is None or seq < unread]
+            through = max(through, *below) if below else through
+        return through
 
     async def flush(self, ask: CommitAsk = PLAIN_COMMIT) -> None:
         """Commit what is pending (``plan_commit``), with ``ask`` (a park, a status decided
@@ -294,11 +372,13 @@ class DurableEffects:
         self.version = snapshot.snapshot_version
         self._history = []
         self._outgoing = []
+        self._children = []
         self._dirty = False
         self._effects_since_commit = False
         self._checkpoints_since_commit = 0
         if snapshot.subscriptions is not None:
             self._subscribed = bool(snapshot.subscriptions)
+            self._stored_rows, self._listen_rows = snapshot.subscriptions, None
         if snapshot.timers is not None:
             self._timed = bool(snapshot.timers)
         try:
@@ -309,9 +389,20 @@ class DurableEffects:
                 self.ports, self._target, snapshot, refused, ask.status
             )
             self._count(status)
+            await self._wake_after(status, ())
             raise CommittedWithout(status, refused) from None
         self._count(snapshot.status)
         self.ports.committed(self.instance_id, snapshot.status)
+        await self._wake_after(snapshot.status, snapshot.children)
+
+    async def _wake_after(self, status: InstanceStatus, children: tuple[ChildRow, ...]) -> None:
+        """A commit is durable: start the children it created, and wake the parent that awaits
+        this instance when it ended (its end is in the parent's inbox now)."""
+        ids = [child.child_id for child in children]
+        if status.terminal and self.parent_id is not None:
+            ids.append(self.parent_id)
+        if ids:
+            await self.ports.wake(ids)
 
     def _count(self, status: InstanceStatus) -> None:
         """``status`` is committed: count the start or end it makes (``_observed``)."""
@@ -332,6 +423,7 @@ class DurableEffects:
                 attrs.evolve(row, body=_json_text(redact(json.loads(row.body))))
                 for row in pending.outgoing
             ),
+            children=tuple(attrs.evolve(row, input=redact(row.input)) for row in pending.children),
         )
 
     def _within_state_size(
@@ -430,7 +522,30 @@ class DurableEffects:
         await self.flush()
 
     async def wait_event(self, request: ListenRequest) -> CloudEvent:
-        """The next inbox event not excluded; else park with the request's subscriptions."""
+        """The next inbox event not excluded (the listen keeps its subscriptions stored while
+        it runs on); else park with the request's subscriptions."""
+        # Before an event is taken: nothing may cancel the hand-over once it is.
+        rows = await subscription_rows(request, self.ports.shapes)
+        if self._redactor:
+            self._refuse_secret_subscriptions(rows)
+        event = self._from_inbox(request)
+        if event is None:
+            event = await self._retained(request)
+        if event is not None:
+            self._listening = request.task_ref
+            if rows != self._stored_rows:
+                self._listen_rows = rows  # stored with the next commit
+            return event
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
+        timers = self._park_timers(None)
+        wake_at = self._wake_time(timers)
+        await self.flush(CommitAsk(wake_at=wake_at, subscriptions=rows, timers=timers))
+        raise Parked(wake_at)
+
+    def _from_inbox(self, request: ListenRequest) -> CloudEvent | None:
+        """The next loaded inbox event not excluded (handed over: consumed with the next
+        commit); None when none is left."""
         while self._inbox:
             item = self._inbox.pop(0)
             self._inbox_through = max(self._inbox_through, item.seq)
@@ -438,22 +553,21 @@ class DurableEffects:
             if event.key not in request.exclude:
                 self._dirty = True
                 return event
-        retained = await self._retained(request)
-        if retained is not None:
-            return retained
-        for _ in range(3):
-            await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
-        timers = self._park_timers(None)
-        wake_at = self._wake_time(timers)
-        rows = await subscription_rows(request, self.ports.shapes)
-        if self._redactor:
-            self._refuse_secret_subscriptions(rows)
-        await self.flush(CommitAsk(wake_at=wake_at, subscriptions=rows, timers=timers))
-        raise Parked(wake_at)
+        return None
+
+    def listen_ended(self, task_ref: str) -> None:
+        """The listen ``task_ref`` ended: the next commit drops the subscriptions it kept
+        (unless another listen took over since)."""
+        if self._listening not in ("", task_ref):
+            return
+        self._listening = ""
+        self._listen_rows = self._stored_rows = None
+        self._subscribed = True
 
     def _refuse_secret_subscriptions(self, rows: tuple[SubscriptionRow, ...]) -> None:
-        """A parked listen's correlation keys and filters are stored as they are (events are
-        matched on them): one that holds a secret value faults the task instead."""
+        """A listen's correlation keys and filters are stored as they are (events are matched
+        on them, while it is parked or runs its iterations): one that holds a secret value
+        faults the task instead."""
         for row in rows:
             if self._redactor.holds_secret(row.corr_key) or self._redactor.holds_secret(
                 _json_text(row.attributes)
@@ -485,13 +599,81 @@ class DurableEffects:
         return None
 
     async def run_subflow(self, request: SubflowRequest) -> Any:
-        raise WorkflowError(
-            Problem.standard(
-                ErrorType.CONFIGURATION,
-                detail=f"run.workflow ({request.namespace}/{request.name}/{request.version}) is "
-                "not supported by the durable runtime yet; call the workflow over HTTP instead",
+        """Start the child instance (once, by key) and, awaiting it, park until it ends; then
+        its output, or its error (see the module docstring)."""
+        child_id = child_instance_id(self.instance_id, request.key)
+        end = self._ended.pop(child_id, None)
+        if end is not None:
+            self._dirty = True  # its inbox row is consumed with the next commit
+            return subflow_result(request, end)
+        if child_id not in self._existing and self._resumed:
+            # An earlier activation may have created it (and consumed its end before a crash).
+            stored = await self.ports.subflows.find(child_id)
+            if stored is not None:
+                self._existing.add(child_id)
+                end = ChildEnd.from_record(stored)
+                if request.await_completion and end is not None:
+                    return subflow_result(request, end)
+        if child_id not in self._existing:
+            await self._start_child(request, child_id)
+        if not request.await_completion:
+            return None
+        return await self._await_child()
+
+    async def _start_child(self, request: SubflowRequest, child_id: uuid.UUID) -> None:
+        """Resolve the definition and queue the child's row for the next commit (committed
+        now when the parent does not wait for it)."""
+        if request.namespace != self.namespace:
+            raise subflow_outside_namespace(request, self.namespace)
+        depth = self.depth + 1
+        limit = self.ports.subflow_depth
+        if limit > 0 and depth > limit:
+            subflow_depth_exceeded(request, depth, limit)
+        version = None if request.version in ("", "latest") else request.version
+        resolved = await self.ports.subflows.resolve_workflow(
+            request.namespace, request.name, version
+        )
+        if resolved is None:
+            raise subflow_not_registered(request)
+        definition_id, definition_version = resolved
+        self._children.append(
+            ChildRow(
+                child_id=child_id,
+                partition=partition_of(child_id),
+                definition_id=definition_id,
+                definition_version=definition_version,
+                input=request.input,
+                awaited=request.await_completion,
+                depth=depth,
             )
         )
+        self._history.append(
+            HistoryRow(
+                kind="subflow.started",
+                at=self.now(),
+                details={
+                    "childId": str(child_id),
+                    "workflowDefinitionId": definition_id,
+                    "version": definition_version,
+                    "await": request.await_completion,
+                },
+            )
+        )
+        self._existing.add(child_id)
+        self._dirty = True
+        if not request.await_completion:
+            await self.flush()
+
+    async def _await_child(self) -> NoReturn:
+        """Park until a child ends (its end in the inbox re-activates the instance)."""
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()  # let a timeout's timer task start sleeping first
+        timers = self._park_timers(None)
+        wake_at = self._wake_time(timers)
+        # No subscriptions of its own; a listen running this in an iteration keeps its own.
+        subscriptions = None if self._listening else ()
+        await self.flush(CommitAsk(wake_at=wake_at, subscriptions=subscriptions, timers=timers))
+        raise Parked(wake_at)
 
     async def run_process(self, request: ProcessRequest) -> ProcessResult:
         if not self.ports.policy.process_allowed(self.namespace):
@@ -506,6 +688,42 @@ class DurableEffects:
         self._in_flight += 1
         try:
             return await self.ports.processes.run_process(request)
+        finally:
+            self._in_flight -= 1
+            self._effects_since_commit = True
+
+    async def call_service(self, request: ServiceCall) -> Any:
+        """A call through the ports' service adapters, committed before and after like an
+        HTTP call (the request carries the definition's namespace)."""
+        if self._redactor:
+            # Credentials the interpreter built for the call (gRPC's ``metadata``, a proto
+            # download's ``protoHeaders``) are redacted like an HTTP call's headers.
+            for name in _SERVICE_HEADERS:
+                headers = request.arguments.get(name)
+                if not isinstance(headers, Mapping):
+                    continue
+                for header, value in headers.items():
+                    if str(header).lower() in _CREDENTIAL_HEADERS and isinstance(value, str):
+                        self._redactor.add(header.lower(), [value, value.partition(" ")[2]])
+        await self.flush()
+        self._in_flight += 1
+        try:
+            return await self.ports.services.call(attrs.evolve(request, namespace=self.namespace))
+        finally:
+            self._in_flight -= 1
+            self._effects_since_commit = True
+
+    @asynccontextmanager
+    async def consume_messages(self, request: ServiceCall) -> AsyncIterator[AsyncIterator[Any]]:
+        """A subscription through the ports' service adapters, committed before it opens; the
+        task that consumed is committed at its end like any task that called out."""
+        await self.flush()
+        self._in_flight += 1
+        try:
+            async with self.ports.services.consume(
+                attrs.evolve(request, namespace=self.namespace)
+            ) as messages:
+                yield messages
         finally:
             self._in_flight -= 1
             self._effects_since_commit = True

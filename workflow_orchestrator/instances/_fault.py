@@ -3,7 +3,8 @@
 The faulted snapshot is planned by ``plan_commit`` like every other commit, on top of the last
 committed state, so it is terminal the same way: ``completed_at`` is set, subscriptions and
 timers are dropped, the inbox is consumed, and the error is a standard runtime ``Problem``
-naming the failure.
+naming the failure. A parent awaiting the instance gets its end in its inbox with the same
+commit, and is woken.
 """
 
 from __future__ import annotations
@@ -82,3 +83,5 @@ async def fault_instance(
     )
     count_transition(ports.metrics, record.definition_id, record.status, InstanceStatus.FAULTED)
     ports.committed(instance_id, InstanceStatus.FAULTED)
+    if record.parent_awaits and record.parent_id is not None:
+        await ports.wake([record.parent_id])  # the child's end is in its inbox now

@@ -18,14 +18,18 @@ def validation_options(
     definitions: DefinitionsSettings | None = None,
     policy: NamespacePolicy | None = None,
 ) -> ValidationOptions:
-    """What definitions may use on this service (``run.shell``/``run.script`` when enabled,
-    and with ``policy`` the secrets and processes granted to their namespace), the official
-    schema as an extra check when one is configured, and the limits of one validation
-    (``definitions.maxExpandedSize``, ``maxExpressions``, ``validationTimeout``)."""
+    """What definitions may use on this service (``run.shell``/``run.script`` and MCP stdio
+    servers when enabled, and with ``policy`` the secrets and processes granted to their
+    namespace), the official schema as an extra check when one is configured, and the limits
+    of one validation (``definitions.maxExpandedSize``, ``maxExpressions``,
+    ``validationTimeout``)."""
     limits = definitions or DefinitionsSettings()
     return ValidationOptions(
+        container_runtime=settings.run.container.runtime != "none",
+        enabled_calls=settings.calls.enabled(),
         allow_shell=settings.run.shell,
         allow_script=settings.run.script,
+        allow_mcp_stdio=settings.calls.mcp.stdio,
         secret_granted=policy.secret_granted if policy is not None else None,
         process_allowed=policy.process_allowed if policy is not None else None,
         official_schema=official_schema,
@@ -49,7 +53,8 @@ def expression_limits(settings: WorkflowSettings) -> ExpressionLimits:
 
 
 def runtime_options(settings: WorkflowSettings) -> RuntimeOptions:
-    """How the interpreter identifies itself and bounds outbound work and each instance."""
+    """How the interpreter identifies itself, bounds outbound work and each instance, and
+    what it may call (``workflows.calls``, ``workflows.defaultCatalog``)."""
     limits = settings.limits
     return RuntimeOptions(
         runtime_name="workflow-orchestrator",
@@ -57,7 +62,11 @@ def runtime_options(settings: WorkflowSettings) -> RuntimeOptions:
         lifecycle_events=settings.lifecycle_events,
         http_timeout=settings.http_timeout,
         max_document_size=settings.max_document_size,
+        asyncapi_max_messages=settings.calls.asyncapi.max_messages,
         process_timeout=settings.run.timeout,
+        enabled_calls=settings.calls.enabled(),
+        a2a_timeout=settings.calls.a2a.timeout,
+        default_catalog=settings.default_catalog,
         limits=RuntimeLimits(
             tasks_per_run=limits.tasks_per_run,
             total_tasks=limits.total_tasks,

@@ -23,9 +23,11 @@ from workflow_orchestrator.dsl.runtime import (
     HttpResponse,
     ProcessRequest,
     ProcessResult,
+    ServiceAdapters,
 )
 from workflow_orchestrator.instances._listening import EventOptions, ShapeSource
 from workflow_orchestrator.instances._live import LiveInstances
+from workflow_orchestrator.instances._subflows import NoSubflows, SubflowPort
 from workflow_orchestrator.observability import InstanceMetrics
 from workflow_orchestrator.security import NamespacePolicy, SecretStore
 from workflow_orchestrator.storage.instances import (
@@ -89,6 +91,10 @@ async def _no_retained_events(types: Collection[str], within: float) -> Sequence
     return ()
 
 
+async def _no_wake(instance_ids: Sequence[uuid.UUID]) -> None:
+    return None
+
+
 @attrs.frozen(kw_only=True)
 class ConfiguredProcesses:
     """Runs ``run.shell``/``run.script`` processes with ``run`` where the configuration
@@ -127,8 +133,16 @@ class InstancePorts:
     ``commit_every``: a run of tasks without a durable effect commits every so many tasks
     (``workflows.limits.commitEvery``). ``secrets`` reads ``$secrets`` values; ``policy`` says
     which namespace may read which secret and run processes (checked at every read and run,
-    as the settings may have changed since a definition was registered). ``metrics`` counts
+    as the settings may have changed since a definition was registered). ``services`` are the
+    adapters of the calls beyond HTTP (gRPC, AsyncAPI, MCP) and of ``run.container`` that the
+    configuration enables. ``metrics`` counts
     starts, ends and task durations by definition (None: nothing is counted).
+
+    Subflows (``run.workflow``): ``subflows`` resolves the definitions tasks name and reads
+    children; ``wake(instance_ids)`` runs instances whose work a commit made durable (the
+    children it created, the parent a child's end was delivered to), here or on the replica
+    holding their partition, never raising; ``subflow_depth`` is the most parents an instance
+    may have (``workflows.limits.subflowDepth``, 0: no limit).
     """
 
     snapshots: SnapshotSink
@@ -153,3 +167,7 @@ class InstancePorts:
     secrets: SecretStore = attrs.field(factory=SecretStore)
     policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)
     metrics: InstanceMetrics | None = None
+    services: ServiceAdapters = attrs.field(factory=ServiceAdapters)
+    subflows: SubflowPort = attrs.field(factory=NoSubflows)
+    wake: Callable[[Sequence[uuid.UUID]], Awaitable[None]] = _no_wake
+    subflow_depth: int = 10

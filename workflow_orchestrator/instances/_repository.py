@@ -2,8 +2,9 @@
 
 ``InstanceRuntime`` creates instances (batched by ``run_batching`` when it runs, or one by one),
 reads the latest live version of a definition, loads instances, lists the recoverable ones of
-its partitions in pages, changes the stored status of an instance at rest, tells other replicas
-to wake an instance, and hands its actors the subscription shapes and retained events. It does
+its partitions in pages, changes the stored status of an instance at rest (cancelling one
+cancels its descendants), tells other replicas to wake an instance, and hands its actors the
+subscription shapes, retained events and what subflows read (``SubflowPort``). It does
 all of that through an ``InstanceRepository``: ``DatabaseInstanceRepository`` in the service
 (the storage functions, with the same statements and crossings, and the batching
 ``InstanceCreator`` as it is), ``instances.testing.InMemoryInstanceStore`` in tests. Both pass
@@ -20,8 +21,8 @@ import attrs
 import trio
 
 from workflow_orchestrator.instances._listening import ShapeRegistry
-from workflow_orchestrator.storage import Database, LeaseSet
-from workflow_orchestrator.storage.definitions import get_definition
+from workflow_orchestrator.storage import Database, InstanceNotFound, LeaseSet
+from workflow_orchestrator.storage.definitions import get_definition, resolve_workflow
 from workflow_orchestrator.storage.events import fetch_retained_events, notify_wake
 from workflow_orchestrator.storage.instances import (
     InstanceCreator,
@@ -30,7 +31,10 @@ from workflow_orchestrator.storage.instances import (
     NewInstance,
     RecoverableInstance,
     Retry,
+    cancel_descendants,
+    cancel_instance,
     create_instance,
+    get_instance,
     list_recoverable,
     load_instance,
     set_status,
@@ -111,7 +115,38 @@ class InstanceRepository(Protocol):
         """Change the status of an instance at rest when it is one of ``allowed_from``, with
         a history row of ``history_kind``; a terminal status drops its timers,
         subscriptions and inbox. The change takes a version of its own (the stored one plus
-        ``COMMAND_VERSION_STEP``), so a late snapshot of an interrupted run is refused."""
+        ``COMMAND_VERSION_STEP``), so a late snapshot of an interrupted run is refused. A
+        terminal status of a child its parent awaits puts the child's end in the parent's
+        inbox."""
+        ...
+
+    async def cancel_instance(
+        self,
+        instance_id: uuid.UUID,
+        *,
+        allowed_from: Collection[InstanceStatus],
+        history_kind: str | None = None,
+    ) -> tuple[InstanceRecord, tuple[InstanceRecord, ...]]:
+        """``set_status(instance_id, CANCELLED, ...)`` and the cancel of every descendant
+        that has not ended, at once; returns its record and the descendants cancelled."""
+        ...
+
+    async def cancel_descendants(
+        self, *, parents: Sequence[uuid.UUID] = (), partitions: Collection[int] = ()
+    ) -> tuple[InstanceRecord, ...]:
+        """Cancel the descendants that have not ended of ``parents`` (cancelled already) and
+        of the cancelled instances of ``partitions``; returns the instances cancelled."""
+        ...
+
+    async def resolve_workflow(
+        self, namespace: str, name: str, version: str | None
+    ) -> tuple[str, str] | None:
+        """The ``(definition_id, version)`` of the live definition ``namespace/name`` at
+        ``version`` (None: the one registered last), or None."""
+        ...
+
+    async def find(self, instance_id: uuid.UUID) -> InstanceRecord | None:
+        """The stored instance (without its snapshot), None when there is none."""
         ...
 
     async def notify_wake(self, instance_ids: Sequence[uuid.UUID]) -> None:
@@ -204,6 +239,33 @@ class DatabaseInstanceRepository:
             allowed_from=allowed_from,
             history_kind=history_kind,
         )
+
+    async def cancel_instance(
+        self,
+        instance_id: uuid.UUID,
+        *,
+        allowed_from: Collection[InstanceStatus],
+        history_kind: str | None = None,
+    ) -> tuple[InstanceRecord, tuple[InstanceRecord, ...]]:
+        return await cancel_instance(
+            self.database, instance_id, allowed_from=allowed_from, history_kind=history_kind
+        )
+
+    async def cancel_descendants(
+        self, *, parents: Sequence[uuid.UUID] = (), partitions: Collection[int] = ()
+    ) -> tuple[InstanceRecord, ...]:
+        return await cancel_descendants(self.database, parents=parents, partitions=partitions)
+
+    async def resolve_workflow(
+        self, namespace: str, name: str, version: str | None
+    ) -> tuple[str, str] | None:
+        return await resolve_workflow(self.database, namespace, name, version)
+
+    async def find(self, instance_id: uuid.UUID) -> InstanceRecord | None:
+        try:
+            return await get_instance(self.database, instance_id)
+        except InstanceNotFound:
+            return None
 
     async def notify_wake(self, instance_ids: Sequence[uuid.UUID]) -> None:
         ids = [str(i) for i in instance_ids]

@@ -14,7 +14,17 @@ stops its run and commits the status itself; otherwise they change the stored st
 An actor that does not settle within ``command_timeout`` (its run ignores cancellation) or that
 crash-loops is stopped, and the status is committed directly, so a command always ends.
 A per-instance lock orders a command against an activation of the same instance, so neither
-overwrites the other.
+overwrites the other. Cancelling an instance cancels its descendants (subflows) that have not
+ended: in the same transaction when the status is committed here, right after the actor's own
+commit otherwise; a crash in between is repaired when the partition is recovered (the children
+of the cancelled instances of the partitions recovered are cancelled first). The runs of
+cancelled descendants on this replica are abandoned (on other replicas their next commit is
+refused). A terminal status committed here for a child its parent awaits wakes the parent.
+
+Subflows: commits hand the runtime the instances whose work they made durable (the children a
+parent created, the parent a child's end was delivered to) through ``wake_instances``: each
+runs here when this replica holds its partition, otherwise its owner is notified
+(``notify_wake``); a lost notification is found by the owner's wake-up sweep.
 
 The runtime receives what it uses from the composition root (an ``InstanceRepository`` for
 its own reads, starts and status changes, the snapshot sink, its view of the partition leases,
@@ -29,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -39,6 +49,7 @@ import trio
 
 from workflow_orchestrator.actors import ActorNotFound
 from workflow_orchestrator.dsl import LruCache
+from workflow_orchestrator.dsl.runtime import ServiceAdapters
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.instances._actor import start_instance_actor
 from workflow_orchestrator.instances._admission import ActivationQueue, Slot
@@ -151,6 +162,10 @@ class InstanceRuntime:
     secrets: SecretStore = attrs.field(factory=SecretStore)
     policy: NamespacePolicy = attrs.field(factory=NamespacePolicy)
     metrics: InstanceMetrics | None = None
+    # The adapters of gRPC, AsyncAPI and MCP calls and of run.container (see InstancePorts).
+    services: ServiceAdapters = attrs.field(factory=ServiceAdapters)
+    # workflows.limits.subflowDepth: the most parents an instance may have (0: no limit).
+    subflow_depth: int = 10
     live: LiveInstances = attrs.field(factory=LiveInstances, init=False)
     timers: WakeTimers = attrs.field(init=False)
     ports: InstancePorts = attrs.field(init=False)
@@ -196,6 +211,10 @@ class InstanceRuntime:
             secrets=self.secrets,
             policy=self.policy,
             metrics=self.metrics,
+            services=self.services,
+            subflows=self._repository,
+            wake=self.wake_instances,
+            subflow_depth=self.subflow_depth,
         )
 
     # -- service --------------------------------------------------------------------------
@@ -241,6 +260,18 @@ class InstanceRuntime:
 
     async def _recover_logged(self, partitions: frozenset[int]) -> None:
         try:
+            # A cancel cascade that a crash interrupted ends first: those children stay put.
+            self._descendants_cancelled(
+                await self._repository.cancel_descendants(partitions=partitions)
+            )
+        except Exception as exc:  # the database may be away: recovery tries on its own
+            logger.warning(
+                "the cancel cascade of %d recovered partitions failed: %s: %s",
+                len(partitions),
+                type(exc).__name__,
+                exc,
+            )
+        try:
             found = await self.recover(partitions)
         except Exception as exc:  # the database may be away: the next partition check retries
             logger.warning(
@@ -258,6 +289,7 @@ class InstanceRuntime:
         after: uuid.UUID | None = None
         found = 0
         while partitions:
+            read_at = self.activation_stamp()
             page = await self._repository.list_recoverable(
                 partitions=partitions, after=after, limit=self.recovery_page
             )
@@ -267,7 +299,10 @@ class InstanceRuntime:
                 instance_id = item.record.instance_id
                 if run is None or (skip_existing and self._has_actor(instance_id)):
                     continue
-                await self.admission.put(instance_id, run.activation)
+                activation = run.activation
+                if activation is not None and self.live.stopped_since(instance_id, read_at):
+                    activation = None  # it ran since the page was read: read it again
+                await self.admission.put(instance_id, activation)
             if len(page) < self.recovery_page:
                 break
             after = page[-1].record.instance_id
@@ -405,6 +440,52 @@ class InstanceRuntime:
             with trio.move_on_after(_WAKE_HOLD):
                 await actor.wait_gone()
 
+    async def wake_instances(self, instance_ids: Sequence[uuid.UUID]) -> None:
+        """Run instances whose work a commit made durable (children it created, a parent
+        whose child ended): a live actor runs once more, an instance of this replica's
+        partitions queues (without waiting: beyond the queue the backlog drain finds it),
+        the owners of the others are notified. Never raises: the owners' wake-up sweep
+        finds what a failed notification missed."""
+        elsewhere = []
+        for instance_id in instance_ids:
+            actor = self.live.get(instance_id)
+            if actor is not None and actor.run_again():
+                continue
+            if self._holds(instance_id):
+                self.admission.offer(instance_id, None)
+            else:
+                elsewhere.append(instance_id)
+        await trio.lowlevel.checkpoint()
+        if not elsewhere:
+            return
+        try:
+            await self._repository.notify_wake(elsewhere)
+        except Exception as exc:  # the database may be away: the owners' sweep finds them
+            logger.warning(
+                "could not notify the owners of %d workflow instances to run: %s: %s",
+                len(elsewhere),
+                type(exc).__name__,
+                exc,
+            )
+
+    def _descendants_cancelled(self, records: Sequence[InstanceRecord]) -> None:
+        """The cascade of a cancel committed these: abandon their runs here (their stored
+        status stands), wake their long polls, count their ends."""
+        for record in records:
+            actor = self.live.get(record.instance_id)
+            if actor is not None:
+                actor.abandon()
+            self.timers.disarm(record.instance_id)
+            if self.metrics is not None:
+                self.metrics.ended(record.definition_id, str(InstanceStatus.CANCELLED))
+            self.committed(record.instance_id, InstanceStatus.CANCELLED)
+        if records:
+            logger.info(
+                "cancelled %d descendants of cancelled workflow instances",
+                len(records),
+                extra={"instance_ids": [str(r.instance_id) for r in records[:20]]},
+            )
+
     def parked(self, instance_id: uuid.UUID, wake_at: datetime | None) -> None:
         """An instance parked (its timers are committed): arm its wake-up when it is near."""
         if wake_at is None:
@@ -412,22 +493,35 @@ class InstanceRuntime:
         elif due_within(wake_at, self.clock(), self.timer_lookahead):
             self.timers.arm(instance_id, wake_at)
 
+    def activation_stamp(self) -> int:
+        """A stamp to take before reading activations from the database, for ``activate``'s
+        ``read_at``."""
+        return self.live.stamp()
+
     async def activate(
         self,
         instance_id: uuid.UUID,
         activation: RecoverableInstance | None = None,
         *,
+        read_at: int | None = None,
         patience: float = _ACTIVATION_PATIENCE,
     ) -> None:
         """Have the instance run: an actor that is running already runs once more after its
         current run (an event may have arrived after it read its inbox); otherwise the
         activation queues for a slot, waiting up to ``patience`` seconds for room in the
-        queue (then it overflows to the backlog drained from the database)."""
+        queue (then it overflows to the backlog drained from the database).
+
+        ``read_at`` is the ``activation_stamp()`` taken before ``activation`` was read: when
+        a run of the instance ended since, its last commit may be newer than the activation
+        (whose run would be superseded, leaving what was delivered with it to the wake-up
+        sweep), so the instance is read again when it starts. Without ``read_at`` the caller
+        vouches that the activation is current."""
         actor = self.live.get(instance_id)
         if actor is not None and actor.run_again():
             await trio.lowlevel.checkpoint()
             return
-        await self.admission.put(instance_id, activation, patience=patience)
+        stale = read_at is not None and self.live.stopped_since(instance_id, read_at)
+        await self.admission.put(instance_id, None if stale else activation, patience=patience)
 
     async def _start_actor(
         self, instance_id: uuid.UUID, activation: RecoverableInstance | None, slot: Slot
@@ -442,6 +536,9 @@ class InstanceRuntime:
                         slot.release()
                         return
                     await actor.wait_gone()
+                    # The run that just ended may have committed after ``activation`` was
+                    # read: read the instance again.
+                    activation = None
                 if instance_id in self._commanded:
                     self._commanded.discard(instance_id)
                     activation = None  # a command changed it since: read it again
@@ -478,24 +575,39 @@ class InstanceRuntime:
                 settled = await actor.interrupt(transition.status, patience=self.command_timeout)
                 if settled:
                     current = await self._read_record(instance_id)
+                    if current.status is InstanceStatus.CANCELLED:
+                        self._descendants_cancelled(
+                            await self._repository.cancel_descendants(parents=[instance_id])
+                        )
                     if current.status == transition.status or current.terminal:
                         return
             # The run ignored cancellation, or crashed (and restarts) before it committed, or
             # the actor crash-loops: stop it, then commit the status here.
             await self._stop_actor(instance_id)
+        descendants: tuple[InstanceRecord, ...] = ()
         async with self._guard(instance_id):
             self._commanded.add(instance_id)
-            record = await self._repository.set_status(
-                instance_id,
-                transition.status,
-                allowed_from=transition.allowed_from,
-                history_kind=transition.history_kind,
-            )
+            if command is Command.CANCEL:
+                record, descendants = await self._repository.cancel_instance(
+                    instance_id,
+                    allowed_from=transition.allowed_from,
+                    history_kind=transition.history_kind,
+                )
+            else:
+                record = await self._repository.set_status(
+                    instance_id,
+                    transition.status,
+                    allowed_from=transition.allowed_from,
+                    history_kind=transition.history_kind,
+                )
             if self.metrics is not None and transition.status.terminal:
                 self.metrics.ended(record.definition_id, str(transition.status))
             if transition.status is not InstanceStatus.RUNNING:
                 self.timers.disarm(instance_id)
             self.committed(instance_id, transition.status)
+        self._descendants_cancelled(descendants)
+        if transition.status.terminal and record.parent_awaits and record.parent_id is not None:
+            await self.wake_instances([record.parent_id])  # the child's end is in its inbox
         if command is Command.RESUME:
             await self.activate(instance_id)
 

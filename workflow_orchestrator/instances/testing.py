@@ -8,9 +8,11 @@ messages; it passes the same contract tests (``tests/support/snapshot_contract.p
 loads instances (with their inbox) and registers subscription shapes, so an ``InstancePorts``
 made with it runs instances with no database. And it is an ``InstanceRepository``
 (definitions, creation by idempotency key, recovery pages, status changes of instances at
-rest, wake-ups of other replicas), a ``DefinitionSource`` and a ``LeaseView``, passing the
-repository contract tests (``tests/support/repository_contract.py``), so an
-``InstanceRuntime`` runs on it too.
+rest, the cancel cascade, wake-ups of other replicas, what subflows read), a
+``DefinitionSource`` and a ``LeaseView``, passing the repository contract tests
+(``tests/support/repository_contract.py``), so an ``InstanceRuntime`` runs on it too.
+Subflows behave as in the database: a snapshot's children are created unless they exist, and
+the terminal status of a child its parent awaits puts its end in the parent's inbox.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from workflow_orchestrator.storage.instances import (
     TimerRow,
     check_snapshot,
     partition_of,
+    subflow_ended_event,
+    subflow_key,
 )
 from workflow_orchestrator.storage.instances._snapshot_outcomes import diagnose, lease_lost
 
@@ -119,6 +123,7 @@ class InMemoryInstanceStore:
         factory=dict, init=False
     )
     _inbox_seq: int = attrs.field(default=0, init=False)
+    _registered: list[tuple[str, str]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         for partition in range(self.partition_count):
@@ -170,6 +175,9 @@ class InMemoryInstanceStore:
         versions = self._definitions.setdefault(definition_id, {})
         versions.pop(version, None)
         versions[version] = _Definition(document=_copy(document or {}))
+        if (definition_id, version) in self._registered:
+            self._registered.remove((definition_id, version))
+        self._registered.append((definition_id, version))
 
     def delete_definition(self, definition_id: str) -> None:
         """Soft-delete every version of ``definition_id``, as ``storage.delete_definition``."""
@@ -195,6 +203,24 @@ class InMemoryInstanceStore:
             raise self._missing(definition_id, None)
         return live[-1]
 
+    async def resolve_workflow(
+        self, namespace: str, name: str, version: str | None
+    ) -> tuple[str, str] | None:
+        """As ``storage.definitions.resolve_workflow``: the live definition registered last
+        whose document is ``namespace``/``name`` (at ``version`` when given)."""
+        await trio.lowlevel.checkpoint()
+        for definition_id, stored_version in reversed(self._registered):
+            stored = self._definitions[definition_id][stored_version]
+            header = stored.document.get("document") or {}
+            if (
+                not stored.deleted
+                and header.get("namespace") == namespace
+                and header.get("name") == name
+                and (version is None or stored_version == version)
+            ):
+                return definition_id, stored_version
+        return None
+
     async def definition_document(self, definition_id: str, version: str) -> dict[str, Any]:
         """The registered document, also of a deleted version; raises ``DefinitionNotFound``."""
         await trio.lowlevel.checkpoint()
@@ -214,8 +240,12 @@ class InMemoryInstanceStore:
         instance_id: uuid.UUID | None = None,
         business_key: str | None = None,
         idempotency_key: str | None = None,
+        parent_id: uuid.UUID | None = None,
+        parent_awaits: bool = False,
+        subflow_depth: int = 0,
     ) -> InstanceRecord:
-        """A new pending instance (as ``create_instance`` makes it, with no checks)."""
+        """A new pending instance (as ``create_instance`` makes it, with no checks; a child
+        of ``parent_id`` as a parent's snapshot makes it)."""
         instance_id = instance_id or uuid.uuid4()
         if idempotency_key is not None:
             self._keys[idempotency_key] = instance_id
@@ -239,15 +269,36 @@ class InMemoryInstanceStore:
             updated_at=now,
             started_at=None,
             completed_at=None,
+            parent_id=parent_id,
+            parent_awaits=parent_awaits,
+            subflow_depth=subflow_depth,
         )
         self.instances[instance_id] = StoredInstance(record=record)
         return record
 
     def deliver(self, instance_id: uuid.UUID, event: dict[str, Any]) -> int:
         """Put ``event`` in the instance's inbox (as the router does); returns its seq."""
+        key = f"{event.get('source')}#{event.get('id')}"
+        return self._put_inbox(self._stored(instance_id), key, event)
+
+    def _put_inbox(self, stored: StoredInstance, key: str, event: dict[str, Any]) -> int:
         self._inbox_seq += 1
-        self._stored(instance_id).inbox.append(InboxEvent(seq=self._inbox_seq, event=_copy(event)))
+        stored.inbox.append(InboxEvent(seq=self._inbox_seq, event=_copy(event), key=key))
         return self._inbox_seq
+
+    def _notify_parent(self, record: InstanceRecord) -> None:
+        """``record`` ended: put its end in the inbox of the parent that awaits it, unless
+        that parent ended or has it already (as the database does)."""
+        parent = self.instances.get(record.parent_id) if record.parent_id is not None else None
+        if not record.parent_awaits or parent is None or parent.record.terminal:
+            return
+        key = subflow_key(record.instance_id)
+        if any(e.key == key for e in parent.inbox):
+            return
+        event = subflow_ended_event(
+            record.instance_id, record.status, record.output, record.error, self.clock()
+        )
+        self._put_inbox(parent, key, event)
 
     def stored(self, instance_id: uuid.UUID) -> StoredInstance:
         """The stored instance; raises ``InstanceNotFound``."""
@@ -405,6 +456,7 @@ class InMemoryInstanceStore:
         )
         if status.terminal:
             stored.timers, stored.subscriptions, stored.inbox = {}, (), []
+            self._notify_parent(stored.record)
         if history_kind is not None:
             stored.history.append(
                 HistoryEntry(
@@ -417,6 +469,88 @@ class InMemoryInstanceStore:
                 )
             )
         return stored.record
+
+    async def find(self, instance_id: uuid.UUID) -> InstanceRecord | None:
+        """The stored record, None when there is none."""
+        await trio.lowlevel.checkpoint()
+        stored = self.instances.get(instance_id)
+        return None if stored is None else stored.record
+
+    async def cancel_instance(
+        self,
+        instance_id: uuid.UUID,
+        *,
+        allowed_from: Collection[InstanceStatus],
+        history_kind: str | None = None,
+    ) -> tuple[InstanceRecord, tuple[InstanceRecord, ...]]:
+        """As ``storage.cancel_instance``: cancelled, with its descendants."""
+        record = await self.set_status(
+            instance_id,
+            InstanceStatus.CANCELLED,
+            allowed_from=allowed_from,
+            history_kind=history_kind,
+        )
+        return record, self._cascade([instance_id])
+
+    async def cancel_descendants(
+        self, *, parents: Sequence[uuid.UUID] = (), partitions: Collection[int] = ()
+    ) -> tuple[InstanceRecord, ...]:
+        """As ``storage.cancel_descendants``."""
+        await trio.lowlevel.checkpoint()
+        roots = list(parents)
+        for stored in self.instances.values():
+            parent = self.instances.get(stored.record.parent_id or uuid.UUID(int=0))
+            if (
+                parent is not None
+                and not stored.record.terminal
+                and parent.record.status is InstanceStatus.CANCELLED
+                and parent.record.partition in partitions
+            ):
+                roots.append(parent.record.instance_id)
+        return self._cascade(roots)
+
+    def _cascade(self, roots: Sequence[uuid.UUID]) -> tuple[InstanceRecord, ...]:
+        """Cancel every descendant of ``roots`` that has not ended."""
+        children: dict[uuid.UUID, list[StoredInstance]] = {}
+        for stored in self.instances.values():
+            if stored.record.parent_id is not None:
+                children.setdefault(stored.record.parent_id, []).append(stored)
+        seen: set[uuid.UUID] = set()
+        cancelled: list[InstanceRecord] = []
+        queue = list(roots)
+        now = self.clock()
+        while queue:
+            for stored in children.get(queue.pop(), []):
+                record = stored.record
+                if record.instance_id in seen:
+                    continue
+                seen.add(record.instance_id)
+                queue.append(record.instance_id)
+                if record.terminal:
+                    continue
+                stored.record = attrs.evolve(
+                    record,
+                    status=InstanceStatus.CANCELLED,
+                    snapshot_version=record.snapshot_version + COMMAND_VERSION_STEP,
+                    updated_at=now,
+                    completed_at=now,
+                )
+                stored.timers, stored.subscriptions, stored.inbox = {}, (), []
+                stored.history.append(
+                    HistoryEntry(
+                        instance_id=record.instance_id,
+                        seq=len(stored.history) + 1,
+                        task_ref="",
+                        kind="workflow.cancelled",
+                        at=now,
+                        details={
+                            "reason": "its parent workflow instance was cancelled",
+                            "parentId": str(record.parent_id),
+                        },
+                    )
+                )
+                cancelled.append(stored.record)
+        return tuple(sorted(cancelled, key=lambda r: r.instance_id))
 
     async def notify_wake(self, instance_ids: Sequence[uuid.UUID]) -> None:
         """Recorded in ``wakes`` (no other replica listens here)."""
@@ -510,3 +644,16 @@ class InMemoryInstanceStore:
                 self.outbox.append((record.instance_id, event))
         if snapshot.timers is not None:
             stored.timers = {t.timer_key: t for t in snapshot.timers}
+        for child in snapshot.children:
+            if child.child_id not in self.instances:
+                self.create(
+                    child.definition_id,
+                    child.definition_version,
+                    child.input,
+                    instance_id=child.child_id,
+                    parent_id=record.instance_id,
+                    parent_awaits=child.awaited,
+                    subflow_depth=child.depth,
+                )
+        if snapshot.status.terminal:
+            self._notify_parent(stored.record)

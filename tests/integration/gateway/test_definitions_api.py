@@ -137,22 +137,22 @@ async def test_invalid_definition_lists_every_problem(database_url: str) -> None
 
 
 async def test_what_cannot_run_here_is_refused(database_url: str) -> None:
-    """Valid DSL this service will not run (a grpc call) and broken structure are 422s."""
-    grpc = GREETING.replace(
+    """Valid DSL this service will not run (a container, without a container runtime) and
+    broken structure are 422s."""
+    container = GREETING.replace(
         '      set:\n        message: ${ "hello " + .name }\n',
-        "      call: grpc\n      with:\n        proto: {endpoint: https://example.com/a.proto}\n"
-        "        service: {name: Greeter, host: example.com}\n        method: SayHello\n",
+        "      run:\n        container:\n          image: alpine\n",
     )
     misspelt = GREETING.replace("      set:", "      sett:")
     with trio.fail_after(60):
         async with api(database_url) as client:
-            refused = await post(client, grpc)
+            refused = await post(client, container)
             refused_body = await refused.get_json()
             broken = await post(client, misspelt)
             broken_body = await broken.get_json()
     assert refused.status_code == 422
     assert [(p["pointer"], p["rule"]) for p in refused_body["problems"]] == [
-        ("/do/0/greet/call", "unsupported-call")
+        ("/do/0/greet/run/container", "container-runtime")
     ]
     assert broken.status_code == 422
     assert broken_body["problems"] == [

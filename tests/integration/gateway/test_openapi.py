@@ -275,6 +275,7 @@ def test_helper_accepts_a_documented_instance() -> None:
         "updatedAt": "2026-01-02T03:04:05.123456+00:00",
         "startedAt": "2026-01-02T03:04:05.123456+00:00",
         "completedAt": None,
+        "parentId": None,
     }
     assert_matches_openapi("GET", "/v1/workflow-instances/{id}", 200, instance)
     page = {"items": [instance], "nextCursor": None, "totalEstimate": 1}

@@ -18,7 +18,7 @@ from workflow_orchestrator.instances import DatabaseInstanceRepository
 from workflow_orchestrator.storage import Database, NotificationListener
 from workflow_orchestrator.storage.definitions import delete_definition, register_definition
 from workflow_orchestrator.storage.events import WAKE_CHANNEL
-from workflow_orchestrator.storage.instances import instance_history
+from workflow_orchestrator.storage.instances import instance_history, partition_of
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,21 @@ class DatabaseRepositoryHarness:
 
     async def history(self, instance_id: uuid.UUID) -> list[str]:
         return [h.kind for h in await instance_history(self.database, instance_id)]
+
+    async def create_child(
+        self, parent_id: uuid.UUID, *, awaited: bool = True, number: int = 1
+    ) -> uuid.UUID:
+        child_id = uuid.uuid5(parent_id, str(number))
+        await self.database.execute(
+            "INSERT INTO workflow_instances (instance_id, definition_id, definition_version, "
+            "status, partition, parent_id, parent_awaits, subflow_depth) "
+            "VALUES ($1, 'orders', '1.0.0', 'pending', $2, $3, $4, 1)",
+            child_id,
+            partition_of(child_id),
+            parent_id,
+            awaited,
+        )
+        return child_id
 
     async def woken(self, count: int) -> list[uuid.UUID]:
         while len(self.notified) < count:

@@ -141,6 +141,16 @@ class DatabaseHarness:
             events=[r["id"] for r in events],
         )
 
+    async def record(self, instance_id: uuid.UUID) -> InstanceRecord:
+        return await get_instance(self.database, instance_id)
+
+    async def inbox(self, instance_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self.database.fetch(
+            "SELECT event_key, event FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq",
+            instance_id,
+        )
+        return [(r["event_key"], r["event"]) for r in rows]
+
     async def deliver(self, instance_id: uuid.UUID, event_id: str) -> int:
         event = {"id": event_id, "source": "s", "type": "t"}
         seq: int = await self.database.fetchval(

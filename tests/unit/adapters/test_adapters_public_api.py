@@ -13,9 +13,15 @@ def test_public_names() -> None:
     """The package exports exactly its documented names (a change here is an API change)."""
     assert set(adapters.__all__) == {
         "HttpxClient",
+        "LocalProcesses",
+        "ProcessLimits",
         "SandboxPool",
+        "ServiceContext",
+        "hide_from_processes",
         "open_expression_engine",
+        "open_local_processes",
         "open_sandbox",
+        "open_service_adapters",
         "run_local_process",
     }
     for name in adapters.__all__:

@@ -58,3 +58,18 @@ def test_bad_limits_name_the_key_and_what_to_write(tmp_path: Path) -> None:
         f"{path}: workflows.limits.commitEvery: expected a number of tasks, at least 1, got 0 "
         "(out of range)",
     ]
+
+
+def test_subflow_depth_is_a_limit_with_a_default_of_ten(tmp_path: Path) -> None:
+    """``subflowDepth`` defaults to 10, is read in camelCase, and refuses a negative value."""
+    default = load_config(cwd=tmp_path, environ={}).settings.workflows.limits.subflow_depth
+    _write(tmp_path, "workflows:\n  limits:\n    subflowDepth: 3\n")
+    read = load_config(cwd=tmp_path, environ={}).settings.workflows.limits.subflow_depth
+    path = _write(tmp_path, "workflows:\n  limits:\n    subflowDepth: -2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert (default, read) == (10, 3)
+    assert [str(p) for p in exc.value.problems] == [
+        f"{path}: workflows.limits.subflowDepth: expected a whole number (0: no limit), got -2 "
+        "(out of range)"
+    ]

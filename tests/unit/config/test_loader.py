@@ -641,3 +641,21 @@ def test_authentication_without_a_credential_stops_the_service_not_config_show(
     problems = startup_problems(loaded.settings, loaded.source_of)
     assert [p.key for p in problems] == ["security.authentication.enabled"]
     assert "no credential is configured" in problems[0].message
+
+
+def test_mcp_stdio_settings_are_read_and_a_relative_path_refused(tmp_path: Path) -> None:
+    """workflows.calls.mcp.stdio is off by default; stdioPath takes absolute directories only
+    (a relative one would find commands in the server's working directory)."""
+    mcp = load_config(cwd=tmp_path, environ={}).settings.workflows.calls.mcp
+    assert (mcp.stdio, mcp.stdio_path) == (False, ("/usr/local/bin", "/usr/bin", "/bin"))
+    text = "workflows:\n  calls:\n    mcp:\n      stdio: true\n      stdioPath: [/opt/mcp/bin]\n"
+    write(tmp_path, "application.yaml", text)
+    mcp = load_config(cwd=tmp_path, environ={}).settings.workflows.calls.mcp
+    assert (mcp.stdio, mcp.stdio_path) == (True, ("/opt/mcp/bin",))
+    path = write(tmp_path, "application.yaml", text.replace("/opt/mcp/bin", "bin, /usr/bin"))
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path, environ={})
+    assert problems(exc) == [
+        f"{path}: workflows.calls.mcp.stdioPath: expected absolute directories, got ['bin']; a "
+        "relative entry would find commands in the MCP server's working directory"
+    ]

@@ -15,6 +15,7 @@ from workflow_orchestrator.dsl.model import (
     SwitchTask,
     TryTask,
     WaitTask,
+    build_task,
     build_workflow,
     load_workflow,
 )
@@ -174,3 +175,52 @@ def test_schedule_is_modelled_for_the_scheduler() -> None:
     assert workflow.schedule.on is not None
     assert workflow.schedule.on.mode == "one"
     assert workflow.schedule.cron is None
+
+
+def test_extensions_are_built_with_their_pointers_and_extended_types() -> None:
+    """use.extensions become Extension records: composite means do and fork, lists get the
+    pointers of their tasks, and applies_to follows extend."""
+    workflow = build_workflow(
+        document(
+            """
+            use:
+              extensions:
+                - around:
+                    extend: composite
+                    when: ${ true }
+                    before:
+                      - note: {set: {a: 1}}
+                - every:
+                    extend: all
+                    after:
+                      - note: {set: {b: 2}}
+            do:
+              - group:
+                  do:
+                    - inner: {set: {c: 3}}
+            """
+        )
+    )
+    around, every = workflow.extensions
+    assert (around.name, around.extends, around.when) == (
+        "around",
+        frozenset({"do", "fork"}),
+        "${ true }",
+    )
+    assert around.before is not None and around.after is None
+    assert around.before.tasks[0].reference == "/use/extensions/0/around/before/0/note"
+    assert every.after is not None
+    assert every.after.tasks[0].reference == "/use/extensions/1/every/after/0/note"
+    group = workflow.do.tasks[0]
+    inner = group.do.tasks[0]  # type: ignore[attr-defined]
+    assert around.applies_to(group) and not around.applies_to(inner)
+    assert every.applies_to(group) and every.applies_to(inner)
+
+
+def test_a_function_document_is_built_under_the_pointer_given() -> None:
+    """build_task builds one task definition (a function document) at a chosen pointer."""
+    task = build_task({"do": [{"step": {"set": {"a": 1}}}]}, name="log", pointer="/do/0/log/call")
+    assert task.name == "log" and task.reference == "/do/0/log/call"
+    assert task.do.tasks[0].reference == "/do/0/log/call/do/0/step"  # type: ignore[attr-defined]
+    with pytest.raises(ModelError, match="function 'missing' is not declared"):
+        build_task({"call": "missing"}, name="f", pointer="/f")

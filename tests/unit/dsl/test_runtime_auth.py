@@ -24,6 +24,18 @@ def server(request: HttpRequest) -> HttpResponse:
         if form.get("client_secret") == ["s3cret"] and form["grant_type"] == ["client_credentials"]:
             return json_response(200, {"access_token": "tok-1", "token_type": "Bearer"})
         return json_response(401, {"error": "invalid_client"})
+    if request.url == "https://idp.example.com/realms/r/.well-known/openid-configuration":
+        token_endpoint = "https://idp.example.com/realms/r/protocol/openid-connect/token"
+        return json_response(
+            200, {"issuer": "https://idp.example.com/realms/r", "token_endpoint": token_endpoint}
+        )
+    if request.url == "https://idp.example.com/realms/r/protocol/openid-connect/token":
+        form = parse_qs((request.body or b"").decode())
+        if form.get("client_secret") == ["s3cret"]:
+            return json_response(200, {"access_token": "oidc-1", "token_type": "Bearer"})
+        return json_response(401, {"error": "invalid_client"})
+    if request.url == "https://broken.example.com/.well-known/openid-configuration":
+        return json_response(200, {"issuer": "https://broken.example.com"})
     return json_response(200, {"authorization": request.headers.get("authorization")})
 
 
@@ -112,3 +124,53 @@ async def test_secret_based_basic_policy() -> None:
         effects=InMemoryEffects(http=server, secrets={"creds": {"username": "u", "password": "p"}}),
     )
     assert result.output == {"authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+
+
+OIDC = """
+do:
+  - get:
+      call: http
+      with:
+        method: get
+        endpoint:
+          uri: https://api.example.com/me
+          authentication:
+            oidc:
+              authority: %s
+              grant: client_credentials
+              client: {id: app, secret: s3cret}
+"""
+
+
+async def test_oidc_takes_the_token_endpoint_from_the_discovery_document() -> None:
+    """oidc reads token_endpoint from <authority>/.well-known/openid-configuration."""
+    SEEN.clear()
+    result, _ = await run(
+        OIDC % "https://idp.example.com/realms/r", effects=InMemoryEffects(http=server)
+    )
+    assert result.output == {"authorization": "Bearer oidc-1"}
+    assert [(r.method, r.url) for r in SEEN] == [
+        ("GET", "https://idp.example.com/realms/r/.well-known/openid-configuration"),
+        ("POST", "https://idp.example.com/realms/r/protocol/openid-connect/token"),
+        ("GET", "https://api.example.com/me"),
+    ]
+
+
+async def test_oidc_authority_may_name_the_discovery_document() -> None:
+    """An authority that already ends with the discovery path is fetched as it is."""
+    SEEN.clear()
+    authority = "https://idp.example.com/realms/r/.well-known/openid-configuration"
+    result, _ = await run(OIDC % authority, effects=InMemoryEffects(http=server))
+    assert result.output == {"authorization": "Bearer oidc-1"}
+    assert SEEN[0].url == authority
+
+
+async def test_oidc_discovery_without_a_token_endpoint_is_an_authentication_error() -> None:
+    """A discovery document with no token_endpoint faults naming the document."""
+    result, _ = await run(OIDC % "https://broken.example.com", effects=InMemoryEffects(http=server))
+    assert result.error is not None
+    assert result.error.type == "https://serverlessworkflow.io/spec/1.0.0/errors/authentication"
+    assert result.error.detail == (
+        "the OpenID Connect configuration https://broken.example.com/.well-known/"
+        "openid-configuration has no absolute 'token_endpoint'; check the oidc authority"
+    )

@@ -367,6 +367,48 @@ do:
     assert _problems(text, options) == []
 
 
+MCP_STDIO_TASK = """\
+do:
+  - ask:
+      call: mcp
+      with:
+        method: tools/list
+        transport:
+          stdio:
+            command: my-mcp-server
+  - remote:
+      call: mcp
+      with:
+        method: tools/list
+        transport:
+          http:
+            endpoint: https://mcp.example.com/mcp
+"""
+
+
+def test_mcp_stdio_needs_its_setting_and_a_namespace_allowed_processes() -> None:
+    """An MCP server over stdio is refused unless enabled (naming the setting), then unless
+    the namespace may start processes; the http transport needs neither."""
+    assert _problems(MCP_STDIO_TASK) == [
+        "/do/0/ask/with/transport/stdio: this service does not start MCP servers over stdio "
+        "while workflows.calls.mcp.stdio is false (the default); set workflows.calls.mcp.stdio: "
+        "true in the configuration, or use the http transport (mcp-stdio-disabled)"
+    ]
+    assert _problems(MCP_STDIO_TASK, ValidationOptions(allow_mcp_stdio=True)) == []
+    refused = ValidationOptions(allow_mcp_stdio=True, process_allowed=lambda namespace: False)
+    assert _problems(MCP_STDIO_TASK, refused) == [
+        "/do/0/ask/with/transport/stdio: namespace 'test' may not start MCP servers over stdio "
+        "(local processes); add it to workflows.run.namespaces in the configuration, or use the "
+        "http transport (process-not-allowed)"
+    ]
+    # A disabled call kind is refused as a whole, once.
+    disabled = ValidationOptions(enabled_calls=frozenset({"grpc", "asyncapi", "a2a"}))
+    assert [p.rsplit(" (", 1)[-1] for p in _problems(MCP_STDIO_TASK, disabled)] == [
+        "unsupported-call)",
+        "unsupported-call)",
+    ]
+
+
 def test_all_problems_at_once() -> None:
     """Structural and semantic problems of one document are all reported together."""
     problems = _problems(
@@ -383,7 +425,8 @@ do:
         proto: {endpoint: https://example.com/a.proto}
         service: {name: S, host: example.com}
         method: M
-"""
+""",
+        ValidationOptions(enabled_calls=frozenset()),
     )
     assert [problem.rsplit(" (", 1)[-1] for problem in problems] == [
         "required)",

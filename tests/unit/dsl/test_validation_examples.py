@@ -16,13 +16,10 @@ from workflow_orchestrator.dsl.validation import (
 
 EXAMPLES = sorted((SPEC / "examples").glob("*.yaml")) if SPEC.is_dir() else []
 
-UNSUPPORTED = (
-    "this service does not run call: {kind} (not supported yet, no setting enables it); use "
-    "call: http or call: openapi, or a function declared in use.functions (unsupported-call)"
-)
 CONTAINER = (
-    "this service does not run run.container: it has no container runtime (not supported yet, "
-    "no setting enables it); remove this task (container-runtime)"
+    "this service does not run run.container while workflows.run.container.runtime is none (the "
+    "default); set it to podman or docker in the configuration, or remove this task "
+    "(container-runtime)"
 )
 SHELL = (
     "this service does not run run.shell while workflows.run.shell is false (the default); set "
@@ -32,22 +29,13 @@ SCRIPT = (
     "this service does not run run.script while workflows.run.script is false (the default); "
     "set workflows.run.script: true in the configuration, or remove this task (script-disabled)"
 )
+MCP_STDIO = (
+    "this service does not start MCP servers over stdio while workflows.calls.mcp.stdio is false "
+    "(the default); set workflows.calls.mcp.stdio: true in the configuration, or use the http "
+    "transport (mcp-stdio-disabled)"
+)
 EXPECTED = {
-    "call-asyncapi-publish.yaml": [f"/do/0/findPet/call: {UNSUPPORTED.format(kind='asyncapi')}"],
-    "call-asyncapi-subscribe-consume-amount.yaml": [
-        f"/do/0/getNotifications/call: {UNSUPPORTED.format(kind='asyncapi')}"
-    ],
-    "call-asyncapi-subscribe-consume-forever-foreach.yaml": [
-        f"/do/0/getNotifications/call: {UNSUPPORTED.format(kind='asyncapi')}"
-    ],
-    "call-asyncapi-subscribe-consume-until.yaml": [
-        f"/do/0/getNotifications/call: {UNSUPPORTED.format(kind='asyncapi')}"
-    ],
-    "call-asyncapi-subscribe-consume-while.yaml": [
-        f"/do/0/getNotifications/call: {UNSUPPORTED.format(kind='asyncapi')}"
-    ],
-    "call-grpc.yaml": [f"/do/0/greet/call: {UNSUPPORTED.format(kind='grpc')}"],
-    "call-mcp.yaml": [f"/do/0/publishMessageToSlack/call: {UNSUPPORTED.format(kind='mcp')}"],
+    "call-mcp.yaml": [f"/do/0/publishMessageToSlack/with/transport/stdio: {MCP_STDIO}"],
     "run-container-cleanup-always.yaml": [f"/do/0/runContainer/run/container: {CONTAINER}"],
     "run-container-cleanup-eventually.yaml": [f"/do/0/runContainer/run/container: {CONTAINER}"],
     "run-container-stdin-and-arguments.yaml": [f"/do/1/runContainer/run/container: {CONTAINER}"],
@@ -83,10 +71,22 @@ def test_official_example(example: Path) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
 def test_official_example_with_everything_enabled(example: Path) -> None:
-    """With shell, script and containers enabled only unsupported calls remain."""
-    options = ValidationOptions(container_runtime=True, allow_shell=True, allow_script=True)
-    problems = [problem.rule for problem in validate_definition(_load(example), options)]
-    assert set(problems) <= {"unsupported-call"}
+    """With shell, script, containers and MCP stdio servers enabled every official example is
+    accepted."""
+    options = ValidationOptions(
+        container_runtime=True, allow_shell=True, allow_script=True, allow_mcp_stdio=True
+    )
+    assert [str(p) for p in validate_definition(_load(example), options)] == []
+
+
+@pytest.mark.parametrize("kind", ["grpc", "asyncapi", "mcp"])
+def test_a_disabled_call_is_refused_naming_its_setting(kind: str) -> None:
+    """A call kind the configuration disables is refused, naming the setting that enables it."""
+    example = next(path for path in EXAMPLES if path.name.startswith(f"call-{kind}"))
+    others = frozenset({"grpc", "asyncapi", "mcp", "a2a"} - {kind})
+    problems = validate_definition(_load(example), ValidationOptions(enabled_calls=others))
+    assert [p.rule for p in problems] == ["unsupported-call"]
+    assert f"set workflows.calls.{kind}.enabled: true in the configuration" in str(problems[0])
 
 
 def _load(path: Path) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from workflow_orchestrator.instances import CommitAsk, CommitTarget, Pending, plan_commit
 from workflow_orchestrator.instances._commit import ALL_INBOX, PLAIN_COMMIT
 from workflow_orchestrator.storage.instances import (
+    ChildRow,
     HistoryRow,
     InstanceStatus,
     OutgoingEvent,
@@ -120,6 +121,32 @@ def test_waking_consumes_what_the_last_park_left() -> None:
     assert snapshot.subscriptions == () and snapshot.timers == ()
 
 
+def test_a_listen_running_its_iterations_keeps_its_subscriptions() -> None:
+    """A listen that took an event stores its subscriptions with the next commit (replacing
+    what the park left), then leaves them alone; the snapshot names it. A terminal commit
+    drops them all the same."""
+    taking = plan_commit(
+        TARGET,
+        2,
+        pending(subscriptions=(SUBSCRIPTION,), listening="/do/0/hear"),
+        PLAIN_COMMIT,
+        NOW,
+    )
+    running = plan_commit(TARGET, 3, pending(listening="/do/0/hear"), PLAIN_COMMIT, NOW)
+    ended = plan_commit(
+        TARGET,
+        4,
+        pending(state=state("completed"), status="completed", listening="/do/0/hear"),
+        PLAIN_COMMIT,
+        NOW,
+    )
+    assert taking is not None and running is not None and ended is not None
+    assert taking.subscriptions == (SUBSCRIPTION,)
+    assert taking.snapshot["listening"] == running.snapshot["listening"] == "/do/0/hear"
+    assert running.subscriptions is None
+    assert ended.subscriptions == () and "listening" not in ended.snapshot
+
+
 def test_sleeping_tasks_make_their_timers_durable() -> None:
     """Tasks sleeping in memory have their timers written with every commit (a crash while
     waiting still wakes the instance)."""
@@ -137,3 +164,22 @@ def test_a_status_decided_outside_the_interpreter_with_its_note() -> None:
     assert snapshot.status is InstanceStatus.SUSPENDED
     assert [(h.kind, h.at) for h in snapshot.history] == [("workflow.suspended", NOW)]
     assert snapshot.completed_at is None and snapshot.subscriptions is None
+
+
+def test_the_children_started_go_with_the_commit() -> None:
+    """The child instances ``run.workflow`` tasks started are created with the commit, also
+    with a park (the parent awaits them)."""
+    child = ChildRow(
+        child_id=uuid.UUID(int=9), partition=1, definition_id="c", definition_version="1", input={}
+    )
+    plain = plan_commit(TARGET, 4, pending(children=(child,)), PLAIN_COMMIT, NOW)
+    parked = plan_commit(
+        TARGET,
+        4,
+        pending(children=(child,), status="waiting"),
+        CommitAsk(subscriptions=(), timers=()),
+        NOW,
+    )
+    assert plain is not None and plain.children == (child,)
+    assert parked is not None and parked.children == (child,) and parked.subscriptions == ()
+    assert parked.status is InstanceStatus.WAITING

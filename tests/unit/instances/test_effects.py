@@ -14,11 +14,11 @@ import trio.testing
 from tests.support.instances import Instances, open_instances, trio_clock
 from workflow_orchestrator.config import SecretGrant
 from workflow_orchestrator.dsl import WorkflowError
-from workflow_orchestrator.dsl.runtime import CloudEvent, ExecutionState
+from workflow_orchestrator.dsl.runtime import CloudEvent, ExecutionState, ListenRequest
 from workflow_orchestrator.instances import DurableEffects, EventOptions
 from workflow_orchestrator.security import EnvironmentSecrets, NamespacePolicy
 from workflow_orchestrator.storage import LeaseLost
-from workflow_orchestrator.storage.instances import InstanceStatus
+from workflow_orchestrator.storage.instances import InboxEvent, InstanceStatus
 
 SETTER = """\
 do:
@@ -165,3 +165,39 @@ async def test_missing_secret_names_the_variable_to_set(
         "secret 'db.password' is not defined; looked in: env WORKFLOW_SECRET_DB_PASSWORD "
         "(security.secrets.providers lists where secrets come from)"
     )
+
+
+async def test_a_listen_keeps_its_subscriptions_until_it_ends() -> None:
+    """A listen that took an event from the inbox stores its subscriptions with the next
+    commit and keeps them through the commits of its iterations (the snapshot names it); the
+    first commit after ``listen_ended`` drops them. Another listen's end changes nothing."""
+    request = ListenRequest(filters=({"type": "com.example.done"},), task_ref="/do/0/hear")
+    async with open_effects() as (instances, effects, state):
+        effects.start_from(
+            state, inbox=(InboxEvent(seq=1, event=dict(event(1).attributes), key="test#e1"),)
+        )
+        taken = await effects.wait_event(request)
+        await effects.checkpoint(state)
+        await effects.flush()
+        stored = instances.store.stored(effects.instance_id)
+        after_event = (stored.subscriptions, (stored.snapshot or {}).get("listening"))
+        state.context = {"iteration": 1}
+        await effects.checkpoint(state)
+        await effects.flush()
+        during = instances.store.stored(effects.instance_id).subscriptions
+        effects.listen_ended("/do/1/other")
+        state.context = {"iteration": 2}
+        await effects.checkpoint(state)
+        await effects.flush()
+        other_ended = instances.store.stored(effects.instance_id).subscriptions
+        effects.listen_ended("/do/0/hear")
+        state.context = {"done": True}
+        await effects.checkpoint(state)
+        await effects.flush()
+        stored = instances.store.stored(effects.instance_id)
+    assert taken.key == event(1).key
+    (row,) = after_event[0]
+    assert (row.task_ref, row.event_type) == ("/do/0/hear", "com.example.done")
+    assert after_event[1] == "/do/0/hear"
+    assert during == other_ended == (row,)
+    assert stored.subscriptions == () and "listening" not in (stored.snapshot or {})

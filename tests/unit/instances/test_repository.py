@@ -43,6 +43,21 @@ class MemoryRepositoryHarness:
     async def woken(self, count: int) -> list[uuid.UUID]:
         return self.store.wakes[:count]
 
+    async def create_child(
+        self, parent_id: uuid.UUID, *, awaited: bool = True, number: int = 1
+    ) -> uuid.UUID:
+        child_id = uuid.uuid5(parent_id, str(number))
+        self.store.create(
+            "orders",
+            "1.0.0",
+            {},
+            instance_id=child_id,
+            parent_id=parent_id,
+            parent_awaits=awaited,
+            subflow_depth=1,
+        )
+        return child_id
+
 
 @asynccontextmanager
 async def open_memory_repository() -> AsyncIterator[MemoryRepositoryHarness]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -17,6 +17,7 @@ from tests.support.instances import WAITER, WatchedStore, ok, open_runtime, trio
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.instances import Command, InputInvalid, LiveInstances, StartRequest
 from workflow_orchestrator.instances._commands import command_transition
+from workflow_orchestrator.instances._live import LiveInstance
 from workflow_orchestrator.instances._recovery import RecoveryRun, recovery_run
 from workflow_orchestrator.instances._timers import due_within
 from workflow_orchestrator.instances._waiters import TerminalWaiters
@@ -185,6 +186,71 @@ def test_live_registry_removes_only_the_actor_it_holds() -> None:
     assert live.get(instance_id) is new and instance_id in live and len(live) == 1
     live.discard(instance_id, new)
     assert instance_id not in live and list(live) == []
+
+
+def test_live_registry_tells_which_instances_stopped_since_a_stamp() -> None:
+    """A stop after the stamp is seen, one before is not; once stops were forgotten, an
+    older stamp counts every instance as stopped (a read again, never a stale run)."""
+    live = LiveInstances(remembered=2)
+    first, second, third = (uuid.UUID(int=n) for n in (1, 2, 3))
+
+    def run_once(instance_id: uuid.UUID) -> None:
+        actor = cast(LiveInstance, Actor())
+        live.add(instance_id, actor)
+        live.discard(instance_id, actor)
+
+    run_once(first)
+    stamp = live.stamp()
+    assert not live.stopped_since(first, stamp)
+    run_once(second)
+    assert live.stopped_since(second, stamp) and not live.stopped_since(third, stamp)
+    later = live.stamp()
+    run_once(third)
+    # first was forgotten (two remembered): stamps up to its stop cannot tell any more
+    assert live.stopped_since(third, later) and not live.stopped_since(first, later)
+    assert live.stopped_since(first, 0)
+
+
+FILTERED_LISTENER = """\
+do:
+  - hear:
+      listen:
+        to:
+          any:
+            - with: {type: com.example.reading, data: '${ .value > 10 }'}
+"""
+
+
+async def test_an_activation_read_before_a_run_ended_is_read_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The router reads an activation (snapshot and inbox) before a run of the instance
+    commits: activated with the stamp taken before that read, the instance is read again and
+    consumes the event, instead of running from the superseded snapshot (whose commit of the
+    same version would be taken for a retried write and lost)."""
+    low = {"specversion": "1.0", "id": "1", "source": "t", "type": "com.example.reading"}
+    with trio.fail_after(60):
+        async with open_runtime() as harness:
+            harness.register("hear", FILTERED_LISTENER)
+            record, _ = await harness.runtime.start_instance(StartRequest(definition_id="hear"))
+            instance_id = record.instance_id
+            await harness.wait_status(instance_id, InstanceStatus.WAITING)
+            harness.store.deliver(instance_id, {**low, "data": {"value": 3}})
+            harness.store.deliver(instance_id, {**low, "id": "2", "data": {"value": 12}})
+            read_at = harness.runtime.activation_stamp()
+            stale = await harness.store.load(instance_id)  # both events, the parked snapshot
+            # A run that took only the first event (rejected) commits and parks again.
+            first = attrs.evolve(stale, inbox=stale.inbox[:1])
+            await harness.runtime.activate(instance_id, first)
+            while harness.store.stored(instance_id).record.snapshot_version == (
+                stale.record.snapshot_version
+            ):
+                await harness.store.changed.wait()
+            await harness.wait_status(instance_id, InstanceStatus.WAITING)
+            await harness.runtime.activate(instance_id, stale, read_at=read_at)
+            await harness.wait_status(instance_id, InstanceStatus.COMPLETED)
+            done = harness.store.stored(instance_id).record
+    assert done.output == [{"value": 12}]
 
 
 def test_input_invalid_names_the_first_problem() -> None:
@@ -426,11 +492,14 @@ async def test_wake_runs_a_parked_instance_when_its_partition_is_held(
     instance whose partition this replica gave up does nothing."""
     async with open_runtime() as harness:
         harness.register("waiter", WAITER)
-        records = []
-        for _ in range(2):
+        records: list[InstanceRecord] = []
+        # Two instances in different partitions (ids are random: the second may share the
+        # first's partition, whose release would then hold back the wake-up this test expects).
+        while len({r.partition for r in records}) < 2:
             record, _ = await harness.runtime.start_instance(StartRequest(definition_id="waiter"))
             await harness.wait_status(record.instance_id, InstanceStatus.WAITING)
-            records.append(record)
+            if record.partition not in {r.partition for r in records}:
+                records.append(record)
         woken, given_up = records
         harness.store.release(given_up.partition)
         await trio.sleep(600)

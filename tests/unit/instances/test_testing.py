@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import pytest
@@ -58,6 +59,12 @@ class MemoryHarness:
             ],
             events=[e["id"] for e in self.store.events],
         )
+
+    async def record(self, instance_id: uuid.UUID) -> InstanceRecord:
+        return self.store.stored(instance_id).record
+
+    async def inbox(self, instance_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.key, e.event) for e in self.store.stored(instance_id).inbox]
 
     async def deliver(self, instance_id: uuid.UUID, event_id: str) -> int:
         return self.store.deliver(instance_id, {"id": event_id, "source": "s", "type": "t"})

@@ -1,6 +1,6 @@
 """The typed, immutable model of a Serverless Workflow definition, built once per version."""
 
-from workflow_orchestrator.dsl.model._build import ModelError, build_workflow
+from workflow_orchestrator.dsl.model._build import ModelError, build_task, build_workflow
 from workflow_orchestrator.dsl.model._duration import (
     Duration,
     InvalidDuration,
@@ -16,6 +16,7 @@ from workflow_orchestrator.dsl.model._tasks import (
     DoTask,
     EmitTask,
     EventFilter,
+    Extension,
     ForkTask,
     ForTask,
     ListenTask,
@@ -45,6 +46,7 @@ __all__ = [
     "Duration",
     "EmitTask",
     "EventFilter",
+    "Extension",
     "ForTask",
     "ForkTask",
     "InvalidDuration",
@@ -65,6 +67,7 @@ __all__ = [
     "TryTask",
     "WaitTask",
     "Workflow",
+    "build_task",
     "build_workflow",
     "duration_seconds",
     "load_workflow",

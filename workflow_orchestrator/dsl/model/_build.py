@@ -22,6 +22,7 @@ from workflow_orchestrator.dsl.model._tasks import (
     DoTask,
     EmitTask,
     EventFilter,
+    Extension,
     ForkTask,
     ForTask,
     ListenTask,
@@ -44,6 +45,8 @@ from workflow_orchestrator.dsl.model._tasks import (
 from workflow_orchestrator.errors import OrchestratorError
 
 _TASK_KEYS = ("call", "do", "fork", "emit", "for", "listen", "raise", "run", "set", "switch")
+# The task types an extension's ``extend`` names (``composite`` was ``do``/``fork``'s name).
+_EXTENDS = {"composite": frozenset({"do", "fork"})}
 
 
 class ModelError(OrchestratorError, ValueError):
@@ -225,7 +228,36 @@ class _Builder:
                 function = self.task(f"/use/functions/{_escape(call)}", call, self.functions[call])
             finally:
                 self._resolving.discard(call)
-        return CallTask(**common, call=call, with_=body.get("with") or EMPTY, function=function)
+        with_ = body.get("with") or EMPTY
+        foreach = None
+        if call == "asyncapi":
+            subscription = with_.get("subscription")
+            spec = subscription.get("foreach") if isinstance(subscription, Mapping) else None
+            if isinstance(spec, Mapping):
+                foreach = self.iterator(pointer + "/with/subscription/foreach", spec)
+        return CallTask(**common, call=call, with_=with_, function=function, foreach=foreach)
+
+    def extensions(self, items: Any) -> tuple[Extension, ...]:
+        built = []
+        for index, item in enumerate(items or ()):
+            ((name, body),) = item.items()
+            pointer = f"/use/extensions/{index}/{_escape(name)}"
+            extend = str(body["extend"])
+            built.append(
+                Extension(
+                    name=name,
+                    extend=extend,
+                    extends=_EXTENDS.get(extend, frozenset({extend})),
+                    when=body.get("when"),
+                    before=self.task_list(pointer + "/before", body["before"])
+                    if "before" in body
+                    else None,
+                    after=self.task_list(pointer + "/after", body["after"])
+                    if "after" in body
+                    else None,
+                )
+            )
+        return tuple(built)
 
     def catch(self, pointer: str, body: Mapping[str, Any]) -> Catch:
         retry = body.get("retry")
@@ -296,24 +328,22 @@ class _Builder:
             on=self.strategy(body["on"]) if "on" in body else None,
         )
 
+    def iterator(self, pointer: str, foreach: Mapping[str, Any]) -> SubscriptionIterator:
+        return SubscriptionIterator(
+            item=foreach.get("item", "item"),
+            at=foreach.get("at", "index"),
+            do=self.task_list(pointer + "/do", foreach["do"]) if "do" in foreach else None,
+            output=self.data_filter(foreach.get("output"), "as"),
+            export=self.data_filter(foreach.get("export"), "as"),
+        )
+
     def listen(self, pointer: str, common: dict[str, Any], body: Mapping[str, Any]) -> ListenTask:
         foreach = body.get("foreach")
-        iterator = None
-        if foreach is not None:
-            iterator = SubscriptionIterator(
-                item=foreach.get("item", "item"),
-                at=foreach.get("at", "index"),
-                do=self.task_list(pointer + "/foreach/do", foreach["do"])
-                if "do" in foreach
-                else None,
-                output=self.data_filter(foreach.get("output"), "as"),
-                export=self.data_filter(foreach.get("export"), "as"),
-            )
         return ListenTask(
             **common,
             to=self.strategy(body["listen"]["to"]),
             read=body["listen"].get("read", "data"),
-            foreach=iterator,
+            foreach=None if foreach is None else self.iterator(pointer + "/foreach", foreach),
         )
 
 
@@ -339,4 +369,18 @@ def build_workflow(document: Mapping[str, Any]) -> Workflow:
         secrets=tuple(use.get("secrets") or ()),
         authentications=use.get("authentications") or EMPTY,
         schedule=builder.schedule(document.get("schedule")),
+        catalogs=use.get("catalogs") or EMPTY,
+        extensions=builder.extensions(use.get("extensions")),
     )
+
+
+def build_task(
+    body: Mapping[str, Any], *, name: str, pointer: str, use: Mapping[str, Any] = EMPTY
+) -> Task:
+    """The model of one task definition that passed the structural checks: a function
+    document (a cataloged function's ``function.yaml``), built under JSON pointer ``pointer``.
+
+    ``use`` holds the reusable components its references resolve against (none by default: a
+    function document is self-contained). Raises `ModelError` like `build_workflow`.
+    """
+    return _Builder({"use": use}).task(pointer, name, body)

@@ -203,7 +203,8 @@ class ConsumptionStrategy:
 
 @attrs.frozen(kw_only=True)
 class SubscriptionIterator:
-    """``foreach`` of a ``listen``: tasks run for each consumed event."""
+    """``foreach`` of a ``listen`` or of an AsyncAPI subscription: tasks run for each consumed
+    event or message."""
 
     item: str = "item"
     at: str = "index"
@@ -223,14 +224,19 @@ class ListenTask(Task):
 
 @attrs.frozen(kw_only=True)
 class CallTask(Task):
-    """Calls ``call`` (http, openapi or a function) with the arguments ``with_``.
+    """Calls ``call`` (http, openapi, another protocol or a function) with the arguments
+        ``with_``.
 
-    ``function`` is the resolved definition of a function from ``use.functions``.
+        ``function`` is the resolved definition of a function from ``use.functions``; a cataloged
+        function (``name:version@catalog``) or a function document's URI has none: the runtime
+        resolves it when the task runs. ``foreach`` is the ``with.subscription.foreach`` of a
+    ``call: asyncapi`` (its tasks built).
     """
 
     call: str
     with_: Mapping[str, Any] = EMPTY
     function: Task | None = None
+    foreach: SubscriptionIterator | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -258,6 +264,24 @@ class Schedule:
 
 
 @attrs.frozen(kw_only=True)
+class Extension:
+    """One of ``use.extensions``: ``before`` and ``after`` task lists run around every task of
+    the types in ``extends`` (the DSL's ``extend``: ``composite`` is ``do`` and ``fork``,
+    ``all`` every type) for which ``when`` holds."""
+
+    name: str
+    extend: str
+    extends: frozenset[str]
+    when: str | None = None
+    before: TaskList | None = None
+    after: TaskList | None = None
+
+    def applies_to(self, task: Task) -> bool:
+        """Whether the type of ``task`` is one this extension extends (``when`` aside)."""
+        return self.extend == "all" or task.kind in self.extends
+
+
+@attrs.frozen(kw_only=True)
 class Workflow:
     """A whole definition, built once per version and shared by its instances."""
 
@@ -273,3 +297,5 @@ class Workflow:
     secrets: tuple[str, ...] = ()
     authentications: Mapping[str, Mapping[str, Any]] = EMPTY
     schedule: Schedule | None = None
+    catalogs: Mapping[str, Mapping[str, Any]] = EMPTY
+    extensions: tuple[Extension, ...] = ()

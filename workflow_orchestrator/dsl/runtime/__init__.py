@@ -2,7 +2,7 @@
 
 Nothing here does I/O. The I/O behind `Effects.http` and `Effects.run_process` lives in
 ``workflow_orchestrator.adapters`` (`HttpxClient`, outbound HTTP through httpx;
-`run_local_process`, shell/script tasks where configuration enables them); the effects
+`LocalProcesses`, sandboxed shell/script processes where configuration enables them); the effects
 implementations that use them are handed them by whoever builds them.
 """
 
@@ -14,6 +14,7 @@ from workflow_orchestrator.dsl.runtime._effects import (
     ListenRequest,
     ProcessRequest,
     ProcessResult,
+    ServiceCall,
     SubflowRequest,
     SubscriptionFilter,
 )
@@ -27,6 +28,12 @@ from workflow_orchestrator.dsl.runtime._limits import (
 )
 from workflow_orchestrator.dsl.runtime._memory import EffectRecord, InMemoryEffects, json_response
 from workflow_orchestrator.dsl.runtime._options import RuntimeOptions
+from workflow_orchestrator.dsl.runtime._services import (
+    MessageConsumer,
+    ServiceAdapters,
+    ServiceCaller,
+    service_disabled,
+)
 from workflow_orchestrator.dsl.runtime._state import ExecutionState
 
 __all__ = [
@@ -41,15 +48,20 @@ __all__ = [
     "Interpreter",
     "LimitExceeded",
     "ListenRequest",
+    "MessageConsumer",
     "ProcessRequest",
     "ProcessResult",
     "RuntimeLimits",
     "RuntimeOptions",
+    "ServiceAdapters",
+    "ServiceCall",
+    "ServiceCaller",
     "SubflowRequest",
     "SubscriptionFilter",
     "WorkflowResult",
     "json_response",
     "limit_exceeded",
     "run_workflow",
+    "service_disabled",
     "with_matches",
 ]

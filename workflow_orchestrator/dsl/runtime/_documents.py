@@ -1,4 +1,5 @@
-"""Documents a workflow fetches: JSON schemas (``schema.resource``) and OpenAPI documents.
+"""Documents a workflow fetches: JSON schemas (``schema.resource``), OpenAPI documents, A2A
+agent cards and function documents (cataloged functions).
 
 A remote document is as untrusted as a definition: a 406-byte YAML file of nested aliases
 expands to gigabytes. So a document is fetched with a cap on its body and read by the same
@@ -11,6 +12,7 @@ deadline, so the event loop never waits for it. Each document is fetched once pe
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import trio
@@ -56,13 +58,15 @@ async def fetch_document(
     what: str,
     accept: str,
     where: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """The document at ``uri`` parsed (JSON or YAML), fetched once per run (``cache``).
 
     ``what`` names it in errors (``the schema https://...``). A status other than 2xx is a
     communication error; a body over the limit, text that is not JSON or YAML, or aliases that
     expand past the limit are a configuration error naming the limit and its setting; a parse
-    that outlives ``workflows.httpTimeout`` is a timeout error.
+    that outlives ``workflows.httpTimeout`` is a timeout error. ``headers`` are sent besides
+    ``accept`` (an ``authorization``, say).
     """
     if uri in cache:
         return cache[uri]
@@ -72,7 +76,7 @@ async def fetch_document(
         HttpRequest(
             method="GET",
             url=uri,
-            headers={"accept": accept},
+            headers={**(headers or {}), "accept": accept},
             timeout=timeout,
             max_body_size=limit,
         )

@@ -11,7 +11,8 @@ them. Absolute times are timezone-aware UTC `datetime` values.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -124,7 +125,16 @@ class SubflowRequest:
 
 @attrs.frozen(kw_only=True)
 class ProcessRequest:
-    """Run a ``shell`` or ``script`` process (only where configuration enables it)."""
+    """Run a ``shell`` or ``script`` process (only where configuration enables it).
+
+    ``command`` is the shell command, or the script's code (``language``: ``javascript`` or
+    ``python``); ``arguments`` are its argv after the command or script, ``environment`` the
+    only variables it gets besides the runtime's own few, ``stdin`` its standard input.
+    ``timeout`` bounds it in seconds. When ``await_completion`` is false the effects return
+    once the process started, with an empty result that the interpreter ignores; the process
+    still runs under its timeout, owned by the runtime. ``key`` identifies the task run
+    (instance id and task key) in logs.
+    """
 
     kind: str
     command: str
@@ -133,15 +143,41 @@ class ProcessRequest:
     stdin: str | None = None
     language: str | None = None
     timeout: float = 60.0
+    await_completion: bool = True
+    key: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ServiceCall:
+    """A call to a service over a protocol other than plain HTTP, done by an adapter.
+
+    ``kind`` names the adapter: ``grpc``, ``asyncapi``, ``mcp`` or ``container``
+    (``run.container``). ``arguments`` are the task's evaluated arguments (a ``call``'s
+    ``with``, a container's ``run.container`` with ``return``/``await``), plain JSON.
+    ``key`` is stable across re-executions of one task attempt (an idempotency key where the
+    protocol carries one, a container's name suffix...); ``task_ref`` is the task's JSON
+    pointer, for messages. ``timeout`` bounds the call in seconds (None: the adapter's own).
+    ``namespace`` is filled in by the durable runtime (the definition's namespace), for
+    per-namespace policies; the interpreter leaves it empty.
+    """
+
+    kind: str
+    arguments: Mapping[str, Any]
+    key: str
+    task_ref: str = ""
+    timeout: float | None = None
+    namespace: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class ProcessResult:
-    """What a process returned."""
+    """What a process returned: its exit code (``128 + n`` when signal ``n`` ended it; then
+    ``signal`` is its name, such as ``SIGSEGV``) and what it wrote."""
 
     code: int
     stdout: str = ""
     stderr: str = ""
+    signal: str | None = None
 
 
 class Effects(Protocol):
@@ -184,12 +220,31 @@ class Effects(Protocol):
         """Return the next event matching ``request``, waiting as long as it takes."""
         ...
 
+    def listen_ended(self, task_ref: str) -> None:
+        """The ``listen`` task ``task_ref`` ended (completed, faulted or cancelled): it
+        consumes no more events (a durable implementation stops delivering them)."""
+        ...
+
     async def run_subflow(self, request: SubflowRequest) -> Any:
         """Run a child workflow and return its output (a faulted child raises)."""
         ...
 
     async def run_process(self, request: ProcessRequest) -> ProcessResult:
         """Run a shell or script process, or raise a configuration error if disabled."""
+        ...
+
+    async def call_service(self, request: ServiceCall) -> Any:
+        """Call a service through the adapter of ``request.kind`` and return its JSON result;
+        a kind no adapter serves (or one disabled by configuration) raises a configuration
+        `WorkflowError` naming the setting."""
+        ...
+
+    def consume_messages(
+        self, request: ServiceCall
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+        """Subscribe through the adapter of ``request.kind``: the context yields an iterator
+        of the messages received (JSON values) until the caller stops reading; leaving the
+        context closes the subscription."""
         ...
 
     async def get_secret(self, name: str) -> Any:

@@ -19,7 +19,13 @@ from typing import Any
 import attrs
 
 from workflow_orchestrator.dsl.expressions import is_runtime_expression
-from workflow_orchestrator.dsl.model import ConsumptionStrategy, EmitTask, EventFilter, ListenTask
+from workflow_orchestrator.dsl.model import (
+    ConsumptionStrategy,
+    EmitTask,
+    EventFilter,
+    ListenTask,
+    SubscriptionIterator,
+)
 from workflow_orchestrator.dsl.runtime._arguments import custom_scope
 from workflow_orchestrator.dsl.runtime._effects import (
     CloudEvent,
@@ -196,16 +202,20 @@ class _Progress:
         }
 
 
-async def _process(
-    runner: Runner, task: ListenTask, key: str, progress: _Progress, args: dict[str, Any]
-) -> None:
-    """Run ``foreach`` for the next consumed event that has not been processed yet."""
-    foreach = task.foreach
-    assert foreach is not None
-    index = len(progress.outputs)
-    item = progress.events[index]
+async def run_iteration(
+    runner: Runner,
+    foreach: SubscriptionIterator,
+    key: str,
+    index: int,
+    item: Any,
+    args: Mapping[str, Any],
+    where: str,
+) -> Any:
+    """Run a subscription's ``foreach`` for ``item``, the ``index``-th consumed (an event of a
+    ``listen``, a message of an AsyncAPI subscription): its tasks with ``item``/``at`` in
+    scope, then ``output.as`` and ``export.as``; returns the iteration's output. The tasks run
+    under the execution key ``<key>/foreach[<index>]``, so a resumed iteration continues."""
     scope = {**custom_scope(args), foreach.item: item, foreach.at: index}
-    where = task.reference + "/foreach"
     output = item
     if foreach.do is not None:
         body_key = f"{key}/foreach[{index}]"
@@ -218,6 +228,19 @@ async def _process(
         runner.state.context = await runner.transform(
             foreach.export.expression, output, {**item_args, "output": output}, where
         )
+    return output
+
+
+async def _process(
+    runner: Runner, task: ListenTask, key: str, progress: _Progress, args: dict[str, Any]
+) -> None:
+    """Run ``foreach`` for the next consumed event that has not been processed yet."""
+    foreach = task.foreach
+    assert foreach is not None
+    index = len(progress.outputs)
+    output = await run_iteration(
+        runner, foreach, key, index, progress.events[index], args, task.reference + "/foreach"
+    )
     progress.outputs.append(output)
     runner.state.frames[key] = progress.frame()
     await runner.effects.checkpoint(runner.state)
@@ -230,7 +253,18 @@ async def run_listen(
 
     With ``foreach``, each event is processed as soon as it is consumed (so ``any`` with
     ``until`` can run for ever) and the output is the list of the iterations' outputs.
+    However the task ends, the effects are told (``listen_ended``): a durable runtime keeps
+    delivering events to a listen that is running its iterations until then.
     """
+    try:
+        return await _consume(runner, task, key, data, args)
+    finally:
+        runner.effects.listen_ended(task.reference)
+
+
+async def _consume(
+    runner: Runner, task: ListenTask, key: str, data: Any, args: dict[str, Any]
+) -> Outcome:
     state = runner.state
     frames = state.frames
     where = task.reference + "/listen"

@@ -12,7 +12,8 @@ import inspect
 import json
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +28,10 @@ from workflow_orchestrator.dsl.runtime._effects import (
     ListenRequest,
     ProcessRequest,
     ProcessResult,
+    ServiceCall,
     SubflowRequest,
 )
+from workflow_orchestrator.dsl.runtime._services import ServiceAdapters
 from workflow_orchestrator.dsl.runtime._state import ExecutionState
 from workflow_orchestrator.dsl.runtime._time import iso, plus_seconds
 
@@ -84,6 +87,7 @@ class InMemoryEffects:
         events: Iterable[tuple[float, CloudEvent]] = (),
         subflows: SubflowHandler | None = None,
         processes: ProcessHandler | None = None,
+        services: ServiceAdapters | None = None,
         record_snapshots: bool = False,
         loopback: bool = True,
         seed: int = 0,
@@ -101,6 +105,7 @@ class InMemoryEffects:
         self._secrets = dict(secrets or {})
         self._subflows = subflows
         self._processes = processes
+        self._services = services or ServiceAdapters()
         self._record = record_snapshots
         self._loopback = loopback
         self._random = random.Random(seed)
@@ -169,18 +174,26 @@ class InMemoryEffects:
         return response
 
     async def run_subflow(self, request: SubflowRequest) -> Any:
-        """Run a child through the scripted handler, or fail with a configuration error."""
+        """Run a child through the scripted handler, as the durable runtime does: its result
+        is the child's output, a ``WorkflowError`` it raises is the child's fault (which the
+        parent may catch); without a handler no workflow is registered (a configuration
+        error). Without ``await`` the result is not used."""
         self._record_effect(
             "subflow",
             request.key,
-            {"workflow": f"{request.namespace}/{request.name}:{request.version}"},
+            {
+                "workflow": f"{request.namespace}/{request.name}:{request.version}",
+                "await": request.await_completion,
+            },
         )
         if self._subflows is None:
             raise WorkflowError(
                 Problem.standard(
                     ErrorType.CONFIGURATION,
-                    detail=f"workflow {request.namespace}/{request.name}:{request.version} "
-                    "is not registered",
+                    title="Subflow Not Found",
+                    detail=f"run.workflow names workflow {request.namespace}/{request.name}:"
+                    f"{request.version}, which is not registered (namespace, name and version "
+                    "of its document); register it first",
                 )
             )
         result = self._subflows(request)
@@ -201,6 +214,18 @@ class InMemoryEffects:
                 "runtime configuration",
             )
         )
+
+    async def call_service(self, request: ServiceCall) -> Any:
+        """Call through the ``services`` adapters (a configuration error without one)."""
+        self._record_effect("service", request.key, {"kind": request.kind})
+        return await self._services.call(request)
+
+    def consume_messages(
+        self, request: ServiceCall
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+        """Subscribe through the ``services`` adapters (a configuration error without one)."""
+        self._record_effect("subscribe", request.key, {"kind": request.kind})
+        return self._services.consume(request)
 
     async def get_secret(self, name: str) -> Any:
         """The configured secret, or an authorization error (403)."""
@@ -227,6 +252,9 @@ class InMemoryEffects:
         self._record_effect("emit", event.key, event.to_json())
         if self._loopback:
             self.publish(event)
+
+    def listen_ended(self, task_ref: str) -> None:
+        """Nothing to release: scripted events stay on the bus."""
 
     async def wait_event(self, request: ListenRequest) -> CloudEvent:
         """The first scripted event matching ``request``, sleeping until it arrives."""

@@ -11,6 +11,9 @@ Data flow per task follows the spec: ``if`` on the raw input, ``input.schema`` t
 ``input.from``, the task, ``output.as`` then ``output.schema``, ``export.as`` then
 ``export.schema`` (which replaces ``$context``), then the flow directive.
 
+Extensions (``use.extensions``, see `_extensions`) wrap a task's own work, between its input
+and its output processing.
+
 Fairness and budgets: every task of a list ends with a Trio checkpoint (as does every ``for``
 iteration), so a loop of tasks that never waits still lets every other task of the process
 run (health checks, lease renewal, shutdown) and can be cancelled; every task is counted
@@ -30,8 +33,10 @@ import trio.lowlevel
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.model import Task, TaskList
+from workflow_orchestrator.dsl.runtime._arguments import REMOTE_FUNCTION
 from workflow_orchestrator.dsl.runtime._effects import CloudEvent
 from workflow_orchestrator.dsl.runtime._evaluation import Evaluator
+from workflow_orchestrator.dsl.runtime._extensions import extended
 from workflow_orchestrator.dsl.runtime._time import descriptor, iso, parse_iso, plus_seconds
 
 Outcome = tuple[Any, str | None]
@@ -58,6 +63,8 @@ class Runner(Evaluator):
     _qualified_name: str | None = None
     # Tasks started by this run (``workflows.limits.tasksPerRun``).
     tasks_this_run: int = 0
+    # Function documents resolved by this run, by (URL, calling task's reference).
+    remote_functions: dict[tuple[str, str], Task] = attrs.field(factory=dict)
 
     # -- lifecycle, timers ---------------------------------------------------------------
 
@@ -161,11 +168,21 @@ class Runner(Evaluator):
         self, tasks: TaskList, key: str, data: Any, scope: Mapping[str, Any]
     ) -> tuple[Any, bool]:
         """Run a task list from its recorded position; returns (output, ended by ``end``)."""
+        data, flow = await self.run_list_flow(tasks, key, data, scope)
+        return data, flow == "end"
+
+    async def run_list_flow(
+        self, tasks: TaskList, key: str, data: Any, scope: Mapping[str, Any]
+    ) -> tuple[Any, str | None]:
+        """`run_list`, telling how the list stopped: ``"end"`` (a ``then: end``), ``"exit"``
+        (a ``then: exit``, which an extension's ``before`` list uses to skip the task it
+        extends) or None (it ran to its last task)."""
         frames = self.state.frames
         frame = frames.get(key)
-        index, epoch, ended = 0, 0, False
+        index, epoch, ended, exited = 0, 0, False, False
         if frame is not None:
             index, data, epoch, ended = frame["next"], frame["data"], frame["epoch"], frame["end"]
+            exited = frame.get("exit", False)
         items = tasks.tasks
         count = len(items)
         base = len(tasks.reference)
@@ -179,7 +196,7 @@ class Runner(Evaluator):
             if directive is None or directive == "continue":
                 index += 1
             elif directive == "exit":
-                index = count
+                index, exited = count, True
             elif directive == "end":
                 index, ended = count, True
             else:
@@ -199,13 +216,16 @@ class Runner(Evaluator):
                         epoch + 1, tasks.reference or key, "task list"
                     )
                 index = target
-            frames[key] = {"next": index, "data": data, "epoch": epoch, "end": ended}
+            frame = {"next": index, "data": data, "epoch": epoch, "end": ended}
+            if exited:
+                frame["exit"] = True
+            frames[key] = frame
             await self.effects.checkpoint(self.state)
             # Yield to every other task of the process after each task: a workflow that loops
             # without waiting must not starve them, and must stay cancellable. (After, not
             # before: a task's first effects keep their order against timers started with it.)
             await trio.lowlevel.checkpoint()
-        return data, ended
+        return data, "end" if ended else "exit" if exited else None
 
     async def run_task(
         self, task: Task, key: str, raw_input: Any, scope: Mapping[str, Any]
@@ -233,7 +253,7 @@ class Runner(Evaluator):
             "runtime": self.runtime_descriptor,
             "task": task_info,
         }
-        if self.workflow.secrets:
+        if self.workflow.secrets and REMOTE_FUNCTION not in scope:
             args["secrets"] = await self.secrets()
         if scope:
             args.update(scope)
@@ -261,6 +281,8 @@ class Runner(Evaluator):
                     data = await self.transform(task.input.expression, raw_input, args, where)
             args["input"] = data
             handler = self.handlers[type(task)]
+            if self.workflow.extensions:
+                handler = await extended(self, task, key, data, args, scope, handler)
             if task.timeout is not None:
                 seconds = await self.seconds(task.timeout.after, data, args, where + "/timeout")
                 output, directive = await self.with_timeout(

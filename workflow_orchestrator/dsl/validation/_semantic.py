@@ -14,12 +14,15 @@
   ``exceptWhen``, listen ``until``, correlation ``from``).
 
 Apart from those problems, ``unsupported`` collects what is valid DSL but this runtime will not
-run (``UNSUPPORTED_RULES``): ``call`` of ``grpc``, ``asyncapi``, ``a2a`` and ``mcp``
-(``unsupported-call``), ``run.container`` without a container runtime (``container-runtime``),
-``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``), and
-what this service's configuration refuses to the document's namespace: a process
-(``process-not-allowed``, ``workflows.run.namespaces``) and a secret in ``use.secrets`` it is
-not granted (``secret-not-granted``, ``security.secrets.grants``).
+run (``UNSUPPORTED_RULES``): a ``call`` of ``grpc``, ``asyncapi``, ``a2a`` or ``mcp`` that
+configuration disables (``unsupported-call``, ``workflows.calls.<kind>.enabled``), an MCP
+server started over stdio unless enabled (``mcp-stdio-disabled``, ``workflows.calls.mcp.stdio``),
+``run.container`` without a container runtime (``container-runtime``),
+``run.shell``/``run.script`` unless enabled (``shell-disabled``, ``script-disabled``), a
+script in another language than js (javascript) or python (``script-language``), and
+what this service's configuration refuses to the document's namespace: a process, MCP stdio
+servers included (``process-not-allowed``, ``workflows.run.namespaces``) and a secret in
+``use.secrets`` it is not granted (``secret-not-granted``, ``security.secrets.grants``).
 
 The walk tolerates any shape (the structural problems are reported separately), so a broken
 definition still gets every semantic problem at once. It stops with one ``limit`` problem past
@@ -48,15 +51,19 @@ FLOW_DIRECTIVES = ("continue", "exit", "end")
 UNSUPPORTED_RULES = frozenset(
     {
         "unsupported-call",
+        "mcp-stdio-disabled",
         "container-runtime",
         "shell-disabled",
         "script-disabled",
+        "script-language",
         "process-not-allowed",
         "secret-not-granted",
     }
 )
-UNSUPPORTED_CALLS = frozenset({"grpc", "asyncapi", "a2a", "mcp"})
-BUILTIN_CALLS = frozenset({"http", "openapi"}) | UNSUPPORTED_CALLS
+SERVICE_CALLS = frozenset({"grpc", "asyncapi", "a2a", "mcp"})
+BUILTIN_CALLS = frozenset({"http", "openapi"}) | SERVICE_CALLS
+# The script languages the runtime runs (any case), as dsl.runtime's process tasks accept them.
+SCRIPT_LANGUAGES = frozenset({"js", "javascript", "python"})
 _SCHEMES = ("basic", "bearer", "digest", "oauth2", "oidc")
 _SECRET_USE = re.compile(
     r"\$secrets\s*(?:\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[\s*\"(?P<quoted>[^\"\\]*)\"\s*\])"
@@ -120,6 +127,10 @@ class SemanticChecker:
     container_runtime: bool
     allow_shell: bool
     allow_script: bool
+    # MCP servers may be started over stdio (workflows.calls.mcp.stdio).
+    allow_mcp_stdio: bool = False
+    # The calls beyond http/openapi that configuration enables (workflows.calls).
+    enabled_calls: frozenset[str] = SERVICE_CALLS
     max_expressions: int = MAX_EXPRESSIONS
     deadline: Deadline | None = None
     # The configuration's namespace rules (None: everything allowed).
@@ -159,6 +170,7 @@ class SemanticChecker:
             for name, function in _items(use.get("functions")):
                 if isinstance(function, Mapping):
                     self._task(function, ("use", "functions", name), siblings=None)
+            self._extensions(use.get("extensions"))
         self._authentications(document, ())
         self._secret_grants(use)
         self._task_list(document.get("do"), ("do",))
@@ -166,6 +178,20 @@ class SemanticChecker:
         if isinstance(schedule, Mapping):
             self._listen_strategy(schedule.get("on"), ("schedule", "on"))
         return self.problems
+
+    def _extensions(self, extensions: Any) -> None:
+        """An extension's ``when`` and its ``before``/``after`` lists, checked like tasks."""
+        if not isinstance(extensions, list):
+            return
+        for index, item in enumerate(extensions):
+            if not isinstance(item, Mapping) or len(item) != 1:
+                continue
+            name, extension = next(iter(item.items()))
+            if isinstance(extension, Mapping):
+                path: Path = ("use", "extensions", index, str(name))
+                self._loose_at(extension, path, ("when",))
+                self._task_list(extension.get("before"), (*path, "before"))
+                self._task_list(extension.get("after"), (*path, "after"))
 
     # expressions -------------------------------------------------------------------------
 
@@ -309,14 +335,18 @@ class SemanticChecker:
         call = task.get("call")
         if not isinstance(call, str):
             return
-        if call in UNSUPPORTED_CALLS:
+        if call == "asyncapi":
+            self._asyncapi_foreach(task.get("with"), (*path, "with"))
+        if call in SERVICE_CALLS and call not in self.enabled_calls:
             self._unsupported(
                 (*path, "call"),
-                f"this service does not run call: {call} (not supported yet, no setting "
-                "enables it); use call: http or call: openapi, or a function declared in "
-                "use.functions",
+                f"this service does not run call: {call} while workflows.calls.{call}.enabled "
+                f"is false; set workflows.calls.{call}.enabled: true in the configuration, or "
+                "remove this task",
                 "unsupported-call",
             )
+        elif call == "mcp":
+            self._mcp_stdio(task, path)
         elif call in BUILTIN_CALLS or "://" in call:
             return
         elif (catalog := _CATALOG_REFERENCE.match(call)) is not None:
@@ -334,6 +364,29 @@ class SemanticChecker:
                 f"calls function {call!r}, which is not declared in use.functions "
                 f"({_listing(self.declared.functions)}); declare it or fix the name",
                 "function-reference",
+            )
+
+    def _mcp_stdio(self, task: Mapping[str, Any], path: Path) -> None:
+        with_ = task.get("with")
+        transport = with_.get("transport") if isinstance(with_, Mapping) else None
+        if not isinstance(transport, Mapping) or "stdio" not in transport:
+            return
+        where = (*path, "with", "transport", "stdio")
+        if not self.allow_mcp_stdio:
+            self._unsupported(
+                where,
+                "this service does not start MCP servers over stdio while "
+                "workflows.calls.mcp.stdio is false (the default); set workflows.calls.mcp.stdio: "
+                "true in the configuration, or use the http transport",
+                "mcp-stdio-disabled",
+            )
+        elif self.process_allowed is not None and not self.process_allowed(self._namespace()):
+            self._unsupported(
+                where,
+                f"namespace {self._namespace()!r} may not start MCP servers over stdio (local "
+                "processes); add it to workflows.run.namespaces in the configuration, or use the "
+                "http transport",
+                "process-not-allowed",
             )
 
     def _try(self, task: Mapping[str, Any], path: Path) -> None:
@@ -376,6 +429,16 @@ class SemanticChecker:
             self._loose_at(foreach, (*path, "foreach"), ("output", "as"))
             self._loose_at(foreach, (*path, "foreach"), ("export", "as"))
 
+    def _asyncapi_foreach(self, with_: Any, path: Path) -> None:
+        """The tasks an AsyncAPI subscription runs for each message, checked like any list."""
+        subscription = with_.get("subscription") if isinstance(with_, Mapping) else None
+        foreach = subscription.get("foreach") if isinstance(subscription, Mapping) else None
+        if isinstance(foreach, Mapping):
+            base = (*path, "subscription", "foreach")
+            self._task_list(foreach.get("do"), (*base, "do"))
+            self._loose_at(foreach, base, ("output", "as"))
+            self._loose_at(foreach, base, ("export", "as"))
+
     def _listen_strategy(self, strategy: Any, path: Path) -> None:
         if not isinstance(strategy, Mapping):
             return
@@ -397,8 +460,9 @@ class SemanticChecker:
         if "container" in spec and not self.container_runtime:
             self._unsupported(
                 (*path, "container"),
-                "this service does not run run.container: it has no container runtime (not "
-                "supported yet, no setting enables it); remove this task",
+                "this service does not run run.container while workflows.run.container.runtime "
+                "is none (the default); set it to podman or docker in the configuration, or "
+                "remove this task",
                 "container-runtime",
             )
         if "shell" in spec and not self.allow_shell:
@@ -417,6 +481,21 @@ class SemanticChecker:
                 "script-disabled",
             )
         self._process_namespace(spec, path)
+        self._script_language(spec.get("script"), (*path, "script", "language"))
+
+    def _script_language(self, script: Any, path: Path) -> None:
+        language = script.get("language") if isinstance(script, Mapping) else None
+        if (
+            self.allow_script
+            and isinstance(language, str)
+            and language.lower() not in SCRIPT_LANGUAGES
+        ):
+            self._unsupported(
+                path,
+                f"script language {language!r} is not supported; use js (or javascript) or "
+                "python, or remove this task",
+                "script-language",
+            )
 
     def _namespace(self) -> str:
         header = self.document.get("document")

@@ -2,7 +2,7 @@
 schema, every problem at once.
 
 ``check_definition`` keeps apart what breaks the DSL (``problems``) and what is valid DSL that
-this runtime will not run with the given options (``unsupported``: grpc calls, containers,
+this runtime will not run with the given options (``unsupported``: calls and containers,
 shell and script tasks while disabled). ``validate_definition`` lists both, for callers that
 refuse either (registration).
 """
@@ -21,7 +21,7 @@ from ._limits import MAX_EXPRESSIONS, Deadline
 from ._loading import MAX_EXPANDED_SIZE
 from ._official import OfficialSchema
 from ._problems import DefinitionProblem, InvalidDefinition
-from ._semantic import SemanticChecker
+from ._semantic import SERVICE_CALLS, SemanticChecker
 
 _COMPILE_ONLY_ENGINE = ExpressionEngine()
 
@@ -31,7 +31,9 @@ class ValidationOptions:
     """What the runtime that will run the definition supports, and how to check.
 
     ``container_runtime``: a container runtime is configured (``run.container`` runs).
+    ``enabled_calls``: the calls beyond http/openapi configuration enables (all by default).
     ``allow_shell`` / ``allow_script``: ``run.shell`` / ``run.script`` are enabled (off by
+    default). ``allow_mcp_stdio``: ``call: mcp`` may start its server over stdio (off by
     default). ``secret_granted(namespace, name)`` / ``process_allowed(namespace)``: the
     configuration's grants (``security.secrets.grants``, ``workflows.run.namespaces``); a
     refusal is reported as unsupported at ``/use/secrets/<i>`` or the task (None: no rule).
@@ -43,6 +45,8 @@ class ValidationOptions:
     container_runtime: bool = False
     allow_shell: bool = False
     allow_script: bool = False
+    allow_mcp_stdio: bool = False
+    enabled_calls: frozenset[str] = SERVICE_CALLS
     secret_granted: Callable[[str, str], bool] | None = attrs.field(default=None, eq=False)
     process_allowed: Callable[[str], bool] | None = attrs.field(default=None, eq=False)
     expression_engine: ExpressionEngine | None = attrs.field(default=None, eq=False)
@@ -98,6 +102,8 @@ def check_definition(
         container_runtime=options.container_runtime,
         allow_shell=options.allow_shell,
         allow_script=options.allow_script,
+        allow_mcp_stdio=options.allow_mcp_stdio,
+        enabled_calls=options.enabled_calls,
         secret_granted=options.secret_granted,
         process_allowed=options.process_allowed,
         max_expressions=options.max_expressions,

@@ -17,6 +17,7 @@ from workflow_orchestrator.storage.definitions._repository import (
     list_definitions,
     list_versions,
     register_definition,
+    resolve_workflow,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "list_definitions",
     "list_versions",
     "register_definition",
+    "resolve_workflow",
 ]

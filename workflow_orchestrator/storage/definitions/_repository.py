@@ -43,6 +43,7 @@ __all__ = [
     "list_versions",
     "missing_definition",
     "register_definition",
+    "resolve_workflow",
 ]
 
 # How many registered ids a DefinitionNotFound message lists.
@@ -374,6 +375,27 @@ async def get_definition(
         return _stored(row)
 
     return await database.run(work, read_only=read_only)
+
+
+async def resolve_workflow(
+    database: Database, namespace: str, name: str, version: str | None
+) -> tuple[str, str] | None:
+    """The ``(definition_id, version)`` of the live definition whose document is
+    ``namespace``/``name`` at ``version`` (None: the one registered last), as a ``run.workflow``
+    task names it; when several ids hold it, the one registered last. None when there is none.
+    One crossing, on the primary (a definition registered a moment ago is found)."""
+    row = await database.run(
+        lambda connection: connection.fetchrow(
+            "SELECT definition_id, version FROM workflow_definitions "
+            "WHERE namespace = $1 AND name = $2 AND ($3::text IS NULL OR version = $3) "
+            "AND deleted_at IS NULL "
+            "ORDER BY created_at DESC, version DESC, definition_id LIMIT 1",
+            namespace,
+            name,
+            version,
+        )
+    )
+    return None if row is None else (row["definition_id"], row["version"])
 
 
 async def list_versions(database: Database, definition_id: str) -> tuple[DefinitionSummary, ...]:

@@ -311,12 +311,12 @@ async def route_batch(
                 rows = await connection.fetch(_ACTIVATIONS_SQL, local_touched)
                 inboxes: dict[uuid.UUID, list[InboxEvent]] = {}
                 for r in await connection.fetch(
-                    "SELECT instance_id, inbox_seq, event FROM instance_inbox "
+                    "SELECT instance_id, inbox_seq, event, event_key FROM instance_inbox "
                     "WHERE instance_id = ANY($1::uuid[]) ORDER BY inbox_seq",
                     local_touched,
                 ):
                     inboxes.setdefault(r["instance_id"], []).append(
-                        InboxEvent(seq=r["inbox_seq"], event=r["event"])
+                        InboxEvent(seq=r["inbox_seq"], event=r["event"], key=r["event_key"])
                     )
                 for r in rows:
                     record = InstanceRecord(**{k: v for k, v in r.items() if k != "snapshot"})

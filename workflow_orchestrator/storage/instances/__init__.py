@@ -12,7 +12,10 @@ What the instances part (and the API's instance routes) read and write:
   cannot store fails alone with ``SnapshotUnstorable``;
 - the batching ``InstanceCreator``;
 - retention: ``delete_expired_instances`` of finished instances, in batches;
-- ``count_unfinished_instances`` by definition and status, for the instance gauge.
+- ``count_unfinished_instances`` by definition and status, for the instance gauge;
+- subflows: the children a snapshot starts (``ChildRow``), the event that ends a child in its
+  parent's inbox (``subflow_ended_event``), children of an instance (``instance_children``)
+  and the cancel cascade (``cancel_instance``, ``cancel_descendants``).
 """
 
 from workflow_orchestrator.storage.instances._counts import (
@@ -20,6 +23,13 @@ from workflow_orchestrator.storage.instances._counts import (
     count_unfinished_instances,
 )
 from workflow_orchestrator.storage.instances._creator import InstanceCreator, NewInstance, Retry
+from workflow_orchestrator.storage.instances._family import (
+    InstanceChild,
+    cancel_descendants,
+    cancel_instance,
+    instance_children,
+    load_instance_family,
+)
 from workflow_orchestrator.storage.instances._history import HistoryEntry, instance_history
 from workflow_orchestrator.storage.instances._queries import (
     COMMAND_VERSION_STEP,
@@ -54,6 +64,7 @@ from workflow_orchestrator.storage.instances._snapshot_check import (
     check_snapshot,
 )
 from workflow_orchestrator.storage.instances._snapshot_rows import (
+    ChildRow,
     HistoryRow,
     InstanceSnapshot,
     OutgoingEvent,
@@ -70,6 +81,13 @@ from workflow_orchestrator.storage.instances._status import (
     TERMINAL_STATUSES,
     InstanceStatus,
 )
+from workflow_orchestrator.storage.instances._subflows import (
+    SUBFLOW_ENDED_TYPE,
+    SUBFLOW_EVENT_SOURCE,
+    SUBFLOW_KEY_PREFIX,
+    subflow_ended_event,
+    subflow_key,
+)
 
 __all__ = [
     "COMMAND_VERSION_STEP",
@@ -77,10 +95,15 @@ __all__ = [
     "ENDED_CHANNEL",
     "INSTANCE_COLUMNS",
     "INSTANCE_STATUSES",
+    "SUBFLOW_ENDED_TYPE",
+    "SUBFLOW_EVENT_SOURCE",
+    "SUBFLOW_KEY_PREFIX",
     "TERMINAL_STATUSES",
+    "ChildRow",
     "HistoryEntry",
     "HistoryRow",
     "InboxEvent",
+    "InstanceChild",
     "InstanceCount",
     "InstanceCreator",
     "InstancePage",
@@ -99,6 +122,8 @@ __all__ = [
     "SnapshotWriterStatistics",
     "SubscriptionRow",
     "TimerRow",
+    "cancel_descendants",
+    "cancel_instance",
     "check_snapshot",
     "count_unfinished_instances",
     "create_instance",
@@ -106,12 +131,16 @@ __all__ = [
     "fetch_inbox",
     "get_instance",
     "insert_started_instances",
+    "instance_children",
     "instance_history",
     "instance_record",
     "list_instances",
     "list_recoverable",
     "load_instance",
+    "load_instance_family",
     "partition_of",
     "retention_overrides",
     "set_status",
+    "subflow_ended_event",
+    "subflow_key",
 ]

@@ -50,6 +50,7 @@ from workflow_orchestrator.storage.instances._status import (
     TERMINAL_STATUSES,
     InstanceStatus,
 )
+from workflow_orchestrator.storage.instances._subflows import SUBFLOW_KEY_PREFIX, ended_event_sql
 
 __all__ = [
     "create_instance",
@@ -60,13 +61,30 @@ __all__ = [
     "list_instances",
     "list_recoverable",
     "load_instance",
+    "load_instance_in",
     "set_status",
+    "set_status_in",
 ]
 
 #: How far a command's status change (``set_status``) moves ``snapshot_version``: past the
 #: next version a run of the instance writes (the stored one plus one), so that write is
 #: refused as older, never taken for a retried write of the command's version.
 COMMAND_VERSION_STEP = 2
+
+#: Puts the end of each of the children ``$1`` (terminal now) in the inbox of the parent that
+#: awaits it, unless that parent ended (see ``_subflows``).
+NOTICE_PARENTS_SQL = f"""
+INSERT INTO instance_inbox (instance_id, event_key, event)
+SELECT w.parent_id, '{SUBFLOW_KEY_PREFIX}' || w.instance_id::text,
+       {
+    ended_event_sql(child_id="w.instance_id", status="w.status", output="w.output", error="w.error")
+}
+FROM workflow_instances w
+WHERE w.instance_id = ANY($1::uuid[]) AND w.parent_awaits AND w.status IN {TERMINAL_SQL}
+  AND EXISTS (SELECT 1 FROM workflow_instances p
+              WHERE p.instance_id = w.parent_id AND p.status NOT IN {TERMINAL_SQL})
+ON CONFLICT (instance_id, event_key) DO NOTHING
+"""
 
 _INSERT_STARTED_SQL = f"""
 INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
@@ -107,13 +125,16 @@ async def insert_started_instances(
     return [instance_record(r) for r in rows]
 
 
-_INBOX_SQL = "SELECT inbox_seq, event FROM instance_inbox WHERE instance_id = $1 ORDER BY inbox_seq"
+_INBOX_SQL = (
+    "SELECT inbox_seq, event, event_key FROM instance_inbox WHERE instance_id = $1 "
+    "ORDER BY inbox_seq"
+)
 
 
 async def fetch_inbox(connection: Connection, instance_id: uuid.UUID) -> tuple[InboxEvent, ...]:
     """The unconsumed events of ``instance_id`` (asyncio side, inside a unit of work)."""
     rows = await connection.fetch(_INBOX_SQL, instance_id)
-    return tuple(InboxEvent(seq=r["inbox_seq"], event=r["event"]) for r in rows)
+    return tuple(InboxEvent(seq=r["inbox_seq"], event=r["event"], key=r["event_key"]) for r in rows)
 
 
 _EXACT_COUNT_BELOW = 10_000
@@ -245,6 +266,7 @@ async def list_instances(
     input_contains: dict[str, Any] | None = None,
     context_contains: dict[str, Any] | None = None,
     namespaces: Collection[str] | None = None,
+    parent_id: uuid.UUID | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> InstancePage:
@@ -254,7 +276,8 @@ async def list_instances(
     Ranges are half-open: ``created_after <= created_at < created_before``. ``*_contains`` on
     JSON is containment (``{"orderId": "ORD-1"}`` matches inputs having that member). Raises
     ``InvalidCursor`` for a cursor this service did not issue. ``namespaces`` (None: all) keeps
-    the instances of definitions in those namespaces (what a principal may see).
+    the instances of definitions in those namespaces (what a principal may see);
+    ``parent_id`` the children of that instance.
     """
     clauses: list[str] = []
     args: list[Any] = []
@@ -283,6 +306,8 @@ async def list_instances(
         add("input @> {}::jsonb", input_contains)
     if context_contains is not None:
         add("context @> {}::jsonb", context_contains)
+    if parent_id is not None:
+        add("parent_id = {}", parent_id)
     if namespaces is not None:
         add(
             "(definition_id, definition_version) IN (SELECT d.definition_id, d.version "
@@ -352,7 +377,8 @@ async def set_status(
     COMMAND_VERSION_STEP``: the snapshot a run may still be committing (the stored version
     plus one, from an actor that was abandoned or interrupted) is then older than the stored
     one and refused with ``SnapshotSuperseded``, never taken for a retried write, so no late
-    write undoes a command. A terminal status sets ``completed_at``. With ``history_kind`` one
+    write undoes a command. A terminal status sets ``completed_at`` and, for a child its
+    parent awaits, puts the child's end in the parent's inbox. With ``history_kind`` one
     history row is appended in the same transaction. Raises ``InstanceNotFound`` or
     ``InvalidStatusTransition``.
     """
@@ -364,56 +390,75 @@ async def set_status(
 
     async def work(connection: Connection) -> InstanceRecord:
         async with connection.transaction():
-            current = await connection.fetchval(
-                "SELECT status FROM workflow_instances WHERE instance_id = $1 FOR UPDATE",
-                instance_id,
-            )
-            if current is None:
-                raise InstanceNotFound(
-                    f"workflow instance {instance_id} not found", instance_id=instance_id
-                )
-            if current not in allowed_from:
-                allowed = ", ".join(s for s in INSTANCE_STATUSES if s in allowed_from)
-                raise InvalidStatusTransition(
-                    f"workflow instance {instance_id} is {current}; it can become {status} only "
-                    f"from: {allowed}",
-                    instance_id=instance_id,
-                    status=current,
-                    requested=status,
-                )
-            row = await connection.fetchrow(
-                f"""
-                UPDATE workflow_instances
-                SET status = $2, updated_at = now(),
-                    snapshot_version = snapshot_version + {COMMAND_VERSION_STEP},
-                    completed_at = CASE WHEN $3 THEN now() ELSE completed_at END,
-                    history_seq = history_seq + $4
-                WHERE instance_id = $1
-                RETURNING {INSTANCE_COLUMNS}, history_seq
-                """,
+            return await set_status_in(
+                connection,
                 instance_id,
                 status,
-                status in TERMINAL_STATUSES,
-                0 if history_kind is None else 1,
+                allowed_from=allowed_from,
+                history_kind=history_kind,
+                details=details,
             )
-            if status in TERMINAL_STATUSES:
-                # Nothing wakes an instance that ended: drop its timers, subscriptions, inbox.
-                for table in ("workflow_timers", "event_subscriptions", "instance_inbox"):
-                    await connection.execute(
-                        f"DELETE FROM {table} WHERE instance_id = $1", instance_id
-                    )
-            if history_kind is not None:
-                await connection.execute(
-                    "INSERT INTO workflow_instance_history (instance_id, seq, kind, details) "
-                    "VALUES ($1, $2, $3, $4)",
-                    instance_id,
-                    row["history_seq"],
-                    history_kind,
-                    details or {},
-                )
-            return InstanceRecord(**{k: v for k, v in row.items() if k != "history_seq"})
 
     return await database.run(work)
+
+
+async def set_status_in(
+    connection: Connection,
+    instance_id: uuid.UUID,
+    status: InstanceStatus,
+    *,
+    allowed_from: Collection[InstanceStatus],
+    history_kind: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> InstanceRecord:
+    """``set_status`` inside the caller's transaction (asyncio side). A terminal status of a
+    child its parent awaits also puts the child's end in the parent's inbox (``_subflows``)."""
+    current = await connection.fetchval(
+        "SELECT status FROM workflow_instances WHERE instance_id = $1 FOR UPDATE",
+        instance_id,
+    )
+    if current is None:
+        raise instance_not_found(instance_id)
+    if current not in allowed_from:
+        allowed = ", ".join(s for s in INSTANCE_STATUSES if s in allowed_from)
+        raise InvalidStatusTransition(
+            f"workflow instance {instance_id} is {current}; it can become {status} only "
+            f"from: {allowed}",
+            instance_id=instance_id,
+            status=current,
+            requested=status,
+        )
+    row = await connection.fetchrow(
+        f"""
+        UPDATE workflow_instances
+        SET status = $2, updated_at = now(),
+            snapshot_version = snapshot_version + {COMMAND_VERSION_STEP},
+            completed_at = CASE WHEN $3 THEN now() ELSE completed_at END,
+            history_seq = history_seq + $4
+        WHERE instance_id = $1
+        RETURNING {INSTANCE_COLUMNS}, history_seq
+        """,
+        instance_id,
+        status,
+        status in TERMINAL_STATUSES,
+        0 if history_kind is None else 1,
+    )
+    if status in TERMINAL_STATUSES:
+        # Nothing wakes an instance that ended: drop its timers, subscriptions, inbox.
+        for table in ("workflow_timers", "event_subscriptions", "instance_inbox"):
+            await connection.execute(f"DELETE FROM {table} WHERE instance_id = $1", instance_id)
+        if row["parent_awaits"]:
+            await connection.execute(NOTICE_PARENTS_SQL, [instance_id])
+    if history_kind is not None:
+        await connection.execute(
+            "INSERT INTO workflow_instance_history (instance_id, seq, kind, details) "
+            "VALUES ($1, $2, $3, $4)",
+            instance_id,
+            row["history_seq"],
+            history_kind,
+            details or {},
+        )
+    return InstanceRecord(**{k: v for k, v in row.items() if k != "history_seq"})
 
 
 async def list_recoverable(
@@ -470,18 +515,20 @@ async def load_instance(
     runtime keeps the default, the primary. Raises ``InstanceNotFound``.
     """
 
-    async def work(connection: Connection) -> tuple[Any, tuple[InboxEvent, ...]]:
-        row = await connection.fetchrow(
-            f"SELECT {INSTANCE_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
-            instance_id,
-        )
-        if row is None:
-            raise instance_not_found(instance_id)
-        if row["status"] in TERMINAL_STATUSES:
-            return row, ()
-        return row, await fetch_inbox(connection, instance_id)
+    return await database.run(
+        lambda connection: load_instance_in(connection, instance_id), read_only=read_only
+    )
 
-    row, inbox = await database.run(work, read_only=read_only)
+
+async def load_instance_in(connection: Connection, instance_id: uuid.UUID) -> RecoverableInstance:
+    """``load_instance`` inside the caller's unit of work (asyncio side)."""
+    row = await connection.fetchrow(
+        f"SELECT {INSTANCE_COLUMNS}, snapshot FROM workflow_instances WHERE instance_id = $1",
+        instance_id,
+    )
+    if row is None:
+        raise instance_not_found(instance_id)
+    inbox = () if row["status"] in TERMINAL_STATUSES else await fetch_inbox(connection, instance_id)
     return RecoverableInstance(
         record=InstanceRecord(**{k: v for k, v in row.items() if k != "snapshot"}),
         snapshot=row["snapshot"],

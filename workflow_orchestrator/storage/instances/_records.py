@@ -34,7 +34,7 @@ DEFAULT_PARTITION_COUNT = 64
 INSTANCE_COLUMNS = (
     "instance_id, definition_id, definition_version, status, business_key, idempotency_key, "
     "input, output, error, context, partition, lease_owner, lease_epoch, snapshot_version, "
-    "created_at, updated_at, started_at, completed_at"
+    "created_at, updated_at, started_at, completed_at, parent_id, parent_awaits, subflow_depth"
 )
 
 
@@ -60,6 +60,11 @@ class InstanceRecord:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    # Subflows (``run.workflow``): the instance that started this one (None: top-level),
+    # whether it waits for this one's end, and how many parents this one has.
+    parent_id: uuid.UUID | None = None
+    parent_awaits: bool = False
+    subflow_depth: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -82,10 +87,15 @@ class InstancePage:
 
 @attrs.frozen(kw_only=True)
 class InboxEvent:
-    """An event delivered to an instance and not consumed yet (``instance_inbox``)."""
+    """An event delivered to an instance and not consumed yet (``instance_inbox``).
+
+    ``key`` is the row's ``event_key``: ``source#id`` for a routed event, ``subflow:<id>``
+    for the end of a child instance (a key no routed event can have: those always hold a
+    ``#``)."""
 
     seq: int
     event: dict[str, Any]
+    key: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -4,10 +4,10 @@ A group commit writes many instances' snapshots in one statement, so one value P
 refuses (the NUL character, a lone surrogate, NaN or an infinity, nesting too deep for JSON, a
 non-JSON type) would fail every snapshot of the batch. ``encode_snapshot`` encodes each JSON
 value of one snapshot (state, output, error, context, history details, subscription
-attributes) once with ``storage.storable_json`` and checks its text columns (task references,
-correlation keys, event ids and bodies, timer keys); it raises ``SnapshotUnstorable`` naming
-what holds the value and where (a JSON pointer), and otherwise returns the encoded texts, which
-the statement reuses instead of encoding again.
+attributes, the input of child instances) once with ``storage.storable_json`` and checks its
+text columns (task references, correlation keys, event ids and bodies, timer keys); it raises
+``SnapshotUnstorable`` naming what holds the value and where (a JSON pointer), and otherwise
+returns the encoded texts, which the statement reuses instead of encoding again.
 
 ``refused_by_database`` is the same error for a snapshot PostgreSQL refused on its own (the
 writer retries a failed batch one snapshot at a time to find it).
@@ -141,6 +141,8 @@ def encode_snapshot(snapshot: InstanceSnapshot) -> JsonTexts:
                 raise _unstorable(snapshot, problem) from None
     for timer in snapshot.timers or ():
         text(timer.timer_key, "a timer's key")
+    for child in snapshot.children:
+        value(child.input, f"the input of child workflow instance {child.child_id}")
     return texts
 
 

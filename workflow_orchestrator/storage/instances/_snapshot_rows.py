@@ -3,7 +3,8 @@
 An ``InstanceSnapshot`` is the durable state of one instance at a task boundary plus the rows
 of the other tables written in the same transaction: history (``HistoryRow``), listen
 subscriptions (``SubscriptionRow``), durable timers (``TimerRow``), outgoing events
-(``OutgoingEvent``) and how far the inbox was consumed. Values are checked where they are
+(``OutgoingEvent``), child instances of ``run.workflow`` tasks (``ChildRow``) and how far the
+inbox was consumed. Values are checked where they are
 made (an unknown status or timer kind fails here, not in the whole batch's commit).
 """
 
@@ -17,7 +18,14 @@ import attrs
 
 from workflow_orchestrator.storage.instances._status import InstanceStatus
 
-__all__ = ["HistoryRow", "InstanceSnapshot", "OutgoingEvent", "SubscriptionRow", "TimerRow"]
+__all__ = [
+    "ChildRow",
+    "HistoryRow",
+    "InstanceSnapshot",
+    "OutgoingEvent",
+    "SubscriptionRow",
+    "TimerRow",
+]
 
 
 def _now() -> datetime:
@@ -68,6 +76,22 @@ class OutgoingEvent:
 
 
 @attrs.frozen(kw_only=True)
+class ChildRow:
+    """A child instance a ``run.workflow`` task starts, created (pending) with the parent's
+    commit unless ``child_id`` exists already (a re-run of the task after a crash): its id is
+    derived from the parent's and the task's, so it is created once. ``awaited``: the parent
+    waits for its end; ``depth``: its number of parents (see migration V007)."""
+
+    child_id: uuid.UUID
+    partition: int = attrs.field(validator=attrs.validators.ge(0))
+    definition_id: str
+    definition_version: str
+    input: Any
+    awaited: bool = True
+    depth: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
 class InstanceSnapshot:
     """The durable state of one instance at a task boundary.
 
@@ -82,7 +106,8 @@ class InstanceSnapshot:
     the instance's listen subscriptions when not None (``()`` removes them); inbox rows up to
     ``inbox_through`` are deleted (consumed); ``outgoing`` events go to the outbox (or the
     ``events`` table), in order. ``timers`` likewise replaces the instance's durable timers
-    when not None.
+    when not None. ``children`` are created (pending) when the snapshot is applied, each
+    unless its id exists already.
     """
 
     instance_id: uuid.UUID
@@ -101,6 +126,7 @@ class InstanceSnapshot:
     inbox_through: int = 0
     outgoing: tuple[OutgoingEvent, ...] = ()
     timers: tuple[TimerRow, ...] | None = None
+    children: tuple[ChildRow, ...] = ()
     # The compact JSON of snapshot["state"], when its author encoded (and checked) it already
     # with storage.storable_json: the writer reuses it instead of encoding the state again.
     encoded_state: str | None = attrs.field(default=None, eq=False, repr=False)

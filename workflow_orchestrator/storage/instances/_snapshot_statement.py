@@ -11,12 +11,15 @@ match, whose stored ``snapshot_version`` is older and that have not ended (a com
 faulted or cancelled instance never changes again, whatever version a snapshot carries: a
 late write of an abandoned run cannot undo a command), and insert the history rows of exactly the
 instances updated, numbered from ``workflow_instances.history_seq``; the subscriptions, inbox,
-outbox, events and timers writes likewise join the updated instances. No BEGIN/COMMIT round
-trips are needed for a single statement.
+outbox, events and timers writes likewise join the updated instances. Subflows
+(``_subflows``): the children a snapshot starts are inserted pending (``ON CONFLICT DO
+NOTHING``: a re-run never makes a second one), and the terminal snapshot of a child its parent
+awaits puts the child's end in the parent's inbox. No BEGIN/COMMIT round trips are needed for a
+single statement.
 
 Each table has one row type (``InstanceSnapshot`` for ``workflow_instances``, with the epoch
 and history count the plan adds; ``HistoryRow``, ``SubscriptionRow``, ``TimerRow``,
-``OutgoingEvent``, and the inbox position) whose columns are declared once below:
+``OutgoingEvent``, ``ChildRow``, and the inbox position) whose columns are declared once below:
 the statement's ``unnest`` parameters, their numbers and SQL types, and the arrays passed for
 them are all derived from those declarations, so the statement and its arguments cannot drift
 apart.
@@ -34,13 +37,15 @@ import attrs
 
 from workflow_orchestrator.storage.instances._snapshot_check import JsonTexts
 from workflow_orchestrator.storage.instances._snapshot_rows import (
+    ChildRow,
     HistoryRow,
     InstanceSnapshot,
     OutgoingEvent,
     SubscriptionRow,
     TimerRow,
 )
-from workflow_orchestrator.storage.instances._status import TERMINAL_SQL
+from workflow_orchestrator.storage.instances._status import TERMINAL_SQL, InstanceStatus
+from workflow_orchestrator.storage.instances._subflows import SUBFLOW_KEY_PREFIX, ended_event_sql
 
 __all__ = [
     "DIAGNOSE_SQL",
@@ -72,6 +77,7 @@ class BatchRows:
     outgoing: Sequence[tuple[uuid.UUID, OutgoingEvent]] = ()
     timers_replaced: Sequence[uuid.UUID] = ()
     timers: Sequence[tuple[uuid.UUID, TimerRow]] = ()
+    children: Sequence[tuple[uuid.UUID, ChildRow]] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -215,6 +221,18 @@ _GROUPS = (
             _column("due_at", "timestamptz"),
         ),
     ),
+    _Group(
+        "children",
+        (
+            _column("child_id", "uuid"),
+            _column("partition", "int"),
+            _column("definition_id", "text"),
+            _column("definition_version", "text"),
+            _json_column("input"),
+            _column("awaited", "bool"),
+            _column("depth", "int"),
+        ),
+    ),
 )
 
 
@@ -277,7 +295,8 @@ WITH fence AS (
       AND w.partition = b.partition
       AND w.snapshot_version < b.snapshot_version
       AND w.status NOT IN {terminal}
-    RETURNING w.instance_id, w.partition, w.history_seq - b.history_count AS seq_base
+    RETURNING w.instance_id, w.partition, w.history_seq - b.history_count AS seq_base,
+              w.parent_id, w.parent_awaits
 ), history AS (
     INSERT INTO workflow_instance_history (instance_id, seq, task_ref, kind, at, details)
     SELECT h.instance_id,
@@ -329,6 +348,25 @@ WITH fence AS (
     ON CONFLICT (instance_id, timer_key) DO UPDATE
     SET due_at = EXCLUDED.due_at, kind = EXCLUDED.kind, partition = EXCLUDED.partition,
         lease_epoch = EXCLUDED.lease_epoch, claimed_until = NULL
+), children_new AS (
+    INSERT INTO workflow_instances (instance_id, definition_id, definition_version, status,
+                                    input, partition, parent_id, parent_awaits, subflow_depth)
+    SELECT c.child_id, c.definition_id, c.definition_version, '{pending}', c.input::jsonb,
+           c.partition, c.instance_id, c.awaited, c.depth
+    FROM unnest({children.arrays}) WITH ORDINALITY AS c({children.names}, ord)
+    JOIN updated u ON u.instance_id = c.instance_id
+    ORDER BY c.ord
+    ON CONFLICT (instance_id) DO NOTHING
+), subflows_ended AS (
+    -- The end of a child its parent awaits, in the parent's inbox; a parent that ended
+    -- already gets nothing.
+    INSERT INTO instance_inbox (instance_id, event_key, event)
+    SELECT u.parent_id, '{subflow_key}' || u.instance_id::text, {ended_event}
+    FROM updated u JOIN batch b ON b.instance_id = u.instance_id
+    WHERE u.parent_awaits AND b.status IN {terminal}
+      AND EXISTS (SELECT 1 FROM workflow_instances p
+                  WHERE p.instance_id = u.parent_id AND p.status NOT IN {terminal})
+    ON CONFLICT (instance_id, event_key) DO NOTHING
 ), ended AS (
     -- The instances this commit ends, announced at commit for the long polls of other
     -- replicas (150 ids per notification: the payload limit is 8000 bytes).
@@ -344,7 +382,19 @@ WITH fence AS (
     ) c
 )
 SELECT u.instance_id FROM updated u CROSS JOIN ended
-""".format(terminal=TERMINAL_SQL, ended_channel=ENDED_CHANNEL, **_placeholders())
+""".format(
+    terminal=TERMINAL_SQL,
+    ended_channel=ENDED_CHANNEL,
+    pending=InstanceStatus.PENDING,
+    subflow_key=SUBFLOW_KEY_PREFIX,
+    ended_event=ended_event_sql(
+        child_id="u.instance_id",
+        status="b.status",
+        output="b.output::jsonb",
+        error="b.error::jsonb",
+    ),
+    **_placeholders(),
+)
 
 #: Why snapshots were not applied: the stored version and status and the partition's lease, per
 #: instance.
@@ -379,6 +429,7 @@ class _Merged:
     inbox_through: int = 0
     outgoing: list[OutgoingEvent] = attrs.field(factory=list)
     timers: tuple[TimerRow, ...] | None = None
+    children: list[ChildRow] = attrs.field(factory=list)
 
     def add(self, snapshot: InstanceSnapshot) -> None:
         self.history.extend(snapshot.history)
@@ -388,6 +439,7 @@ class _Merged:
             self.timers = snapshot.timers
         self.inbox_through = max(self.inbox_through, snapshot.inbox_through)
         self.outgoing.extend(snapshot.outgoing)
+        self.children.extend(snapshot.children)
 
 
 def plan_batch(
@@ -422,6 +474,7 @@ def plan_batch(
         outgoing=[(i, row) for i, m in merged.items() for row in m.outgoing],
         timers_replaced=[i for i, m in merged.items() if m.timers is not None],
         timers=[(i, row) for i, m in merged.items() for row in m.timers or ()],
+        children=[(i, row) for i, m in merged.items() for row in m.children],
     )
     return BatchPlan(written=written, unleased=tuple(unleased), rows=rows)
 
@@ -437,7 +490,7 @@ def split_plan(plan: BatchPlan) -> list[BatchPlan]:
             "epochs": [rows.epochs[index]],
             "history_counts": [rows.history_counts[index]],
         }
-    for field in ("history", "subscriptions", "inbox_consumed", "outgoing", "timers"):
+    for field in ("history", "subscriptions", "inbox_consumed", "outgoing", "timers", "children"):
         for pair in getattr(rows, field):
             parts[pair[0]].setdefault(field, []).append(pair)
     for field in ("subscriptions_replaced", "timers_replaced"):

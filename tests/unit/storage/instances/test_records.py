@@ -43,7 +43,15 @@ def test_a_row_of_the_instance_columns_is_a_record() -> None:
         "updated_at": now,
         "started_at": now,
         "completed_at": None,
+        "parent_id": uuid.UUID(int=9),
+        "parent_awaits": True,
+        "subflow_depth": 1,
     }
     assert list(values) == INSTANCE_COLUMNS.split(", ")
     record = instance_record(values)
     assert record.status is InstanceStatus.WAITING and not record.terminal
+    assert (record.parent_id, record.parent_awaits, record.subflow_depth) == (
+        uuid.UUID(int=9),
+        True,
+        1,
+    )

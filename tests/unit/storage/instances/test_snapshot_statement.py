@@ -40,10 +40,10 @@ def snapshot(instance_id: uuid.UUID, version: int, **changes: object) -> Instanc
 
 def test_statement_parameters_match_the_arguments() -> None:
     """The statement's numbered parameters are exactly the arrays passed for them, in order,
-    with one owner id first: 38 in all, as before the row types."""
+    with one owner id first: 38 in all as before the row types, and 8 for child instances."""
     numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", WRITE_SQL)})
     arguments = statement_arguments("replica-a", BatchRows(instances=[]))
-    assert numbers == list(range(1, len(arguments) + 1)) and len(arguments) == 38
+    assert numbers == list(range(1, len(arguments) + 1)) and len(arguments) == 46
     assert arguments[0] == "replica-a" and all(a == [] for a in arguments[1:])
     assert "$3::int[]" in WRITE_SQL.split("batch AS")[0]  # the fence reads the partitions
 

@@ -1,0 +1,92 @@
+"""`open_service_adapters`: the adapters of the calls beyond HTTP and of ``run.container``
+that configuration enables, open for as long as the service runs.
+
+Each enabled kind adds its caller (or consumer) here; the instance runtime hands them to every
+activation through ``InstancePorts.services``. A kind left out is refused by
+`ServiceAdapters` with the setting that enables it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import attrs
+
+from workflow_orchestrator.adapters._http_client import HttpxClient
+from workflow_orchestrator.adapters.asyncapi import open_asyncapi_adapter
+from workflow_orchestrator.adapters.containers import open_container_runtime
+from workflow_orchestrator.adapters.grpc import GrpcCaller, load_credentials
+from workflow_orchestrator.adapters.mcp import McpCaller
+from workflow_orchestrator.config import WorkflowSettings
+from workflow_orchestrator.dsl.runtime import MessageConsumer, ServiceAdapters, ServiceCaller
+from workflow_orchestrator.security import OutboundPolicy
+
+__all__ = ["ServiceContext", "open_service_adapters"]
+
+
+@attrs.frozen(kw_only=True)
+class ServiceContext:
+    """What the adapters may use of the service: the ``workflows`` settings, the outbound
+    policy every connection goes through, and the service's HTTP client (documents such as
+    protos and AsyncAPI files are fetched through it).
+
+    ``host_map`` rewrites where a call goes before the policy sees it, as `HttpxClient`'s
+    does: ``scheme://host[:port]`` prefixes to ``scheme://host:port`` targets (``grpc://``,
+    ``amqp://``, ``kafka://``, ``http(s)://``); tests map the hosts of the official examples
+    to local servers with it. The service maps nothing.
+    """
+
+    workflows: WorkflowSettings
+    outbound: OutboundPolicy
+    http: HttpxClient
+    host_map: Mapping[str, str] = attrs.field(factory=dict)
+
+    def mapped(self, url: str) -> str:
+        """``url`` with the first ``host_map`` prefix it starts with rewritten."""
+        for prefix, target in self.host_map.items():
+            if url.startswith(prefix):
+                return target + url[len(prefix) :]
+        return url
+
+
+@asynccontextmanager
+async def open_service_adapters(context: ServiceContext) -> AsyncIterator[ServiceAdapters]:
+    """The adapters of the enabled kinds; leaving the context closes them.
+
+    Raises ``ConfigError`` naming the setting when an enabled kind cannot be served (a
+    container runtime whose program is missing)."""
+    callers: dict[str, ServiceCaller] = {}
+    consumers: dict[str, MessageConsumer] = {}
+    async with AsyncExitStack() as stack:
+        run = context.workflows.run
+        if run.container.runtime != "none":
+            containers = await stack.enter_async_context(
+                open_container_runtime(run.container, max_output=run.max_output_size)
+            )
+            callers["container"] = containers.call
+        grpc = context.workflows.calls.grpc
+        if grpc.enabled:
+            callers["grpc"] = GrpcCaller(
+                settings=grpc,
+                policy=context.outbound,
+                send=context.http.http,
+                mapped=context.mapped,
+                credentials=load_credentials(grpc),
+            ).call
+        calls = context.workflows.calls
+        if calls.asyncapi.enabled:
+            asyncapi = await stack.enter_async_context(
+                open_asyncapi_adapter(calls.asyncapi, context.outbound, context.mapped)
+            )
+            callers["asyncapi"] = asyncapi.call
+            consumers["asyncapi"] = asyncapi.consume
+        if calls.mcp.enabled:
+            callers["mcp"] = McpCaller(
+                settings=calls.mcp,
+                outbound=context.outbound,
+                process_namespaces=run.namespaces,
+                map_url=context.mapped,
+                max_message_size=context.workflows.max_response_size,
+            )
+        yield ServiceAdapters(callers=callers, consumers=consumers)
