@@ -28,10 +28,11 @@ from workflow_orchestrator.dsl.runtime import ServiceCall
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="switching to nobody needs root"),
 ]
 
-USER = "nobody"
+# As root the test switches to nobody; an ordinary user runs rootless podman as itself.
+AS_ROOT = os.geteuid() == 0
+USER = "nobody" if AS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _has_subordinate_ids(user: str) -> bool:
@@ -47,9 +48,10 @@ def _has_subordinate_ids(user: str) -> bool:
 
 @pytest.fixture
 def rootless() -> Iterator[Podman]:
-    """Podman as ``nobody`` through a wrapper program, with the test images built."""
+    """Podman as an ordinary user (``nobody`` when the tests run as root) through a wrapper
+    program, with the test images built."""
     podman = shutil.which("podman")
-    if podman is None or shutil.which("setpriv") is None:
+    if podman is None or (AS_ROOT and shutil.which("setpriv") is None):
         unavailable("podman and setpriv are needed; install podman (util-linux has setpriv)")
         raise AssertionError("unreachable")
     if not _has_subordinate_ids(USER):
@@ -62,11 +64,13 @@ def rootless() -> Iterator[Podman]:
         folder.chmod(0o777)
         for private in ("home", "run"):
             (folder / private).mkdir(mode=0o700)
-            shutil.chown(folder / private, USER)
-        wrapper = folder / "podman-as-nobody"
+            if AS_ROOT:
+                shutil.chown(folder / private, USER)
+        switch = f"setpriv --reuid {USER} --regid nogroup --clear-groups -- " if AS_ROOT else ""
+        wrapper = folder / "podman-as-user"
         wrapper.write_text(
             "#!/bin/sh\n"
-            f"exec setpriv --reuid {USER} --regid nogroup --clear-groups -- env -i "
+            f"exec {switch}env -i "
             f"PATH=/usr/local/bin:/usr/bin:/bin HOME={folder}/home "
             f"XDG_RUNTIME_DIR={folder}/run CONTAINERS_CONF={containers_conf(folder)} "
             f'{podman} "$@"\n'
