@@ -35,24 +35,11 @@ from workflow_orchestrator.dsl.runtime._effects import HttpRequest, HttpResponse
 from workflow_orchestrator.dsl.runtime._runner import Runner
 from workflow_orchestrator.dsl.runtime._services import service_disabled
 from workflow_orchestrator.dsl.runtime._uri import MissingTemplateValue, expand_uri_template
+from workflow_orchestrator.dsl.validation._grammar._calls import A2A_METHODS
 
 __all__ = ["METHODS", "STREAMING_METHODS", "call_a2a"]
 
-METHODS = frozenset(
-    {
-        "message/send",
-        "message/stream",
-        "tasks/get",
-        "tasks/list",
-        "tasks/cancel",
-        "tasks/resubscribe",
-        "tasks/pushNotificationConfig/set",
-        "tasks/pushNotificationConfig/get",
-        "tasks/pushNotificationConfig/list",
-        "tasks/pushNotificationConfig/delete",
-        "agent/getAuthenticatedExtendedCard",
-    }
-)
+METHODS = frozenset(A2A_METHODS)
 STREAMING_METHODS = frozenset({"message/stream", "tasks/resubscribe"})
 _MESSAGE_METHODS = frozenset({"message/send", "message/stream"})
 # Where an agent card lists interfaces, and the field naming each one's protocol (A2A 0.3, 1.0).

@@ -138,7 +138,8 @@ ASYNCAPI = Record(
     exclusive=(("operation", "channel"), ("message", "subscription")),
 )
 
-_A2A_METHODS = [
+# The A2A methods DSL 1.0.3 names (the runtime's `call: a2a` accepts exactly these).
+A2A_METHODS = (
     "message/send",
     "message/stream",
     "tasks/get",
@@ -150,13 +151,13 @@ _A2A_METHODS = [
     "tasks/pushNotificationConfig/list",
     "tasks/pushNotificationConfig/delete",
     "agent/getAuthenticatedExtendedCard",
-]
+)
 A2A = Record(
     noun="an a2a call's 'with'",
     fields={
         "agentCard": EXTERNAL_RESOURCE,
         "server": ENDPOINT,
-        "method": Choice(tuple(_A2A_METHODS)),
+        "method": Choice(A2A_METHODS),
         "parameters": ByType(
             noun="a mapping or a string",
             mapping=Record(noun="the parameters", closed=False, min_keys=1),
