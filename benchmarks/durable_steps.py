@@ -1,0 +1,360 @@
+"""Durable calls: instances of three ``call: http`` tasks, against DBOS with HTTP steps.
+
+Run: ``.venv/bin/python benchmarks/durable_steps.py [--n 2000] [--peer]``.
+
+Real workflows call services. This benchmark starts a small HTTP server of its own in a child
+process (``_stub_server.py``: answers every request with a small JSON body, keep-alive), runs
+the whole ``Service`` in this Trio process against a scratch database (as ``throughput.py``
+does), registers a definition of three ``call: http`` tasks that GET the stub (each call's
+response is recorded before the next task runs: a durable call) and measures:
+
+1. ``in-process``: N instances started with ``InstanceRuntime.start_instance``, ``--concurrency``
+   (64) starters in flight;
+2. ``http``: N instances started with ``POST /api/v1/workflow-instances`` by ``--http-concurrency``
+   (16) clients in a child process (its CPU shares the machine, not this process).
+
+Instances/s is N over the time from the first start to the last completion (the terminal
+snapshot committed). ``--peer`` then runs ``../shared/bench/peers/bench_dbos.py --mode start
+--step-url`` against the same stub (DBOS Transact in ``/tmp/dbos-venv``, created if missing):
+each of its three steps GETs the stub, so both sides do three durable HTTP calls per workflow.
+It prints both figures, the ratios and the issue's targets next to them: in process at least
+10x DBOS, over the HTTP API at least 5x.
+
+Both sides keep their connections to the stub alive. The service calls it through its
+outbound policy (``security.outbound.allow: [127.0.0.1]`` here), as production calls would.
+``--set KEY=VALUE`` passes a service setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import trio
+from _common import (
+    DEFAULT_SERVER,
+    HERE,
+    busy_fraction,
+    free_port,
+    machine_jiffies,
+    pct,
+    register_definition,
+    scratch_database,
+    service_config,
+    start_service,
+)
+from throughput import (
+    PEER_SCRIPT,
+    Completions,
+    Started,
+    db_latencies,
+    ensure_dbos_venv,
+    start_inline,
+    xact_commits,
+)
+
+from workflow_orchestrator.instances import InstanceRuntime, StartRequest
+from workflow_orchestrator.service import Service
+
+DEFINITION_ID = "three-calls"
+TASKS = 3
+TARGET_IN_PROCESS = 10.0
+TARGET_HTTP = 5.0
+
+
+def definition(stub_url: str) -> str:
+    tasks = "\n".join(
+        f"  - call{k}:\n"
+        f"      call: http\n"
+        f"      with:\n"
+        f"        method: get\n"
+        f"        endpoint: {stub_url}?step={k}\n"
+        for k in range(1, TASKS + 1)
+    )
+    return (
+        "document: {dsl: '1.0.3', namespace: bench, name: three-calls, version: '1.0.0'}\n"
+        "do:\n" + tasks
+    )
+
+
+def instance_input(i: int) -> dict[str, Any]:
+    return {"orderId": f"D-{i}"}
+
+
+# -- the stub -------------------------------------------------------------------------------
+
+
+class Stub:
+    """``_stub_server.py`` in a child process on a free port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/step"
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Stub:
+        self._process = subprocess.Popen(
+            [sys.executable, str(HERE / "_stub_server.py"), str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the stub server did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+# -- the runs -------------------------------------------------------------------------------
+
+
+async def start_from_client_process(base_url: str, n: int, concurrency: int) -> Started:
+    command = [
+        sys.executable,
+        str(HERE / "durable_steps.py"),
+        "--http-client-only",
+        base_url,
+        "--n",
+        str(n),
+        "--http-concurrency",
+        str(concurrency),
+    ]
+    result = await trio.run_process(command, capture_stdout=True, check=True)
+    return {uuid.UUID(k): v for k, v in json.loads(result.stdout).items()}
+
+
+async def http_client_main(base_url: str, n: int, concurrency: int) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api:
+
+        async def start_http(i: int) -> uuid.UUID:
+            response = await api.post(
+                "/v1/workflow-instances",
+                json={"workflowDefinitionId": DEFINITION_ID, "input": instance_input(i)},
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"start failed: {response.status_code} {response.text}")
+            return uuid.UUID(response.json()["id"])
+
+        started = await start_inline(n, concurrency, start_http)
+    print(json.dumps({str(k): v for k, v in started.items()}))
+
+
+async def run_burst(
+    name: str,
+    n: int,
+    concurrency: int,
+    drive: Callable[[], Awaitable[Started]],
+    completions: Completions,
+    args: argparse.Namespace,
+    service_url: str,
+) -> dict[str, Any]:
+    completions.expect(n)
+    c0 = await xact_commits(args.server, args.database, args.stats_wait)
+    cpu0 = time.process_time()
+    machine0 = machine_jiffies()
+    started = await drive()
+    t_started = time.perf_counter()
+    t0 = min(started.values(), default=t_started)
+    await completions.wait_all(seconds=max(120.0, n / 10))
+    t_end = max(completions.at.values(), default=time.perf_counter())
+    cpu = time.process_time() - cpu0
+    machine_busy = round(busy_fraction(machine0, machine_jiffies(), empty=0.0), 3)
+    wall = t_end - t0
+    done = [i for i in started if i in completions.at]
+    lat = [(completions.at[i] - started[i]) * 1000 for i in done]
+    c1 = await xact_commits(args.server, args.database, args.stats_wait)
+    db_lat = await db_latencies(service_url, list(started))
+    return report(
+        {
+            "run": name,
+            "n": n,
+            "completed": len(done),
+            "statuses": dict(completions.statuses),
+            "concurrency": concurrency,
+            "wall_s": round(wall, 3),
+            "starts_per_s": round(n / (t_started - t0), 1),
+            "instances_per_s": round(len(done) / wall, 1),
+            "calls_per_s": round(len(done) * TASKS / wall, 1),
+            "p50_ms": round(pct(lat, 50), 2),
+            "p99_ms": round(pct(lat, 99), 2),
+            "db_p50_ms": round(pct(db_lat, 50), 2),
+            "pg_xacts_per_instance": round((c1 - c0) / n, 2),
+            "process_cpu_cores": round(cpu / wall, 2),
+            "process_cpu_ms_per_instance": round(cpu * 1000 / max(len(done), 1), 3),
+            "machine_busy_frac": machine_busy,
+        }
+    )
+
+
+async def benchmark(args: argparse.Namespace, stub: Stub) -> list[dict[str, Any]]:
+    completions = Completions()
+    completions.install()
+    results: list[dict[str, Any]] = []
+    async with scratch_database(args.server, args.database, replace=True) as service_url:
+        loaded, port, _ = service_config(
+            service_url,
+            pool_size=args.pool_size,
+            replica_id="bench-durable-steps",
+            settings={"security.outbound.allow": ["127.0.0.1"]},
+            sets=args.set,
+        )
+        service = Service(loaded)
+        async with trio.open_nursery() as nursery:
+            runtime: InstanceRuntime = await start_service(nursery, service)
+            base_url = f"http://127.0.0.1:{port}/api"
+            await register_definition(base_url, definition(stub.url))
+
+            async def start_direct(i: int) -> uuid.UUID:
+                record, _ = await runtime.start_instance(
+                    StartRequest(definition_id=DEFINITION_ID, input=instance_input(i))
+                )
+                return record.instance_id
+
+            warm = min(200, args.n)
+            completions.expect(warm)
+            await start_inline(warm, 16, start_direct)
+            await completions.wait_all(seconds=60)
+            if completions.statuses.get("completed", 0) != warm:
+                raise RuntimeError(f"the warm-up did not complete: {completions.statuses}")
+
+            runs = args.runs.split(",")
+            for run in runs:
+                if run == "inprocess":
+
+                    async def drive_direct() -> Started:
+                        return await start_inline(args.n, args.concurrency, start_direct)
+
+                    results.append(
+                        await run_burst(
+                            "in-process",
+                            args.n,
+                            args.concurrency,
+                            drive_direct,
+                            completions,
+                            args,
+                            service_url,
+                        )
+                    )
+                elif run == "http":
+
+                    async def drive_http() -> Started:
+                        return await start_from_client_process(
+                            base_url, args.n, args.http_concurrency
+                        )
+
+                    results.append(
+                        await run_burst(
+                            "http (client in its own process)",
+                            args.n,
+                            args.http_concurrency,
+                            drive_http,
+                            completions,
+                            args,
+                            service_url,
+                        )
+                    )
+                else:
+                    raise SystemExit(f"unknown run {run!r}: give inprocess and/or http")
+            service.request_shutdown()
+    return results
+
+
+def report(result: dict[str, Any]) -> dict[str, Any]:
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def run_peer(args: argparse.Namespace, stub: Stub) -> dict[str, Any] | None:
+    python = ensure_dbos_venv()
+    env = dict(os.environ, PGURL=args.server.rstrip("/"))
+    command = [
+        str(python),
+        str(PEER_SCRIPT),
+        "--mode",
+        "start",
+        "--n",
+        str(args.peer_n),
+        "--reset-db",
+        "--step-url",
+        stub.url,
+    ]
+    completed = subprocess.run(
+        command, env=env, capture_output=True, text=True, cwd=PEER_SCRIPT.parent
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        print(completed.stdout + completed.stderr, file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import os, psycopg\n"
+            "with psycopg.connect(os.environ['PGURL'] + '/postgres', autocommit=True) as c:\n"
+            "    c.execute('DROP DATABASE IF EXISTS perf_dbos WITH (FORCE)')",
+        ],
+        env=env,
+        check=False,
+    )
+    return report({"run": "dbos (peer, --mode start --step-url)", **result})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="instances per run")
+    parser.add_argument("--concurrency", type=int, default=64, help="in-process starts in flight")
+    parser.add_argument("--http-concurrency", type=int, default=16, help="HTTP starts in flight")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
+    parser.add_argument("--database", default=f"bench_durable_steps_{os.getpid()}")
+    parser.add_argument("--pool-size", type=int, default=20)
+    parser.add_argument("--runs", default="inprocess,http", help="inprocess and/or http, in order")
+    parser.add_argument("--stats-wait", type=float, default=11.0)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a service setting"
+    )
+    parser.add_argument("--http-client-only", metavar="BASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", action="store_true", help="also run DBOS with --step-url")
+    parser.add_argument("--peer-n", type=int, default=2000)
+    args = parser.parse_args()
+    if args.http_client_only:
+        trio.run(http_client_main, args.http_client_only, args.n, args.http_concurrency)
+        return
+    logging.basicConfig(level=logging.WARNING)
+    with Stub() as stub:
+        results = trio.run(benchmark, args, stub)
+        peer = run_peer(args, stub) if args.peer else None
+    if peer is None or not peer.get("wf_per_s"):
+        return
+    dbos = float(peer["wf_per_s"])
+    for result in results:
+        ratio = result["instances_per_s"] / dbos
+        target = TARGET_IN_PROCESS if result["run"] == "in-process" else TARGET_HTTP
+        report(
+            {
+                "run": f"target: {result['run']}",
+                "ours_instances_per_s": result["instances_per_s"],
+                "dbos_workflows_per_s": dbos,
+                "ratio": round(ratio, 1),
+                "target_ratio": target,
+                "met": ratio >= target,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
