@@ -7,10 +7,13 @@ The benchmarks run as scripts (``.venv/bin/python benchmarks/timers.py``), so th
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import socket
+import sys
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,6 +70,40 @@ def busy_fraction(
     """The machine's busy fraction between two ``machine_jiffies`` (``empty`` if none passed)."""
     total = after[0] - before[0]
     return 1 - (after[1] - before[1]) / total if total else empty
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this machine's ``postgres`` processes.
+
+    Only meaningful when the benchmark's PostgreSQL runs on this machine (it does here): the
+    scaling model in docs/operations/scaling.md divides it by the instances of a run. Backends
+    that exit during a run take their CPU with them, so runs keep their connections open.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name != "postgres":
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+async def wal_bytes(server: str) -> int:
+    """The server's current WAL position in bytes (differences give the WAL a run wrote)."""
+    rows = await sql(
+        url_with_database(server, "postgres"),
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+    )
+    return int(rows[0][0])
 
 
 # -- asyncio work in a thread (the scratch database, the results) ------------------------------
@@ -194,3 +231,17 @@ async def run_concurrently(
     async with trio.open_nursery() as nursery:
         for _ in range(concurrency):
             nursery.start_soon(worker)
+
+
+async def post_from_client_process(
+    url: str, concurrency: int, bodies: list[dict[str, Any]]
+) -> dict[uuid.UUID, float]:
+    """POST each of ``bodies`` to ``url`` from a child process (``_http_load.py``),
+    ``concurrency`` at a time; return ``{id of the answer: perf_counter() before the POST}``.
+
+    ``time.perf_counter`` is CLOCK_MONOTONIC on Linux, the same clock in both processes.
+    """
+    stdin = "\n".join(json.dumps(body) for body in bodies).encode()
+    command = [sys.executable, str(HERE / "_http_load.py"), url, str(concurrency)]
+    result = await trio.run_process(command, stdin=stdin, capture_stdout=True, check=True)
+    return {uuid.UUID(json.loads(body)["id"]): before for before, body in json.loads(result.stdout)}

@@ -70,6 +70,7 @@ from _common import (
     free_port,
     on_asyncio,
     pct,
+    post_from_client_process,
     register_definition,
     run_concurrently,
     scratch_database,
@@ -77,6 +78,7 @@ from _common import (
     sql,
     start_service,
 )
+from _served import Served, served_service
 
 from workflow_orchestrator.config import LoadedConfig
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
@@ -318,30 +320,34 @@ class Bench:
         self.names = names
         self.kafka = ""
         self.runtime: InstanceRuntime | None = None
+        self.served: Served | None = None
         self.api = ""
         self.management = ""
+
+    def settings(self, source: str) -> dict[str, Any]:
+        return {
+            "eventProcessing.source": source,
+            "eventProcessing.pollInterval": "0.2s",
+            "eventProcessing.rabbitmq.url": RABBITMQ_URL,
+            "eventProcessing.rabbitmq.exchanges": [
+                self.names["business"],
+                self.names["system"],
+            ],
+            "eventProcessing.rabbitmq.queue": self.names["queue"],
+            "eventProcessing.rabbitmq.prefetch": self.args.prefetch,
+            "eventProcessing.kafka.bootstrapServers": self.kafka or "localhost:9092",
+            "eventProcessing.kafka.topics": [self.names["business"], self.names["system"]],
+            "eventProcessing.kafka.consumerGroup": self.names["queue"],
+            "eventProcessing.kafka.maxBatch": self.args.prefetch,
+            "eventProcessing.kafka.sessionTimeout": "6s",
+        }
 
     def config(self, source: str) -> LoadedConfig:
         loaded, port, management_port = service_config(
             self.url,
             pool_size=self.args.pool_size,
             replica_id="bench-events",
-            settings={
-                "eventProcessing.source": source,
-                "eventProcessing.pollInterval": "0.2s",
-                "eventProcessing.rabbitmq.url": RABBITMQ_URL,
-                "eventProcessing.rabbitmq.exchanges": [
-                    self.names["business"],
-                    self.names["system"],
-                ],
-                "eventProcessing.rabbitmq.queue": self.names["queue"],
-                "eventProcessing.rabbitmq.prefetch": self.args.prefetch,
-                "eventProcessing.kafka.bootstrapServers": self.kafka or "localhost:9092",
-                "eventProcessing.kafka.topics": [self.names["business"], self.names["system"]],
-                "eventProcessing.kafka.consumerGroup": self.names["queue"],
-                "eventProcessing.kafka.maxBatch": self.args.prefetch,
-                "eventProcessing.kafka.sessionTimeout": "6s",
-            },
+            settings=self.settings(source),
             sets=self.args.set,
         )
         self.api = f"http://127.0.0.1:{port}/api"
@@ -374,16 +380,28 @@ class Bench:
 
     async def start_waiting(self, definition: str, prefix: str, first: int, count: int) -> float:
         """Start ``count`` instances (orders ``prefix-first...``); returns seconds to waiting."""
-        runtime = self.runtime
-        assert runtime is not None
         started = time.perf_counter()
-
-        async def start(i: int) -> None:
-            await runtime.start_instance(
-                StartRequest(definition_id=definition, input={"orderId": f"{prefix}-{first + i}"})
+        if self.served is not None:
+            await post_from_client_process(
+                self.api + "/v1/workflow-instances",
+                64,
+                [
+                    {"workflowDefinitionId": definition, "input": {"orderId": f"{prefix}-{i}"}}
+                    for i in range(first, first + count)
+                ],
             )
+        else:
+            runtime = self.runtime
+            assert runtime is not None
 
-        await run_concurrently(count, 64, start)
+            async def start(i: int) -> None:
+                await runtime.start_instance(
+                    StartRequest(
+                        definition_id=definition, input={"orderId": f"{prefix}-{first + i}"}
+                    )
+                )
+
+            await run_concurrently(count, 64, start)
         total = await self.count(definition, "waiting") + await self.count(definition, "completed")
         if not await self.wait_count(definition, "waiting", total, 600):
             raise RuntimeError(f"{definition}: not every instance reached 'waiting'")
@@ -449,6 +467,9 @@ class Bench:
 async def run_service(
     bench: Bench, source: str, body: Callable[[], Coroutine[Any, Any, None]]
 ) -> None:
+    if bench.args.workers:
+        await run_served(bench, source, body)
+        return
     service = Service(bench.config(source))
     async with trio.open_nursery() as nursery:
         bench.runtime = await start_service(nursery, service)
@@ -458,6 +479,26 @@ async def run_service(
             await body()
         finally:
             service.request_shutdown()
+
+
+async def run_served(
+    bench: Bench, source: str, body: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """``run_service`` with ``serve --workers N`` in a child process (``--workers``)."""
+    settings = {**bench.settings(source), "database.poolSize": bench.args.pool_size}
+    for item in bench.args.set or ():
+        key, _, value = item.partition("=")
+        settings[key] = value
+    async with served_service(
+        bench.url, workers=bench.args.workers, replica_id="bench-events", settings=settings
+    ) as served:
+        bench.served, bench.api, bench.management = served, served.api, served.management
+        try:
+            if source in ("rabbitmq", "kafka"):
+                await wait_broker(bench)
+            await body()
+        finally:
+            bench.served = None
 
 
 async def wait_broker(bench: Bench) -> None:
@@ -621,6 +662,13 @@ def main() -> None:
     parser.add_argument("--http-concurrency", type=int, default=32)
     parser.add_argument("--matching-waiting", type=int, default=20_000)
     parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run `serve --workers N` in a child process and start the instances over the "
+        "HTTP API (default: the service in this process, started in process)",
+    )
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
     parser.add_argument(

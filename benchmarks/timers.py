@@ -41,14 +41,16 @@ machine's busy fraction over the window tell whether the box, rather than the ti
 bounds the lateness. The scratch database is dropped at the end, also when interrupted
 (SIGINT, or SIGTERM as ``timeout(1)`` sends).
 
-Measured on the 2-core box (PG 15, noisy). Lateness counts to the moment a wake-up starts,
-after it waited for one of the ``scheduler.threadPoolSize`` slots (each held while the instance
-runs). ``--timers 20000 --window 20`` (1,000 timers/s): with the default 10 slots fire p99
-108 ms (queueing); with ``--set scheduler.threadPoolSize=100`` fire p50 0.2 ms / p99 6 ms /
-max 40 ms, completion p99 34 ms, 0.86 cores. The default (100,000 over 60 s, 1,667 timers/s,
-100 slots): every instance completes and no lease is lost, but one replica wakes about 930
-instances/s (about 1 ms of CPU each: actor start, load, resume, commit), so lateness grows
-through the minute (fire p99 72 s, completion p99 47 s): the target is missed there.
+Measured on the 2-core box (PG 15, noisy, shared with other runs). Lateness counts to the
+moment a wake-up starts, after it waited for one of the ``scheduler.threadPoolSize`` slots
+(each held until the instance's activation is queued; the runs themselves are bounded by
+``workflows.maxActiveInstances``). Before the batched activation loads, the thresholds of the
+garbage collector and the short slot hold, ``--timers 30000 --window 20`` gave 618
+completions/s with fire p99 40.8 s (0.94 cores, the replica saturated at about 1.5 ms of CPU
+per wake); after: 1,500/s with fire p50 0.6 ms / p99 5.7 ms, completion p99 32 ms (0.89
+cores, about 0.6 ms per wake). The default (100,000 over 60 s, 1,667 timers/s): every timer
+fires at 1,666/s, fire p50 1.9 ms / p99 451 ms, completion p99 645 ms at 0.84 cores (load
+average 2.6-3.0 from other runs); before, about 930 instances/s and fire p99 72 s.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from _common import (
     busy_fraction,
     machine_jiffies,
     pct,
+    post_from_client_process,
     register_definition,
     run_concurrently,
     scratch_database,
@@ -76,6 +79,8 @@ from _common import (
     sql,
     start_service,
 )
+from _served import Served as ServedService
+from _served import served_service
 
 from workflow_orchestrator.config import LoadedConfig
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
@@ -187,9 +192,83 @@ async def start_all(
     return short
 
 
-async def run(
-    bench: Bench, runtime: InstanceRuntime, firings: Firings, claimed: Callable[[], int]
-) -> dict[str, Any]:
+class Driver:
+    """How ``run`` starts instances and reads fire lateness: in this process (``measure``)
+    or against ``serve --workers N`` (``measure_served``)."""
+
+    async def start(self, definition: str, n: int, due: Callable[[int], float], rate: float) -> int:
+        """Start ``n`` instances of ``definition`` that wait until about ``due(i)``; return
+        how many had less than 1.5 s to go. ``rate`` is the expected starts per second."""
+        raise NotImplementedError
+
+    async def mark(self) -> None:
+        """The window begins: lateness is counted from here."""
+
+    async def fire(self) -> dict[str, Any]:
+        """What fired since ``mark``: ``fired``, ``fire`` (ms each, or None), ``fire_per_s``,
+        ``fire_buckets_ms`` (histogram bounds by percentile, when ``fire`` is None)."""
+        raise NotImplementedError
+
+    def cpu_seconds(self) -> float:
+        raise NotImplementedError
+
+    def claimed(self) -> int:
+        """Timer rows claimed so far (-1: not known from outside the service)."""
+        return -1
+
+
+class InProcess(Driver):
+    def __init__(self, runtime: InstanceRuntime, firings: Firings, timers: Any) -> None:
+        self.runtime, self.firings, self.timers = runtime, firings, timers
+
+    async def start(self, definition: str, n: int, due: Callable[[int], float], rate: float) -> int:
+        return await start_all(self.runtime, definition, n, due)
+
+    async def mark(self) -> None:
+        self.firings.fired.clear()
+
+    async def fire(self) -> dict[str, Any]:
+        fired = self.firings.fired
+        span = fired[-1][0] - fired[0][0] if len(fired) > 1 else math.nan
+        return {
+            "fired": len(fired),
+            "fire": [lateness * 1000 for _, lateness in fired],
+            "fire_per_s": len(fired) / span if span > 0 else math.nan,
+        }
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()
+
+    def claimed(self) -> int:
+        return int(self.timers.claimed_total)
+
+
+class Served(Driver):
+    def __init__(self, served: ServedService) -> None:
+        self.served = served
+        self.before: dict[float, float] = {}
+
+    async def start(self, definition: str, n: int, due: Callable[[int], float], rate: float) -> int:
+        return await start_all_http(self.served, definition, n, due, rate)
+
+    async def mark(self) -> None:
+        self.before = lateness_buckets(await self.served.metrics())
+
+    async def fire(self) -> dict[str, Any]:
+        after = lateness_buckets(await self.served.metrics())
+        fired = after.get(math.inf, 0.0) - self.before.get(math.inf, 0.0)
+        return {
+            "fired": int(fired),
+            "fire": None,
+            "fire_per_s": math.nan,
+            "fire_buckets_ms": {p: bucket_percentile(self.before, after, p) for p in (50, 99, 100)},
+        }
+
+    def cpu_seconds(self) -> float:
+        return self.served.cpu_seconds()
+
+
+async def run(bench: Bench, driver: Driver) -> dict[str, Any]:
     args = bench.args
     n: int = args.timers
     window: float = args.window
@@ -199,13 +278,12 @@ async def run(
     await bench.register(DEFINITION_ID)
     calibrate = min(args.calibrate, n)
     began = time.monotonic()
-    await start_all(runtime, WARMUP_ID, calibrate, lambda i: time.time() + 5.0)
+    await driver.start(WARMUP_ID, calibrate, lambda i: time.time() + 5.0, 1000.0)
     await bench.wait_count(WARMUP_ID, PARKED, calibrate, 120)
     rate = calibrate / (time.monotonic() - began)
     if not await bench.wait_count(WARMUP_ID, ("completed",), calibrate, 120):
         raise RuntimeError("the warm-up instances did not complete")
-    firings.fired.clear()
-    claimed0 = claimed()
+    claimed0 = driver.claimed()
     expected = n / rate
     lead = max(args.lead, expected * 1.3 + 5.0)
     print(
@@ -219,8 +297,8 @@ async def run(
     t0_wall = time.time()
     t0 = time.monotonic()
     window_start = t0_wall + lead
-    short = await start_all(
-        runtime, DEFINITION_ID, n, lambda i: window_start + (i + 0.5) * window / n
+    short = await driver.start(
+        DEFINITION_ID, n, lambda i: window_start + (i + 0.5) * window / n, rate
     )
     calls_done = time.monotonic() - t0
     if not await bench.wait_count(DEFINITION_ID, PARKED, n, lead + window):
@@ -256,12 +334,14 @@ async def run(
     until_window = window_start - time.time()
     if until_window > 0:
         await trio.sleep(until_window)
-    cpu0, machine0 = time.process_time(), machine_jiffies()
+    await driver.mark()
+    cpu0, machine0 = driver.cpu_seconds(), machine_jiffies()
     w0 = time.monotonic()
     done = await bench.wait_count(DEFINITION_ID, ("completed",), n, window + max(120.0, n / 200))
-    cpu = time.process_time() - cpu0
+    cpu = driver.cpu_seconds() - cpu0
     busy = busy_fraction(machine0, machine_jiffies())
     wall = time.monotonic() - w0
+    fire = await driver.fire()
 
     rows = await sql(
         bench.url,
@@ -271,10 +351,8 @@ async def run(
     )
     completed_at = [float(r[1]) for r in rows]
     complete = [(float(r[1]) - dues[r[0]]) * 1000 for r in rows if r[0] in dues]
-    fired = firings.fired
-    fire = [lateness * 1000 for _, lateness in fired]
-    fire_span = fired[-1][0] - fired[0][0] if len(fired) > 1 else math.nan
     complete_span = max(completed_at) - min(completed_at) if len(completed_at) > 1 else math.nan
+    claimed = driver.claimed()
     return {
         "timers": n,
         "window_s": window,
@@ -285,14 +363,13 @@ async def run(
         "complete": done,
         "completed": len(rows),
         "without_due": len(rows) - len(complete),
-        "fired": len(fired),
-        "fire": fire,
-        "fire_per_s": len(fired) / fire_span if fire_span > 0 else math.nan,
+        **fire,
         "end_to_end": complete,
         "complete_per_s": len(rows) / complete_span if complete_span > 0 else math.nan,
-        "claimed": claimed() - claimed0,
+        "claimed": claimed - claimed0 if claimed >= 0 else -1,
         "cpu_cores": cpu / wall if wall > 0 else math.nan,
         "machine_busy": busy,
+        "workers": args.workers,
     }
 
 
@@ -307,7 +384,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         raise KeyboardInterrupt  # a SIGTERM (timeout(1)) cleans up as SIGINT
 
                 outer.start_soon(on_sigterm)
-                result = await measure(args, url)
+                result = await (measure_served if args.workers else measure)(args, url)
                 outer.cancel_scope.cancel()
         return result
 
@@ -324,11 +401,77 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             scheduler: Scheduler | None = service._scheduler
             assert scheduler is not None, "the scheduler did not start"
             timers = scheduler.timers
-            result = await run(bench, runtime, firings, lambda: timers.claimed_total)
+            result = await run(bench, InProcess(runtime, firings, timers))
             result["lookahead_s"] = timers.lookahead
         finally:
             service.request_shutdown()
     return result
+
+
+async def measure_served(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """The same run against ``serve --workers N`` in a child process: instances are started
+    over the HTTP API, fire lateness comes from the service's lateness histogram (all workers,
+    bucket upper bounds), completion lateness from the database as in process."""
+    bench = Bench(args, url)
+    settings = {"scheduler.pollInterval": args.poll_interval, "database.poolSize": args.pool_size}
+    for item in args.set or ():
+        key, _, value = item.partition("=")
+        settings[key] = value
+    async with served_service(
+        url, workers=args.workers, replica_id="bench-timers", settings=settings
+    ) as served:
+        bench.api = served.api
+        return await run(bench, Served(served))
+
+
+LATENESS_BUCKET = "workflow_orchestrator_timer_lateness_seconds_bucket"
+
+
+def lateness_buckets(metrics_text: str) -> dict[float, float]:
+    """The cumulative counts of the timer lateness histogram by upper bound (seconds), summed
+    over every series (all workers)."""
+    buckets: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith(LATENESS_BUCKET + "{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        bound = labels.split('le="', 1)[1].split('"', 1)[0]
+        upper = math.inf if bound == "+Inf" else float(bound)
+        buckets[upper] = buckets.get(upper, 0.0) + float(value)
+    return buckets
+
+
+def bucket_percentile(before: dict[float, float], after: dict[float, float], p: float) -> float:
+    """The upper bound (ms) of the bucket holding the ``p``-th percentile of what was observed
+    between ``before`` and ``after`` (NaN if nothing was)."""
+    delta = {b: after[b] - before.get(b, 0.0) for b in sorted(after)}
+    total = delta.get(math.inf, 0.0)
+    if total <= 0:
+        return math.nan
+    for bound, cumulative in delta.items():
+        if cumulative >= total * p / 100:
+            return bound * 1000
+    return math.inf
+
+
+async def start_all_http(
+    served: ServedService, definition: str, n: int, due: Callable[[int], float], rate: float
+) -> int:
+    """Start ``n`` instances over the HTTP API from a client process; instance ``i`` waits
+    until about the epoch time ``due(i)``: its delay is computed for the moment its request is
+    expected to be sent (``i / rate`` after now), so the recorded due time (start of the wait
+    plus delay, which the lateness is measured against) is near, not at, ``due(i)``."""
+    now = time.time()
+    short = 0
+    bodies = []
+    for i in range(n):
+        delay = due(i) - (now + i / rate)
+        short += delay < 1.5
+        bodies.append(
+            {"workflowDefinitionId": definition, "input": {"n": i, "delay": round(delay, 6)}}
+        )
+    await post_from_client_process(served.api + "/v1/workflow-instances", CONCURRENCY, bodies)
+    return short
 
 
 def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
@@ -344,10 +487,19 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     header = f"{'lateness':<34} {'n':>8} {'p50':>9} {'p99':>9} {'max':>9} {'per s':>8}"
     print(header)
     print("-" * len(header))
-    for name, values, rate in (
-        ("fire (WakeTimers on_fire)", r["fire"], r["fire_per_s"]),
-        ("complete (completed_at - due)", r["end_to_end"], r["complete_per_s"]),
-    ):
+    if r["fire"] is not None:
+        lines: list[tuple[str, list[float], float]] = [
+            ("fire (WakeTimers on_fire)", r["fire"], r["fire_per_s"])
+        ]
+    else:
+        buckets = r["fire_buckets_ms"]
+        print(
+            f"{'fire (histogram, bucket bounds)':<34} {r['fired']:>8,} {buckets[50]:>7.1f}ms "
+            f"{buckets[99]:>7.1f}ms {buckets[100]:>7.1f}ms {'':>8}"
+        )
+        lines = []
+    lines.append(("complete (completed_at - due)", r["end_to_end"], r["complete_per_s"]))
+    for name, values, rate in lines:
         print(
             f"{name:<34} {len(values):>8,} {pct(values, 50):>7.1f}ms {pct(values, 99):>7.1f}ms "
             f"{max(values, default=math.nan):>7.1f}ms {rate:>8,.0f}"
@@ -355,11 +507,15 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"completed {r['completed']:,} of {r['timers']:,}"
         + ("" if r["complete"] else " (timed out)")
-        + f"; claimed by the timer service {r['claimed']:,} (a row claimed again counts again)"
-        + f"; process {r['cpu_cores']:.2f} cores, machine {r['machine_busy']:.0%} busy "
+        + (
+            f"; claimed by the timer service {r['claimed']:,} (a row claimed again counts again)"
+            if r["claimed"] >= 0
+            else f"; {r['workers']} worker processes"
+        )
+        + f"; service {r['cpu_cores']:.2f} cores, machine {r['machine_busy']:.0%} busy "
         "from the window start to the last completion"
     )
-    p99 = pct(r["fire"], 99)
+    p99 = pct(r["fire"], 99) if r["fire"] is not None else r["fire_buckets_ms"][99]
     verdict = "met" if p99 < TARGET_P99_MS else "NOT met"
     print(f"target: p99 fire lateness < {TARGET_P99_MS:.0f} ms: {p99:.1f} ms ({verdict})")
     if r["without_due"]:
@@ -383,6 +539,13 @@ def main() -> None:
         "--poll-interval", default="1s", help="scheduler.pollInterval (a duration such as 1s)"
     )
     parser.add_argument("--calibrate", type=int, default=3_000, help="warm-up instances")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run `serve --workers N` in a child process and start the instances over the "
+        "HTTP API (default: the service in this process, started in process)",
+    )
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
     parser.add_argument(

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import setproctitle
@@ -27,20 +27,24 @@ from workflow_orchestrator.config import (
     ENVIRONMENT_OVERRIDES,
     PROFILES,
     ConfigError,
+    ConfigProblem,
     LoadedConfig,
     effective_rows,
     effective_tree,
     load_config,
 )
-from workflow_orchestrator.definitions import check_definition_file, read_official_schema
-from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
 from workflow_orchestrator.errors import OrchestratorError, exception_leaves
-from workflow_orchestrator.instances import validation_options
-from workflow_orchestrator.observability import configure_logging
-from workflow_orchestrator.security import NamespacePolicy
-from workflow_orchestrator.service import Service, open_configured_database, with_config_secrets
-from workflow_orchestrator.storage import SchemaStatus, migrate, schema_status
+from workflow_orchestrator.observability import WorkerGroup, configure_logging
 from workflow_orchestrator.supervision import ChildStartFailed
+from workflow_orchestrator.workers import WorkerParent, worker_count
+
+if TYPE_CHECKING:
+    from workflow_orchestrator.dsl.validation import OfficialSchema, ValidationOptions
+    from workflow_orchestrator.service import Service
+    from workflow_orchestrator.storage import SchemaStatus
+
+# The service, the storage and the DSL are imported by the commands that use them, so that the
+# parent of ``serve --workers N`` (which runs none of them) stays small (about 36 MB, not 125).
 
 __all__ = ["build_parser", "main"]
 
@@ -108,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, metavar="N", help="API port (server.port)")
     serve.add_argument(
         "--management-port", type=int, metavar="N", help="management port (server.managementPort)"
+    )
+    serve.add_argument(
+        "--workers",
+        metavar="N|auto",
+        help="service processes on this machine, sharing both ports (server.workers; auto: one "
+        "per usable CPU; default 1)",
     )
 
     init_schema = commands.add_parser(
@@ -218,6 +228,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
         ("password", "database.password"),
         ("port", "server.port"),
         ("management_port", "server.managementPort"),
+        ("workers", "server.workers"),
     ):
         value = getattr(args, option, None)
         if value is not None:
@@ -246,8 +257,21 @@ def _show_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(loaded: LoadedConfig) -> None:
-    service = Service(loaded)
+async def _stop_without_parent(service: Service, parent: int) -> None:
+    """A worker's watch of its parent: gone (killed), the worker stops as on SIGTERM."""
+    while True:
+        await trio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    logger.warning("the parent process (pid %d) is gone: stopping", parent)
+    service.request_shutdown()
+
+
+async def _serve(loaded: LoadedConfig, group: WorkerGroup | None = None) -> None:
+    from workflow_orchestrator.service import Service
+
+    service = Service(loaded, group=group)
+    parent = os.getppid()
     grace = loaded.settings.server.shutdown_grace_period
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
@@ -266,12 +290,17 @@ async def _serve(loaded: LoadedConfig) -> None:
 
             service_stopping = trio.Event()
             nursery.start_soon(watch_signals)
+            if group is not None:
+                nursery.start_soon(_stop_without_parent, service, parent)
             await service.run()
             nursery.cancel_scope.cancel()
     logger.info("workflow-orchestrator stopped")
 
 
 async def _schema(loaded: LoadedConfig, action: str) -> int:
+    from workflow_orchestrator.service import open_configured_database, with_config_secrets
+    from workflow_orchestrator.storage import migrate, schema_status
+
     loaded = await with_config_secrets(loaded)
     async with open_asyncio_bridge(), open_configured_database(loaded) as database:
         where = database.location.display()
@@ -350,14 +379,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is None:
         setproctitle.setproctitle(_process_title(sys.argv[1:]))
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "version":
         print(f"workflow-orchestrator {__version__}")
         return EXIT_OK
     code = EXIT_OK
     try:
-        code = _dispatch(args)
+        code = _dispatch(args, arguments)
     except* BrokenPipeError:
         # The reader went away (`config show | head`); not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -372,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validation_schema(args: argparse.Namespace) -> OfficialSchema | None:
     """The official schema of --schema or $WORKFLOW_DSL_SCHEMA, or None (SchemaFileError)."""
+    from workflow_orchestrator.definitions import read_official_schema
+
     if args.schema:
         return read_official_schema(args.schema, key="", source="--schema")
     if os.environ.get("WORKFLOW_DSL_SCHEMA"):
@@ -385,6 +417,10 @@ def _validation_schema(args: argparse.Namespace) -> OfficialSchema | None:
 def _validation_options(args: argparse.Namespace) -> ValidationOptions:
     """The options of ``definitions validate``: the configuration's when one is given (by
     --config or $WORKFLOW_CONFIG), else the defaults; the flags enable more on top."""
+    from workflow_orchestrator.dsl.validation import ValidationOptions
+    from workflow_orchestrator.instances import validation_options
+    from workflow_orchestrator.security import NamespacePolicy
+
     schema = _validation_schema(args)
     if args.config or os.environ.get("WORKFLOW_CONFIG"):
         settings = load_config(config_path=args.config, profile=args.profile).settings
@@ -406,6 +442,8 @@ def _validation_options(args: argparse.Namespace) -> ValidationOptions:
 
 
 def _validate_definitions(args: argparse.Namespace) -> int:
+    from workflow_orchestrator.definitions import check_definition_file
+
     options = _validation_options(args)
     failed = warned = 0
     for path in args.files:
@@ -435,7 +473,43 @@ def _validate_definitions(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _as_worker(loaded: LoadedConfig, group: WorkerGroup) -> LoadedConfig:
+    """The configuration of a worker of a group: its own replica id (``<id>-w<index>``)."""
+    setproctitle.setproctitle(f"{setproctitle.getproctitle()} [worker {group.replica}]")
+    cluster = attrs.evolve(loaded.settings.cluster, replica_id=group.replica)
+    settings = attrs.evolve(loaded.settings, cluster=cluster)
+    sources = {**loaded.sources, "cluster.replicaId": "serve --workers (worker of a group)"}
+    return attrs.evolve(loaded, settings=settings, sources=sources)
+
+
+def _serve_command(loaded: LoadedConfig, arguments: Sequence[str]) -> int:
+    """``serve``: one service process, a worker of a group, or the parent of a group."""
+    group = WorkerGroup.from_environment(os.environ)
+    if group is not None:
+        worker = _as_worker(loaded, group)
+        _run_async(lambda: _serve(worker, group))
+        return EXIT_OK
+    count = worker_count(loaded.settings.server.workers)
+    if count == 1:
+        _run_async(lambda: _serve(loaded))
+        return EXIT_OK
+    if not loaded.settings.database.primary_url:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    source=loaded.source_of("server.workers"),
+                    key="server.workers",
+                    message=f"{count} workers need a database.url: the embedded database "
+                    "belongs to one process; set database.url (or DATABASE_URL), or 1 worker",
+                )
+            ]
+        )
+    parent = WorkerParent(loaded, arguments, count)
+    code: int = _run_async(parent.run)
+    return code
+
+
+def _dispatch(args: argparse.Namespace, arguments: Sequence[str] = ()) -> int:
     if args.command == "config":
         return _show_config(args)
     if args.command == "definitions":
@@ -443,8 +517,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     loaded = _load(args)
     configure_logging(loaded.settings.logging, source_of=loaded.source_of)
     if args.command == "serve":
-        _run_async(lambda: _serve(loaded))
-        return EXIT_OK
+        return _serve_command(loaded, arguments)
     action = "init" if args.command == "init-schema" else "status" if args.status else "migrate"
     code: int = _run_async(lambda: _schema(loaded, action))
     return code

@@ -90,6 +90,8 @@ def _leaf(hint: Any, meta: typing.Mapping[str, Any]) -> dict[str, Any]:
     kind = meta.get("kind")
     if hint is bool:
         schema: dict[str, Any] = {"type": ["boolean", "string"]}
+    elif kind == "workers":
+        schema = {"type": ["integer", "string"], "minimum": 1}
     elif kind == "size" or hint is int:
         schema = {"type": ["integer", "string"]}
     elif kind == "duration" or hint is float:

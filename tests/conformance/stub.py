@@ -2,7 +2,7 @@
 
 `stub_response` is a pure function from request to response; `serve_stub` exposes it over real
 HTTP on 127.0.0.1 (a thread running the standard library's server) for the conformance tests,
-which reach it through the real httpx adapter with the CTK's hosts mapped to it.
+which reach it through the service's HTTP client with the CTK's hosts mapped to it.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serve_stub() -> Iterator[Mapping[str, str]]:
-    """Serve the stub on a free local port; yields the host map for the httpx adapter."""
+    """Serve the stub on a free local port; yields the host map for the HTTP client."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="ctk-stub", daemon=True)

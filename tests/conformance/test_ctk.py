@@ -1,4 +1,4 @@
-"""Runs every scenario of the CTK feature files through the real httpx adapter and a stub."""
+"""Runs every scenario of the CTK feature files through the service's HTTP client and a stub."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from tests.conformance.conftest import CTK_FEATURES, require_ctk
 from tests.conformance.gherkin import Scenario, parse_feature
 from tests.conformance.steps import World, run_scenario
-from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.adapters import PooledHttpClient
 from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.security import OutboundPolicy
@@ -37,11 +37,11 @@ def test_ctk_is_present() -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{s.path.stem}: {s.name}" for s in SCENARIOS])
 def test_ctk_scenario(scenario: Scenario, stub_hosts: Mapping[str, str]) -> None:
-    """The scenario passes with HTTP going through httpx to the local stub."""
+    """The scenario passes with HTTP going through the service's client to the local stub."""
 
     @asynccontextmanager
     async def open_http() -> AsyncIterator[Callable[[HttpRequest], Awaitable[HttpResponse]]]:
-        async with HttpxClient(
+        async with PooledHttpClient(
             host_map=stub_hosts, default_timeout=10, policy=LOOPBACK_STUBS
         ) as client:
             yield client.http

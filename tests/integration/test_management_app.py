@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import trio
 
@@ -11,7 +14,12 @@ from workflow_orchestrator.gateway import (
     create_api_app,
     create_management_app,
 )
-from workflow_orchestrator.observability import ServiceMetrics
+from workflow_orchestrator.observability import (
+    GroupMember,
+    ServiceMetrics,
+    WorkerGroup,
+    write_members,
+)
 from workflow_orchestrator.storage import migrate
 
 pytestmark = pytest.mark.integration
@@ -136,3 +144,43 @@ async def test_definitions_page_reads_the_table(database_url: str) -> None:
     assert [(i["id"], i["version"]) for i in second["items"]] == [("orders", "2.0.0")]
     assert second["nextCursor"] is None
     assert [i["id"] for i in filtered["items"]] == ["orders"]
+
+
+async def test_a_worker_answers_readiness_for_its_group(database_url: str, tmp_path: Path) -> None:
+    """In a group (server.workers > 1) ready needs every other running worker's fresh ready
+    status too; the ``workers`` component names those that are not ready."""
+    for name in ("status", "live", "metrics"):
+        (tmp_path / name).mkdir()
+    group = WorkerGroup(directory=tmp_path, index=0, replica="r-w0")
+    other = WorkerGroup(directory=tmp_path, index=1, replica="r-w1")
+    write_members(
+        tmp_path,
+        {
+            0: GroupMember(index=0, pid=os.getpid(), replica="r-w0"),
+            1: GroupMember(index=1, pid=os.getpid(), replica="r-w1"),
+        },
+    )
+    with trio.fail_after(60):
+        async with open_test_database(database_url) as database:
+            client = create_management_app(
+                health=HealthReporter(database=database, group=group),
+                metrics=ServiceMetrics(),
+                metrics_enabled=True,
+            ).test_client()
+            other.write_status(ready=False)
+            waiting = await client.get("/health/ready")
+            waiting_body = await waiting.get_json()
+            other.write_status(ready=True)
+            ready = await client.get("/health/ready")
+            ready_body = await ready.get_json()
+            detailed = await (await client.get("/health/detailed")).get_json()
+    assert waiting.status_code == 503
+    assert waiting_body["status"] == "unhealthy"
+    assert waiting_body["components"]["database"]["status"] == "healthy"
+    assert waiting_body["components"]["workers"] == {
+        "status": "unhealthy",
+        "details": {"replica": "r-w0", "workers": 2, "notReady": ["r-w1"]},
+    }
+    assert ready.status_code == 200
+    assert ready_body["components"]["workers"]["status"] == "healthy"
+    assert detailed["components"]["workers"]["details"]["notReady"] == []

@@ -28,6 +28,7 @@ SURFACE = {
     },
     "workflow_orchestrator.adapters": {
         "HttpxClient",
+        "PooledHttpClient",
         "LocalProcesses",
         "ProcessLimits",
         "SandboxPool",
@@ -451,6 +452,7 @@ SURFACE = {
         "InboxEvent",
         "InstanceCount",
         "InstanceCreator",
+        "InstanceLoader",
         "InstancePage",
         "InstanceRecord",
         "InstanceSnapshot",
@@ -487,6 +489,7 @@ SURFACE = {
         "cancel_instance",
         "instance_children",
         "load_instance_family",
+        "load_instances_in",
         "subflow_ended_event",
         "subflow_key",
     },
@@ -540,6 +543,13 @@ SURFACE = {
         "TextFormatter",
         "configure_logging",
         "level_number",
+        "GROUP_ENV",
+        "INDEX_ENV",
+        "REPLICA_ENV",
+        "GroupMember",
+        "WorkerGroup",
+        "read_status",
+        "write_members",
     },
 }
 

@@ -4,8 +4,10 @@
 them; this package performs them. The composition root (``service.py``), the CLI and the tests
 build these adapters and hand them to what uses them; nothing here is looked up globally.
 
-- `HttpxClient`: `HttpRequest` -> `HttpResponse` through httpx (behind `Effects.http`); the
-  response body is streamed and capped (``workflows.maxResponseSize``).
+- `PooledHttpClient`: `HttpRequest` -> `HttpResponse` over HTTP/1.1 connections pooled per
+  origin (behind `Effects.http` in the service); every connection within the outbound policy,
+  the response body streamed and capped (``workflows.maxResponseSize``).
+- `HttpxClient`: the same through httpx (or an ``httpx.AsyncClient`` of the caller's own).
 - `LocalProcesses` (from `open_local_processes`, bounded by `ProcessLimits`):
   `ProcessRequest` -> `ProcessResult` as a sandboxed child process (behind
   `Effects.run_process`, where configuration enables shell/script tasks); processes that are
@@ -34,6 +36,7 @@ is reaped by its owner, within a bounded, shielded scope. This package may impor
 """
 
 from workflow_orchestrator.adapters._http_client import HttpxClient
+from workflow_orchestrator.adapters._pooled_http_client import PooledHttpClient
 from workflow_orchestrator.adapters._process_isolation import hide_from_processes
 from workflow_orchestrator.adapters._processes import (
     LocalProcesses,
@@ -51,6 +54,7 @@ from workflow_orchestrator.adapters._service_adapters import ServiceContext, ope
 __all__ = [
     "HttpxClient",
     "LocalProcesses",
+    "PooledHttpClient",
     "ProcessLimits",
     "SandboxPool",
     "ServiceContext",

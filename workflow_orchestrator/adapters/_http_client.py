@@ -23,20 +23,18 @@ from collections.abc import Mapping
 import httpx
 import trio
 
+from workflow_orchestrator.adapters._http_problems import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    TooLarge,
+    failed,
+    refused,
+    timed_out,
+    too_large,
+)
+from workflow_orchestrator.adapters._outbound_addresses import mapped_url
 from workflow_orchestrator.adapters._outbound_network import policy_client
-from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
 from workflow_orchestrator.security import OutboundPolicy, OutboundRefused
-
-DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
-MAX_RESPONSE_SIZE_SETTING = "workflows.maxResponseSize"
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int, *, declared: bool) -> None:
-        super().__init__(size)
-        self.size = size
-        self.declared = declared
 
 
 class HttpxClient:
@@ -82,12 +80,6 @@ class HttpxClient:
             with trio.move_on_after(5, shield=True):
                 await self._client.aclose()
 
-    def _map(self, url: str) -> str:
-        for prefix, target in self._host_map.items():
-            if url.startswith(prefix):
-                return target + url[len(prefix) :]
-        return url
-
     async def http(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; raise a `WorkflowError` if no (small enough) response arrives."""
         headers = dict(request.headers)
@@ -98,7 +90,7 @@ class HttpxClient:
             with trio.fail_after(timeout + 1):
                 outgoing = self._client.build_request(
                     request.method,
-                    self._map(request.url),
+                    mapped_url(self._host_map, request.url),
                     headers=headers,
                     content=request.body,
                     timeout=timeout,
@@ -112,41 +104,13 @@ class HttpxClient:
                     with trio.move_on_after(1, shield=True):
                         await response.aclose()
         except (httpx.TimeoutException, trio.TooSlowError):
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.TIMEOUT,
-                    detail=f"{request.method} {request.url} got no response within {timeout:g}s",
-                )
-            ) from None
-        except OutboundRefused as refused:
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.COMMUNICATION,
-                    status=403,
-                    title="Outbound Call Refused",
-                    detail=f"{request.method} {request.url}: {refused.refusal.describe()}",
-                )
-            ) from None
-        except _TooLarge as large:
-            size = f"{large.size} bytes, more than" if large.declared else "more than"
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.COMMUNICATION,
-                    status=502,
-                    title="Response Too Large",
-                    detail=f"{request.method} {request.url} answered with a body of {size} "
-                    f"the limit of {self._max_response_size} bytes; raise the setting "
-                    f"{MAX_RESPONSE_SIZE_SETTING} or ask for less",
-                )
-            ) from None
-        except httpx.HTTPError as exc:
-            raise WorkflowError(
-                Problem.standard(
-                    ErrorType.COMMUNICATION,
-                    status=503,
-                    detail=f"{request.method} {request.url} failed: {exc}",
-                )
-            ) from None
+            raise timed_out(request.method, request.url, timeout) from None
+        except OutboundRefused as error:
+            raise refused(request.method, request.url, error) from None
+        except TooLarge as error:
+            raise too_large(request.method, request.url, error, self._max_response_size) from None
+        except httpx.HTTPError as error:
+            raise failed(request.method, request.url, error) from None
         return HttpResponse(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
@@ -158,7 +122,7 @@ class HttpxClient:
         limit = self._max_response_size
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _TooLarge(int(declared), declared=True)
+            raise TooLarge(int(declared), declared=True)
         chunks: list[bytes] = []
         received = 0
         try:
@@ -177,5 +141,5 @@ class HttpxClient:
             if received <= limit:
                 raise
         if received > limit:
-            raise _TooLarge(limit, declared=False)
+            raise TooLarge(limit, declared=False)
         return b"".join(chunks)

@@ -16,12 +16,13 @@ to hand a network backend to ``AsyncHTTPTransport``, so the transport's connecti
 replaced by one built with it (``tests/integration/adapters/test_outbound_calls.py`` fails
 loudly if an httpx release changes that). Proxies and ``.netrc`` from the environment are
 never used (``trust_env=False`` on the client): a proxy would connect on our behalf, past the
-check. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` still choose the CAs TLS trusts.
+check. The configured egress proxy (``security.outbound.proxy``) is: the policy then checks
+each request's host name before it goes to the proxy, and the proxy's addresses when
+connecting to it. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` still choose the CAs TLS trusts.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
 
@@ -29,14 +30,12 @@ import httpcore
 import httpx
 import trio
 
-from workflow_orchestrator.security import (
-    IPAddress,
-    OutboundPolicy,
-    OutboundRefused,
-    normalize_address,
+from workflow_orchestrator.adapters._outbound_addresses import (
+    AddressUnavailable,
+    allowed_addresses,
+    refused,
 )
-
-logger = logging.getLogger(__name__)
+from workflow_orchestrator.security import OutboundPolicy, OutboundRefused
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
@@ -64,26 +63,15 @@ class PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        refusal = self._policy.check_name(host, port)
-        if refusal is not None:
-            raise self._refused(OutboundRefused(refusal))
         deadline = trio.current_time() + (math.inf if timeout is None else timeout)
-        with trio.move_on_at(deadline):
-            addresses = await _resolve(host, port)
-        if trio.current_time() >= deadline:
-            raise httpcore.ConnectTimeout(f"resolving {host} took more than {timeout}s")
         allowed: list[str] = []
-        first_refusal: OutboundRefused | None = None
-        for text, address in addresses:
-            refusal = self._policy.check(host, address, port)
-            if refusal is None:
-                allowed.append(text)
-            elif first_refusal is None:
-                first_refusal = OutboundRefused(refusal)
+        with trio.move_on_at(deadline):
+            try:
+                allowed = await allowed_addresses(self._policy, host, port)
+            except AddressUnavailable as error:
+                raise httpcore.ConnectError(str(error)) from None
         if not allowed:
-            if first_refusal is None:  # getaddrinfo answered, but with nothing
-                raise httpcore.ConnectError(f"{host} resolved to no address")
-            raise self._refused(first_refusal)
+            raise httpcore.ConnectTimeout(f"resolving {host} took more than {timeout}s")
         last_error: httpcore.ConnectError | None = None
         for text in allowed:
             remaining = None if timeout is None else max(deadline - trio.current_time(), 0.0)
@@ -108,64 +96,73 @@ class PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
-    @staticmethod
-    def _refused(refused: OutboundRefused) -> OutboundRefused:
-        refusal = refused.refusal
-        logger.warning(
-            "outbound call refused: %s",
-            refusal.describe(),
-            extra={"host": refusal.host, "address": refusal.address, "port": refusal.port},
-        )
-        return refused
-
-
-async def _resolve(host: str, port: int) -> list[tuple[str, IPAddress]]:
-    """The addresses of ``host`` as (text to connect to, normalised address), in order."""
-    literal = normalize_address(host)
-    if literal is not None:
-        return [(str(literal), literal)]
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-    except trio.socket.gaierror as error:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
-    found: list[tuple[str, IPAddress]] = []
-    for _family, _type, _proto, _name, sockaddr in infos:
-        text = str(sockaddr[0])
-        address = normalize_address(text)
-        if address is not None and all(text != seen for seen, _ in found):
-            found.append((text, address))
-    return found
-
 
 class _PolicyTransport(httpx.AsyncHTTPTransport):
-    """``AsyncHTTPTransport`` whose connection pool opens connections through ``backend``."""
+    """``AsyncHTTPTransport`` whose connection pool opens connections through ``backend``;
+    with ``proxy``, every request goes through that proxy (a ``CONNECT`` tunnel for https),
+    the policy checking the target's name (the proxy resolves it) and ``backend`` the proxy's
+    addresses."""
 
-    def __init__(self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        backend: PolicyNetworkBackend,
+        limits: httpx.Limits,
+        *,
+        policy: OutboundPolicy,
+        proxy: str = "",
+    ) -> None:
         super().__init__(trust_env=False, limits=limits)
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise RuntimeError(
                 "this httpx release builds its transport differently; the outbound policy "
                 "cannot be installed (see adapters/_outbound_network.py)"
             )
-        self._pool = httpcore.AsyncConnectionPool(
-            # SSL_CERT_FILE / SSL_CERT_DIR still choose the trusted CAs (that is not a bypass).
-            ssl_context=httpx.create_ssl_context(trust_env=True),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
-        )
+        self._policy = policy
+        self._proxied = bool(proxy)
+        # SSL_CERT_FILE / SSL_CERT_DIR still choose the trusted CAs (that is not a bypass).
+        ssl_context = httpx.create_ssl_context(trust_env=True)
+        if proxy:
+            self._pool = httpcore.AsyncHTTPProxy(
+                proxy_url=proxy,
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            )
+        else:
+            self._pool = httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._proxied:
+            url = request.url
+            port = url.port or (443 if url.scheme == "https" else 80)
+            refusal = self._policy.check_proxied(url.raw_host.decode("ascii"), port)
+            if refusal is not None:
+                raise refused(OutboundRefused(refusal))
+        return await super().handle_async_request(request)
 
 
 def policy_transport(
-    policy: OutboundPolicy, *, limits: httpx.Limits | None = None
+    policy: OutboundPolicy, *, limits: httpx.Limits | None = None, proxy: str = ""
 ) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose every connection obeys ``policy`` (for clients that wrap it;
     give it to an ``httpx.AsyncClient`` built with ``trust_env=False``).
 
-    ``limits`` defaults to httpx's own (100 connections, 20 kept alive).
+    ``limits`` defaults to httpx's own (100 connections, 20 kept alive). ``proxy``
+    (``http://host:port``, ``security.outbound.proxy``) sends every request through that
+    egress proxy; the policy then checks each target's host name (or literal address) and the
+    proxy's own addresses.
     """
-    return _PolicyTransport(PolicyNetworkBackend(policy), limits or DEFAULT_LIMITS)
+    return _PolicyTransport(
+        PolicyNetworkBackend(policy), limits or DEFAULT_LIMITS, policy=policy, proxy=proxy
+    )
 
 
 def policy_client(

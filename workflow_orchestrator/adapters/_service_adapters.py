@@ -10,19 +10,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 import attrs
 
-from workflow_orchestrator.adapters._http_client import HttpxClient
 from workflow_orchestrator.adapters.asyncapi import open_asyncapi_adapter
 from workflow_orchestrator.adapters.containers import open_container_runtime
 from workflow_orchestrator.adapters.grpc import GrpcCaller, load_credentials
 from workflow_orchestrator.adapters.mcp import McpCaller
 from workflow_orchestrator.config import WorkflowSettings
-from workflow_orchestrator.dsl.runtime import MessageConsumer, ServiceAdapters, ServiceCaller
+from workflow_orchestrator.dsl.runtime import (
+    HttpRequest,
+    HttpResponse,
+    MessageConsumer,
+    ServiceAdapters,
+    ServiceCaller,
+)
 from workflow_orchestrator.security import OutboundPolicy
 
 __all__ = ["ServiceContext", "open_service_adapters"]
+
+
+class HttpSender(Protocol):
+    """The service's HTTP client (`PooledHttpClient`, or `HttpxClient` in tests)."""
+
+    async def http(self, request: HttpRequest) -> HttpResponse: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -31,16 +43,19 @@ class ServiceContext:
     policy every connection goes through, and the service's HTTP client (documents such as
     protos and AsyncAPI files are fetched through it).
 
-    ``host_map`` rewrites where a call goes before the policy sees it, as `HttpxClient`'s
+    ``host_map`` rewrites where a call goes before the policy sees it, as the HTTP client's
     does: ``scheme://host[:port]`` prefixes to ``scheme://host:port`` targets (``grpc://``,
     ``amqp://``, ``kafka://``, ``http(s)://``); tests map the hosts of the official examples
-    to local servers with it. The service maps nothing.
+    to local servers with it. The service maps nothing. ``proxy`` is
+    ``security.outbound.proxy`` (empty: none), for the adapters that open HTTP connections
+    themselves (``call: mcp``).
     """
 
     workflows: WorkflowSettings
     outbound: OutboundPolicy
-    http: HttpxClient
+    http: HttpSender
     host_map: Mapping[str, str] = attrs.field(factory=dict)
+    proxy: str = ""  # security.outbound.proxy, for the adapters that connect themselves
 
     def mapped(self, url: str) -> str:
         """``url`` with the first ``host_map`` prefix it starts with rewritten."""
@@ -88,5 +103,6 @@ async def open_service_adapters(context: ServiceContext) -> AsyncIterator[Servic
                 process_namespaces=run.namespaces,
                 map_url=context.mapped,
                 max_message_size=context.workflows.max_response_size,
+                proxy=context.proxy,
             )
         yield ServiceAdapters(callers=callers, consumers=consumers)

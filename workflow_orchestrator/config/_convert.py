@@ -147,6 +147,8 @@ class _Converter:
             )
         if kind == "size":
             return self._checked(parse_size(value), value, path, meta, help_text or "a size")
+        if kind == "workers":
+            return self._checked_workers(value, path, help_text)
         if hint is bool:
             return self._to_bool(value, path)
         if hint is int:
@@ -169,6 +171,16 @@ class _Converter:
             self.problem(path, f"expected {help_text}, got {shown} (out of range)")
             return _INVALID
         return parsed
+
+    def _checked_workers(self, value: object, path: str, help_text: str) -> Any:
+        """``auto``, or a whole number >= 1 (kept as its decimal text)."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        count = _to_int(value)
+        if count is None or count < 1:
+            self.problem(path, f"expected {help_text}, got {_describe(value)}")
+            return _INVALID
+        return str(count)
 
     def _to_bool(self, value: object, path: str) -> Any:
         if isinstance(value, bool):

@@ -119,6 +119,8 @@ def check_security(
                     f"{entry!r} is not an IP address, a CIDR range (10.0.0.0/8) or a host name "
                     "(api.example.com, *.example.com)",
                 )
+    if outbound.proxy and (reason := proxy_problem(outbound.proxy)):
+        problem("security.outbound.proxy", reason)
     for i, grant in enumerate(settings.security.secrets.grants):
         if not grant.namespace:
             problem(
@@ -126,6 +128,20 @@ def check_security(
                 "name the namespace (or * for every namespace)",
             )
     return problems
+
+
+def proxy_problem(url: str) -> str | None:
+    """Why ``url`` is not an egress proxy's ``http://host:port``, or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        return f"{url!r} is not http://host:port (the proxy's address and port)"
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.fragment:
+        return f"{url!r} has more than http://host:port"
+    return None
 
 
 def _check_key_value(key: str, value: str, problem: Callable[[str, str], None]) -> None:

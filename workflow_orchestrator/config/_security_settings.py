@@ -210,11 +210,23 @@ class OutboundSettings:
     link-local and cloud metadata, this service's own ports), by address or range only (a host
     name there never opens an address refusal). ``default: deny`` refuses everything ``allow``
     does not name. ``security.OutboundPolicy`` applies them to every resolved address.
+
+    ``proxy`` (``http://host:port``) sends the HTTP calls of workflows through an egress proxy:
+    the policy then checks each call's host name (or literal address) and the proxy's own
+    addresses, since the proxy resolves the name itself.
     """
 
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     default: str = attrs.field(default="allow", metadata=_meta(choices=("allow", "deny")))
+    # An egress proxy for the workflows' HTTP calls; never taken from the environment.
+    proxy: str = attrs.field(
+        default="",
+        metadata=_meta(
+            help="an egress proxy, http://host:port, that workflows' HTTP calls go through "
+            "(http in absolute form, https through CONNECT); empty: none"
+        ),
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -80,6 +80,12 @@ class ServerSettings:
         default=10.0,
         metadata=_meta(kind="duration", minimum=0.1, help="a duration such as 10s"),
     )
+    # Service processes on this machine: an integer >= 1 or ``auto`` (the usable CPUs). More
+    # than one runs them under a small parent process, each a replica sharing both ports.
+    workers: str = attrs.field(
+        default="1",
+        metadata=_meta(kind="workers", help="an integer >= 1 or auto (one per usable CPU)"),
+    )
     # The largest request body the API reads (definitions, starts, events); larger is a 413.
     max_request_size: int = attrs.field(
         default=4 * 1024 * 1024,

@@ -23,6 +23,7 @@ import trio
 
 from workflow_orchestrator._version import __version__
 from workflow_orchestrator.gateway._replica_health import replica_details
+from workflow_orchestrator.observability import WorkerGroup
 from workflow_orchestrator.storage import Database, StorageError, schema_status
 
 __all__ = [
@@ -98,7 +99,9 @@ class HealthReporter:
     ``events`` returns the running event processing (None while it is not running);
     ``broker_required`` makes readiness depend on the broker connection; ``instances_running``
     is False while the service runs without workflow instances (the schema was not current at
-    start), which keeps it not ready.
+    start), which keeps it not ready. ``group`` (a worker of ``server.workers`` > 1) makes
+    readiness the group's: ready only while every other running worker last said it was, with
+    a ``workers`` component naming those that did not.
     """
 
     database: Database
@@ -108,6 +111,7 @@ class HealthReporter:
     scheduler: Callable[[], SchedulerHealth | None] = lambda: None
     broker_required: bool = False
     instances_running: Callable[[], bool] = lambda: True
+    group: WorkerGroup | None = None
 
     def _broker_down(self) -> bool:
         # A Kafka consumer rejoining its group (``joining``: a rebalance, seconds) is connected
@@ -208,7 +212,26 @@ class HealthReporter:
         """Liveness: the process is serving requests."""
         return {"status": HEALTHY}
 
+    def _workers(self) -> tuple[bool, dict[str, Any] | None]:
+        """The group's part: whether every other running worker is ready, and the component
+        (None outside a group)."""
+        if self.group is None:
+            return True, None
+        others, lagging = self.group.not_ready()
+        details = {"replica": self.group.replica, "workers": len(others) + 1, "notReady": lagging}
+        return not lagging, {"status": UNHEALTHY if lagging else HEALTHY, "details": details}
+
     async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness (of the group, in one): this process's, and in a group every worker's."""
+        ready, body = await self.own_ready()
+        group_ready, workers = self._workers()
+        if workers is not None:
+            body["components"]["workers"] = workers
+            ready = ready and group_ready
+            body["status"] = HEALTHY if ready else UNHEALTHY
+        return ready, body
+
+    async def own_ready(self) -> tuple[bool, dict[str, Any]]:
         """Readiness: database reachable, schema current, workflow instances running."""
         database = await self._database()
         ready = database["status"] == HEALTHY
@@ -232,6 +255,10 @@ class HealthReporter:
         ready = database["status"] == HEALTHY and self.instances_running()
         if self.broker_required and self._broker_down():
             ready = False
+        group_ready, workers = self._workers()
+        if workers is not None:
+            components["workers"] = workers
+            ready = ready and group_ready
         status = HEALTHY if ready else UNHEALTHY
         if ready and any(c["status"] != HEALTHY for c in components.values()):
             status = DEGRADED

@@ -39,7 +39,8 @@ def create_management_app(
     app = QuartTrio("workflow_orchestrator.management", static_folder=None)
     install_management_access(app, access or AccessPolicy.open())
     if system is not None:
-        register_supervisor_routes(app, system)
+        group = health.group
+        register_supervisor_routes(app, system, replica=group.replica if group else None)
     install_problem_handlers(app)
     if metrics_enabled:
         install_request_metrics(app, metrics, "management")

@@ -8,6 +8,9 @@ keep-alive connection (a load balancer's, a probe's) open for the whole grace pe
 With a TLS context (``gateway._tls``) the listener speaks only HTTPS: hypercorn gets our context
 instead of building one from file paths, a plain HTTP request fails the handshake and never
 reaches the app, and the bound URLs (and the log line) say ``https://``.
+
+With ``reuse_port`` (the workers of ``server.workers`` > 1) the socket is bound with
+``SO_REUSEPORT``: every worker binds the same address and the kernel spreads the connections.
 """
 
 from __future__ import annotations
@@ -56,11 +59,14 @@ class _ListenerConfig(Config):
     """Hypercorn's settings for one address, serving with a prepared TLS context (None: plain
     HTTP)."""
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, host: str, port: int, tls: ssl.SSLContext | None, *, reuse_port: bool = False
+    ) -> None:
         super().__init__()
         self._host = host
         self._port = port
         self._tls = tls
+        self._reuse_port = reuse_port
 
     def create_sockets(self) -> Sockets:
         """The listening socket; closed at once when it cannot be bound (hypercorn's own would
@@ -70,6 +76,8 @@ class _ListenerConfig(Config):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self._reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self._host, self._port))
             sock.setblocking(False)
         except BaseException:
@@ -137,16 +145,18 @@ async def serve_app(
     port_setting: str = "the port setting",
     host_setting: str = "server.host",
     tls: ListenerTls | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``app`` on ``host:port``; ``task_status.started`` gets the bound URLs.
 
-    ``tls`` with a context serves HTTPS only. Raises ``ListenerError`` (naming ``port_setting``
+    ``tls`` with a context serves HTTPS only; ``reuse_port`` shares the port with the other
+    workers of a group (``SO_REUSEPORT``). Raises ``ListenerError`` (naming ``port_setting``
     or ``host_setting``) when the address cannot be bound.
     """
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     tls = tls or ListenerTls()
-    config = _ListenerConfig(host, port, tls.context)
+    config = _ListenerConfig(host, port, tls.context, reuse_port=reuse_port)
     config.ssl_handshake_timeout = _HANDSHAKE_TIMEOUT
     config.bind = [address]
     config.graceful_timeout = grace_period

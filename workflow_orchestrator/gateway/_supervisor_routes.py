@@ -89,8 +89,17 @@ def snapshot_to_json(snapshot: ChildSnapshot, *, limit: int) -> dict[str, Any]:
     return body
 
 
-def register_supervisor_routes(app: QuartTrio, system: ActorSystem) -> None:
-    """Add ``GET /supervisor`` and ``GET /supervisor/<path>`` for ``system`` to ``app``."""
+#: The response header naming the replica whose tree is shown (a worker of a group).
+REPLICA_HEADER = "Workflow-Replica"
+
+
+def register_supervisor_routes(
+    app: QuartTrio, system: ActorSystem, *, replica: str | None = None
+) -> None:
+    """Add ``GET /supervisor`` and ``GET /supervisor/<path>`` for ``system`` to ``app``.
+
+    ``replica`` (a worker of ``server.workers`` > 1: each has its own tree) is named in the
+    ``Workflow-Replica`` header and as ``replica`` in the body's top node."""
 
     def render(path: str | None) -> Response:
         try:
@@ -111,7 +120,13 @@ def register_supervisor_routes(app: QuartTrio, system: ActorSystem) -> None:
                 f"{exc}; GET /supervisor shows the whole tree",
             )
         body = snapshot_to_json(snapshot, limit=limit)
-        return Response(json.dumps(body), status=200, content_type="application/json")
+        headers = {}
+        if replica is not None:
+            body["replica"] = replica
+            headers[REPLICA_HEADER] = replica
+        return Response(
+            json.dumps(body), status=200, content_type="application/json", headers=headers
+        )
 
     @app.get("/supervisor")
     async def supervisor_tree() -> Response:

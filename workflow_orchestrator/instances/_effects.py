@@ -144,6 +144,8 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _SERVICE_HEADERS = ("headers", "metadata", "protoHeaders")
 # History keeps the lifecycle without the (possibly large) data each task produced.
 _HISTORY_DROPS = ("output", "workflow", "input")
+# ``json.dumps(value, separators=(",", ":"), default=str)`` without an encoder per call.
+_JSON_TEXT = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class Parked(Exception):
@@ -166,7 +168,7 @@ class CommittedWithout(Exception):
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _JSON_TEXT.encode(value)
 
 
 def _history_row(event: CloudEvent, clock: Callable[[], datetime]) -> HistoryRow:

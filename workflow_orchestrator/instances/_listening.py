@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _TASK_EVENT_PREFIX = "io.serverlessworkflow.task."
+# ``json.dumps(..., separators=(",", ":"), default=str)`` without an encoder per call.
+_BODY = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def correlation_key(values: Sequence[Any]) -> str:
@@ -64,7 +66,7 @@ def outgoing_event(event: CloudEvent, destination: str) -> OutgoingEvent:
         destination=destination,
         routing_key=event.type,
         event_id=str(event.attributes.get("id", "")),
-        body=json.dumps(event.to_json(), separators=(",", ":"), default=str),
+        body=_BODY.encode(event.to_json()),
     )
 
 

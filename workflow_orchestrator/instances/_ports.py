@@ -61,7 +61,7 @@ class SnapshotSink(Protocol):
 
 
 class HttpPort(Protocol):
-    """Outbound HTTP (``HttpxClient`` in the service)."""
+    """Outbound HTTP (``PooledHttpClient`` in the service)."""
 
     async def http(self, request: HttpRequest) -> HttpResponse: ...
 

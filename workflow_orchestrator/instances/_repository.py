@@ -14,7 +14,7 @@ the same contract tests (``tests/support/repository_contract.py``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -26,6 +26,7 @@ from workflow_orchestrator.storage.definitions import get_definition, resolve_wo
 from workflow_orchestrator.storage.events import fetch_retained_events, notify_wake
 from workflow_orchestrator.storage.instances import (
     InstanceCreator,
+    InstanceLoader,
     InstanceRecord,
     InstanceStatus,
     NewInstance,
@@ -36,7 +37,6 @@ from workflow_orchestrator.storage.instances import (
     create_instance,
     get_instance,
     list_recoverable,
-    load_instance,
     set_status,
 )
 
@@ -68,7 +68,8 @@ class InstanceRepository(Protocol):
     async def run_batching(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Create the instances given to ``create_batched`` in batches until cancelled."""
+        """Create the instances given to ``create_batched`` (and read the ones given to
+        ``load``, where loads batch) in batches until cancelled."""
         ...
 
     async def create_batched(self, item: NewInstance) -> tuple[InstanceRecord, bool] | Retry:
@@ -167,14 +168,22 @@ class InstanceRepository(Protocol):
 @attrs.define(eq=False)
 class DatabaseInstanceRepository:
     """The ``InstanceRepository`` (and the catalog's ``DefinitionSource``) on PostgreSQL:
-    each method is one storage function, so one crossing, as the runtime called them before."""
+    each method is one storage function, so one crossing, as the runtime called them before;
+    while ``run_batching`` runs, ``load`` reads with the batching ``InstanceLoader`` (the loads
+    of instances activated together share one crossing)."""
 
     database: Database
+    #: The partitions this replica holds now: new instances get ids in them (``_creator``).
+    local_partitions: Callable[[], frozenset[int]] | None = None
     _creator: InstanceCreator = attrs.field(init=False)
+    _loader: InstanceLoader = attrs.field(init=False)
     _shapes: ShapeRegistry = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._creator = InstanceCreator(database=self.database)
+        self._creator = InstanceCreator(
+            database=self.database, local_partitions=self.local_partitions
+        )
+        self._loader = InstanceLoader(database=self.database)
         self._shapes = ShapeRegistry(database=self.database)
 
     @property
@@ -184,7 +193,10 @@ class DatabaseInstanceRepository:
     async def run_batching(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        await self._creator.run(task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._loader.run)
+            await nursery.start(self._creator.run)
+            task_status.started()
 
     async def create_batched(self, item: NewInstance) -> tuple[InstanceRecord, bool] | Retry:
         return await self._creator.create(item)
@@ -215,7 +227,7 @@ class DatabaseInstanceRepository:
         return stored.document
 
     async def load(self, instance_id: uuid.UUID) -> RecoverableInstance:
-        return await load_instance(self.database, instance_id)
+        return await self._loader.load(instance_id)
 
     async def list_recoverable(
         self, *, partitions: Collection[int], after: uuid.UUID | None, limit: int

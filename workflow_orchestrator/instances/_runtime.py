@@ -85,7 +85,6 @@ logger = logging.getLogger(__name__)
 
 _RECOVERY_PAGE = 500
 _MAX_VERSION_HINTS = 10_000
-_WAKE_HOLD = 10.0
 # How long an activation waits for room in a full queue before it overflows to the database
 # backlog (backpressure on the router and the wake-up listener, never a deadlock).
 _ACTIVATION_PATIENCE = 5.0
@@ -429,16 +428,16 @@ class InstanceRuntime:
 
     async def wake(self, instance_id: uuid.UUID) -> None:
         """A parked instance is due: run it again from its snapshot (when this replica still
-        holds its partition; otherwise its new owner fires the timer)."""
+        holds its partition; otherwise its new owner fires the timer).
+
+        Returns once the activation is queued (waiting for room in the activation queue, then
+        overflowing to the backlog drain): the caller's wake-up slot is not held while the
+        instance runs, since the cap on live actors (``max_active``) already bounds the runs,
+        and waking instances together lets their actors load together (one crossing for a
+        batch, ``InstanceLoader``)."""
         if not self._holds(instance_id):
             return
         await self.activate(instance_id)
-        actor = self.live.get(instance_id)
-        if actor is not None:
-            # Hold the caller's wake-up slot while the instance runs (bounded: a long call must
-            # not keep a slot for ever), so due timers queue rather than flood the process.
-            with trio.move_on_after(_WAKE_HOLD):
-                await actor.wait_gone()
 
     async def wake_instances(self, instance_ids: Sequence[uuid.UUID]) -> None:
         """Run instances whose work a commit made durable (children it created, a parent

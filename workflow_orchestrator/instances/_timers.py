@@ -32,10 +32,11 @@ def due_within(due: datetime, now: datetime, lookahead: float) -> bool:
 class WakeTimers:
     """Calls ``wake(instance_id)`` when an armed instance is due (at most once per arming).
 
-    ``limiter`` bounds how many wake-ups run at once (``scheduler.threadPoolSize``; a wake-up
-    holds its slot until ``wake`` returns, which the runtime makes last until the instance's
-    run ends or a bound passes, so a burst of due timers queues instead of flooding the
-    process); ``on_fire(lateness_seconds)`` is told how late each one started.
+    ``limiter`` bounds how many wake-ups are under way at once (``scheduler.threadPoolSize``; a
+    wake-up holds its slot until ``wake`` returns, which the runtime makes happen once the
+    instance's activation is queued: ``workflows.maxActiveInstances`` bounds the runs, so a
+    burst of due timers queues instead of flooding the process); ``on_fire(lateness_seconds)``
+    is told how late each one started.
     """
 
     wake: Callable[[uuid.UUID], Awaitable[None]]

@@ -3,7 +3,8 @@ events, timers, schedules, readiness and instances (``InstanceMetrics``).
 
 Each service owns a ``ServiceMetrics`` with its own registry (so tests can build several apps in
 one process); the exposition joins it with prometheus-client's default registry, which holds the
-process metrics and the process-wide counters (actor restarts).
+process metrics and the process-wide counters (actor restarts). In a worker of a group
+(``server.workers`` > 1) the exposition is the whole group's (``_group_metrics``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from collections.abc import Callable, Iterator
 
 import attrs
 from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -23,8 +27,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from workflow_orchestrator.observability._group_metrics import GroupExposition
 from workflow_orchestrator.observability._instance_metrics import InstanceMetrics
 from workflow_orchestrator.observability._labels import PREFIX, BoundedLabel, http_method_label
+from workflow_orchestrator.observability._worker_group import WorkerGroup
 
 __all__ = ["CONTENT_TYPE", "PoolReading", "ServiceMetrics"]
 
@@ -79,10 +85,16 @@ class _GaugeCollector(Collector):
 
 
 class ServiceMetrics:
-    """The metrics a service records; ``exposition()`` renders them with the process metrics."""
+    """The metrics a service records; ``exposition()`` renders them with the process metrics.
 
-    def __init__(self) -> None:
+    With ``group`` (a worker of ``server.workers`` > 1) the exposition is the group's: the
+    counters and histograms summed over the workers, the scrape-time gauges of each worker
+    labelled ``worker``."""
+
+    def __init__(self, group: WorkerGroup | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The collectors read at scrape time (they cannot be summed by multiprocess files).
+        self._live = CollectorRegistry(auto_describe=False)
         # Event types come from whoever sends events: at most 200 of them get their own
         # series (cut to 100 characters), later ones are counted as "other".
         self.event_type = BoundedLabel()
@@ -100,7 +112,9 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._pool_readers: list[Callable[[], list[PoolReading]]] = []
-        self.registry.register(_PoolCollector(self._read_pools))
+        pools = _PoolCollector(self._read_pools)
+        self.registry.register(pools)
+        self._live.register(pools)
         self.db_query_duration = Histogram(
             f"{PREFIX}_db_query_duration_seconds",
             "Time of one unit of database work (waiting for a connection and its queries), by "
@@ -113,6 +127,8 @@ class ServiceMetrics:
             f"{PREFIX}_ready",
             "1 when the service was ready (as /health/ready answers) at this scrape, else 0",
             registry=self.registry,
+            # In a group: the answering worker's (the group's readiness) at the last scrape.
+            multiprocess_mode="livemostrecent",
         )
         self.instances = InstanceMetrics(self.registry)
         events = ["source", "type"]
@@ -189,7 +205,14 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._gauges: list[Callable[[], Iterator[Metric]]] = []
-        self.registry.register(_GaugeCollector(self._gauges))
+        gauges = _GaugeCollector(self._gauges)
+        self.registry.register(gauges)
+        self._live.register(gauges)
+        self._group: GroupExposition | None = None
+        if group is not None:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self._live.register(collector)
+            self._group = GroupExposition(group, self._live)
 
     def add_gauges(self, read: Callable[[], Iterator[Metric]]) -> None:
         """Report the gauge families ``read`` yields at every scrape (must not block)."""
@@ -215,6 +238,14 @@ class ServiceMetrics:
         for every unit: no I/O, no lock beyond the histogram's own)."""
         self.db_query_duration.labels(pool).observe(seconds)
 
+    def publish_to_group(self) -> None:
+        """In a group, write this worker's scrape-time metrics for the others (no-op alone)."""
+        if self._group is not None:
+            self._group.publish()
+
     def exposition(self) -> bytes:
-        """The Prometheus text format of the default registry and this service's metrics."""
+        """The Prometheus text format of the default registry and this service's metrics (in a
+        group: of the whole group)."""
+        if self._group is not None:
+            return self._group.render()
         return generate_latest(REGISTRY) + generate_latest(self.registry)

@@ -52,6 +52,7 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOW_SETTING = "security.outbound.allow"
 DENY_SETTING = "security.outbound.deny"
 DEFAULT_SETTING = "security.outbound.default"
+PROXY_SETTING = "security.outbound.proxy"
 
 #: Addresses refused unless ``allow`` names them, with the reason a refusal gives. Checked in
 #: this order, so the metadata addresses are named as such rather than as link-local.
@@ -261,6 +262,28 @@ class OutboundPolicy:
                 remedy=f"add {name} to {ALLOW_SETTING} if workflows must reach it",
             )
         return None
+
+    def check_proxied(self, host: str, port: int) -> OutboundRefusal | None:
+        """The refusal of a target reached through the egress proxy, or None.
+
+        The proxy resolves the target's name, so only the name (or a literal address) can be
+        checked: `check_name`, and under ``default: deny`` a name that no entry of ``allow``
+        names is refused (an allowed *range* cannot open a name it does not see resolved).
+        """
+        refusal = self.check_name(host, port)
+        if refusal is not None or normalize_address(host) is not None or self.default_allow:
+            return refusal
+        if self._allows_name(_host_name(host)):
+            return None
+        return OutboundRefusal(
+            host=host,
+            address=None,
+            port=port,
+            reason=f"{DEFAULT_SETTING} is deny and no entry of {ALLOW_SETTING} names the host "
+            f"(through {PROXY_SETTING} only names and literal addresses are checked)",
+            setting=ALLOW_SETTING,
+            remedy=f"add the host name to {ALLOW_SETTING}",
+        )
 
     def check(self, host: str, address: IPAddress, port: int) -> OutboundRefusal | None:
         """The refusal of a connection to ``address`` (which ``host`` resolved to), or None."""

@@ -20,6 +20,7 @@ import trio_asyncio
 
 from workflow_orchestrator.config import DatabaseLocation
 from workflow_orchestrator.storage._errors import DatabaseUnavailable
+from workflow_orchestrator.storage._json_codec import decode_json
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -87,7 +88,7 @@ def endpoint_label(location: DatabaseLocation) -> str:
 async def _init_connection(connection: Connection) -> None:
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
-            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            type_name, encoder=json.dumps, decoder=decode_json, schema="pg_catalog"
         )
 
 

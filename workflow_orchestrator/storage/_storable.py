@@ -43,6 +43,9 @@ _SUSPECT = re.compile(r"\\u(?:0000|d[89a-f])")
 _SUSPECT_ENCODED = re.compile(r"\\u(?:0000|d[89a-f])|NaN|Infinity")
 # In plain text (a text column, not JSON): NUL, and any surrogate (UTF-8 cannot encode one).
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# ``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building an encoder per
+# call (the same output).
+_STORABLE = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 class Unstorable(OrchestratorError, ValueError):
@@ -61,7 +64,7 @@ def storable_json(value: Any, *, what: str = "the value", max_bytes: int | None 
     """The compact JSON text of ``value``; raises `Unstorable` (naming ``what`` and where)
     when PostgreSQL cannot store it or the text is longer than ``max_bytes`` characters."""
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = _STORABLE.encode(value)
     except (ValueError, TypeError, RecursionError):
         raise _locate(value, what) or Unstorable(what, "type", "is not JSON data") from None
     if _SUSPECT.search(text) is not None:
@@ -92,6 +95,8 @@ def check_json_text(text: str, *, what: str = "the JSON text") -> None:
 def check_text(text: str, *, what: str = "the text") -> None:
     """Raise `Unstorable` when plain ``text`` (stored as text, not JSON) holds the NUL character
     or a surrogate, which PostgreSQL (UTF-8) cannot store."""
+    if text.isascii() and "\x00" not in text:  # the common case, without the regex
+        return
     found = _BAD_TEXT.search(text)
     if found is None:
         return

@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from tests.support.containers import ALPINE, GREETING, Podman
-from workflow_orchestrator.adapters import HttpxClient, ServiceContext, open_service_adapters
+from workflow_orchestrator.adapters import PooledHttpClient, ServiceContext, open_service_adapters
 from workflow_orchestrator.adapters.containers import (
     CliContainerRuntime,
     call_id,
@@ -328,7 +328,7 @@ async def test_the_service_adapters_serve_containers_when_configured(podman: Pod
     """open_service_adapters adds the container caller when a runtime is configured, and
     refuses to open with a missing binary."""
     policy = OutboundPolicy()
-    async with HttpxClient(policy=policy) as http:
+    async with PooledHttpClient(policy=policy) as http:
 
         def context(container: ContainerSettings) -> ServiceContext:
             run = attrs.evolve(RunTaskSettings(), container=container)

@@ -1,4 +1,5 @@
-"""`HttpxClient` under the outbound policy, against real local servers.
+"""The HTTP clients (`PooledHttpClient`, `HttpxClient`) under the outbound policy, against real
+local servers; every test runs with both.
 
 The servers are minimal HTTP/1.1 responders on 127.0.0.1 and 127.0.0.2 in the test's own Trio
 run. Trio's own test hooks stand in for the outside world where the test cannot own it: a
@@ -22,7 +23,7 @@ import pytest
 import trio
 
 from tests.support.certificates import CertificateAuthority
-from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.adapters import HttpxClient, PooledHttpClient
 from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.errors import WorkflowError
 from workflow_orchestrator.dsl.runtime import HttpRequest
@@ -121,12 +122,27 @@ class _RecordingSockets(trio.abc.SocketFactory):
         )
 
 
-def _client(allow: tuple[str, ...] = (), deny: tuple[str, ...] = ()) -> HttpxClient:
-    policy = OutboundPolicy.from_settings(OutboundSettings(allow=allow, deny=deny))
-    return HttpxClient(policy=policy, default_timeout=10)
+Client = PooledHttpClient | HttpxClient
+_clients: list[type[Client]] = [PooledHttpClient]
 
 
-async def _refusal(client: HttpxClient, url: str, *, follow_redirects: bool = False) -> str:
+@pytest.fixture(autouse=True, params=[PooledHttpClient, HttpxClient])
+def client_class(request: pytest.FixtureRequest) -> type[Client]:
+    """The client `_client` builds in this test."""
+    _clients[0] = request.param
+    return _clients[0]
+
+
+def _client(
+    allow: tuple[str, ...] = (), deny: tuple[str, ...] | None = None, *, default: bool = False
+) -> Client:
+    if default:
+        return _clients[0]()
+    policy = OutboundPolicy.from_settings(OutboundSettings(allow=allow, deny=deny or ()))
+    return _clients[0](policy=policy, default_timeout=10)
+
+
+async def _refusal(client: Client, url: str, *, follow_redirects: bool = False) -> str:
     with pytest.raises(WorkflowError) as caught:
         await client.http(HttpRequest(method="GET", url=url, follow_redirects=follow_redirects))
     problem = caught.value.problem
@@ -142,7 +158,7 @@ async def _refusal(client: HttpxClient, url: str, *, follow_redirects: bool = Fa
 async def test_loopback_is_refused_by_default() -> None:
     """127.0.0.1 is refused without a connection; the error names the setting."""
     with trio.fail_after(30):
-        async with _serving("127.0.0.1") as (server,), HttpxClient() as client:
+        async with _serving("127.0.0.1") as (server,), _client(default=True) as client:
             detail = await _refusal(client, f"{server.url}/hello")
         assert detail == (
             f"GET {server.url}/hello: the outbound policy refuses 127.0.0.1 port {server.port}: "

@@ -28,7 +28,7 @@ from tests.support.kafka import open_kafka_broker
 from tests.support.kafka_clients import Record, create_topics, produce
 from tests.support.rabbitmq import broker_scratch, on_broker, require_rabbitmq, take, unique_suffix
 from tests.support.spec import require_spec
-from workflow_orchestrator.adapters import HttpxClient, ServiceContext, open_service_adapters
+from workflow_orchestrator.adapters import PooledHttpClient, ServiceContext, open_service_adapters
 from workflow_orchestrator.config import WorkflowSettings
 from workflow_orchestrator.dsl.runtime import ServiceAdapters, ServiceCall
 from workflow_orchestrator.dsl.validation import load_document
@@ -106,7 +106,7 @@ async def open_examples(
     """The runtime with the service's adapters, the document served at the example's URI."""
     with serve_documents() as docs:
         docs.documents["/docs/asyncapi.json"] = Document(json.dumps(document).encode())
-        async with HttpxClient(
+        async with PooledHttpClient(
             policy=LOOPBACK, host_map={"https://fake.com": docs.url}, default_timeout=10
         ) as client:
             context = ServiceContext(

@@ -13,6 +13,7 @@ def test_public_names() -> None:
     """The package exports exactly its documented names (a change here is an API change)."""
     assert set(adapters.__all__) == {
         "HttpxClient",
+        "PooledHttpClient",
         "LocalProcesses",
         "ProcessLimits",
         "SandboxPool",

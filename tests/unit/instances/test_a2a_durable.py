@@ -12,7 +12,7 @@ import trio
 
 from tests.support.a2a_server import A2aAgent, serve_agent
 from tests.support.instances import Runtime, open_runtime
-from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.adapters import PooledHttpClient
 from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.runtime import RuntimeOptions
 from workflow_orchestrator.instances import StartRequest
@@ -69,7 +69,9 @@ async def agent_runtime(
     """A durable runtime whose HTTP reaches the local agent for https://agent.example.com."""
     with serve_agent() as agent:
         async with (
-            HttpxClient(host_map={AGENT: agent.url}, default_timeout=10, policy=LOOPBACK) as client,
+            PooledHttpClient(
+                host_map={AGENT: agent.url}, default_timeout=10, policy=LOOPBACK
+            ) as client,
             open_runtime(runtime_options=options) as harness,
         ):
             harness.http.respond = client.http

@@ -28,7 +28,7 @@ from tests.support.mcp_hosting import (
     serve_mcp_http,
 )
 from tests.support.spec import require_spec
-from workflow_orchestrator.adapters import HttpxClient, ServiceContext, open_service_adapters
+from workflow_orchestrator.adapters import PooledHttpClient, ServiceContext, open_service_adapters
 from workflow_orchestrator.config import CallSettings, McpCallSettings, WorkflowSettings
 from workflow_orchestrator.dsl.validation import load_document
 from workflow_orchestrator.instances import StartRequest
@@ -45,7 +45,7 @@ async def open_mcp_runtime(
 ) -> AsyncIterator[Runtime]:
     """A runtime whose service adapters are the ones the service opens for ``settings``."""
     workflows = WorkflowSettings(calls=CallSettings(mcp=settings))
-    async with HttpxClient(policy=LOOPBACK) as client:
+    async with PooledHttpClient(policy=LOOPBACK) as client:
         context = ServiceContext(
             workflows=workflows, outbound=LOOPBACK, http=client, host_map=host_map or {}
         )

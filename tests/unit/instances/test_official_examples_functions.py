@@ -17,7 +17,7 @@ import trio
 from tests.support.document_server import Document, DocumentServer, serve_documents
 from tests.support.instances import Runtime, open_runtime
 from tests.support.spec import SPEC, require_spec
-from workflow_orchestrator.adapters import HttpxClient, run_local_process
+from workflow_orchestrator.adapters import PooledHttpClient, run_local_process
 from workflow_orchestrator.config import OutboundSettings
 from workflow_orchestrator.dsl.validation import load_document
 from workflow_orchestrator.instances import ConfiguredProcesses, StartRequest
@@ -91,7 +91,7 @@ async def durable(hosts: Mapping[str, str], *, scripts: bool = False) -> AsyncIt
     and that runs run.script processes when ``scripts``."""
     processes = ConfiguredProcesses(run=run_local_process, script=scripts)
     async with (
-        HttpxClient(host_map=hosts, default_timeout=10, policy=LOOPBACK) as client,
+        PooledHttpClient(host_map=hosts, default_timeout=10, policy=LOOPBACK) as client,
         open_runtime(processes=processes) as harness,
     ):
         harness.http.respond = client.http

@@ -510,6 +510,37 @@ async def test_wake_runs_a_parked_instance_when_its_partition_is_held(
     assert harness.store.stored(given_up.instance_id).record.status is InstanceStatus.WAITING
 
 
+WAIT_THEN_CALL = """\
+do:
+  - pause:
+      wait: {minutes: 10}
+  - slow:
+      call: http
+      with: {method: get, endpoint: 'http://example.test/slow'}
+"""
+
+
+async def test_wake_returns_once_the_activation_is_queued(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A wake-up (and its ``scheduler.threadPoolSize`` slot) ends once the instance's run is
+    queued, not when the run ends: a run held by a slow call does not hold the wake-up."""
+    async with open_runtime() as harness:
+        harness.register("napper", WAIT_THEN_CALL)
+        gate = Gate()
+        harness.http.respond = gate
+        record, _ = await harness.runtime.start_instance(StartRequest(definition_id="napper"))
+        await harness.wait_status(record.instance_id, InstanceStatus.WAITING)
+        await trio.sleep(600)
+        with trio.fail_after(1):
+            await harness.runtime.wake(record.instance_id)
+        await gate.entered.wait()  # the run is in its call, after wake returned
+        running = harness.store.stored(record.instance_id).record.status
+        gate.open.set()
+        await harness.wait_status(record.instance_id, InstanceStatus.COMPLETED)
+    assert running is not InstanceStatus.COMPLETED
+
+
 async def test_wait_terminal_returns_on_the_commit(autojump_clock: trio.testing.MockClock) -> None:
     """A long poll returns as soon as the instance's terminal status is committed here, not
     at its next poll."""

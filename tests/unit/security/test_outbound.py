@@ -245,3 +245,21 @@ def test_default_instance_is_the_default_policy() -> None:
     """``OutboundPolicy()`` refuses what the default settings refuse."""
     assert OutboundPolicy().check("localhost", ipaddress.ip_address("127.0.0.1"), 80) is not None
     assert OutboundPolicy().check("example.com", ipaddress.ip_address("93.184.215.14"), 80) is None
+
+
+def test_a_proxied_target_under_default_deny_must_be_named() -> None:
+    """Through the egress proxy only the name is seen: under ``default: deny`` a name that
+    ``allow`` does not name is refused (an allowed range cannot open it), literal addresses are
+    checked as addresses, and ``default: allow`` checks names as before."""
+    deny_default = _policy(allow=("api.partner.example", "10.0.0.0/8"), default="deny")
+    assert deny_default.check_proxied("api.partner.example", 443) is None
+    assert deny_default.check_proxied("10.1.2.3", 443) is None
+    refusal = deny_default.check_proxied("other.example", 443)
+    assert refusal is not None
+    assert refusal.setting == "security.outbound.allow"
+    assert "through security.outbound.proxy only names and literal addresses" in refusal.reason
+    assert deny_default.check_proxied("192.0.2.1", 443) is not None
+    allow_default = _policy(deny=("*.evil.example",))
+    assert allow_default.check_proxied("other.example", 443) is None
+    assert allow_default.check_proxied("x.evil.example", 443) is not None
+    assert allow_default.check_proxied("169.254.169.254", 80) is not None

@@ -107,7 +107,8 @@ class McpCaller:
     ``workflows.run.namespaces`` (who may start stdio servers, ``*``: everyone); ``outbound``
     checks every connection; ``map_url`` rewrites an endpoint before it is checked (tests send
     the official examples' hosts to local servers with it); ``max_message_size`` caps each
-    message and the result (``workflows.maxResponseSize``).
+    message and the result (``workflows.maxResponseSize``); ``proxy`` is the egress proxy of
+    the HTTP transport (``security.outbound.proxy``, empty: none).
     """
 
     settings: McpCallSettings
@@ -115,6 +116,7 @@ class McpCaller:
     process_namespaces: tuple[str, ...] = ("*",)
     map_url: Callable[[str], str] = _unmapped
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    proxy: str = ""  # security.outbound.proxy: http://host:port, or none
 
     async def __call__(self, request: ServiceCall) -> Any:
         """The JSON-RPC result of the call ``request`` describes."""
@@ -227,6 +229,7 @@ class McpCaller:
             read_timeout=seconds,
             max_message_size=self.max_message_size,
             exceeded=exceeded,
+            proxy=self.proxy,
         )
 
     async def _session(

@@ -106,10 +106,13 @@ async def open_http_transport(
     read_timeout: float,
     max_message_size: int,
     exceeded: Callable[[], None],
+    proxy: str = "",
 ) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
     """The session's streams to the MCP server at ``url``; leaving the block ends the MCP
     session (a ``DELETE`` when the server gave one) and closes the connections."""
-    transport = CappedTransport(policy_transport(policy), limit=max_message_size, exceeded=exceeded)
+    transport = CappedTransport(
+        policy_transport(policy, proxy=proxy), limit=max_message_size, exceeded=exceeded
+    )
     client = httpx.AsyncClient(
         transport=transport,
         headers=headers,

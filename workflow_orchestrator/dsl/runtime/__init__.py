@@ -1,7 +1,7 @@
 """The Serverless Workflow interpreter, its effects interface and the in-memory effects.
 
 Nothing here does I/O. The I/O behind `Effects.http` and `Effects.run_process` lives in
-``workflow_orchestrator.adapters`` (`HttpxClient`, outbound HTTP through httpx;
+``workflow_orchestrator.adapters`` (`PooledHttpClient`, outbound HTTP over pooled connections;
 `LocalProcesses`, sandboxed shell/script processes where configuration enables them); the effects
 implementations that use them are handed them by whoever builds them.
 """

@@ -213,8 +213,12 @@ WHERE instance_id = ANY($1::uuid[]) AND status NOT IN ('completed', 'cancelled',
 """
 
 
+# ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 async def route_batch(

@@ -10,7 +10,8 @@ What the instances part (and the API's instance routes) read and write:
   ``HistoryRow``, ``SubscriptionRow``, ``TimerRow`` and ``OutgoingEvent`` rows), built into one
   statement per batch from one row type per table; a snapshot holding a value PostgreSQL
   cannot store fails alone with ``SnapshotUnstorable``;
-- the batching ``InstanceCreator``;
+- the batching ``InstanceCreator`` and ``InstanceLoader`` (many activations' reads in one
+  crossing, ``load_instances_in``);
 - retention: ``delete_expired_instances`` of finished instances, in batches;
 - ``count_unfinished_instances`` by definition and status, for the instance gauge;
 - subflows: the children a snapshot starts (``ChildRow``), the event that ends a child in its
@@ -31,6 +32,7 @@ from workflow_orchestrator.storage.instances._family import (
     load_instance_family,
 )
 from workflow_orchestrator.storage.instances._history import HistoryEntry, instance_history
+from workflow_orchestrator.storage.instances._loader import InstanceLoader, load_instances_in
 from workflow_orchestrator.storage.instances._queries import (
     COMMAND_VERSION_STEP,
     create_instance,
@@ -106,6 +108,7 @@ __all__ = [
     "InstanceChild",
     "InstanceCount",
     "InstanceCreator",
+    "InstanceLoader",
     "InstancePage",
     "InstanceRecord",
     "InstanceSnapshot",
@@ -138,6 +141,7 @@ __all__ = [
     "list_recoverable",
     "load_instance",
     "load_instance_family",
+    "load_instances_in",
     "partition_of",
     "retention_overrides",
     "set_status",

@@ -30,6 +30,12 @@ inserted only if it still is (a version registered or deleted since makes it ``R
   have been committed, as with an interrupted ``create_instance``), or the creator is not
   running.
 
+A new instance's id is drawn so that its partition (a hash of the id) is one of
+``local_partitions`` when the creator is given them (the partitions its replica holds): the
+replica that accepted the start then runs the instance itself instead of notifying another
+replica, which would read it back from the database. Up to ``ID_DRAWS`` ids are drawn (each a
+random UUID: a few microseconds); a replica holding no partition takes the first.
+
 Idempotency under concurrency is the INSERT's ``ON CONFLICT (idempotency_key) DO NOTHING``,
 as in ``create_instance``: a conflicting row of another transaction is waited for, and the
 losers are read back after the INSERT, in the same crossing.
@@ -38,6 +44,7 @@ losers are read back after the INSERT, in the same crossing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -122,6 +129,8 @@ def check_start(input: Any, business_key: str | None, idempotency_key: str | Non
 
 
 Outcome = tuple[InstanceRecord, bool] | Retry
+#: Random ids drawn at most for one in a local partition (holding half of them: 2 expected).
+ID_DRAWS = 64
 
 
 @attrs.define(eq=False)
@@ -143,6 +152,8 @@ class InstanceCreator:
     partition_count: int = DEFAULT_PARTITION_COUNT
     max_batch: int = 500
     create_timeout: float = 10.0
+    #: The partitions the replica holds now (no I/O); None: any partition.
+    local_partitions: Callable[[], frozenset[int]] | None = None
     _send: trio.MemorySendChannel[_Pending] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[_Pending] = attrs.field(init=False)
     _running: bool = attrs.field(init=False, default=False)
@@ -155,6 +166,18 @@ class InstanceCreator:
     @property
     def running(self) -> bool:
         return self._running
+
+    def _new_id(self) -> uuid.UUID:
+        """A random id, in a partition this replica holds when it holds any."""
+        instance_id = uuid.uuid4()
+        held = self.local_partitions() if self.local_partitions is not None else frozenset()
+        if not held:
+            return instance_id
+        for _ in range(ID_DRAWS - 1):
+            if partition_of(instance_id, self.partition_count) in held:
+                break
+            instance_id = uuid.uuid4()
+        return instance_id
 
     async def create(self, item: NewInstance) -> Outcome:
         """Insert ``item`` with the next batch; see the module docstring for the outcomes.
@@ -171,7 +194,7 @@ class InstanceCreator:
             )
         # Here, so that an input PostgreSQL cannot store fails only its own start.
         encoded = check_start(item.input, item.business_key, item.idempotency_key)
-        instance_id = uuid.uuid4()
+        instance_id = self._new_id()
         pending = _Pending(
             item, instance_id, partition_of(instance_id, self.partition_count), encoded
         )

@@ -91,6 +91,10 @@ class BatchPlan:
     rows: BatchRows
 
 
+# ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(value: Any, texts: JsonTexts) -> str | None:
     """``value`` as JSON text: the text ``encode_snapshot`` made of this very object, else
     encoded now."""
@@ -99,7 +103,7 @@ def _dumps(value: Any, texts: JsonTexts) -> str | None:
     known = texts.get(id(value))
     if known is not None and known[0] is value:
         return known[1]
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 # -- columns ------------------------------------------------------------------------------------

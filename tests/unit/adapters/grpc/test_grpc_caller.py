@@ -14,7 +14,7 @@ import trio
 from tests.support.certificates import CertificateAuthority
 from tests.support.document_server import Document, serve_documents
 from tests.support.grpc_server import GREET_PROTO, Failure, GrpcServer, serve_grpc
-from workflow_orchestrator.adapters import HttpxClient
+from workflow_orchestrator.adapters import PooledHttpClient
 from workflow_orchestrator.adapters.grpc import GrpcCaller, load_credentials
 from workflow_orchestrator.adapters.grpc import _caller as caller_module
 from workflow_orchestrator.config import GrpcCallSettings, OutboundSettings
@@ -155,7 +155,7 @@ async def test_a_proto_is_downloaded_through_the_http_client() -> None:
             content_type="text/plain",
         )
         server.answer(SAY_HELLO, _hello)
-        async with HttpxClient(policy=LOOPBACK) as http:
+        async with PooledHttpClient(policy=LOOPBACK) as http:
             hosts = {"https://protos.example.com": documents.url}
             caller = _caller(server, GrpcCallSettings(), hosts=hosts, send=http.http)
             result = await caller.call(
@@ -175,7 +175,7 @@ async def test_a_proto_download_goes_through_the_outbound_policy() -> None:
     """The HTTP client's policy refuses a proto on loopback like any other call."""
     with serve_documents() as documents, serve_grpc() as server:
         documents.documents["/greet.proto"] = Document(GREET_PROTO.encode())
-        async with HttpxClient(policy=OutboundPolicy()) as http:
+        async with PooledHttpClient(policy=OutboundPolicy()) as http:
             caller = _caller(server, GrpcCallSettings(), send=http.http)
             problem = await _failure(caller, _call(f"{documents.url}/greet.proto", name="x"))
     assert (problem["status"], problem["title"]) == (403, "Outbound Call Refused")

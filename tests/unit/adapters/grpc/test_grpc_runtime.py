@@ -16,7 +16,7 @@ import trio
 from tests.support.grpc_server import GREET_PROTO, Failure, GrpcServer, serve_grpc
 from tests.support.instances import Runtime, definition, open_runtime
 from tests.support.spec import require_spec
-from workflow_orchestrator.adapters import HttpxClient, ServiceContext, open_service_adapters
+from workflow_orchestrator.adapters import PooledHttpClient, ServiceContext, open_service_adapters
 from workflow_orchestrator.adapters.grpc import GrpcCaller
 from workflow_orchestrator.config import (
     CallSettings,
@@ -68,7 +68,7 @@ async def _runtime(
     with the example's host sent to ``server``."""
     workflows = WorkflowSettings(calls=CallSettings(grpc=settings))
     async with (
-        HttpxClient(policy=LOOPBACK) as http,
+        PooledHttpClient(policy=LOOPBACK) as http,
         open_service_adapters(
             ServiceContext(
                 workflows=workflows,

@@ -16,7 +16,7 @@ from tests.support.mcp_hosting import (
     mcp_settings,
     serve_mcp_http,
 )
-from workflow_orchestrator.adapters import HttpxClient, ServiceContext, open_service_adapters
+from workflow_orchestrator.adapters import PooledHttpClient, ServiceContext, open_service_adapters
 from workflow_orchestrator.adapters.mcp import McpCaller
 from workflow_orchestrator.config import CallSettings, McpCallSettings, WorkflowSettings
 from workflow_orchestrator.dsl import Problem, WorkflowError
@@ -257,7 +257,7 @@ async def test_the_service_adapters_serve_mcp_where_enabled_with_the_host_map(
     """open_service_adapters adds the mcp caller when enabled; its host map sends an
     example's host to the local server. Disabled, the kind is refused naming the setting."""
     enabled = WorkflowSettings(calls=CallSettings(mcp=mcp_settings()))
-    async with HttpxClient(policy=LOOPBACK) as client:
+    async with PooledHttpClient(policy=LOOPBACK) as client:
         context = ServiceContext(
             workflows=enabled,
             outbound=LOOPBACK,
