@@ -47,7 +47,6 @@ from _common import (
     busy_fraction,
     free_port,
     machine_jiffies,
-    pct,
     post_from_client_process,
     postgres_cpu_seconds,
     register_definition,
@@ -55,19 +54,16 @@ from _common import (
     service_config,
     sql,
     start_service,
-    wal_bytes,
 )
 from _served import served_service
 from outbound_clients import CLIENTS, install
 from throughput import (
-    PEER_SCRIPT,
     Completions,
     Started,
-    db_latencies,
-    ensure_dbos_venv,
     start_inline,
-    xact_commits,
 )
+from throughput import run_burst as measure_burst
+from throughput import run_peer as run_throughput_peer
 
 from workflow_orchestrator.instances import InstanceRuntime, StartRequest
 from workflow_orchestrator.service import Service
@@ -145,47 +141,19 @@ async def run_burst(
     args: argparse.Namespace,
     service_url: str,
 ) -> dict[str, Any]:
-    completions.expect(n)
-    c0 = await xact_commits(args.server, args.database, args.stats_wait)
-    cpu0 = time.process_time()
-    machine0 = machine_jiffies()
-    pg_cpu0, wal0 = postgres_cpu_seconds(), await wal_bytes(args.server)
-    started = await drive()
-    t_started = time.perf_counter()
-    t0 = min(started.values(), default=t_started)
-    await completions.wait_all(seconds=max(120.0, n / 10))
-    t_end = max(completions.at.values(), default=time.perf_counter())
-    cpu = time.process_time() - cpu0
-    machine_busy = round(busy_fraction(machine0, machine_jiffies(), empty=0.0), 3)
-    wall = t_end - t0
-    done = [i for i in started if i in completions.at]
-    lat = [(completions.at[i] - started[i]) * 1000 for i in done]
-    pg_cpu, wal = postgres_cpu_seconds() - pg_cpu0, await wal_bytes(args.server) - wal0
-    c1 = await xact_commits(args.server, args.database, args.stats_wait)
-    db_lat = await db_latencies(service_url, list(started))
-    return report(
-        {
-            "run": name,
-            "client": args.client,
-            "n": n,
-            "completed": len(done),
-            "statuses": dict(completions.statuses),
-            "concurrency": concurrency,
-            "wall_s": round(wall, 3),
-            "starts_per_s": round(n / (t_started - t0), 1),
-            "instances_per_s": round(len(done) / wall, 1),
-            "calls_per_s": round(len(done) * TASKS / wall, 1),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p99_ms": round(pct(lat, 99), 2),
-            "db_p50_ms": round(pct(db_lat, 50), 2),
-            "pg_xacts_per_instance": round((c1 - c0) / n, 2),
-            "process_cpu_cores": round(cpu / wall, 2),
-            "postgres_cpu_ms_per_instance": round(pg_cpu * 1000 / max(len(done), 1), 3),
-            "wal_bytes_per_instance": round(wal / max(len(done), 1)),
-            "process_cpu_ms_per_instance": round(cpu * 1000 / max(len(done), 1), 3),
-            "machine_busy_frac": machine_busy,
-        }
+    """``throughput.run_burst`` of the durable-call definition, with the client's name."""
+    result = await measure_burst(
+        name,
+        n,
+        concurrency,
+        drive,
+        completions,
+        args,
+        service_url,
+        tasks=TASKS,
+        patience=max(120.0, n / 10),
     )
+    return report({"run": result.pop("run"), "client": args.client, **result})
 
 
 async def benchmark(args: argparse.Namespace, stub: Stub) -> list[dict[str, Any]]:
@@ -316,7 +284,7 @@ async def served_http_run(args: argparse.Namespace, stub: Stub) -> dict[str, Any
             "wall_s": round(wall, 3),
             "starts_per_s": round(args.n / (t_started - wall0), 1),
             "instances_per_s": round(len(done) / wall, 1),
-            "calls_per_s": round(len(done) * TASKS / wall, 1),
+            "tasks_per_s": round(len(done) * TASKS / wall, 1),
             "service_cpu_cores": round(cpu / wall, 2),
             "service_cpu_ms_per_instance": round(cpu * 1000 / max(len(done), 1), 3),
             "postgres_cpu_ms_per_instance": round(pg_cpu * 1000 / max(len(done), 1), 3),
@@ -345,39 +313,10 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_peer(args: argparse.Namespace, stub: Stub) -> dict[str, Any] | None:
-    python = ensure_dbos_venv()
-    env = dict(os.environ, PGURL=args.server.rstrip("/"))
-    command = [
-        str(python),
-        str(PEER_SCRIPT),
-        "--mode",
-        "start",
-        "--n",
-        str(args.peer_n),
-        "--reset-db",
-        "--step-url",
-        stub.url,
-    ]
-    completed = subprocess.run(
-        command, env=env, capture_output=True, text=True, cwd=PEER_SCRIPT.parent
+    """DBOS with each of its three steps a GET of the stub (``--step-url``)."""
+    return run_throughput_peer(
+        args, ("--step-url", stub.url), name="dbos (peer, --mode start --step-url)"
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if completed.returncode != 0 or not lines:
-        print(completed.stdout + completed.stderr, file=sys.stderr)
-        return None
-    result: dict[str, Any] = json.loads(lines[-1])
-    subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import os, psycopg\n"
-            "with psycopg.connect(os.environ['PGURL'] + '/postgres', autocommit=True) as c:\n"
-            "    c.execute('DROP DATABASE IF EXISTS perf_dbos WITH (FORCE)')",
-        ],
-        env=env,
-        check=False,
-    )
-    return report({"run": "dbos (peer, --mode start --step-url)", **result})
 
 
 def main() -> None:

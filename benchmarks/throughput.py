@@ -249,7 +249,12 @@ async def run_burst(
     completions: Completions,
     args: argparse.Namespace,
     service_url: str,
+    *,
+    tasks: int = TASKS,
+    patience: float = 0.0,
 ) -> dict[str, Any]:
+    """Drive one burst of ``n`` starts and measure it until every instance completed (or
+    ``max(patience, 60, n / 50)`` seconds passed); ``tasks`` per instance give tasks/s."""
     completions.expect(n)
     c0 = await xact_commits(args.server, args.database, args.stats_wait)
     cpu0 = cpu_seconds()
@@ -258,7 +263,7 @@ async def run_burst(
     started = await drive()
     t_started = time.perf_counter()
     t0 = min(started.values(), default=t_started)
-    await completions.wait_all(seconds=max(60.0, n / 50))
+    await completions.wait_all(seconds=max(patience, 60.0, n / 50))
     t_end = max(completions.at.values(), default=time.perf_counter())
     cpu = cpu_seconds() - cpu0
     machine_busy = round(busy_fraction(machine0, machine_jiffies(), empty=0.0), 3)
@@ -277,7 +282,7 @@ async def run_burst(
         "wall_s": round(wall, 3),
         "starts_per_s": round(n / (t_started - t0), 1),
         "instances_per_s": round(len(done) / wall, 1),
-        "tasks_per_s": round(len(done) * TASKS / wall, 1),
+        "tasks_per_s": round(len(done) * tasks / wall, 1),
         "p50_ms": round(pct(lat, 50), 2),
         "p99_ms": round(pct(lat, 99), 2),
         "db_p50_ms": round(pct(db_lat, 50), 2),
@@ -446,11 +451,16 @@ def ensure_dbos_venv() -> Path:
     return python
 
 
-def run_peer(args: argparse.Namespace) -> dict[str, Any] | None:
+def run_peer(
+    args: argparse.Namespace, extra: tuple[str, ...] = (), name: str = "dbos (peer, --mode start)"
+) -> dict[str, Any] | None:
+    """``bench_dbos.py --mode start --n peer_n`` (with ``extra`` arguments) in its virtualenv;
+    its figures, reported as ``name``, or None if it failed (its output is printed)."""
     python = ensure_dbos_venv()
     env = dict(os.environ, PGURL=args.server.rstrip("/"))
+    command = [str(python), str(PEER_SCRIPT), "--mode", "start", "--n", str(args.peer_n)]
     completed = subprocess.run(
-        [str(python), str(PEER_SCRIPT), "--mode", "start", "--n", str(args.peer_n), "--reset-db"],
+        [*command, "--reset-db", *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -472,7 +482,7 @@ def run_peer(args: argparse.Namespace) -> dict[str, Any] | None:
         env=env,
         check=False,
     )
-    return report({"run": "dbos (peer, --mode start)", **result})
+    return report({"run": name, **result})
 
 
 def main() -> None:
