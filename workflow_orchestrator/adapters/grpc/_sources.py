@@ -29,8 +29,7 @@ import attrs
 import trio
 
 from workflow_orchestrator.adapters.grpc._errors import SETTINGS, configuration_error
-from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
-from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse
+from workflow_orchestrator.dsl.runtime import HttpRequest, HttpResponse, require_success
 from workflow_orchestrator.errors import OrchestratorError
 
 __all__ = ["MAX_FILES", "ProtoFiles", "ProtoLoader"]
@@ -246,15 +245,7 @@ class ProtoLoader:
             )
             if response.status == 404 and url != uri:
                 return None
-            if not 200 <= response.status < 300:
-                raise WorkflowError(
-                    Problem.standard(
-                        ErrorType.COMMUNICATION,
-                        status=response.status,
-                        detail=f"GET {url} (a proto file) returned status {response.status}",
-                        instance=where,
-                    )
-                )
+            require_success(response, f"GET {url} (a proto file)", where)
             return response.body
 
         main_name = PurePosixPath(urlsplit(uri).path).name or "main.proto"

@@ -6,6 +6,7 @@ Nothing here does I/O. The I/O behind `Effects.http` and `Effects.run_process` l
 implementations that use them are handed them by whoever builds them.
 """
 
+from workflow_orchestrator.dsl.runtime._documents import require_success
 from workflow_orchestrator.dsl.runtime._effects import (
     CloudEvent,
     Effects,
@@ -61,6 +62,7 @@ __all__ = [
     "WorkflowResult",
     "json_response",
     "limit_exceeded",
+    "require_success",
     "run_workflow",
     "service_disabled",
     "with_matches",

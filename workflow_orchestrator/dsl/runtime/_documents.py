@@ -18,11 +18,11 @@ from typing import Any
 import trio
 
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
-from workflow_orchestrator.dsl.runtime._effects import Effects, HttpRequest
+from workflow_orchestrator.dsl.runtime._effects import Effects, HttpRequest, HttpResponse
 from workflow_orchestrator.dsl.runtime._options import RuntimeOptions
 from workflow_orchestrator.dsl.validation import Deadline, InvalidDefinition, load_data
 
-__all__ = ["INLINE_PARSE_LIMIT", "fetch_document"]
+__all__ = ["INLINE_PARSE_LIMIT", "fetch_document", "require_success"]
 
 INLINE_PARSE_LIMIT = 64 * 1024
 _SETTING = "workflows.maxDocumentSize"
@@ -30,6 +30,20 @@ _SETTING = "workflows.maxDocumentSize"
 
 def _error(error_type: str, detail: str, where: str, title: str | None = None) -> WorkflowError:
     return WorkflowError(Problem.standard(error_type, detail=detail, instance=where, title=title))
+
+
+def require_success(response: HttpResponse, doing: str, where: str) -> None:
+    """Raise the communication error ``<doing> returned status <N>`` (at ``where``) unless
+    ``response`` is a 2xx: what every fetch of a document, script or proto file says."""
+    if not 200 <= response.status < 300:
+        raise WorkflowError(
+            Problem.standard(
+                ErrorType.COMMUNICATION,
+                status=response.status,
+                detail=f"{doing} returned status {response.status}",
+                instance=where,
+            )
+        )
 
 
 def _too_large(what: str, limit: int, where: str) -> WorkflowError:
@@ -81,15 +95,7 @@ async def fetch_document(
             max_body_size=limit,
         )
     )
-    if not 200 <= response.status < 300:
-        raise WorkflowError(
-            Problem.standard(
-                ErrorType.COMMUNICATION,
-                status=response.status,
-                detail=f"fetching {what} returned status {response.status}",
-                instance=where,
-            )
-        )
+    require_success(response, f"fetching {what}", where)
     if len(response.body) > limit:
         raise _too_large(what, limit, where)
     deadline = Deadline.after(timeout, setting="workflows.httpTimeout", doing=f"reading {what}")

@@ -31,6 +31,7 @@ from typing import Any
 from workflow_orchestrator.dsl.errors import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.dsl.model import RunTask
 from workflow_orchestrator.dsl.runtime._auth import authorize
+from workflow_orchestrator.dsl.runtime._documents import require_success
 from workflow_orchestrator.dsl.runtime._effects import HttpRequest, ProcessRequest, ProcessResult
 from workflow_orchestrator.dsl.runtime._runner import Outcome, Runner
 from workflow_orchestrator.dsl.runtime._uri import MissingTemplateValue, expand_uri_template
@@ -156,15 +157,7 @@ async def _fetch_source(
             max_body_size=limit,
         )
     )
-    if not 200 <= response.status < 300:
-        raise WorkflowError(
-            Problem.standard(
-                ErrorType.COMMUNICATION,
-                status=response.status,
-                detail=f"fetching the script {uri} returned status {response.status}",
-                instance=where,
-            )
-        )
+    require_success(response, f"fetching the script {uri}", where)
     if len(response.body) > limit:
         raise _error(
             ErrorType.CONFIGURATION,
