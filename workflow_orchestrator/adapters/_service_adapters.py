@@ -14,6 +14,7 @@ from typing import Protocol
 
 import attrs
 
+from workflow_orchestrator.adapters._outbound_addresses import mapped_url
 from workflow_orchestrator.adapters.asyncapi import open_asyncapi_adapter
 from workflow_orchestrator.adapters.containers import open_container_runtime
 from workflow_orchestrator.adapters.grpc import GrpcCaller, load_credentials
@@ -59,10 +60,7 @@ class ServiceContext:
 
     def mapped(self, url: str) -> str:
         """``url`` with the first ``host_map`` prefix it starts with rewritten."""
-        for prefix, target in self.host_map.items():
-            if url.startswith(prefix):
-                return target + url[len(prefix) :]
-        return url
+        return mapped_url(self.host_map, url)
 
 
 @asynccontextmanager
