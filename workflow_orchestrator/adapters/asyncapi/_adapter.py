@@ -21,10 +21,10 @@ from typing import Any
 
 import attrs
 
+from workflow_orchestrator.adapters._outbound_addresses import AddressUnavailable, allowed_addresses
 from workflow_orchestrator.adapters.asyncapi._amqp import open_amqp_subscription, publish_amqp
 from workflow_orchestrator.adapters.asyncapi._kafka import open_kafka_subscription, publish_kafka
 from workflow_orchestrator.adapters.asyncapi._messages import AsyncApiRequest, failure
-from workflow_orchestrator.adapters.asyncapi._network import UnresolvedHost, allowed_addresses
 from workflow_orchestrator.adapters.asyncapi._ws import open_ws_subscription, publish_ws
 from workflow_orchestrator.config import AsyncApiCallSettings
 from workflow_orchestrator.dsl import ErrorType, WorkflowError
@@ -104,7 +104,7 @@ class AsyncApiAdapter:
             return await allowed_addresses(self.policy, host, port)
         except OutboundRefused as refused:
             raise _refused(request, refused) from None
-        except UnresolvedHost as exc:
+        except AddressUnavailable as exc:
             raise failure(
                 ErrorType.COMMUNICATION, f"{request.url}: {exc}", request.where, status=503
             ) from None

@@ -1,7 +1,7 @@
 """Connections and unary calls of ``call: grpc``: the outbound policy, channels, cancellation.
 
 Where a call may connect is the outbound policy's decision, as for HTTP
-(``adapters/_outbound_network.py``): the host is resolved here (trio's ``getaddrinfo``), every
+(``adapters/_outbound_addresses.allowed_addresses``, shared with HTTP and AsyncAPI): every
 address is checked, and the channel is opened to the allowed *addresses* (an ``ipv4:`` or
 ``ipv6:`` target), so the address checked is the one connected to. TLS still verifies the
 certificate against the host name (``grpc.ssl_target_name_override``), and the ``:authority``
@@ -26,12 +26,17 @@ import attrs
 import grpc
 import trio
 
+from workflow_orchestrator.adapters._outbound_addresses import (
+    AddressUnavailable,
+    allowed_addresses,
+)
 from workflow_orchestrator.dsl import ErrorType, Problem, WorkflowError
 from workflow_orchestrator.errors import OrchestratorError
 from workflow_orchestrator.security import (
     IPAddress,
     OutboundPolicy,
     OutboundRefusal,
+    OutboundRefused,
     normalize_address,
 )
 
@@ -74,11 +79,7 @@ class RpcFailed(OrchestratorError):
 
 
 def _refused(refusal: OutboundRefusal, what: str, where: str) -> WorkflowError:
-    logger.warning(
-        "outbound call refused: %s",
-        refusal.describe(),
-        extra={"host": refusal.host, "address": refusal.address, "port": refusal.port},
-    )
+    """The 403 of a refusal (already logged by ``allowed_addresses``)."""
     return WorkflowError(
         Problem.standard(
             ErrorType.COMMUNICATION,
@@ -96,44 +97,18 @@ def _unreachable(detail: str, where: str) -> WorkflowError:
     )
 
 
-async def _addresses(host: str, port: int, what: str, where: str) -> list[IPAddress]:
-    literal = normalize_address(host)
-    if literal is not None:
-        return [literal]
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-    except trio.socket.gaierror as error:
-        raise _unreachable(
-            f"gRPC call {what}: cannot resolve {host}: {error.strerror}", where
-        ) from None
-    found: list[IPAddress] = []
-    for *_, sockaddr in infos:
-        address = normalize_address(str(sockaddr[0]))
-        if address is not None and address not in found:
-            found.append(address)
-    return found
-
-
 async def resolve_target(
     policy: OutboundPolicy, host: str, port: int, what: str, where: str
 ) -> Target:
     """The addresses of ``host`` the policy allows, of one family (IPv4 if any); none
     allowed is a communication error (403) naming the refusal and the setting to change."""
-    refusal = policy.check_name(host, port)
-    if refusal is not None:
-        raise _refused(refusal, what, where)
-    allowed: list[IPAddress] = []
-    first_refusal: OutboundRefusal | None = None
-    for address in await _addresses(host, port, what, where):
-        refusal = policy.check(host, address, port)
-        if refusal is None:
-            allowed.append(address)
-        elif first_refusal is None:
-            first_refusal = refusal
-    if not allowed:
-        if first_refusal is None:
-            raise _unreachable(f"gRPC call {what}: {host} resolved to no address", where)
-        raise _refused(first_refusal, what, where)
+    try:
+        texts = await allowed_addresses(policy, host, port)
+    except OutboundRefused as refused:
+        raise _refused(refused.refusal, what, where) from None
+    except AddressUnavailable as unavailable:
+        raise _unreachable(f"gRPC call {what}: {unavailable}", where) from None
+    allowed = [address for text in texts if (address := normalize_address(text)) is not None]
     # One target holds one family: IPv4 where allowed (a name often resolves to ::1 and
     # 127.0.0.1 while a server listens on one of them; IPv4 is the likelier).
     family = 4 if any(a.version == 4 for a in allowed) else 6
