@@ -245,3 +245,19 @@ async def post_from_client_process(
     command = [sys.executable, str(HERE / "_http_load.py"), url, str(concurrency)]
     result = await trio.run_process(command, stdin=stdin, capture_stdout=True, check=True)
     return {uuid.UUID(json.loads(body)["id"]): before for before, body in json.loads(result.stdout)}
+
+
+async def wait_ended(url: str, n: int, seconds: float = 600, poll: float = 0.2) -> None:
+    """Until ``n`` instances of the database at ``url`` ended (completed, faulted or
+    cancelled); raise ``RuntimeError`` after ``seconds``."""
+    with trio.move_on_after(seconds):
+        while True:
+            rows = await sql(
+                url,
+                "SELECT count(*) FROM workflow_instances WHERE status = ANY($1::text[])",
+                ["completed", "faulted", "cancelled"],
+            )
+            if int(rows[0][0]) >= n:
+                return
+            await trio.sleep(poll)
+    raise RuntimeError(f"fewer than {n} instances ended within {seconds:.0f}s")

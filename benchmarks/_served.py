@@ -45,18 +45,22 @@ class Served:
                 pids += [int(p) for p in children.read_text().split()]
         return pids
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds used so far by the parent and its live workers."""
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds used so far by the parent and by each live worker, by pid."""
         ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
+        used: dict[int, float] = {}
         for pid in self.process_ids():
             try:
                 text = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
                 continue
             fields = text[text.rfind(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / ticks
+            used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the parent and its live workers."""
+        return sum(self.cpu_by_process().values())
 
     async def metrics(self) -> str:
         async with httpx.AsyncClient(timeout=30) as client:

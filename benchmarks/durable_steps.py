@@ -54,6 +54,7 @@ from _common import (
     service_config,
     sql,
     start_service,
+    wait_ended,
 )
 from _served import served_service
 from outbound_clients import CLIENTS, install
@@ -253,7 +254,7 @@ async def served_http_run(args: argparse.Namespace, stub: Stub) -> dict[str, Any
             await post_from_client_process(
                 starts, 16, [{"workflowDefinitionId": DEFINITION_ID, "input": {}}] * warm
             )
-            await wait_completed(url, warm)
+            await wait_ended(url, warm)
             cpu0, machine0 = served.cpu_seconds(), machine_jiffies()
             pg_cpu0 = postgres_cpu_seconds()
             wall0 = time.time()
@@ -263,7 +264,7 @@ async def served_http_run(args: argparse.Namespace, stub: Stub) -> dict[str, Any
             ]
             started = await post_from_client_process(starts, args.http_concurrency, bodies)
             t_started = time.time()
-            await wait_completed(url, warm + args.n)
+            await wait_ended(url, warm + args.n)
             rows = await sql(
                 url,
                 "SELECT instance_id, extract(epoch FROM completed_at), status "
@@ -291,20 +292,6 @@ async def served_http_run(args: argparse.Namespace, stub: Stub) -> dict[str, Any
             "machine_busy_frac": machine_busy,
         }
     )
-
-
-async def wait_completed(url: str, n: int, seconds: float = 600) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        rows = await sql(
-            url,
-            "SELECT count(*) FROM workflow_instances WHERE status = ANY($1::text[])",
-            ["completed", "faulted", "cancelled"],
-        )
-        if int(rows[0][0]) >= n:
-            return
-        await trio.sleep(0.2)
-    raise RuntimeError(f"fewer than {n} instances ended within {seconds:.0f}s")
 
 
 def report(result: dict[str, Any]) -> dict[str, Any]:

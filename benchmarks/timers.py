@@ -50,7 +50,9 @@ completions/s with fire p99 40.8 s (0.94 cores, the replica saturated at about 1
 per wake); after: 1,500/s with fire p50 0.6 ms / p99 5.7 ms, completion p99 32 ms (0.89
 cores, about 0.6 ms per wake). The default (100,000 over 60 s, 1,667 timers/s): every timer
 fires at 1,666/s, fire p50 1.9 ms / p99 451 ms, completion p99 645 ms at 0.84 cores (load
-average 2.6-3.0 from other runs); before, about 930 instances/s and fire p99 72 s.
+average 2.6-3.0 from other runs); before, about 930 instances/s and fire p99 72 s. Alone on
+the machine (``benchmarks/targets.py``, two runs): fire p50 0.7 ms / p99 6.1-6.9 ms,
+completion p99 38-41 ms at 0.92 cores.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ client (its rusage), and the machine's busy fraction (``/proc/stat``). On a 2-co
 service, PostgreSQL and the client share two cores, so the ratio of the two runs is bounded by
 what is left for the service: the figures say where the cores went.
 
-Measured on the shared 2-core VM (``--n 3000 --concurrency 24``, load 2.3-3.6, three runs):
-workers=1 265-547 instances/s, workers=2 216-312/s, ratio 0.53-0.82. One worker, the client and
-PostgreSQL already keep the cores 80-95% busy, and two workers group-commit in batches half as
-big (per instance ~2.4 ms of worker CPU instead of ~1.6 ms, PostgreSQL ~1-2 ms instead of
-~0.3-1.3 ms): workers pay off where one process leaves cores idle.
+Measured on the 2-core machine (``--n 10000 --concurrency 32``, two runs of
+``benchmarks/targets.py``): workers=1 753-885 instances/s, workers=2 928-1,271/s, ratio
+1.23-1.44, the machine 96-98 % busy with two workers. Each worker group-commits its own starts
+and snapshots, so with two the batches are half as big (per instance ~1.7 ms of worker CPU
+instead of ~1.3 ms): workers pay off where one process leaves cores idle.
 """
 
 from __future__ import annotations
@@ -29,101 +29,30 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
-import yaml
 from _common import (
     DEFAULT_SERVER,
     busy_fraction,
-    free_port,
     machine_jiffies,
+    postgres_cpu_seconds,
     register_definition,
     scratch_database,
     sql,
+    wait_ended,
 )
+from _served import served_service
 from throughput import DEFINITION, start_from_client_process
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
 TARGET_HTTP_STARTS = 1000  # issue 18, on the 2-core machine
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (started by any of its threads)."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as listing:
-                found += [int(child) for child in listing.read().split()]
-        except OSError:
-            continue
-    return found
-
-
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == "postgres":
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-def cpu_of(pids: list[int]) -> dict[int, float]:
-    return {pid: cpu_seconds(pid) for pid in pids}
 
 
 def client_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def launch(command: list[str], log: Any, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``serve`` in the background, its output in ``log``."""
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-
-
-async def wait_ready(management: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
-        with trio.fail_after(120):
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"serve exited with {process.returncode}")
-                try:
-                    response = await client.get(f"{management}/health/ready", timeout=2)
-                    if response.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await trio.sleep(0.2)
 
 
 async def wait_fair_share(url: str, workers: int) -> None:
@@ -143,19 +72,6 @@ async def wait_fair_share(url: str, workers: int) -> None:
             await trio.sleep(0.2)
 
 
-async def wait_finished(url: str, count: int) -> None:
-    with trio.fail_after(600):
-        while True:
-            rows = await sql(
-                url,
-                "SELECT count(*) FROM workflow_instances "
-                "WHERE status IN ('completed', 'faulted', 'cancelled')",
-            )
-            if int(rows[0][0]) >= count:
-                return
-            await trio.sleep(0.05)
-
-
 async def span(url: str, since_count: int) -> tuple[float, int]:
     """Seconds from the first created to the last completed instance after the warm-up
     (``since_count`` oldest instances), and how many instances that covers."""
@@ -171,67 +87,50 @@ async def span(url: str, since_count: int) -> tuple[float, int]:
 
 async def run_one(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     database = f"bench_workers_{workers}_{uuid.uuid4().hex[:8]}"
-    async with scratch_database(args.server, database) as url:
-        folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-        config = folder / "application.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "cluster": {"replicaId": "bench"},
-                    "logging": {"level": "WARN"},
-                    "database": {"poolSize": args.pool_size},
-                }
-            )
-        )
-        api_port, management_port = free_port(), free_port()
-        environment = {
-            k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "WORKFLOW_"))
-        }
-        command = [sys.executable, "-m", "workflow_orchestrator.cli", "serve"]
-        command += ["--config", str(config), "--url", url, "--workers", str(workers)]
-        command += ["--port", str(api_port), "--management-port", str(management_port)]
-        log = (folder / "serve.log").open("wb")
-        process = launch(command, log, environment)
-        try:
-            await wait_ready(f"http://127.0.0.1:{management_port}", process)
-            await wait_fair_share(url, workers)
-            api = f"http://127.0.0.1:{api_port}/api"
-            await register_definition(api, DEFINITION)
-            if args.warmup:
-                await start_from_client_process(api, args.warmup, args.concurrency)
-                await wait_finished(url, args.warmup)
-            service_pids = [process.pid, *children(process.pid)]
-            postgres = postgres_pids()
-            before_service, before_pg = cpu_of(service_pids), cpu_of(postgres)
-            before_client, before_machine = client_cpu(), machine_jiffies()
-            started = time.monotonic()
-            await start_from_client_process(api, args.n, args.concurrency)
-            await wait_finished(url, args.warmup + args.n)
-            wall = time.monotonic() - started
-            after_service, after_pg = cpu_of(service_pids), cpu_of(postgres_pids())
-            busy = busy_fraction(before_machine, machine_jiffies())
-            client = client_cpu() - before_client
-            seconds, measured = await span(url, args.warmup)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            await trio.to_thread.run_sync(process.wait)
-            log.close()
-    per_process = {pid: after_service[pid] - before_service[pid] for pid in service_pids}
+    async with (
+        scratch_database(args.server, database) as url,
+        served_service(
+            url,
+            workers=workers,
+            replica_id="bench",
+            settings={"database.poolSize": args.pool_size},
+        ) as served,
+    ):
+        await wait_fair_share(url, workers)
+        await register_definition(served.api, DEFINITION)
+        if args.warmup:
+            await start_from_client_process(served.api, args.warmup, args.concurrency)
+            await wait_ended(url, args.warmup, poll=0.05)
+        before_service = served.cpu_by_process()
+        before_pg, before_client = postgres_cpu_seconds(), client_cpu()
+        before_machine = machine_jiffies()
+        started = time.monotonic()
+        await start_from_client_process(served.api, args.n, args.concurrency)
+        await wait_ended(url, args.warmup + args.n, poll=0.05)
+        wall = time.monotonic() - started
+        after_service = served.cpu_by_process()
+        postgres = postgres_cpu_seconds() - before_pg
+        busy = busy_fraction(before_machine, machine_jiffies())
+        client = client_cpu() - before_client
+        seconds, measured = await span(url, args.warmup)
+        parent = served.process.pid
+    per_process = {
+        pid: after_service[pid] - before
+        for pid, before in before_service.items()
+        if pid in after_service
+    }
     return {
         "workers": workers,
         "instances": measured,
         "seconds": seconds,
         "per_second": measured / seconds,
         "wall": wall,
-        "parent_cpu": per_process[process.pid] if workers > 1 else None,
-        "worker_cpu": [v for pid, v in per_process.items() if pid != process.pid or workers == 1],
-        # Backends that ended in between are left out; those started count whole.
-        "postgres_cpu": sum(
-            cpu - before_pg.get(pid, 0.0) for pid, cpu in after_pg.items() if cpu > 0
-        ),
+        "parent_cpu": per_process.get(parent) if workers > 1 else None,
+        "worker_cpu": [v for pid, v in per_process.items() if pid != parent or workers == 1],
+        "postgres_cpu": postgres,
         "client_cpu": client,
         "busy": busy,
-        "exit_code": process.returncode,
+        "exit_code": served.process.returncode,
     }
 
 
