@@ -151,6 +151,15 @@ async def scratch_database(
 # -- the service --------------------------------------------------------------------------------
 
 
+def with_sets(settings: Mapping[str, Any], sets: Iterable[str] | None) -> dict[str, Any]:
+    """``settings`` (dotted keys) overridden by ``sets`` (``KEY=VALUE``, as ``--set`` gives)."""
+    merged = dict(settings)
+    for item in sets or ():
+        key, _, value = item.partition("=")
+        merged[key] = value
+    return merged
+
+
 def service_config(
     url: str,
     *,
@@ -175,9 +184,7 @@ def service_config(
         "cluster.replicaId": replica_id,
         **(settings or {}),
     }
-    for item in sets or ():
-        key, _, value = item.partition("=")
-        merged[key] = value
+    merged = with_sets(merged, sets)
     loaded = load_config(
         environ={}, overrides={k: ("bench", v) for k, v in merged.items()}, cwd=HERE
     )

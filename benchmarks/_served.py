@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import trio
 import yaml
-from _common import HERE, free_port
+from _common import HERE, free_port, with_sets
 
 READY_TIMEOUT = 120.0
 
@@ -88,9 +88,11 @@ async def served_service(
     workers: int,
     replica_id: str,
     settings: Mapping[str, Any] | None = None,
+    sets: Iterable[str] | None = None,
     log: Path | None = None,
 ) -> AsyncIterator[Served]:
-    """Run ``serve`` with ``workers`` processes on free ports against ``database_url``."""
+    """Run ``serve`` with ``workers`` processes on free ports against ``database_url``, with
+    ``settings`` (dotted keys) overridden by ``sets`` (``KEY=VALUE``)."""
     port, management_port = free_port(), free_port()
     merged: dict[str, Any] = {
         "database.url": database_url,
@@ -100,7 +102,7 @@ async def served_service(
         "server.shutdownGracePeriod": "5s",
         "cluster.replicaId": replica_id,
         "logging.level": "WARNING",
-        **(settings or {}),
+        **with_sets(settings or {}, sets),
     }
     with tempfile.TemporaryDirectory(prefix="bench-served-") as folder:
         config = Path(folder) / "application.yaml"

@@ -242,11 +242,12 @@ async def served_http_run(args: argparse.Namespace, stub: Stub) -> dict[str, Any
             "security.outbound.allow": ["127.0.0.1"],
             "database.poolSize": args.pool_size,
         }
-        for item in args.set:
-            key, _, value = item.partition("=")
-            settings[key] = value
         async with served_service(
-            url, workers=args.workers, replica_id="bench-durable-steps", settings=settings
+            url,
+            workers=args.workers,
+            replica_id="bench-durable-steps",
+            settings=settings,
+            sets=args.set,
         ) as served:
             await register_definition(served.api, definition(stub.url))
             starts = served.api + "/v1/workflow-instances"

@@ -486,11 +486,12 @@ async def run_served(
 ) -> None:
     """``run_service`` with ``serve --workers N`` in a child process (``--workers``)."""
     settings = {**bench.settings(source), "database.poolSize": bench.args.pool_size}
-    for item in bench.args.set or ():
-        key, _, value = item.partition("=")
-        settings[key] = value
     async with served_service(
-        bench.url, workers=bench.args.workers, replica_id="bench-events", settings=settings
+        bench.url,
+        workers=bench.args.workers,
+        replica_id="bench-events",
+        settings=settings,
+        sets=bench.args.set,
     ) as served:
         bench.served, bench.api, bench.management = served, served.api, served.management
         try:

@@ -416,11 +416,8 @@ async def measure_served(args: argparse.Namespace, url: str) -> dict[str, Any]:
     bucket upper bounds), completion lateness from the database as in process."""
     bench = Bench(args, url)
     settings = {"scheduler.pollInterval": args.poll_interval, "database.poolSize": args.pool_size}
-    for item in args.set or ():
-        key, _, value = item.partition("=")
-        settings[key] = value
     async with served_service(
-        url, workers=args.workers, replica_id="bench-timers", settings=settings
+        url, workers=args.workers, replica_id="bench-timers", settings=settings, sets=args.set
     ) as served:
         bench.api = served.api
         return await run(bench, Served(served))
