@@ -20,6 +20,7 @@ Each row of ``partition_leases`` names an owner, an ``epoch`` and an ``expires_a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -90,8 +91,9 @@ class LeaseSet:
     owner_id: str
     leases: Mapping[int, Lease] = attrs.field(factory=dict)
 
-    @property
+    @functools.cached_property
     def partitions(self) -> frozenset[int]:
+        """The partitions held (built once: every start asks, ``_creator``)."""
         return frozenset(self.leases)
 
     def epoch_of(self, partition: int) -> int | None:
